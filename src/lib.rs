@@ -1,1 +1,7 @@
-//! custos library
+//! custos: a process supervisor for embedded Linux boards.
+//!
+//! config → core (pure decisions) → effectors (proc identity, scripts, signals) → one event loop.
+
+pub mod config;
+pub mod core;
+pub mod limits;

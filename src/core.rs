@@ -1,0 +1,1523 @@
+//! The decision core: one service's state plus one event gives the next state and a short list
+//! of actions. No system calls, no clock reads, no allocation: every rule of custos that can be
+//! stated without the kernel is here, and tested as a table in this file.
+//!
+//! The effectors (`supervisor.rs`) turn actions into syscalls and log each one with its cause.
+
+use core::fmt;
+use std::time::Duration;
+
+use heapless::Vec as HVec;
+
+use crate::config::{Dur, RestartPolicy};
+use crate::limits::{MAX_ACTIONS, MAX_RESTART_HISTORY};
+
+/// Monotonic time since the supervisor started.
+pub type Mono = Duration;
+
+/// A process positively identified: its PID and its start time (clock ticks after boot, from
+/// /proc/PID/stat). PIDs are reused; the pair is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pin {
+    pub pid: i32,
+    pub start_ticks: u64,
+}
+
+/// How a process died, as far as the kernel told us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    Exited(i32),
+    Killed {
+        signal: i32,
+        core: bool,
+    },
+    /// Not our child (no subreaper, or it was running before custos): the kernel gave its exit
+    /// status to another parent.
+    NotOurChild,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Cause::Exited(code) => write!(f, "exited with status {code}"),
+            Cause::Killed { signal, core } => {
+                write!(f, "killed by {}", SigName(signal))?;
+                if core {
+                    f.write_str(", core dumped")?;
+                }
+                Ok(())
+            }
+            Cause::NotOurChild => f.write_str("cause unknown (not our child)"),
+        }
+    }
+}
+
+/// A signal number written as its name ("SIGKILL"), or "signal 42".
+pub struct SigName(pub i32);
+
+impl fmt::Display for SigName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self.0 {
+            1 => "SIGHUP",
+            2 => "SIGINT",
+            3 => "SIGQUIT",
+            4 => "SIGILL",
+            5 => "SIGTRAP",
+            6 => "SIGABRT",
+            7 => "SIGBUS",
+            8 => "SIGFPE",
+            9 => "SIGKILL",
+            10 => "SIGUSR1",
+            11 => "SIGSEGV",
+            12 => "SIGUSR2",
+            13 => "SIGPIPE",
+            14 => "SIGALRM",
+            15 => "SIGTERM",
+            24 => "SIGXCPU",
+            25 => "SIGXFSZ",
+            31 => "SIGSYS",
+            n => return write!(f, "signal {n}"),
+        };
+        f.write_str(name)
+    }
+}
+
+/// Why no process was identified for a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Absent {
+    NoPidfile,
+    /// The pidfile holds something other than one decimal PID > 1 and a newline.
+    BadPidfile,
+    /// The pidfile names a PID with no live process.
+    DeadPid(i32),
+    /// The pidfile was written before the process it names started, or before this boot: the
+    /// PID was reused by an unrelated process, which custos leaves alone.
+    StalePidfile(i32),
+    /// The PID's exe is not the configured one.
+    WrongExe(i32),
+    /// No process has the configured exe (and args).
+    NoMatch,
+    /// The pinned process is gone (found by polling /proc).
+    PinGone,
+}
+
+impl fmt::Display for Absent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Absent::NoPidfile => f.write_str("no pidfile"),
+            Absent::BadPidfile => f.write_str("pidfile does not hold a valid PID"),
+            Absent::DeadPid(p) => write!(f, "pidfile names pid {p}, which is not running"),
+            Absent::StalePidfile(p) => write!(
+                f,
+                "pidfile is stale: pid {p} started after the pidfile was written (PID reused; left alone)"
+            ),
+            Absent::WrongExe(p) => write!(f, "pid {p} runs another program (left alone)"),
+            Absent::NoMatch => f.write_str("no process runs the configured exe"),
+            Absent::PinGone => f.write_str("pinned process is gone"),
+        }
+    }
+}
+
+/// What one probe of a service's identity found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observation {
+    Alive(Pin),
+    Absent(Absent),
+    /// `exe`/`args` match this many processes: none of them is touched.
+    Ambiguous(u16),
+}
+
+/// Why a start attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFailure {
+    /// The start script could not be executed (errno).
+    Spawn(i32),
+    ScriptStatus(Cause),
+    ScriptTimeout(Duration),
+    /// The script exited 0 but no identified process appeared within start_timeout.
+    NoProcess(Duration),
+}
+
+impl fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            StartFailure::Spawn(errno) => write!(
+                f,
+                "start script could not be run: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+            StartFailure::ScriptStatus(c) => write!(f, "start script {c}"),
+            StartFailure::ScriptTimeout(d) => {
+                write!(
+                    f,
+                    "start script still running after {}; its process group was killed",
+                    Dur(d)
+                )
+            }
+            StartFailure::NoProcess(d) => write!(
+                f,
+                "start script succeeded but no identified process appeared within {}",
+                Dur(d)
+            ),
+        }
+    }
+}
+
+/// Why custos starts a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartWhy {
+    NotRunning(Absent),
+    Died(Cause),
+    Failed(StartFailure),
+    /// The second half of a restart that was asked for.
+    Restart(RestartWhy),
+}
+
+impl fmt::Display for StartWhy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartWhy::NotRunning(a) => write!(f, "not running: {a}"),
+            StartWhy::Died(c) => write!(f, "died: {c}"),
+            StartWhy::Failed(s) => write!(f, "previous attempt failed: {s}"),
+            StartWhy::Restart(r) => write!(f, "restart: {r}"),
+        }
+    }
+}
+
+/// Why a restart of a running service was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartWhy {
+    /// Health check number `check` failed `failures` times in a row.
+    CheckFailed {
+        check: u8,
+        failures: u32,
+    },
+    Operator,
+}
+
+impl fmt::Display for RestartWhy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RestartWhy::CheckFailed { check, failures } => {
+                write!(f, "check {} failed {failures} time(s) in a row", check + 1)
+            }
+            RestartWhy::Operator => f.write_str("asked by the operator"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    Start,
+    Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopStep {
+    /// The stop script runs.
+    Script,
+    /// SIGTERM was sent.
+    Term,
+    /// SIGKILL was sent.
+    Kill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Loaded, not yet looked at.
+    Unknown,
+    Running {
+        pin: Pin,
+        since: Mono,
+    },
+    /// Waiting out the backoff before a start.
+    Waiting {
+        until: Mono,
+        why: StartWhy,
+    },
+    /// The start script runs (`script`), then custos looks for the process until `deadline`.
+    Starting {
+        deadline: Mono,
+        script: bool,
+    },
+    /// A restart: stop the pinned process, then start.
+    Stopping {
+        pin: Pin,
+        step: StopStep,
+        deadline: Mono,
+        script: bool,
+        dead: bool,
+        why: RestartWhy,
+    },
+    /// Too many restarts within the window.
+    GivenUp,
+    /// Identity is ambiguous (several processes match): custos neither starts nor signals.
+    Held(u16),
+}
+
+/// Events the supervisor feeds to the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A probe of the service's identity (pidfile or exe scan, or a check of the pin).
+    Observed(Observation),
+    /// The process with this PID died (reaped, pidfd, or a zombie seen in /proc).
+    Died {
+        pid: i32,
+        cause: Cause,
+    },
+    ScriptExited {
+        script: Script,
+        cause: Cause,
+    },
+    /// The start script could not be spawned.
+    SpawnFailed(i32),
+    /// A deadline of this state has passed.
+    Deadline,
+    RestartRequested(RestartWhy),
+}
+
+/// What the effectors must do, in order. Each carries its cause for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Run the start script.
+    Start {
+        attempt: u32,
+        after: Option<Duration>,
+        why: StartWhy,
+    },
+    /// Run the stop script, for a restart of the pinned process.
+    RunStop {
+        pin: Pin,
+        why: RestartWhy,
+    },
+    /// Send a signal to the pinned (verified) process.
+    Signal {
+        pin: Pin,
+        signal: i32,
+        why: SignalWhy,
+    },
+    /// Kill the process group of the script that runs now.
+    KillScript(Script),
+    /// A process was identified: watch it (pidfd) and log it.
+    Pinned {
+        pin: Pin,
+        adopted: bool,
+    },
+    /// Stop watching the pinned process.
+    Unpin,
+    Log(Note),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignalWhy {
+    StopScriptLeftIt,
+    NoStopScript,
+    TermTimeout(Duration),
+}
+
+impl fmt::Display for SignalWhy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            SignalWhy::StopScriptLeftIt => f.write_str("still running after its stop script"),
+            SignalWhy::NoStopScript => f.write_str("no stop script configured"),
+            SignalWhy::TermTimeout(d) => write!(f, "still running {} after SIGTERM", Dur(d)),
+        }
+    }
+}
+
+/// Things worth a log line that are not actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    Died {
+        pin: Pin,
+        cause: Cause,
+        uptime: Option<Duration>,
+        during_stop: bool,
+    },
+    StartFailed(StartFailure),
+    StopScriptExited(Cause),
+    GivenUp {
+        restarts: u32,
+        window: Duration,
+    },
+    Ambiguous(u16),
+    Restarting(RestartWhy),
+    SurvivesKill {
+        pin: Pin,
+        waited: Duration,
+    },
+    /// Waiting before the next start.
+    Backoff {
+        delay: Duration,
+        why: StartWhy,
+    },
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Note::Died { pin, cause, uptime, during_stop } => {
+                write!(f, "died: {cause} (pid {}", pin.pid)?;
+                if let Some(u) = uptime {
+                    write!(f, ", up {}", Dur(u))?;
+                }
+                if during_stop {
+                    f.write_str(", while its stop script ran: the stop script killed it")?;
+                }
+                f.write_str(")")
+            }
+            Note::StartFailed(s) => write!(f, "start failed: {s}"),
+            Note::StopScriptExited(c) => write!(f, "stop script {c}"),
+            Note::GivenUp { restarts, window } => write!(
+                f,
+                "given up: {restarts} restarts within {} (max_restarts); not starting it again until a reload",
+                Dur(window)
+            ),
+            Note::Ambiguous(n) => write!(
+                f,
+                "{n} processes match exe/args: identity is ambiguous, so custos starts nothing and signals none of them"
+            ),
+            Note::Restarting(why) => write!(f, "restarting: {why}"),
+            Note::SurvivesKill { pin, waited } => write!(
+                f,
+                "pid {} still alive {} after SIGKILL (uninterruptible sleep?); waiting",
+                pin.pid,
+                Dur(waited)
+            ),
+            Note::Backoff { delay, why } => write!(f, "will start in {}: {why}", Dur(delay)),
+        }
+    }
+}
+
+pub type Actions = HVec<Action, MAX_ACTIONS>;
+
+/// The per-service state the core keeps between events.
+#[derive(Debug, Clone)]
+pub struct ServiceState {
+    pub phase: Phase,
+    /// Failures (deaths before `stable_after`, failed starts) since the last stable run.
+    pub fails: u32,
+    /// Times of restarts within the window, oldest first.
+    pub restarts: HVec<Mono, MAX_RESTART_HISTORY>,
+    /// Restarts since load, for status.
+    pub total_restarts: u32,
+    pub last_death: Option<Cause>,
+}
+
+impl Default for ServiceState {
+    fn default() -> Self {
+        ServiceState {
+            phase: Phase::Unknown,
+            fails: 0,
+            restarts: HVec::new(),
+            total_restarts: 0,
+            last_death: None,
+        }
+    }
+}
+
+/// The timing the core needs from a service's config.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub restart: RestartPolicy,
+    pub start_timeout: Duration,
+    pub stop_timeout: Duration,
+    pub has_stop: bool,
+}
+
+fn push(actions: &mut Actions, a: Action) {
+    // MAX_ACTIONS is larger than any branch below emits; a full list is a bug caught by the
+    // table test, never a panic at run time.
+    let _ = actions.push(a);
+}
+
+impl ServiceState {
+    /// The pinned process, if custos believes one is running.
+    pub fn pin(&self) -> Option<Pin> {
+        match self.phase {
+            Phase::Running { pin, .. } => Some(pin),
+            Phase::Stopping {
+                pin, dead: false, ..
+            } => Some(pin),
+            _ => None,
+        }
+    }
+
+    /// Whether the supervisor should probe identity (pidfile / exe scan) for this service now.
+    pub fn wants_probe(&self) -> bool {
+        match self.phase {
+            Phase::Unknown | Phase::Waiting { .. } | Phase::GivenUp | Phase::Held(_) => true,
+            Phase::Starting { script, .. } => !script,
+            Phase::Running { .. } | Phase::Stopping { .. } => false,
+        }
+    }
+
+    /// The next time the core wants a `Deadline` event.
+    pub fn deadline(&self) -> Option<Mono> {
+        match self.phase {
+            Phase::Waiting { until, .. } => Some(until),
+            Phase::Starting { deadline, .. } | Phase::Stopping { deadline, .. } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    /// Decides what to do about one event. Never signals anything but the pinned process,
+    /// never stops what is not running.
+    pub fn decide(&mut self, policy: &Policy, event: Event, now: Mono) -> Actions {
+        let mut out = Actions::new();
+        match (self.phase, event) {
+            // ---- identity found
+            (
+                Phase::Unknown | Phase::Waiting { .. } | Phase::GivenUp | Phase::Held(_),
+                Event::Observed(Observation::Alive(pin)),
+            ) => {
+                self.phase = Phase::Running { pin, since: now };
+                push(&mut out, Action::Pinned { pin, adopted: true });
+            }
+            (Phase::Starting { script: false, .. }, Event::Observed(Observation::Alive(pin))) => {
+                self.phase = Phase::Running { pin, since: now };
+                push(
+                    &mut out,
+                    Action::Pinned {
+                        pin,
+                        adopted: false,
+                    },
+                );
+            }
+            // ---- nothing there at start-up: only start, never stop first
+            (Phase::Unknown | Phase::Held(_), Event::Observed(Observation::Absent(why))) => {
+                self.start(policy, StartWhy::NotRunning(why), now, &mut out);
+            }
+            (
+                Phase::Unknown
+                | Phase::Held(_)
+                | Phase::Waiting { .. }
+                | Phase::Starting { script: false, .. },
+                Event::Observed(Observation::Ambiguous(n)),
+            ) => {
+                if !matches!(self.phase, Phase::Held(m) if m == n) {
+                    push(&mut out, Action::Log(Note::Ambiguous(n)));
+                }
+                if !matches!(self.phase, Phase::Starting { .. } | Phase::Waiting { .. }) {
+                    self.phase = Phase::Held(n);
+                }
+            }
+            // ---- the pinned process died
+            (Phase::Running { pin, since }, Event::Died { pid, cause }) if pid == pin.pid => {
+                self.died(
+                    policy,
+                    pin,
+                    cause,
+                    Some(now.saturating_sub(since)),
+                    now,
+                    &mut out,
+                );
+            }
+            (Phase::Running { pin, since }, Event::Observed(Observation::Absent(_))) => {
+                self.died(
+                    policy,
+                    pin,
+                    Cause::NotOurChild,
+                    Some(now.saturating_sub(since)),
+                    now,
+                    &mut out,
+                );
+            }
+            // ---- backoff over
+            (Phase::Waiting { why, .. }, Event::Deadline) => {
+                self.start(policy, why, now, &mut out);
+            }
+            // ---- start script outcome
+            (
+                Phase::Starting {
+                    deadline,
+                    script: true,
+                },
+                Event::ScriptExited {
+                    script: Script::Start,
+                    cause,
+                },
+            ) => {
+                if cause == Cause::Exited(0) {
+                    self.phase = Phase::Starting {
+                        deadline,
+                        script: false,
+                    };
+                } else {
+                    self.start_failed(policy, StartFailure::ScriptStatus(cause), now, &mut out);
+                }
+            }
+            (Phase::Starting { script: true, .. }, Event::SpawnFailed(errno)) => {
+                self.start_failed(policy, StartFailure::Spawn(errno), now, &mut out);
+            }
+            (Phase::Starting { script, .. }, Event::Deadline) => {
+                let failure = if script {
+                    push(&mut out, Action::KillScript(Script::Start));
+                    StartFailure::ScriptTimeout(policy.start_timeout)
+                } else {
+                    StartFailure::NoProcess(policy.start_timeout)
+                };
+                self.start_failed(policy, failure, now, &mut out);
+            }
+            // ---- a restart of a running service
+            (Phase::Running { pin, .. }, Event::RestartRequested(why)) => {
+                push(&mut out, Action::Log(Note::Restarting(why)));
+                let deadline = now + policy.stop_timeout;
+                if policy.has_stop {
+                    self.phase = Phase::Stopping {
+                        pin,
+                        step: StopStep::Script,
+                        deadline,
+                        script: true,
+                        dead: false,
+                        why,
+                    };
+                    push(&mut out, Action::RunStop { pin, why });
+                } else {
+                    self.phase = Phase::Stopping {
+                        pin,
+                        step: StopStep::Term,
+                        deadline,
+                        script: false,
+                        dead: false,
+                        why,
+                    };
+                    push(
+                        &mut out,
+                        Action::Signal {
+                            pin,
+                            signal: libc::SIGTERM,
+                            why: SignalWhy::NoStopScript,
+                        },
+                    );
+                }
+            }
+            (
+                Phase::Stopping {
+                    pin,
+                    step,
+                    deadline,
+                    script,
+                    dead: false,
+                    why,
+                },
+                Event::Died { pid, cause },
+            ) if pid == pin.pid => {
+                self.last_death = Some(cause);
+                push(
+                    &mut out,
+                    Action::Log(Note::Died {
+                        pin,
+                        cause,
+                        uptime: None,
+                        during_stop: step == StopStep::Script,
+                    }),
+                );
+                push(&mut out, Action::Unpin);
+                if script {
+                    self.phase = Phase::Stopping {
+                        pin,
+                        step,
+                        deadline,
+                        script,
+                        dead: true,
+                        why,
+                    };
+                } else {
+                    self.restart_start(policy, why, now, &mut out);
+                }
+            }
+            (
+                Phase::Stopping {
+                    pin,
+                    dead: false,
+                    step,
+                    script,
+                    why,
+                    ..
+                },
+                Event::Observed(Observation::Absent(_)),
+            ) => {
+                push(
+                    &mut out,
+                    Action::Log(Note::Died {
+                        pin,
+                        cause: Cause::NotOurChild,
+                        uptime: None,
+                        during_stop: step == StopStep::Script,
+                    }),
+                );
+                push(&mut out, Action::Unpin);
+                if script {
+                    if let Phase::Stopping { dead, .. } = &mut self.phase {
+                        *dead = true;
+                    }
+                } else {
+                    self.restart_start(policy, why, now, &mut out);
+                }
+            }
+            (
+                Phase::Stopping { pin, dead, why, .. },
+                Event::ScriptExited {
+                    script: Script::Stop,
+                    cause,
+                },
+            ) => {
+                push(&mut out, Action::Log(Note::StopScriptExited(cause)));
+                if dead {
+                    self.restart_start(policy, why, now, &mut out);
+                } else {
+                    self.phase = Phase::Stopping {
+                        pin,
+                        step: StopStep::Term,
+                        deadline: now + policy.stop_timeout,
+                        script: false,
+                        dead,
+                        why,
+                    };
+                    push(
+                        &mut out,
+                        Action::Signal {
+                            pin,
+                            signal: libc::SIGTERM,
+                            why: SignalWhy::StopScriptLeftIt,
+                        },
+                    );
+                }
+            }
+            (
+                Phase::Stopping {
+                    pin,
+                    step,
+                    script,
+                    dead,
+                    why,
+                    ..
+                },
+                Event::Deadline,
+            ) => {
+                let deadline = now + policy.stop_timeout;
+                if script {
+                    push(&mut out, Action::KillScript(Script::Stop));
+                }
+                if dead {
+                    self.restart_start(policy, why, now, &mut out);
+                } else {
+                    match step {
+                        StopStep::Script => {
+                            self.phase = Phase::Stopping {
+                                pin,
+                                step: StopStep::Term,
+                                deadline,
+                                script: false,
+                                dead,
+                                why,
+                            };
+                            push(
+                                &mut out,
+                                Action::Signal {
+                                    pin,
+                                    signal: libc::SIGTERM,
+                                    why: SignalWhy::StopScriptLeftIt,
+                                },
+                            );
+                        }
+                        StopStep::Term => {
+                            self.phase = Phase::Stopping {
+                                pin,
+                                step: StopStep::Kill,
+                                deadline,
+                                script: false,
+                                dead,
+                                why,
+                            };
+                            push(
+                                &mut out,
+                                Action::Signal {
+                                    pin,
+                                    signal: libc::SIGKILL,
+                                    why: SignalWhy::TermTimeout(policy.stop_timeout),
+                                },
+                            );
+                        }
+                        StopStep::Kill => {
+                            self.phase = Phase::Stopping {
+                                pin,
+                                step,
+                                deadline,
+                                script: false,
+                                dead,
+                                why,
+                            };
+                            push(
+                                &mut out,
+                                Action::Log(Note::SurvivesKill {
+                                    pin,
+                                    waited: policy.stop_timeout,
+                                }),
+                            );
+                        }
+                    }
+                }
+            }
+            // Everything else changes nothing: a death of a PID that is not pinned, a restart
+            // asked for a service that is not running (it will be started by its own path),
+            // a stray script exit, an observation while a script runs.
+            _ => {}
+        }
+        out
+    }
+
+    fn died(
+        &mut self,
+        policy: &Policy,
+        pin: Pin,
+        cause: Cause,
+        uptime: Option<Duration>,
+        now: Mono,
+        out: &mut Actions,
+    ) {
+        self.last_death = Some(cause);
+        push(
+            out,
+            Action::Log(Note::Died {
+                pin,
+                cause,
+                uptime,
+                during_stop: false,
+            }),
+        );
+        push(out, Action::Unpin);
+        if uptime.is_some_and(|u| u >= policy.restart.stable_after) {
+            self.fails = 0;
+        }
+        self.fails = self.fails.saturating_add(1);
+        self.schedule(policy, StartWhy::Died(cause), now, out);
+    }
+
+    fn start_failed(
+        &mut self,
+        policy: &Policy,
+        failure: StartFailure,
+        now: Mono,
+        out: &mut Actions,
+    ) {
+        push(out, Action::Log(Note::StartFailed(failure)));
+        self.fails = self.fails.saturating_add(1);
+        self.schedule(policy, StartWhy::Failed(failure), now, out);
+    }
+
+    /// After a failure: wait out the backoff, or give up when the window is full.
+    fn schedule(&mut self, policy: &Policy, why: StartWhy, now: Mono, out: &mut Actions) {
+        let r = &policy.restart;
+        if self.window_full(r, now) {
+            self.phase = Phase::GivenUp;
+            push(
+                out,
+                Action::Log(Note::GivenUp {
+                    restarts: r.max_restarts,
+                    window: r.window,
+                }),
+            );
+            return;
+        }
+        let delay = backoff(r, self.fails);
+        self.phase = Phase::Waiting {
+            until: now + delay,
+            why,
+        };
+        push(out, Action::Log(Note::Backoff { delay, why }));
+    }
+
+    fn window_full(&mut self, r: &RestartPolicy, now: Mono) -> bool {
+        while let Some(&first) = self.restarts.first() {
+            if now.saturating_sub(first) >= r.window {
+                self.restarts.remove(0);
+            } else {
+                break;
+            }
+        }
+        self.restarts.len() >= r.max_restarts as usize
+    }
+
+    /// The start half of a requested restart: counts against max_restarts, no backoff.
+    fn restart_start(&mut self, policy: &Policy, why: RestartWhy, now: Mono, out: &mut Actions) {
+        if self.window_full(&policy.restart, now) {
+            self.phase = Phase::GivenUp;
+            push(
+                out,
+                Action::Log(Note::GivenUp {
+                    restarts: policy.restart.max_restarts,
+                    window: policy.restart.window,
+                }),
+            );
+            return;
+        }
+        self.start(policy, StartWhy::Restart(why), now, out);
+    }
+
+    fn start(&mut self, policy: &Policy, why: StartWhy, now: Mono, out: &mut Actions) {
+        let is_restart = !matches!(why, StartWhy::NotRunning(_));
+        if is_restart {
+            if self.restarts.is_full() {
+                self.restarts.remove(0);
+            }
+            let _ = self.restarts.push(now);
+            self.total_restarts = self.total_restarts.saturating_add(1);
+        }
+        let after = if self.fails > 0 {
+            Some(backoff(&policy.restart, self.fails))
+        } else {
+            None
+        };
+        self.phase = Phase::Starting {
+            deadline: now + policy.start_timeout,
+            script: true,
+        };
+        push(
+            out,
+            Action::Start {
+                attempt: self.fails + 1,
+                after,
+                why,
+            },
+        );
+    }
+}
+
+/// backoff × 2^(fails−1), capped at backoff_max.
+pub fn backoff(r: &RestartPolicy, fails: u32) -> Duration {
+    let shift = fails.saturating_sub(1).min(31);
+    r.backoff
+        .checked_mul(1u32 << shift)
+        .map_or(r.backoff_max, |d| d.min(r.backoff_max))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PIN: Pin = Pin {
+        pid: 4242,
+        start_ticks: 777,
+    };
+    const OTHER: Pin = Pin {
+        pid: 4243,
+        start_ticks: 9,
+    };
+
+    fn policy(has_stop: bool) -> Policy {
+        Policy {
+            restart: RestartPolicy {
+                backoff: Duration::from_millis(500),
+                backoff_max: Duration::from_secs(4),
+                stable_after: Duration::from_secs(60),
+                max_restarts: 3,
+                window: Duration::from_secs(600),
+                ..RestartPolicy::default()
+            },
+            start_timeout: Duration::from_secs(10),
+            stop_timeout: Duration::from_secs(5),
+            has_stop,
+        }
+    }
+
+    fn s(n: u64) -> Mono {
+        Duration::from_secs(n)
+    }
+
+    fn all_phases() -> Vec<Phase> {
+        let why = RestartWhy::Operator;
+        let mut v = vec![
+            Phase::Unknown,
+            Phase::Running {
+                pin: PIN,
+                since: s(1),
+            },
+            Phase::Waiting {
+                until: s(2),
+                why: StartWhy::Died(Cause::Exited(1)),
+            },
+            Phase::Starting {
+                deadline: s(3),
+                script: true,
+            },
+            Phase::Starting {
+                deadline: s(3),
+                script: false,
+            },
+            Phase::GivenUp,
+            Phase::Held(2),
+        ];
+        for step in [StopStep::Script, StopStep::Term, StopStep::Kill] {
+            for script in [true, false] {
+                for dead in [true, false] {
+                    v.push(Phase::Stopping {
+                        pin: PIN,
+                        step,
+                        deadline: s(4),
+                        script,
+                        dead,
+                        why,
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    fn all_events() -> Vec<Event> {
+        vec![
+            Event::Observed(Observation::Alive(PIN)),
+            Event::Observed(Observation::Alive(OTHER)),
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            Event::Observed(Observation::Absent(Absent::StalePidfile(OTHER.pid))),
+            Event::Observed(Observation::Absent(Absent::PinGone)),
+            Event::Observed(Observation::Ambiguous(2)),
+            Event::Observed(Observation::Ambiguous(3)),
+            Event::Died {
+                pid: PIN.pid,
+                cause: Cause::Killed {
+                    signal: 9,
+                    core: false,
+                },
+            },
+            Event::Died {
+                pid: OTHER.pid,
+                cause: Cause::Exited(3),
+            },
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(1),
+            },
+            Event::ScriptExited {
+                script: Script::Stop,
+                cause: Cause::Exited(0),
+            },
+            Event::ScriptExited {
+                script: Script::Stop,
+                cause: Cause::Killed {
+                    signal: 9,
+                    core: false,
+                },
+            },
+            Event::SpawnFailed(libc::ENOENT),
+            Event::Deadline,
+            Event::RestartRequested(RestartWhy::Operator),
+            Event::RestartRequested(RestartWhy::CheckFailed {
+                check: 0,
+                failures: 3,
+            }),
+        ]
+    }
+
+    /// Rule 1 and Rule 2 over every state × event: a signal only ever goes to the process that
+    /// is pinned and believed alive in the state before the event; a stop script only runs for
+    /// a running service; nothing is started while a pinned process is believed alive.
+    #[test]
+    fn every_state_and_event_keeps_the_rules() {
+        for has_stop in [true, false] {
+            for phase in all_phases() {
+                for event in all_events() {
+                    let mut st = ServiceState {
+                        phase,
+                        ..ServiceState::default()
+                    };
+                    let before = st.pin();
+                    let actions = st.decide(&policy(has_stop), event, s(100));
+                    let ctx = format!("{phase:?} + {event:?} -> {actions:?}");
+                    assert!(actions.len() < MAX_ACTIONS, "action list near full: {ctx}");
+                    for a in &actions {
+                        match *a {
+                            Action::Signal { pin, .. } => {
+                                assert_eq!(
+                                    Some(pin),
+                                    before,
+                                    "signal to an unpinned process: {ctx}"
+                                );
+                            }
+                            Action::RunStop { pin, .. } => {
+                                assert!(
+                                    matches!(phase, Phase::Running { pin: p, .. } if p == pin),
+                                    "stop of a service not running: {ctx}"
+                                );
+                                assert!(has_stop, "{ctx}");
+                            }
+                            Action::Start { .. } => {
+                                let died_now = actions.iter().any(|a| matches!(a, Action::Unpin));
+                                assert!(
+                                    before.is_none() || died_now,
+                                    "start while pinned process alive: {ctx}"
+                                );
+                            }
+                            _ => {}
+                        }
+                    }
+                    // A death of another PID never changes anything.
+                    if let Event::Died { pid, .. } = event {
+                        if pid != PIN.pid {
+                            assert!(actions.is_empty(), "{ctx}");
+                            assert_eq!(st.phase, phase, "{ctx}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn found_running_at_startup_is_adopted_not_restarted() {
+        let mut st = ServiceState::default();
+        let a = st.decide(
+            &policy(true),
+            Event::Observed(Observation::Alive(PIN)),
+            s(0),
+        );
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Pinned {
+                pin: PIN,
+                adopted: true
+            }]
+        );
+        assert_eq!(
+            st.phase,
+            Phase::Running {
+                pin: PIN,
+                since: s(0)
+            }
+        );
+    }
+
+    #[test]
+    fn not_running_at_startup_is_only_started() {
+        let mut st = ServiceState::default();
+        let why = StartWhy::NotRunning(Absent::StalePidfile(99));
+        let a = st.decide(
+            &policy(true),
+            Event::Observed(Observation::Absent(Absent::StalePidfile(99))),
+            s(0),
+        );
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Start {
+                attempt: 1,
+                after: None,
+                why
+            }]
+        );
+        assert_eq!(st.total_restarts, 0);
+    }
+
+    #[test]
+    fn a_death_waits_out_the_backoff_then_starts_with_its_cause() {
+        let p = policy(true);
+        let mut st = ServiceState {
+            phase: Phase::Running {
+                pin: PIN,
+                since: s(0),
+            },
+            ..Default::default()
+        };
+        let cause = Cause::Killed {
+            signal: 9,
+            core: false,
+        };
+        let a = st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause,
+            },
+            s(5),
+        );
+        assert_eq!(
+            a[0],
+            Action::Log(Note::Died {
+                pin: PIN,
+                cause,
+                uptime: Some(s(5)),
+                during_stop: false
+            })
+        );
+        assert_eq!(a[1], Action::Unpin);
+        assert_eq!(
+            st.phase,
+            Phase::Waiting {
+                until: s(5) + Duration::from_millis(500),
+                why: StartWhy::Died(cause)
+            }
+        );
+        assert_eq!(st.deadline(), Some(s(5) + Duration::from_millis(500)));
+        let a = st.decide(&p, Event::Deadline, s(6));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Start {
+                attempt: 2,
+                after: Some(Duration::from_millis(500)),
+                why: StartWhy::Died(cause)
+            }]
+        );
+        assert_eq!(
+            Note::Died {
+                pin: PIN,
+                cause,
+                uptime: Some(s(5)),
+                during_stop: false
+            }
+            .to_string(),
+            "died: killed by SIGKILL (pid 4242, up 5s)"
+        );
+    }
+
+    #[test]
+    fn crash_loop_backs_off_doubling_then_gives_up() {
+        let p = policy(true);
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        let mut delays = Vec::new();
+        let mut t = s(0);
+        for _ in 0..4 {
+            st.decide(
+                &p,
+                Event::ScriptExited {
+                    script: Script::Start,
+                    cause: Cause::Exited(0),
+                },
+                t,
+            );
+            st.decide(&p, Event::Observed(Observation::Alive(PIN)), t);
+            t += s(1);
+            let a = st.decide(
+                &p,
+                Event::Died {
+                    pid: PIN.pid,
+                    cause: Cause::Exited(3),
+                },
+                t,
+            );
+            match st.phase {
+                Phase::Waiting { until, .. } => {
+                    delays.push(until - t);
+                    t = until;
+                    st.decide(&p, Event::Deadline, t);
+                }
+                Phase::GivenUp => {
+                    assert!(a.contains(&Action::Log(Note::GivenUp {
+                        restarts: 3,
+                        window: s(600)
+                    })));
+                    break;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(delays, vec![Duration::from_millis(500), s(1), s(2)]);
+        assert_eq!(st.phase, Phase::GivenUp);
+        // Given up: a death elsewhere, a deadline, a restart request change nothing.
+        for e in [
+            Event::Deadline,
+            Event::RestartRequested(RestartWhy::Operator),
+        ] {
+            assert!(st.decide(&p, e, t).is_empty());
+        }
+    }
+
+    #[test]
+    fn a_stable_run_resets_the_backoff() {
+        let p = policy(true);
+        let mut st = ServiceState {
+            phase: Phase::Running {
+                pin: PIN,
+                since: s(0),
+            },
+            fails: 5,
+            ..Default::default()
+        };
+        st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: Cause::Exited(1),
+            },
+            s(61),
+        );
+        assert_eq!(st.fails, 1);
+        assert!(
+            matches!(st.phase, Phase::Waiting { until, .. } if until == s(61) + Duration::from_millis(500))
+        );
+        assert_eq!(backoff(&p.restart, 20), s(4), "capped at backoff_max");
+    }
+
+    #[test]
+    fn failed_starts_count_and_a_hung_script_is_killed() {
+        let p = policy(true);
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        let a = st.decide(&p, Event::Deadline, s(10));
+        assert_eq!(a[0], Action::KillScript(Script::Start));
+        assert_eq!(
+            a[1],
+            Action::Log(Note::StartFailed(StartFailure::ScriptTimeout(s(10))))
+        );
+        assert_eq!(st.fails, 1);
+        // A late exit of the killed script changes nothing.
+        assert!(st
+            .decide(
+                &p,
+                Event::ScriptExited {
+                    script: Script::Start,
+                    cause: Cause::Killed {
+                        signal: 9,
+                        core: false
+                    }
+                },
+                s(10)
+            )
+            .is_empty());
+        // Script exit 0 but no process within start_timeout.
+        st.decide(&p, Event::Deadline, s(11));
+        st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(11),
+        );
+        assert!(st.wants_probe());
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(12),
+        );
+        let a = st.decide(&p, Event::Deadline, s(21));
+        assert_eq!(
+            a[0],
+            Action::Log(Note::StartFailed(StartFailure::NoProcess(s(10))))
+        );
+        assert_eq!(st.fails, 2);
+    }
+
+    #[test]
+    fn restart_runs_stop_then_term_then_kill_then_start() {
+        let p = policy(true);
+        let mut st = ServiceState {
+            phase: Phase::Running {
+                pin: PIN,
+                since: s(0),
+            },
+            ..Default::default()
+        };
+        let why = RestartWhy::Operator;
+        let a = st.decide(&p, Event::RestartRequested(why), s(10));
+        assert_eq!(
+            a.as_slice(),
+            &[
+                Action::Log(Note::Restarting(why)),
+                Action::RunStop { pin: PIN, why }
+            ]
+        );
+        let a = st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Stop,
+                cause: Cause::Exited(0),
+            },
+            s(11),
+        );
+        assert_eq!(
+            a[1],
+            Action::Signal {
+                pin: PIN,
+                signal: libc::SIGTERM,
+                why: SignalWhy::StopScriptLeftIt
+            }
+        );
+        let a = st.decide(&p, Event::Deadline, s(16));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Signal {
+                pin: PIN,
+                signal: libc::SIGKILL,
+                why: SignalWhy::TermTimeout(s(5))
+            }]
+        );
+        let cause = Cause::Killed {
+            signal: 9,
+            core: false,
+        };
+        let a = st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause,
+            },
+            s(16),
+        );
+        assert_eq!(
+            a[0],
+            Action::Log(Note::Died {
+                pin: PIN,
+                cause,
+                uptime: None,
+                during_stop: false
+            })
+        );
+        assert_eq!(
+            a[2],
+            Action::Start {
+                attempt: 1,
+                after: None,
+                why: StartWhy::Restart(why)
+            }
+        );
+        assert_eq!(st.total_restarts, 1);
+    }
+
+    #[test]
+    fn a_stop_script_that_kills_is_named_in_the_log() {
+        let p = policy(true);
+        let mut st = ServiceState {
+            phase: Phase::Running {
+                pin: PIN,
+                since: s(0),
+            },
+            ..Default::default()
+        };
+        st.decide(&p, Event::RestartRequested(RestartWhy::Operator), s(1));
+        let cause = Cause::Killed {
+            signal: 9,
+            core: false,
+        };
+        let a = st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause,
+            },
+            s(1),
+        );
+        let note = Note::Died {
+            pin: PIN,
+            cause,
+            uptime: None,
+            during_stop: true,
+        };
+        assert_eq!(a[0], Action::Log(note));
+        assert!(
+            note.to_string().contains("killed by SIGKILL")
+                && note.to_string().contains("the stop script killed it")
+        );
+        assert_eq!(st.pin(), None, "a dead process is never signalled");
+        let a = st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Stop,
+                cause: Cause::Exited(0),
+            },
+            s(2),
+        );
+        assert!(matches!(a[1], Action::Start { .. }), "{a:?}");
+    }
+
+    #[test]
+    fn without_stop_script_a_restart_starts_with_sigterm() {
+        let p = policy(false);
+        let mut st = ServiceState {
+            phase: Phase::Running {
+                pin: PIN,
+                since: s(0),
+            },
+            ..Default::default()
+        };
+        let a = st.decide(&p, Event::RestartRequested(RestartWhy::Operator), s(1));
+        assert_eq!(
+            a[1],
+            Action::Signal {
+                pin: PIN,
+                signal: libc::SIGTERM,
+                why: SignalWhy::NoStopScript
+            }
+        );
+    }
+
+    #[test]
+    fn ambiguity_is_logged_once_per_change_and_touches_nothing() {
+        let p = policy(true);
+        let mut st = ServiceState::default();
+        assert_eq!(
+            st.decide(&p, Event::Observed(Observation::Ambiguous(2)), s(0))
+                .as_slice(),
+            &[Action::Log(Note::Ambiguous(2))]
+        );
+        assert!(st
+            .decide(&p, Event::Observed(Observation::Ambiguous(2)), s(1))
+            .is_empty());
+        assert_eq!(
+            st.decide(&p, Event::Observed(Observation::Ambiguous(3)), s(2))
+                .len(),
+            1
+        );
+        assert_eq!(st.phase, Phase::Held(3));
+        let a = st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(3));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Pinned {
+                pin: PIN,
+                adopted: true
+            }]
+        );
+    }
+
+    #[test]
+    fn polling_that_finds_the_pin_gone_reports_an_unknown_cause() {
+        let p = policy(true);
+        let mut st = ServiceState {
+            phase: Phase::Running {
+                pin: PIN,
+                since: s(0),
+            },
+            ..Default::default()
+        };
+        let a = st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::PinGone)),
+            s(3),
+        );
+        assert_eq!(
+            a[0],
+            Action::Log(Note::Died {
+                pin: PIN,
+                cause: Cause::NotOurChild,
+                uptime: Some(s(3)),
+                during_stop: false
+            })
+        );
+        assert_eq!(
+            Cause::NotOurChild.to_string(),
+            "cause unknown (not our child)"
+        );
+        assert_eq!(Cause::Exited(3).to_string(), "exited with status 3");
+        assert_eq!(
+            Cause::Killed {
+                signal: 11,
+                core: true
+            }
+            .to_string(),
+            "killed by SIGSEGV, core dumped"
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! Every fixed capacity of custos, in one place (Rule 5).
+//!
+//! The config loader checks each of them and names the limit in its error; at run time the
+//! tables sized here never grow.
+
+/// Services in one config.
+pub const MAX_SERVICES: usize = 32;
+/// Characters in a service name.
+pub const MAX_NAME: usize = 31;
+/// Entries in a `start`/`stop` argv.
+pub const MAX_ARGV: usize = 16;
+/// Bytes in one argv entry, a path or an `args` string.
+pub const MAX_ARG_LEN: usize = 255;
+/// Highest `max_restarts`: the per-service restart history holds this many timestamps.
+pub const MAX_RESTART_HISTORY: usize = 64;
+/// Health checks per service.
+pub const MAX_CHECKS: usize = 4;
+/// Bytes of one script output line that reach the log; the rest of the line is cut.
+pub const MAX_LOG_LINE: usize = 200;
+/// Script output lines logged per service per second; more are counted and reported as dropped.
+pub const MAX_LOG_LINES_PER_SEC: u32 = 20;
+/// Largest pidfile custos reads (a PID is at most 7 digits on Linux, plus a newline).
+pub const MAX_PIDFILE_BYTES: usize = 32;
+/// Largest config file custos reads.
+pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
+/// Actions the decision core may return for one event.
+pub const MAX_ACTIONS: usize = 6;
