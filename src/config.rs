@@ -15,7 +15,7 @@ use crate::limits::*;
 
 /// Where custos looks for its config when `-c` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/custos.toml";
-/// The environment every script gets, besides `CUSTOS_SERVICE`.
+/// The PATH every script gets (with `CUSTOS_SERVICE=name` and nothing else).
 pub const SCRIPT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 // ---------------------------------------------------------------------------------------------
@@ -110,8 +110,6 @@ pub struct ServiceConfig {
     pub start_timeout: Duration,
     pub stop_timeout: Duration,
     pub restart: RestartPolicy,
-    /// `PATH=…` and `CUSTOS_SERVICE=name`, prebuilt for the scripts.
-    pub env: Vec<CString>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -638,10 +636,6 @@ impl Validator<'_> {
                 );
             }
         }
-        let env = vec![
-            CString::new(SCRIPT_PATH).unwrap_or_default(),
-            CString::new(format!("CUSTOS_SERVICE={name}")).unwrap_or_default(),
-        ];
         Some(ServiceConfig {
             name,
             identify,
@@ -650,7 +644,6 @@ impl Validator<'_> {
             start_timeout,
             stop_timeout,
             restart,
-            env,
         })
     }
 }

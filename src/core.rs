@@ -12,7 +12,7 @@ use heapless::Vec as HVec;
 use crate::config::{Dur, RestartPolicy};
 use crate::limits::{MAX_ACTIONS, MAX_RESTART_HISTORY};
 
-/// Monotonic time since the supervisor started.
+/// Time on CLOCK_BOOTTIME (since boot, counting suspend): the clock /proc start times use.
 pub type Mono = Duration;
 
 /// A process positively identified: its PID and its start time (clock ticks after boot, from
@@ -21,6 +21,8 @@ pub type Mono = Duration;
 pub struct Pin {
     pub pid: i32,
     pub start_ticks: u64,
+    /// The same start time on the supervisor clock, for uptimes.
+    pub started: Mono,
 }
 
 /// How a process died, as far as the kernel told us.
@@ -228,7 +230,6 @@ pub enum Phase {
     Unknown,
     Running {
         pin: Pin,
-        since: Mono,
     },
     /// Waiting out the backoff before a start.
     Waiting {
@@ -471,11 +472,11 @@ impl ServiceState {
                 Phase::Unknown | Phase::Waiting { .. } | Phase::GivenUp | Phase::Held(_),
                 Event::Observed(Observation::Alive(pin)),
             ) => {
-                self.phase = Phase::Running { pin, since: now };
+                self.phase = Phase::Running { pin };
                 push(&mut out, Action::Pinned { pin, adopted: true });
             }
             (Phase::Starting { script: false, .. }, Event::Observed(Observation::Alive(pin))) => {
-                self.phase = Phase::Running { pin, since: now };
+                self.phase = Phase::Running { pin };
                 push(
                     &mut out,
                     Action::Pinned {
@@ -503,22 +504,22 @@ impl ServiceState {
                 }
             }
             // ---- the pinned process died
-            (Phase::Running { pin, since }, Event::Died { pid, cause }) if pid == pin.pid => {
+            (Phase::Running { pin }, Event::Died { pid, cause }) if pid == pin.pid => {
                 self.died(
                     policy,
                     pin,
                     cause,
-                    Some(now.saturating_sub(since)),
+                    Some(now.saturating_sub(pin.started)),
                     now,
                     &mut out,
                 );
             }
-            (Phase::Running { pin, since }, Event::Observed(Observation::Absent(_))) => {
+            (Phase::Running { pin }, Event::Observed(Observation::Absent(_))) => {
                 self.died(
                     policy,
                     pin,
                     Cause::NotOurChild,
-                    Some(now.saturating_sub(since)),
+                    Some(now.saturating_sub(pin.started)),
                     now,
                     &mut out,
                 );
@@ -900,10 +901,12 @@ mod tests {
     const PIN: Pin = Pin {
         pid: 4242,
         start_ticks: 777,
+        started: Duration::ZERO,
     };
     const OTHER: Pin = Pin {
         pid: 4243,
         start_ticks: 9,
+        started: Duration::ZERO,
     };
 
     fn policy(has_stop: bool) -> Policy {
@@ -930,10 +933,7 @@ mod tests {
         let why = RestartWhy::Operator;
         let mut v = vec![
             Phase::Unknown,
-            Phase::Running {
-                pin: PIN,
-                since: s(1),
-            },
+            Phase::Running { pin: PIN },
             Phase::Waiting {
                 until: s(2),
                 why: StartWhy::Died(Cause::Exited(1)),
@@ -1084,13 +1084,7 @@ mod tests {
                 adopted: true
             }]
         );
-        assert_eq!(
-            st.phase,
-            Phase::Running {
-                pin: PIN,
-                since: s(0)
-            }
-        );
+        assert_eq!(st.phase, Phase::Running { pin: PIN });
     }
 
     #[test]
@@ -1117,10 +1111,7 @@ mod tests {
     fn a_death_waits_out_the_backoff_then_starts_with_its_cause() {
         let p = policy(true);
         let mut st = ServiceState {
-            phase: Phase::Running {
-                pin: PIN,
-                since: s(0),
-            },
+            phase: Phase::Running { pin: PIN },
             ..Default::default()
         };
         let cause = Cause::Killed {
@@ -1235,10 +1226,7 @@ mod tests {
     fn a_stable_run_resets_the_backoff() {
         let p = policy(true);
         let mut st = ServiceState {
-            phase: Phase::Running {
-                pin: PIN,
-                since: s(0),
-            },
+            phase: Phase::Running { pin: PIN },
             fails: 5,
             ..Default::default()
         };
@@ -1315,10 +1303,7 @@ mod tests {
     fn restart_runs_stop_then_term_then_kill_then_start() {
         let p = policy(true);
         let mut st = ServiceState {
-            phase: Phase::Running {
-                pin: PIN,
-                since: s(0),
-            },
+            phase: Phase::Running { pin: PIN },
             ..Default::default()
         };
         let why = RestartWhy::Operator;
@@ -1391,10 +1376,7 @@ mod tests {
     fn a_stop_script_that_kills_is_named_in_the_log() {
         let p = policy(true);
         let mut st = ServiceState {
-            phase: Phase::Running {
-                pin: PIN,
-                since: s(0),
-            },
+            phase: Phase::Running { pin: PIN },
             ..Default::default()
         };
         st.decide(&p, Event::RestartRequested(RestartWhy::Operator), s(1));
@@ -1437,10 +1419,7 @@ mod tests {
     fn without_stop_script_a_restart_starts_with_sigterm() {
         let p = policy(false);
         let mut st = ServiceState {
-            phase: Phase::Running {
-                pin: PIN,
-                since: s(0),
-            },
+            phase: Phase::Running { pin: PIN },
             ..Default::default()
         };
         let a = st.decide(&p, Event::RestartRequested(RestartWhy::Operator), s(1));
@@ -1486,10 +1465,7 @@ mod tests {
     fn polling_that_finds_the_pin_gone_reports_an_unknown_cause() {
         let p = policy(true);
         let mut st = ServiceState {
-            phase: Phase::Running {
-                pin: PIN,
-                since: s(0),
-            },
+            phase: Phase::Running { pin: PIN },
             ..Default::default()
         };
         let a = st.decide(

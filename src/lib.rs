@@ -5,3 +5,8 @@
 pub mod config;
 pub mod core;
 pub mod limits;
+pub mod pidfd;
+pub mod procs;
+pub mod scripts;
+pub mod signals;
+pub mod supervisor;

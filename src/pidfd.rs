@@ -1,0 +1,93 @@
+//! pidfd: a file descriptor that names one process for its whole life. custos watches pinned
+//! processes with it (poll says readable when the process exits) and signals through it, so a
+//! signal can never reach a process that reused the PID. Linux 5.3+; older kernels fall back to
+//! /proc polling and a start-time check right before kill(2).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+#[derive(Debug)]
+pub struct PidFd(OwnedFd);
+
+impl PidFd {
+    /// Opens a pidfd for `pid` (close-on-exec, as pidfds always are).
+    pub fn open(pid: i32) -> io::Result<PidFd> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this fd to us; nobody else owns it.
+        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+    }
+
+    /// Sends `signal` to exactly the process this pidfd names.
+    pub fn send_signal(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: pidfd_send_signal with a valid pidfd, a signal number, no siginfo, no flags.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+impl AsFd for PidFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// Whether this kernel has pidfd_open (probed on our own PID).
+pub fn supported() -> Result<(), io::Error> {
+    PidFd::open(std::process::id() as i32).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn readable(fd: &PidFd, ms: i32) -> bool {
+        let mut p = libc::pollfd {
+            fd: fd.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        n == 1 && p.revents & libc::POLLIN != 0
+    }
+
+    #[test]
+    fn a_pidfd_becomes_readable_when_its_process_exits_and_signals_only_it() {
+        if supported().is_err() {
+            eprintln!("SKIP: pidfd_open is not available on this kernel");
+            return;
+        }
+        let mut child = Command::new("/bin/sh")
+            .args(["-c", "sleep 30"])
+            .spawn()
+            .expect("spawn sh");
+        let fd = PidFd::open(child.id() as i32).expect("pidfd_open");
+        assert!(!readable(&fd, 50), "alive: not readable");
+        fd.send_signal(libc::SIGKILL).expect("signal");
+        assert!(readable(&fd, 5000), "readable after exit");
+        let status = child.wait().expect("wait");
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        // Reaped: a signal through the pidfd cannot reach anyone else.
+        assert_eq!(
+            fd.send_signal(libc::SIGTERM).map_err(|e| e.raw_os_error()),
+            Err(Some(libc::ESRCH))
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! Reading /proc (through the `procfs` crate) and pidfiles: everything custos knows about a
+//! process's identity comes from here. A process that vanishes mid-read is normal and reported
+//! as gone, never as an error that stops supervision.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use procfs::process::Process;
+
+use crate::core::{Absent, Observation, Pin};
+use crate::limits::MAX_PIDFILE_BYTES;
+
+/// The highest PID Linux hands out (PID_MAX_LIMIT on 64-bit).
+const PID_MAX_LIMIT: i64 = 4_194_304;
+
+/// What /proc/PID/stat says about a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Clock ticks after boot at which the process started.
+    pub start_ticks: u64,
+    /// The state letter: R, S, D, Z, T, t, ...
+    pub state: char,
+}
+
+/// Reads /proc/PID/stat; `None` when there is no such process (or it vanished while read).
+pub fn stat(pid: i32) -> Option<ProcStat> {
+    let p = Process::new(pid).ok()?;
+    let s = p.stat().ok()?;
+    Some(ProcStat {
+        start_ticks: s.starttime,
+        state: s.state,
+    })
+}
+
+/// The state of a pinned process now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinState {
+    Alive,
+    /// Exited, not yet reaped by its parent.
+    Zombie,
+    /// No process with that PID and start time.
+    Gone,
+}
+
+/// Checks that the pinned process is still the one pinned.
+pub fn check_pin(pin: Pin) -> PinState {
+    match stat(pin.pid) {
+        Some(s) if s.start_ticks == pin.start_ticks => {
+            if s.state == 'Z' || s.state == 'X' {
+                PinState::Zombie
+            } else {
+                PinState::Alive
+            }
+        }
+        _ => PinState::Gone,
+    }
+}
+
+/// TracerPid from /proc/PID/status: non-zero when a debugger is attached.
+pub fn tracer_pid(pid: i32) -> Option<i32> {
+    Process::new(pid).ok()?.status().ok().map(|s| s.tracerpid)
+}
+
+/// Why a pidfile could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PidfileError {
+    Missing,
+    Invalid,
+}
+
+/// Parses pidfile contents strictly: decimal digits, a PID > 1 that Linux can hand out,
+/// and at most one trailing newline.
+pub fn parse_pid(bytes: &[u8]) -> Option<i32> {
+    let digits = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    if digits.is_empty() || digits.len() > 7 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut n: i64 = 0;
+    for d in digits {
+        n = n * 10 + i64::from(d - b'0');
+    }
+    if n <= 1 || n > PID_MAX_LIMIT {
+        return None;
+    }
+    i32::try_from(n).ok()
+}
+
+/// Reads a pidfile; returns the PID and the file's mtime (seconds.nanos since the epoch).
+pub fn read_pidfile(path: &Path) -> Result<(i32, Duration), PidfileError> {
+    let mut f = File::open(path).map_err(|_| PidfileError::Missing)?;
+    let meta = f.metadata().map_err(|_| PidfileError::Missing)?;
+    let mut buf = [0u8; MAX_PIDFILE_BYTES + 1];
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(PidfileError::Invalid),
+        }
+    }
+    if len > MAX_PIDFILE_BYTES {
+        return Err(PidfileError::Invalid);
+    }
+    let pid = parse_pid(&buf[..len]).ok_or(PidfileError::Invalid)?;
+    let mtime = u64::try_from(meta.mtime())
+        .map(|s| Duration::new(s, u32::try_from(meta.mtime_nsec()).unwrap_or(0)))
+        .unwrap_or_default();
+    Ok((pid, mtime))
+}
+
+fn clock(id: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer we pass.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// Converts a wall-clock time (since the epoch) to time since boot, on CLOCK_BOOTTIME — the
+/// clock /proc/PID/stat start times count on. `None` when it lies before this boot.
+pub fn wall_to_boot(wall: Duration) -> Option<Duration> {
+    let now_wall = clock(libc::CLOCK_REALTIME);
+    let now_boot = clock(libc::CLOCK_BOOTTIME);
+    let age = now_wall.saturating_sub(wall);
+    now_boot.checked_sub(age)
+}
+
+/// Now on CLOCK_BOOTTIME: the supervisor's clock.
+pub fn boottime() -> Duration {
+    clock(libc::CLOCK_BOOTTIME)
+}
+
+/// A start time in clock ticks after boot, as a time on CLOCK_BOOTTIME.
+pub fn ticks_to_boot(start_ticks: u64) -> Duration {
+    let tps = ticks_per_second();
+    Duration::from_secs(start_ticks / tps)
+        + Duration::from_nanos((start_ticks % tps) * 1_000_000_000 / tps)
+}
+
+/// Pins a PID with its start time.
+pub fn pin(pid: i32, start_ticks: u64) -> Pin {
+    Pin {
+        pid,
+        start_ticks,
+        started: ticks_to_boot(start_ticks),
+    }
+}
+
+/// Clock ticks per second for /proc start times.
+pub fn ticks_per_second() -> u64 {
+    procfs::ticks_per_second().max(1)
+}
+
+/// Whether a pidfile written at `mtime` (wall clock) can name a process that started at
+/// `start_ticks`: a pidfile is written after its process starts. One written earlier, or
+/// before this boot, names a reused PID.
+pub fn pidfile_is_stale(mtime: Duration, start_ticks: u64) -> bool {
+    let Some(written) = wall_to_boot(mtime) else {
+        return true;
+    };
+    let tps = ticks_per_second();
+    let started = ticks_to_boot(start_ticks);
+    // Start times have tick resolution; allow one tick and a little clock skew.
+    let slack = Duration::from_millis(1000 / tps + 20);
+    written + slack < started
+}
+
+/// Identifies a service's process from its pidfile.
+pub fn probe_pidfile(path: &Path) -> Observation {
+    let (pid, mtime) = match read_pidfile(path) {
+        Ok(v) => v,
+        Err(PidfileError::Missing) => return Observation::Absent(Absent::NoPidfile),
+        Err(PidfileError::Invalid) => return Observation::Absent(Absent::BadPidfile),
+    };
+    match stat(pid) {
+        None => Observation::Absent(Absent::DeadPid(pid)),
+        Some(s) if s.state == 'Z' || s.state == 'X' => Observation::Absent(Absent::DeadPid(pid)),
+        Some(s) if pidfile_is_stale(mtime, s.start_ticks) => {
+            Observation::Absent(Absent::StalePidfile(pid))
+        }
+        Some(s) => Observation::Alive(pin(pid, s.start_ticks)),
+    }
+}
+
+fn exe_matches(p: &Process, exe: &Path, args: Option<&str>) -> bool {
+    let Ok(e) = p.exe() else { return false };
+    let e = e.as_os_str().as_encoded_bytes();
+    let e = e.strip_suffix(b" (deleted)").unwrap_or(e);
+    if e != exe.as_os_str().as_encoded_bytes() {
+        return false;
+    }
+    match args {
+        None => true,
+        Some(want) => match p.cmdline() {
+            Ok(argv) => argv.get(1..).map(|a| a.join(" ")).as_deref() == Some(want),
+            Err(_) => false,
+        },
+    }
+}
+
+/// Identifies a service's process by its exe (and args): exactly one match pins it; several
+/// are ambiguous and none of them is touched.
+pub fn probe_exe(exe: &Path, args: Option<&str>) -> Observation {
+    let Ok(all) = procfs::process::all_processes() else {
+        return Observation::Absent(Absent::NoMatch);
+    };
+    let me = std::process::id() as i32;
+    let mut found: Option<Pin> = None;
+    let mut count: u16 = 0;
+    for p in all.flatten() {
+        if p.pid == me || !exe_matches(&p, exe, args) {
+            continue;
+        }
+        let Ok(s) = p.stat() else { continue };
+        if s.state == 'Z' || s.state == 'X' {
+            continue;
+        }
+        count = count.saturating_add(1);
+        found = Some(pin(p.pid, s.starttime));
+    }
+    match (count, found) {
+        (1, Some(pin)) => Observation::Alive(pin),
+        (0, _) | (_, None) => Observation::Absent(Absent::NoMatch),
+        (n, _) => Observation::Ambiguous(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn pidfiles_are_parsed_strictly() {
+        assert_eq!(parse_pid(b"1234\n"), Some(1234));
+        assert_eq!(parse_pid(b"1234"), Some(1234));
+        for bad in [
+            &b""[..],
+            b"\n",
+            b"1\n",
+            b"0\n",
+            b"-5\n",
+            b" 12\n",
+            b"12 \n",
+            b"12\n\n",
+            b"12\r\n",
+            b"0x10\n",
+            b"99999999\n",
+            b"4194305\n",
+            b"12abc\n",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(parse_pid(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn our_own_process_is_alive_and_pinned_by_start_time() {
+        let me = std::process::id() as i32;
+        let s = stat(me).expect("own stat");
+        let pin = pin(me, s.start_ticks);
+        assert_eq!(check_pin(pin), PinState::Alive);
+        let reused = super::pin(me, s.start_ticks + 1);
+        assert_eq!(
+            check_pin(reused),
+            PinState::Gone,
+            "same PID, other start time"
+        );
+    }
+
+    #[test]
+    fn a_pidfile_written_before_its_process_started_is_stale() {
+        let dir = std::env::temp_dir().join(format!("custos-procs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("x.pid");
+        let me = std::process::id();
+        let mut f = File::create(&path).expect("create");
+        writeln!(f, "{me}").expect("write");
+        drop(f);
+        // Written now, after this process started: fresh.
+        assert!(matches!(probe_pidfile(&path), Observation::Alive(p) if p.pid == me as i32));
+        // Back-date it to one hour before boot-relative start: a reused PID.
+        let old = libc::timespec {
+            tv_sec: 1_000_000,
+            tv_nsec: 0,
+        };
+        let times = [old, old];
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: valid NUL-terminated path and a two-element timespec array.
+        let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) };
+        assert_eq!(rc, 0);
+        assert_eq!(
+            probe_pidfile(&path),
+            Observation::Absent(Absent::StalePidfile(me as i32))
+        );
+        std::fs::write(&path, "garbage\n").expect("write");
+        assert_eq!(
+            probe_pidfile(&path),
+            Observation::Absent(Absent::BadPidfile)
+        );
+        std::fs::remove_file(&path).expect("rm");
+        assert_eq!(probe_pidfile(&path), Observation::Absent(Absent::NoPidfile));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,222 @@
+//! Running init.d scripts: argv without a shell, stdin /dev/null, a minimal environment, their own
+//! process group, and stdout/stderr into a pipe that custos drains into the log line by line.
+//! custos never waits for a script: the exit arrives through SIGCHLD like any other.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::config::{Argv, SCRIPT_PATH};
+use crate::limits::{MAX_LOG_LINE, MAX_LOG_LINES_PER_SEC};
+
+/// Starts `argv` as a new process group leader and returns its PID.
+pub fn spawn(argv: &Argv, service: &str, out: &OutputPipe) -> io::Result<i32> {
+    let stdout = out.write.try_clone()?;
+    let stderr = out.write.try_clone()?;
+    let path = SCRIPT_PATH.strip_prefix("PATH=").unwrap_or(SCRIPT_PATH);
+    let child = Command::new(OsStr::from_bytes(argv.program().to_bytes()))
+        .args(
+            argv.args
+                .iter()
+                .skip(1)
+                .map(|a| OsStr::from_bytes(a.to_bytes())),
+        )
+        .env_clear()
+        .env("PATH", path)
+        .env("CUSTOS_SERVICE", service)
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(stdout))
+        .stderr(Stdio::from(stderr))
+        .process_group(0)
+        .spawn()?;
+    // The Child handle is dropped without waiting: custos reaps with waitpid(-1) in its loop.
+    Ok(child.id() as i32)
+}
+
+/// Kills a script's whole process group (the script is our unreaped child, so its PID, which
+/// is also the group ID, cannot have been reused).
+pub fn kill_group(pgid: i32) -> io::Result<()> {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
+    if unsafe { libc::kill(-pgid, libc::SIGKILL) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// One pipe per service, made at load: every script of the service writes into it, and so
+/// does a daemon that keeps the script's stdout. custos keeps both ends open, so a daemon that
+/// writes to an inherited stdout never gets SIGPIPE from custos.
+pub struct OutputPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    line: heapless::Vec<u8, MAX_LOG_LINE>,
+    /// The current line overflowed: drop bytes until its newline.
+    cut: bool,
+    window_start: Duration,
+    lines_in_window: u32,
+    dropped: u32,
+}
+
+impl OutputPipe {
+    pub fn new() -> io::Result<OutputPipe> {
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+        // Only our end is non-blocking: scripts see an ordinary blocking pipe.
+        nix::fcntl::fcntl(
+            read.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .map_err(io::Error::from)?;
+        Ok(OutputPipe {
+            read,
+            write,
+            line: heapless::Vec::new(),
+            cut: false,
+            window_start: Duration::ZERO,
+            lines_in_window: 0,
+            dropped: 0,
+        })
+    }
+
+    /// Reads what is there and calls `emit` for each complete line, at most
+    /// MAX_LOG_LINES_PER_SEC a second; lines over that are counted and reported once.
+    pub fn drain(&mut self, now: Duration, mut emit: impl FnMut(&str)) {
+        let mut buf = [0u8; 512];
+        loop {
+            let n = match nix::unistd::read(self.read.as_raw_fd(), &mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            for &b in &buf[..n] {
+                if b == b'\n' {
+                    if !self.cut || !self.line.is_empty() {
+                        self.flush(now, &mut emit);
+                    }
+                    self.cut = false;
+                    self.line.clear();
+                } else if !self.cut && self.line.push(b).is_err() {
+                    self.cut = true;
+                    self.flush(now, &mut emit);
+                    self.line.clear();
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, now: Duration, emit: &mut impl FnMut(&str)) {
+        if now.saturating_sub(self.window_start) >= Duration::from_secs(1) {
+            if self.dropped > 0 {
+                let mut msg = heapless::String::<64>::new();
+                let _ = core::fmt::write(
+                    &mut msg,
+                    format_args!(
+                        "({} more lines dropped: over {MAX_LOG_LINES_PER_SEC}/s)",
+                        self.dropped
+                    ),
+                );
+                emit(&msg);
+            }
+            self.window_start = now;
+            self.lines_in_window = 0;
+            self.dropped = 0;
+        }
+        if self.lines_in_window >= MAX_LOG_LINES_PER_SEC {
+            self.dropped = self.dropped.saturating_add(1);
+            return;
+        }
+        self.lines_in_window += 1;
+        let text = String::from_utf8_lossy(&self.line);
+        if self.cut {
+            emit(&format!("{text}…"));
+        } else {
+            emit(&text);
+        }
+    }
+}
+
+impl AsFd for OutputPipe {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+
+    fn argv(a: &[&str]) -> Argv {
+        Argv {
+            args: a.iter().map(|s| CString::new(*s).expect("cstr")).collect(),
+        }
+    }
+
+    fn wait(pid: i32) -> i32 {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        status
+    }
+
+    fn lines(p: &mut OutputPipe, now: Duration) -> Vec<String> {
+        let mut v = Vec::new();
+        p.drain(now, |l| v.push(l.to_string()));
+        v
+    }
+
+    #[test]
+    fn scripts_get_a_clean_start_and_their_output_reaches_the_log() {
+        let mut out = OutputPipe::new().expect("pipe");
+        let script = "echo \"svc=$CUSTOS_SERVICE path=$PATH\"; \
+                      echo \"pgrp=$(cut -d' ' -f5 /proc/$$/stat) pid=$$\"; \
+                      grep -E '^(SigBlk|SigIgn)' /proc/self/status; \
+                      read x && echo \"stdin gave $x\" || echo stdin-empty; \
+                      echo oops >&2; env | wc -l";
+        let pid = spawn(&argv(&["/bin/sh", "-c", script]), "web", &out).expect("spawn");
+        assert_eq!(wait(pid), 0);
+        let got = lines(&mut out, Duration::from_secs(1));
+        assert_eq!(got[0], format!("svc=web path={}", &SCRIPT_PATH[5..]));
+        assert_eq!(got[1], format!("pgrp={pid} pid={pid}"), "own process group");
+        assert_eq!(got[2], "SigBlk:\t0000000000000000", "signal mask cleared");
+        // Standard signals are not ignored (custos resets them at start-up and std restores
+        // SIGPIPE); the test harness may ignore realtime ones, which custos does not use.
+        let ign = u64::from_str_radix(&got[3][8..], 16).expect("hex");
+        assert_eq!(ign & 0x7fff_ffff, 0, "{}", got[3]);
+        assert_eq!(got[4], "stdin-empty");
+        assert_eq!(got[5], "oops");
+        // PATH, CUSTOS_SERVICE, and what sh itself adds (PWD).
+        assert!(got[6].trim().parse::<u32>().expect("count") <= 3, "{got:?}");
+    }
+
+    #[test]
+    fn a_missing_script_is_an_error_not_a_crash() {
+        let out = OutputPipe::new().expect("pipe");
+        let e = spawn(&argv(&["/nonexistent/init.d/x", "start"]), "x", &out).expect_err("missing");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn long_lines_are_cut_and_floods_are_rate_limited() {
+        let mut out = OutputPipe::new().expect("pipe");
+        let script = "head -c 1000 /dev/zero | tr '\\0' x; echo; i=0; while [ $i -lt 50 ]; do echo line$i; i=$((i+1)); done";
+        let pid = spawn(&argv(&["/bin/sh", "-c", script]), "x", &out).expect("spawn");
+        assert_eq!(wait(pid), 0);
+        let got = lines(&mut out, Duration::from_secs(5));
+        assert_eq!(
+            got[0].chars().count(),
+            MAX_LOG_LINE + 1,
+            "cut with an ellipsis"
+        );
+        assert_eq!(got.len() as u32, MAX_LOG_LINES_PER_SEC);
+        // The next second reports what was dropped.
+        let pid = spawn(&argv(&["/bin/sh", "-c", "echo later"]), "x", &out).expect("spawn");
+        assert_eq!(wait(pid), 0);
+        let got = lines(&mut out, Duration::from_secs(7));
+        assert_eq!(got, vec!["(31 more lines dropped: over 20/s)", "later"]);
+    }
+}

@@ -1,0 +1,690 @@
+//! The one event loop and the effectors. Each pass blocks in exactly one poll(2) — over the
+//! signalfd, the pidfds of pinned processes and the script output pipes — with a timeout set to
+//! the nearest deadline on the monotonic clock. Every decision is the core's; this file only
+//! turns actions into syscalls and logs each with its cause.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use log::{debug, error, info, warn};
+
+use crate::config::{self, Config, Dur, Identify, ServiceConfig};
+use crate::core::{
+    Absent, Action, Cause, Event, Mono, Note, Observation, Phase, Pin, Policy, Script,
+    ServiceState, SigName,
+};
+use crate::limits::MAX_SERVICES;
+use crate::pidfd::{self, PidFd};
+use crate::procs::{self, PinState};
+use crate::scripts::{self, OutputPipe};
+use crate::signals::Signals;
+
+/// Fds in one poll: the signalfd, plus a pidfd and an output pipe per service.
+const MAX_POLL: usize = 1 + 2 * MAX_SERVICES;
+/// Children reaped per batch (deaths are handled before script exits within a batch).
+const REAP_BATCH: usize = 32;
+/// Events one event may lead to (a failed spawn feeds one back).
+const EVENT_QUEUE: usize = 4;
+
+/// One supervised service: its config, the core's state, and the kernel objects that go with it.
+pub struct Svc {
+    pub cfg: ServiceConfig,
+    policy: Policy,
+    pub st: ServiceState,
+    pidfd: Option<PidFd>,
+    /// The script that runs now, and which one it is.
+    script: Option<(i32, Script)>,
+    /// Scripts whose group was killed and that are not reaped yet: their exit is not news.
+    killed: heapless::Vec<i32, 4>,
+    out: OutputPipe,
+}
+
+fn policy_of(cfg: &ServiceConfig) -> Policy {
+    Policy {
+        restart: cfg.restart.clone(),
+        start_timeout: cfg.start_timeout,
+        stop_timeout: cfg.stop_timeout,
+        has_stop: cfg.stop.is_some(),
+    }
+}
+
+impl Svc {
+    fn new(cfg: ServiceConfig) -> io::Result<Svc> {
+        Ok(Svc {
+            policy: policy_of(&cfg),
+            cfg,
+            st: ServiceState::default(),
+            pidfd: None,
+            script: None,
+            killed: heapless::Vec::new(),
+            out: OutputPipe::new()?,
+        })
+    }
+
+    fn probe(&self) -> Observation {
+        match &self.cfg.identify {
+            Identify::Pidfile(p) => procs::probe_pidfile(p),
+            Identify::Exe { exe, args } => procs::probe_exe(exe, args.as_deref()),
+        }
+    }
+
+    fn how(&self) -> String {
+        match &self.cfg.identify {
+            Identify::Pidfile(p) => format!("pidfile {}", p.display()),
+            Identify::Exe { exe, args: None } => format!("exe {}", exe.display()),
+            Identify::Exe { exe, args: Some(a) } => format!("exe {} {a}", exe.display()),
+        }
+    }
+}
+
+/// What the kernel can do for us, probed once at start-up.
+#[derive(Debug, Clone, Copy)]
+pub struct Facilities {
+    pub subreaper: bool,
+    pub pidfd: bool,
+}
+
+pub struct Supervisor {
+    config_path: PathBuf,
+    interval: Duration,
+    pub svcs: heapless::Vec<Svc, MAX_SERVICES>,
+    signals: Signals,
+    next_tick: Mono,
+    facilities: Facilities,
+    exit: bool,
+}
+
+/// Why the loop ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Exit {
+    Signal(i32),
+}
+
+fn cause_of(status: i32) -> Cause {
+    if libc::WIFSIGNALED(status) {
+        Cause::Killed {
+            signal: libc::WTERMSIG(status),
+            core: libc::WCOREDUMP(status),
+        }
+    } else {
+        Cause::Exited(libc::WEXITSTATUS(status))
+    }
+}
+
+/// Puts every signal custos does not handle back to its default disposition, so that what init
+/// left ignored (SIGCHLD ignored would auto-reap children) neither changes custos nor leaks into
+/// the scripts. SIGPIPE stays ignored in custos; std restores it for children.
+pub fn reset_signal_dispositions() {
+    for sig in 1..32 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == libc::SIGPIPE {
+            continue;
+        }
+        // SAFETY: setting a default disposition installs no handler; failures (invalid signal
+        // numbers) are harmless and ignored.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+}
+
+/// Makes custos the reaper of orphaned descendants, so double-forked daemons become its
+/// children and their exit status reaches it.
+pub fn become_subreaper() -> io::Result<()> {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag; no memory is involved.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+impl Supervisor {
+    /// Sets up the kernel objects and the service table. Fails only on what custos cannot run
+    /// without (the signalfd, a pipe).
+    pub fn new(config_path: &Path, config: Config) -> io::Result<Supervisor> {
+        reset_signal_dispositions();
+        let signals = Signals::new()?;
+        let subreaper = match become_subreaper() {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(
+                    "cannot become child subreaper ({e}; qemu-user and pre-3.4 kernels lack it): \
+                     deaths of daemonized services will show 'cause unknown'"
+                );
+                false
+            }
+        };
+        let pidfd = match pidfd::supported() {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(
+                    "pidfd_open unavailable ({e}; Linux < 5.3): deaths are found by polling /proc \
+                     every {}; signals go by PID after a start-time check",
+                    Dur(config.supervisor.interval)
+                );
+                false
+            }
+        };
+        let mut svcs = heapless::Vec::new();
+        for cfg in config.services {
+            let svc = Svc::new(cfg)?;
+            if svcs.push(svc).is_err() {
+                // Checked at load: the config never holds more than MAX_SERVICES.
+                break;
+            }
+        }
+        Ok(Supervisor {
+            config_path: config_path.to_path_buf(),
+            interval: config.supervisor.interval,
+            svcs,
+            signals,
+            next_tick: Duration::ZERO,
+            facilities: Facilities { subreaper, pidfd },
+            exit: false,
+        })
+    }
+
+    pub fn facilities(&self) -> Facilities {
+        self.facilities
+    }
+
+    fn now(&self) -> Mono {
+        procs::boottime()
+    }
+
+    /// Runs until SIGTERM or SIGINT. Services are left running on exit.
+    pub fn run(&mut self) -> Exit {
+        info!(
+            "supervising {} service(s), polling every {}; child subreaper: {}; pidfd: {}",
+            self.svcs.len(),
+            Dur(self.interval),
+            if self.facilities.subreaper {
+                "yes"
+            } else {
+                "no"
+            },
+            if self.facilities.pidfd { "yes" } else { "no" },
+        );
+        loop {
+            if let Some(e) = self.pass() {
+                return e;
+            }
+        }
+    }
+
+    /// One pass of the loop: wait for the nearest event or deadline, then handle everything due.
+    pub fn pass(&mut self) -> Option<Exit> {
+        let now = self.now();
+        let mut deadline = self.next_tick;
+        for s in &self.svcs {
+            if let Some(d) = s.st.deadline() {
+                deadline = deadline.min(d);
+            }
+        }
+        let timeout = deadline.saturating_sub(now);
+
+        // Build the poll set: tags say which service each fd belongs to.
+        let mut fds: heapless::Vec<libc::pollfd, MAX_POLL> = heapless::Vec::new();
+        let mut tags: heapless::Vec<(usize, bool), MAX_POLL> = heapless::Vec::new();
+        let pfd = |fd: i32| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let _ = fds.push(pfd(self.signals.as_fd().as_raw_fd()));
+        let _ = tags.push((usize::MAX, false));
+        for (i, s) in self.svcs.iter().enumerate() {
+            if let Some(p) = &s.pidfd {
+                let _ = fds.push(pfd(p.as_fd().as_raw_fd()));
+                let _ = tags.push((i, true));
+            }
+            let _ = fds.push(pfd(s.out.as_fd().as_raw_fd()));
+            let _ = tags.push((i, false));
+        }
+        // Round up so a wake-up never comes a hair before its deadline.
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        // SAFETY: fds is a valid array of fds.len() pollfds for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                error!("poll failed: {e}");
+            }
+        }
+        let now = self.now();
+
+        // Signals first: SIGCHLD reaps, so deaths carry their exit status.
+        if fds[0].revents != 0 {
+            while let Some(sig) = self.signals.pending() {
+                match sig {
+                    libc::SIGCHLD => {}
+                    libc::SIGHUP => self.reload(now),
+                    libc::SIGTERM | libc::SIGINT => {
+                        info!(
+                            "{} received: exiting; services are left running",
+                            SigName(sig)
+                        );
+                        self.exit = true;
+                        return Some(Exit::Signal(sig));
+                    }
+                    other => debug!("ignoring {}", SigName(other)),
+                }
+            }
+        }
+        // Reap on every pass: cheap, and a SIGCHLD coalesced with another is never lost.
+        self.reap(now);
+
+        for (k, fd) in fds.iter().enumerate().skip(1) {
+            if fd.revents == 0 {
+                continue;
+            }
+            let (i, is_pidfd) = tags[k];
+            if i >= self.svcs.len() {
+                continue;
+            }
+            if is_pidfd {
+                self.pidfd_ready(i, now);
+            } else {
+                let s = &mut self.svcs[i];
+                let name = &s.cfg.name;
+                s.out.drain(now, |line| info!("{name}: | {line}"));
+            }
+        }
+
+        for i in 0..self.svcs.len() {
+            if self.svcs[i].st.deadline().is_some_and(|d| d <= now) {
+                self.feed(i, Event::Deadline, now);
+            }
+        }
+
+        let tick = now >= self.next_tick;
+        if tick {
+            self.next_tick = now + self.interval;
+        }
+        for i in 0..self.svcs.len() {
+            // A start script that just exited 0 is followed by an immediate look for the process.
+            let starting = matches!(self.svcs[i].st.phase, Phase::Starting { script: false, .. });
+            if tick || starting {
+                self.probe(i, now);
+            }
+        }
+        None
+    }
+
+    /// Checks a pinned process, or looks for the service's process, and tells the core.
+    fn probe(&mut self, i: usize, now: Mono) {
+        let s = &self.svcs[i];
+        if let Some(pin) = s.st.pin() {
+            match procs::check_pin(pin) {
+                PinState::Alive => {}
+                PinState::Zombie => {
+                    let cause = self.reap_pin(i, pin);
+                    self.feed(
+                        i,
+                        Event::Died {
+                            pid: pin.pid,
+                            cause,
+                        },
+                        now,
+                    );
+                }
+                PinState::Gone => self.feed(
+                    i,
+                    Event::Observed(Observation::Absent(Absent::PinGone)),
+                    now,
+                ),
+            }
+        } else if s.st.wants_probe() {
+            let obs = s.probe();
+            self.feed(i, Event::Observed(obs), now);
+        }
+    }
+
+    /// The pinned process exited (its pidfd is readable): take its status if it is our child.
+    fn pidfd_ready(&mut self, i: usize, now: Mono) {
+        let Some(pin) = self.svcs[i].st.pin() else {
+            self.svcs[i].pidfd = None;
+            return;
+        };
+        let cause = self.reap_pin(i, pin);
+        self.feed(
+            i,
+            Event::Died {
+                pid: pin.pid,
+                cause,
+            },
+            now,
+        );
+    }
+
+    /// Reaps the pinned process if it is our child; otherwise its cause is unknown to us.
+    fn reap_pin(&mut self, i: usize, pin: Pin) -> Cause {
+        if let Some(fd) = &self.svcs[i].pidfd {
+            // waitid(P_PIDFD) names exactly this process, never a reuser of its PID.
+            // SAFETY: siginfo_t is plain data; waitid fills it.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: valid pidfd, valid siginfo pointer.
+            let rc = unsafe {
+                libc::waitid(
+                    libc::P_PIDFD,
+                    fd.as_fd().as_raw_fd() as libc::id_t,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG,
+                )
+            };
+            // SAFETY: after a successful waitid, si_pid/si_status are the fields it set.
+            if rc == 0 && unsafe { info.si_pid() } == pin.pid {
+                let status = unsafe { info.si_status() };
+                return match info.si_code {
+                    libc::CLD_EXITED => Cause::Exited(status),
+                    libc::CLD_DUMPED => Cause::Killed {
+                        signal: status,
+                        core: true,
+                    },
+                    _ => Cause::Killed {
+                        signal: status,
+                        core: false,
+                    },
+                };
+            }
+            return Cause::NotOurChild;
+        }
+        // No pidfd: the process is a zombie (seen in /proc with its start time), so its PID
+        // cannot be reused until it is reaped.
+        let mut status = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let rc = unsafe { libc::waitpid(pin.pid, &mut status, libc::WNOHANG) };
+        if rc == pin.pid {
+            cause_of(status)
+        } else {
+            Cause::NotOurChild
+        }
+    }
+
+    /// Reaps every exited child: pinned services, scripts, and orphans adopted as subreaper.
+    fn reap(&mut self, now: Mono) {
+        loop {
+            let mut batch: heapless::Vec<(i32, Cause), REAP_BATCH> = heapless::Vec::new();
+            while !batch.is_full() {
+                let mut status = 0;
+                // SAFETY: waitpid with a valid status pointer.
+                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+                if pid > 0 {
+                    let _ = batch.push((pid, cause_of(status)));
+                    continue;
+                }
+                if pid < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break; // 0: none exited yet; ECHILD: no children
+            }
+            let full = batch.is_full();
+            // Deaths of pinned processes first, so a stop script's exit finds them settled.
+            for &(pid, cause) in &batch {
+                if let Some(i) = self
+                    .svcs
+                    .iter()
+                    .position(|s| s.st.pin().is_some_and(|p| p.pid == pid))
+                {
+                    self.feed(i, Event::Died { pid, cause }, now);
+                }
+            }
+            for &(pid, cause) in &batch {
+                self.script_exited(pid, cause, now);
+            }
+            if !full {
+                break;
+            }
+        }
+    }
+
+    fn script_exited(&mut self, pid: i32, cause: Cause, now: Mono) {
+        for i in 0..self.svcs.len() {
+            let s = &mut self.svcs[i];
+            if let Some((spid, kind)) = s.script {
+                if spid == pid {
+                    s.script = None;
+                    let name = &s.cfg.name;
+                    s.out.drain(now, |line| info!("{name}: | {line}"));
+                    let what = if kind == Script::Start {
+                        "start"
+                    } else {
+                        "stop"
+                    };
+                    if cause == Cause::Exited(0) {
+                        debug!("{name}: {what} script (pid {pid}) exited with status 0");
+                    } else {
+                        warn!("{name}: {what} script (pid {pid}) {cause}");
+                    }
+                    self.feed(
+                        i,
+                        Event::ScriptExited {
+                            script: kind,
+                            cause,
+                        },
+                        now,
+                    );
+                    return;
+                }
+            }
+            if let Some(k) = s.killed.iter().position(|&p| p == pid) {
+                s.killed.swap_remove(k);
+                debug!("{}: killed script (pid {pid}) reaped: {cause}", s.cfg.name);
+                return;
+            }
+        }
+        debug!("reaped orphan pid {pid}: {cause}");
+    }
+
+    /// Gives the core one event for service `i` and carries out what it decides.
+    fn feed(&mut self, i: usize, event: Event, now: Mono) {
+        let mut queue: heapless::Deque<Event, EVENT_QUEUE> = heapless::Deque::new();
+        let _ = queue.push_back(event);
+        while let Some(ev) = queue.pop_front() {
+            let s = &mut self.svcs[i];
+            let actions = s.st.decide(&s.policy, ev, now);
+            for a in actions {
+                if let Some(next) = self.apply(i, a) {
+                    let _ = queue.push_back(next);
+                }
+            }
+        }
+    }
+
+    /// Carries out one action; may return an event to feed back (a failed spawn).
+    fn apply(&mut self, i: usize, action: Action) -> Option<Event> {
+        let pidfd_ok = self.facilities.pidfd;
+        let s = &mut self.svcs[i];
+        let name = s.cfg.name.as_str();
+        match action {
+            Action::Start {
+                attempt,
+                after,
+                why,
+            } => {
+                match after {
+                    Some(d) => info!(
+                        "{name}: starting (attempt {attempt}, after {} backoff): {why}",
+                        Dur(d)
+                    ),
+                    None => info!("{name}: starting (attempt {attempt}): {why}"),
+                }
+                match scripts::spawn(&s.cfg.start, name, &s.out) {
+                    Ok(pid) => {
+                        debug!("{name}: `{}` runs as pid {pid}", s.cfg.start);
+                        s.script = Some((pid, Script::Start));
+                    }
+                    Err(e) => {
+                        error!("{name}: cannot run `{}`: {e}", s.cfg.start);
+                        return Some(Event::SpawnFailed(e.raw_os_error().unwrap_or(libc::EIO)));
+                    }
+                }
+            }
+            Action::RunStop { pin, why: _ } => {
+                let Some(stop) = &s.cfg.stop else {
+                    return Some(Event::ScriptExited {
+                        script: Script::Stop,
+                        cause: Cause::Exited(127),
+                    });
+                };
+                info!("{name}: running stop script `{stop}` for pid {}", pin.pid);
+                match scripts::spawn(stop, name, &s.out) {
+                    Ok(pid) => s.script = Some((pid, Script::Stop)),
+                    Err(e) => {
+                        error!("{name}: cannot run `{stop}`: {e}");
+                        return Some(Event::ScriptExited {
+                            script: Script::Stop,
+                            cause: Cause::Exited(127),
+                        });
+                    }
+                }
+            }
+            Action::Signal { pin, signal, why } => {
+                info!(
+                    "{name}: sending {} to pid {}: {why}",
+                    SigName(signal),
+                    pin.pid
+                );
+                let sent = match &s.pidfd {
+                    Some(fd) => fd.send_signal(signal),
+                    // Without a pidfd, check the start time right before kill(2).
+                    None => match procs::check_pin(pin) {
+                        PinState::Alive => {
+                            // SAFETY: kill(2) on a PID just verified to be the pinned process.
+                            if unsafe { libc::kill(pin.pid, signal) } < 0 {
+                                Err(io::Error::last_os_error())
+                            } else {
+                                Ok(())
+                            }
+                        }
+                        _ => Err(io::Error::from_raw_os_error(libc::ESRCH)),
+                    },
+                };
+                if let Err(e) = sent {
+                    warn!(
+                        "{name}: {} not sent to pid {}: {e} (already gone)",
+                        SigName(signal),
+                        pin.pid
+                    );
+                }
+            }
+            Action::KillScript(kind) => {
+                if let Some((pid, k)) = s.script {
+                    if k == kind {
+                        let (what, limit) = match kind {
+                            Script::Start => ("start", s.cfg.start_timeout),
+                            Script::Stop => ("stop", s.cfg.stop_timeout),
+                        };
+                        warn!("{name}: killing the {what} script's process group (pid {pid}): still running after {}", Dur(limit));
+                        if let Err(e) = scripts::kill_group(pid) {
+                            warn!("{name}: kill of process group {pid} failed: {e}");
+                        }
+                        s.script = None;
+                        if s.killed.is_full() {
+                            s.killed.remove(0);
+                        }
+                        let _ = s.killed.push(pid);
+                    }
+                }
+            }
+            Action::Pinned { pin, adopted } => {
+                if pidfd_ok {
+                    match PidFd::open(pin.pid) {
+                        // Re-check after opening: the pidfd must name the pinned process.
+                        Ok(fd) if procs::check_pin(pin) == PinState::Alive => s.pidfd = Some(fd),
+                        _ => {
+                            s.pidfd = None;
+                            return Some(Event::Observed(Observation::Absent(Absent::PinGone)));
+                        }
+                    }
+                }
+                let how = s.how();
+                if adopted {
+                    info!(
+                        "{name}: found running as pid {} ({how}); watching it",
+                        pin.pid
+                    );
+                } else {
+                    info!("{name}: running as pid {} ({how})", pin.pid);
+                }
+            }
+            Action::Unpin => s.pidfd = None,
+            Action::Log(note) => match note {
+                Note::Died { .. } | Note::StartFailed(_) | Note::SurvivesKill { .. } => {
+                    warn!("{name}: {note}")
+                }
+                Note::GivenUp { .. } | Note::Ambiguous(_) => error!("{name}: {note}"),
+                _ => info!("{name}: {note}"),
+            },
+        }
+        None
+    }
+
+    /// SIGHUP: load the config again. An invalid one is rejected whole and the running config
+    /// stays; unchanged services keep their pins; removed ones are left running, unwatched.
+    fn reload(&mut self, now: Mono) {
+        info!("SIGHUP: reloading {}", self.config_path.display());
+        let new = match config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(errors) => {
+                for line in errors.to_string().lines() {
+                    error!("{line}");
+                }
+                error!("reload rejected: the running config stays in force");
+                return;
+            }
+        };
+        let mut old = std::mem::take(&mut self.svcs);
+        let mut table: heapless::Vec<Svc, MAX_SERVICES> = heapless::Vec::new();
+        for cfg in new.services {
+            let svc = match old.iter().position(|s| s.cfg.name == cfg.name) {
+                Some(k) => {
+                    let mut s = old.swap_remove(k);
+                    if s.cfg != cfg {
+                        info!("{}: config changed", cfg.name);
+                        if s.cfg.identify != cfg.identify {
+                            s.st.phase = Phase::Unknown;
+                            s.pidfd = None;
+                        }
+                        s.policy = policy_of(&cfg);
+                        s.cfg = cfg;
+                    }
+                    if s.st.phase == Phase::GivenUp {
+                        info!(
+                            "{}: given up before; the reload gives it a fresh start",
+                            s.cfg.name
+                        );
+                        s.st = ServiceState::default();
+                    }
+                    s
+                }
+                None => {
+                    info!("{}: new service", cfg.name);
+                    match Svc::new(cfg) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            error!("cannot set up a new service: {e}");
+                            continue;
+                        }
+                    }
+                }
+            };
+            if table.push(svc).is_err() {
+                break; // checked at load
+            }
+        }
+        for s in old.iter() {
+            info!(
+                "{}: removed from the config: no longer supervised; left running",
+                s.cfg.name
+            );
+        }
+        self.svcs = table;
+        self.interval = new.supervisor.interval;
+        self.next_tick = now;
+        info!("reload done: {} service(s)", self.svcs.len());
+    }
+
+    pub fn exiting(&self) -> bool {
+        self.exit
+    }
+}
