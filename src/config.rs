@@ -4,6 +4,7 @@
 
 use std::ffi::CString;
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -101,6 +102,110 @@ impl Default for RestartPolicy {
     }
 }
 
+/// What a health check looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    /// HTTP/1.0 GET; passes on `status` and, when given, `expect` within the first 4 KiB of body.
+    Http {
+        addr: SocketAddr,
+        path: String,
+        status: u16,
+        expect: Option<String>,
+    },
+    /// A TCP connect succeeds.
+    Tcp { addr: SocketAddr },
+    /// Resident memory of the pinned process at most `max_bytes`.
+    Memory { max_bytes: u64 },
+    /// CPU use of the pinned process over `max_percent` for `over` fails.
+    Cpu { max_percent: f64, over: Duration },
+    /// Open file descriptors of the pinned process at most `max`.
+    Fds { max: u64 },
+    /// The file's mtime is at most `max_age` old.
+    Heartbeat { path: PathBuf, max_age: Duration },
+    /// The program exits 0.
+    Program { argv: Argv },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckAction {
+    Restart,
+    Log,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckConfig {
+    pub kind: CheckKind,
+    pub timeout: Duration,
+    pub every: Duration,
+    pub failures: u32,
+    pub grace: Duration,
+    pub action: CheckAction,
+}
+
+impl fmt::Display for CheckConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            CheckKind::Http { addr, path, .. } => write!(f, "http {addr}{path}"),
+            CheckKind::Tcp { addr } => write!(f, "tcp {addr}"),
+            CheckKind::Memory { max_bytes } => write!(f, "memory <= {}", Size(*max_bytes)),
+            CheckKind::Cpu { max_percent, over } => {
+                write!(f, "cpu <= {max_percent}% over {}", Dur(*over))
+            }
+            CheckKind::Fds { max } => write!(f, "fds <= {max}"),
+            CheckKind::Heartbeat { path, max_age } => {
+                write!(f, "heartbeat {} within {}", path.display(), Dur(*max_age))
+            }
+            CheckKind::Program { argv } => write!(f, "program `{argv}`"),
+        }
+    }
+}
+
+/// A byte count written the way configs write it: "64MiB", "512KiB", "100B".
+pub struct Size(pub u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        for (unit, n) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if b >= n && b.is_multiple_of(n) {
+                return write!(f, "{}{unit}", b / n);
+            }
+        }
+        if b >= 1 << 20 {
+            return write!(f, "{:.1}MiB", b as f64 / (1u64 << 20) as f64);
+        }
+        write!(f, "{b}B")
+    }
+}
+
+/// Parses "64MiB", "512KiB", "1GiB", "4096B" (or a bare number of bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        format!("`{s}` is not a size: write a whole number and a unit, like \"64MiB\"")
+    })?;
+    let mul: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{s}` is not a size: unit `{unit}` is not one of B, KiB, MiB, GiB"
+            ))
+        }
+    };
+    let v = n
+        .checked_mul(mul)
+        .ok_or_else(|| format!("`{s}` is too large"))?;
+    if v == 0 {
+        return Err(format!("`{s}`: a size must be greater than zero"));
+    }
+    Ok(v)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceConfig {
     pub name: String,
@@ -110,6 +215,7 @@ pub struct ServiceConfig {
     pub start_timeout: Duration,
     pub stop_timeout: Duration,
     pub restart: RestartPolicy,
+    pub checks: Vec<CheckConfig>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -250,6 +356,37 @@ struct RawService {
     start_timeout: Option<Spanned<String>>,
     stop_timeout: Option<Spanned<String>>,
     restart: Option<Spanned<RawRestart>>,
+    #[serde(default)]
+    check: Vec<Spanned<RawCheck>>,
+}
+
+/// `max` is a size ("64MiB") for memory checks and a count for fds checks.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawMax {
+    Count(i64),
+    Size(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    kind: Option<Spanned<String>>,
+    host: Option<Spanned<String>>,
+    port: Option<Spanned<i64>>,
+    path: Option<Spanned<String>>,
+    status: Option<Spanned<i64>>,
+    expect: Option<Spanned<String>>,
+    max: Option<Spanned<RawMax>>,
+    max_percent: Option<Spanned<f64>>,
+    over: Option<Spanned<String>>,
+    max_age: Option<Spanned<String>>,
+    argv: Option<Spanned<Vec<String>>>,
+    timeout: Option<Spanned<String>>,
+    every: Option<Spanned<String>>,
+    failures: Option<Spanned<i64>>,
+    grace: Option<Spanned<String>>,
+    action: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -475,6 +612,13 @@ impl Validator<'_> {
                 services.push(svc);
             }
         }
+        for svc in &mut services {
+            for c in &mut svc.checks {
+                if c.every.is_zero() {
+                    c.every = supervisor.interval;
+                }
+            }
+        }
         Config {
             supervisor,
             services,
@@ -636,6 +780,19 @@ impl Validator<'_> {
                 );
             }
         }
+        if s.check.len() > MAX_CHECKS {
+            self.err(
+                s.check.get(MAX_CHECKS).map(|c| c.span()),
+                &k("check"),
+                format!("{} checks, over the limit of {MAX_CHECKS}", s.check.len()),
+            );
+        }
+        let mut checks = Vec::new();
+        for (j, c) in s.check.iter().enumerate() {
+            if let Some(c) = self.check(c, &format!("service.check[{j}] (service `{name}`)")) {
+                checks.push(c);
+            }
+        }
         Some(ServiceConfig {
             name,
             identify,
@@ -644,6 +801,296 @@ impl Validator<'_> {
             start_timeout,
             stop_timeout,
             restart,
+            checks,
+        })
+    }
+}
+
+impl Validator<'_> {
+    fn check(&mut self, c: &Spanned<RawCheck>, key: &str) -> Option<CheckConfig> {
+        let at = Some(c.span());
+        let c = c.get_ref();
+        let k = |f: &str| format!("{key}.{f}");
+        let Some(kind_s) = &c.kind else {
+            self.err(
+                at,
+                &k("kind"),
+                "missing: one of http, tcp, memory, cpu, fds, heartbeat, program",
+            );
+            return None;
+        };
+        let kind_name = kind_s.get_ref().as_str();
+        // Which keys each kind takes, besides the common ones.
+        let allowed: &[&str] = match kind_name {
+            "http" => &["host", "port", "path", "status", "expect"],
+            "tcp" => &["host", "port"],
+            "memory" => &["max"],
+            "cpu" => &["max_percent", "over"],
+            "fds" => &["max"],
+            "heartbeat" => &["path", "max_age"],
+            "program" => &["argv"],
+            other => {
+                self.err(
+                    Some(kind_s.span()),
+                    &k("kind"),
+                    format!(
+                        "`{other}` is not one of http, tcp, memory, cpu, fds, heartbeat, program"
+                    ),
+                );
+                return None;
+            }
+        };
+        let present: [(&str, Option<Range<usize>>); 10] = [
+            ("host", c.host.as_ref().map(|v| v.span())),
+            ("port", c.port.as_ref().map(|v| v.span())),
+            ("path", c.path.as_ref().map(|v| v.span())),
+            ("status", c.status.as_ref().map(|v| v.span())),
+            ("expect", c.expect.as_ref().map(|v| v.span())),
+            ("max", c.max.as_ref().map(|v| v.span())),
+            ("max_percent", c.max_percent.as_ref().map(|v| v.span())),
+            ("over", c.over.as_ref().map(|v| v.span())),
+            ("max_age", c.max_age.as_ref().map(|v| v.span())),
+            ("argv", c.argv.as_ref().map(|v| v.span())),
+        ];
+        for (name, span) in present {
+            if let Some(span) = span {
+                if !allowed.contains(&name) {
+                    self.err(
+                        Some(span),
+                        &k(name),
+                        format!("does not apply to kind \"{kind_name}\""),
+                    );
+                }
+            }
+        }
+        let mut missing = |this: &mut Self, name: &str| {
+            this.err(
+                at.clone(),
+                &k(name),
+                format!("missing: kind \"{kind_name}\" needs it"),
+            );
+        };
+        let addr = |this: &mut Self, missing: &mut dyn FnMut(&mut Self, &str)| -> SocketAddr {
+            let ip = match &c.host {
+                None => IpAddr::from([127, 0, 0, 1]),
+                Some(h) => h.get_ref().parse::<IpAddr>().unwrap_or_else(|_| {
+                    this.err(
+                        Some(h.span()),
+                        &k("host"),
+                        format!(
+                            "`{}` is not an IP address (names are not resolved)",
+                            h.get_ref()
+                        ),
+                    );
+                    IpAddr::from([127, 0, 0, 1])
+                }),
+            };
+            let port = match &c.port {
+                None => {
+                    missing(this, "port");
+                    0
+                }
+                Some(p) => u16::try_from(*p.get_ref())
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .unwrap_or_else(|| {
+                        this.err(
+                            Some(p.span()),
+                            &k("port"),
+                            format!("{} is not a port (1..=65535)", p.get_ref()),
+                        );
+                        0
+                    }),
+            };
+            SocketAddr::new(ip, port)
+        };
+        let kind = match kind_name {
+            "http" => {
+                let addr = addr(self, &mut missing);
+                let path = match &c.path {
+                    None => "/".to_string(),
+                    Some(p) => {
+                        let v = p.get_ref();
+                        if !v.starts_with('/')
+                            || v.len() > MAX_ARG_LEN
+                            || v.bytes().any(|b| b <= b' ' || b == 0x7f)
+                        {
+                            self.err(Some(p.span()), &k("path"), format!("`{v}` is not a request path: it starts with / and has no spaces or control characters"));
+                        }
+                        v.clone()
+                    }
+                };
+                let status = match &c.status {
+                    None => 200,
+                    Some(st) => match u16::try_from(*st.get_ref()) {
+                        Ok(v) if (100..=599).contains(&v) => v,
+                        _ => {
+                            self.err(
+                                Some(st.span()),
+                                &k("status"),
+                                format!("{} is not an HTTP status (100..=599)", st.get_ref()),
+                            );
+                            200
+                        }
+                    },
+                };
+                let expect = c.expect.as_ref().map(|e| {
+                    if e.get_ref().is_empty() || e.get_ref().len() > MAX_ARG_LEN {
+                        self.err(
+                            Some(e.span()),
+                            &k("expect"),
+                            format!("must be 1 to {MAX_ARG_LEN} bytes"),
+                        );
+                    }
+                    e.get_ref().clone()
+                });
+                CheckKind::Http {
+                    addr,
+                    path,
+                    status,
+                    expect,
+                }
+            }
+            "tcp" => CheckKind::Tcp {
+                addr: addr(self, &mut missing),
+            },
+            "memory" => match &c.max {
+                Some(m) => match m.get_ref() {
+                    RawMax::Size(s) => match parse_size(s) {
+                        Ok(b) => CheckKind::Memory { max_bytes: b },
+                        Err(e) => {
+                            self.err(Some(m.span()), &k("max"), e);
+                            return None;
+                        }
+                    },
+                    RawMax::Count(_) => {
+                        self.err(
+                            Some(m.span()),
+                            &k("max"),
+                            "write a size with its unit, like \"64MiB\"",
+                        );
+                        return None;
+                    }
+                },
+                None => {
+                    missing(self, "max");
+                    return None;
+                }
+            },
+            "fds" => match &c.max {
+                Some(m) => match m.get_ref() {
+                    RawMax::Count(n) if *n > 0 => CheckKind::Fds { max: *n as u64 },
+                    _ => {
+                        self.err(
+                            Some(m.span()),
+                            &k("max"),
+                            "write a whole number of descriptors greater than 0",
+                        );
+                        return None;
+                    }
+                },
+                None => {
+                    missing(self, "max");
+                    return None;
+                }
+            },
+            "cpu" => {
+                let max_percent = match &c.max_percent {
+                    Some(p) if *p.get_ref() > 0.0 && p.get_ref().is_finite() => *p.get_ref(),
+                    Some(p) => {
+                        self.err(
+                            Some(p.span()),
+                            &k("max_percent"),
+                            "must be a number greater than 0 (100 = one core)",
+                        );
+                        100.0
+                    }
+                    None => {
+                        missing(self, "max_percent");
+                        100.0
+                    }
+                };
+                let over = self.duration(
+                    &c.over,
+                    &k("over"),
+                    Duration::from_secs(30),
+                    Duration::from_millis(1),
+                );
+                CheckKind::Cpu { max_percent, over }
+            }
+            "heartbeat" => {
+                let path = match &c.path {
+                    Some(p) => self.path(p, &k("path")),
+                    None => {
+                        missing(self, "path");
+                        PathBuf::new()
+                    }
+                };
+                if c.max_age.is_none() {
+                    missing(self, "max_age");
+                }
+                let max_age = self.duration(
+                    &c.max_age,
+                    &k("max_age"),
+                    Duration::from_secs(30),
+                    Duration::from_millis(1),
+                );
+                CheckKind::Heartbeat { path, max_age }
+            }
+            _ => match &c.argv {
+                // "program": the only kind left.
+                Some(a) => CheckKind::Program {
+                    argv: self.argv(a, &k("argv")),
+                },
+                None => {
+                    missing(self, "argv");
+                    return None;
+                }
+            },
+        };
+        let one = Duration::from_millis(1);
+        let timeout = self.duration(&c.timeout, &k("timeout"), Duration::from_secs(5), one);
+        // Zero stands for "the supervisor interval", filled in once the [supervisor] table is read.
+        let every = self.duration(
+            &c.every,
+            &k("every"),
+            Duration::ZERO,
+            Duration::from_millis(10),
+        );
+        let grace = self.duration(&c.grace, &k("grace"), Duration::from_secs(10), one);
+        let failures = match &c.failures {
+            None => 1,
+            Some(f) => match u32::try_from(*f.get_ref()) {
+                Ok(v) if (1..=1000).contains(&v) => v,
+                _ => {
+                    self.err(
+                        Some(f.span()),
+                        &k("failures"),
+                        format!("{} is out of range 1..=1000", f.get_ref()),
+                    );
+                    1
+                }
+            },
+        };
+        let action = match c.action.as_ref().map(|a| (a, a.get_ref().as_str())) {
+            None | Some((_, "restart")) => CheckAction::Restart,
+            Some((_, "log")) => CheckAction::Log,
+            Some((a, other)) => {
+                self.err(
+                    Some(a.span()),
+                    &k("action"),
+                    format!("`{other}` is not one of: \"restart\", \"log\""),
+                );
+                CheckAction::Restart
+            }
+        };
+        Some(CheckConfig {
+            kind,
+            timeout,
+            every,
+            failures,
+            grace,
+            action,
         })
     }
 }
@@ -794,6 +1241,86 @@ start_timeout = "5 parsecs"
         );
         let e = errors("[supervisor]\ninterval = \"5ms\"\n");
         assert!(e.contains("5ms is shorter than the minimum 10ms"), "{e}");
+    }
+
+    #[test]
+    fn checks_load_with_their_defaults_and_wrong_keys_are_named() {
+        let text = r#"
+[supervisor]
+interval = "2s"
+[[service]]
+name = "web_server"
+pidfile = "/var/run/web_server.pid"
+start = ["/etc/init.d/web_server", "start"]
+[[service.check]]
+kind = "http"
+host = "127.0.0.1"
+port = 80
+path = "/watchdog_page.html"
+expect = "woof woof still alive"
+timeout = "1s"
+failures = 2
+[[service.check]]
+kind = "memory"
+max = "64MiB"
+action = "log"
+[[service.check]]
+kind = "fds"
+max = 512
+[[service.check]]
+kind = "heartbeat"
+path = "/run/app.alive"
+max_age = "30s"
+"#;
+        let c = parse(text).expect("valid");
+        let checks = &c.services[0].checks;
+        assert_eq!(checks.len(), 4);
+        assert_eq!(
+            checks[0].kind,
+            CheckKind::Http {
+                addr: "127.0.0.1:80".parse().expect("addr"),
+                path: "/watchdog_page.html".into(),
+                status: 200,
+                expect: Some("woof woof still alive".into())
+            }
+        );
+        assert_eq!(
+            checks[0].every,
+            Duration::from_secs(2),
+            "defaults to the interval"
+        );
+        assert_eq!(checks[0].failures, 2);
+        assert_eq!(checks[0].grace, Duration::from_secs(10));
+        assert_eq!(
+            checks[1].kind,
+            CheckKind::Memory {
+                max_bytes: 64 << 20
+            }
+        );
+        assert_eq!(checks[1].action, CheckAction::Log);
+        assert_eq!(checks[2].kind, CheckKind::Fds { max: 512 });
+        assert_eq!(
+            checks[0].to_string(),
+            "http 127.0.0.1:80/watchdog_page.html"
+        );
+
+        let bad = "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/x\"]\n[[service.check]]\nkind = \"tcp\"\nhost = \"localhost\"\nport = 70000\nexpect = \"x\"\n[[service.check]]\nkind = \"smtp\"\n";
+        let e = errors(bad);
+        assert!(e.contains(":7: service.check[0] (service `x`).host: `localhost` is not an IP address (names are not resolved)"), "{e}");
+        assert!(
+            e.contains(":8: service.check[0] (service `x`).port: 70000 is not a port"),
+            "{e}"
+        );
+        assert!(
+            e.contains(":9: service.check[0] (service `x`).expect: does not apply to kind \"tcp\""),
+            "{e}"
+        );
+        assert!(
+            e.contains(":11: service.check[1] (service `x`).kind: `smtp` is not one of"),
+            "{e}"
+        );
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert!(parse_size("5MB").is_err());
     }
 
     #[test]

@@ -218,6 +218,10 @@ pub enum Script {
 pub enum StopStep {
     /// The stop script runs.
     Script,
+    /// The stop script has exited and the process still lives: a moment for it to finish dying
+    /// (a kill by the script takes effect when the process is next scheduled), so that its death
+    /// is put down to the script, before custos sends SIGTERM.
+    Settle,
     /// SIGTERM was sent.
     Term,
     /// SIGKILL was sent.
@@ -332,7 +336,7 @@ pub enum Note {
     Died {
         pin: Pin,
         cause: Cause,
-        uptime: Option<Duration>,
+        uptime: Duration,
         during_stop: bool,
     },
     StartFailed(StartFailure),
@@ -359,13 +363,11 @@ impl fmt::Display for Note {
         match *self {
             Note::Died { pin, cause, uptime, during_stop } => {
                 write!(f, "died: {cause} (pid {}", pin.pid)?;
-                if let Some(u) = uptime {
-                    write!(f, ", up {}", Dur(u))?;
-                }
+                write!(f, ", up {})", Dur(uptime))?;
                 if during_stop {
-                    f.write_str(", while its stop script ran: the stop script killed it")?;
+                    f.write_str(": its stop script killed it, not custos")?;
                 }
-                f.write_str(")")
+                Ok(())
             }
             Note::StartFailed(s) => write!(f, "start failed: {s}"),
             Note::StopScriptExited(c) => write!(f, "stop script {c}"),
@@ -391,6 +393,9 @@ impl fmt::Display for Note {
 }
 
 pub type Actions = HVec<Action, MAX_ACTIONS>;
+
+/// How long a process may take to finish dying after its stop script exits, before SIGTERM.
+pub const SETTLE: Duration = Duration::from_millis(200);
 
 /// The per-service state the core keeps between events.
 #[derive(Debug, Clone)]
@@ -466,6 +471,15 @@ impl ServiceState {
     /// never stops what is not running.
     pub fn decide(&mut self, policy: &Policy, event: Event, now: Mono) -> Actions {
         let mut out = Actions::new();
+        // Polling found the pinned process gone without a death event: it died, and the kernel
+        // gave its status to another parent.
+        let event = match (self.pin(), event) {
+            (Some(pin), Event::Observed(Observation::Absent(_))) => Event::Died {
+                pid: pin.pid,
+                cause: Cause::NotOurChild,
+            },
+            (_, e) => e,
+        };
         match (self.phase, event) {
             // ---- identity found
             (
@@ -509,17 +523,7 @@ impl ServiceState {
                     policy,
                     pin,
                     cause,
-                    Some(now.saturating_sub(pin.started)),
-                    now,
-                    &mut out,
-                );
-            }
-            (Phase::Running { pin }, Event::Observed(Observation::Absent(_))) => {
-                self.died(
-                    policy,
-                    pin,
-                    Cause::NotOurChild,
-                    Some(now.saturating_sub(pin.started)),
+                    now.saturating_sub(pin.started),
                     now,
                     &mut out,
                 );
@@ -610,8 +614,8 @@ impl ServiceState {
                     Action::Log(Note::Died {
                         pin,
                         cause,
-                        uptime: None,
-                        during_stop: step == StopStep::Script,
+                        uptime: now.saturating_sub(pin.started),
+                        during_stop: matches!(step, StopStep::Script | StopStep::Settle),
                     }),
                 );
                 push(&mut out, Action::Unpin);
@@ -629,35 +633,6 @@ impl ServiceState {
                 }
             }
             (
-                Phase::Stopping {
-                    pin,
-                    dead: false,
-                    step,
-                    script,
-                    why,
-                    ..
-                },
-                Event::Observed(Observation::Absent(_)),
-            ) => {
-                push(
-                    &mut out,
-                    Action::Log(Note::Died {
-                        pin,
-                        cause: Cause::NotOurChild,
-                        uptime: None,
-                        during_stop: step == StopStep::Script,
-                    }),
-                );
-                push(&mut out, Action::Unpin);
-                if script {
-                    if let Phase::Stopping { dead, .. } = &mut self.phase {
-                        *dead = true;
-                    }
-                } else {
-                    self.restart_start(policy, why, now, &mut out);
-                }
-            }
-            (
                 Phase::Stopping { pin, dead, why, .. },
                 Event::ScriptExited {
                     script: Script::Stop,
@@ -670,20 +645,12 @@ impl ServiceState {
                 } else {
                     self.phase = Phase::Stopping {
                         pin,
-                        step: StopStep::Term,
-                        deadline: now + policy.stop_timeout,
+                        step: StopStep::Settle,
+                        deadline: now + policy.stop_timeout.min(SETTLE),
                         script: false,
                         dead,
                         why,
                     };
-                    push(
-                        &mut out,
-                        Action::Signal {
-                            pin,
-                            signal: libc::SIGTERM,
-                            why: SignalWhy::StopScriptLeftIt,
-                        },
-                    );
                 }
             }
             (
@@ -705,7 +672,7 @@ impl ServiceState {
                     self.restart_start(policy, why, now, &mut out);
                 } else {
                     match step {
-                        StopStep::Script => {
+                        StopStep::Script | StopStep::Settle => {
                             self.phase = Phase::Stopping {
                                 pin,
                                 step: StopStep::Term,
@@ -774,7 +741,7 @@ impl ServiceState {
         policy: &Policy,
         pin: Pin,
         cause: Cause,
-        uptime: Option<Duration>,
+        uptime: Duration,
         now: Mono,
         out: &mut Actions,
     ) {
@@ -789,7 +756,7 @@ impl ServiceState {
             }),
         );
         push(out, Action::Unpin);
-        if uptime.is_some_and(|u| u >= policy.restart.stable_after) {
+        if uptime >= policy.restart.stable_after {
             self.fails = 0;
         }
         self.fails = self.fails.saturating_add(1);
@@ -1131,7 +1098,7 @@ mod tests {
             Action::Log(Note::Died {
                 pin: PIN,
                 cause,
-                uptime: Some(s(5)),
+                uptime: s(5),
                 during_stop: false
             })
         );
@@ -1157,7 +1124,7 @@ mod tests {
             Note::Died {
                 pin: PIN,
                 cause,
-                uptime: Some(s(5)),
+                uptime: s(5),
                 during_stop: false
             }
             .to_string(),
@@ -1324,12 +1291,22 @@ mod tests {
             s(11),
         );
         assert_eq!(
-            a[1],
-            Action::Signal {
+            a.as_slice(),
+            &[Action::Log(Note::StopScriptExited(Cause::Exited(0)))]
+        );
+        assert_eq!(
+            st.deadline(),
+            Some(s(11) + SETTLE),
+            "a moment to finish dying"
+        );
+        let a = st.decide(&p, Event::Deadline, s(11) + SETTLE);
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Signal {
                 pin: PIN,
                 signal: libc::SIGTERM,
                 why: SignalWhy::StopScriptLeftIt
-            }
+            }]
         );
         let a = st.decide(&p, Event::Deadline, s(16));
         assert_eq!(
@@ -1357,7 +1334,7 @@ mod tests {
             Action::Log(Note::Died {
                 pin: PIN,
                 cause,
-                uptime: None,
+                uptime: s(16),
                 during_stop: false
             })
         );
@@ -1395,13 +1372,13 @@ mod tests {
         let note = Note::Died {
             pin: PIN,
             cause,
-            uptime: None,
+            uptime: s(1),
             during_stop: true,
         };
         assert_eq!(a[0], Action::Log(note));
-        assert!(
-            note.to_string().contains("killed by SIGKILL")
-                && note.to_string().contains("the stop script killed it")
+        assert_eq!(
+            note.to_string(),
+            "died: killed by SIGKILL (pid 4242, up 1s): its stop script killed it, not custos"
         );
         assert_eq!(st.pin(), None, "a dead process is never signalled");
         let a = st.decide(
@@ -1478,7 +1455,7 @@ mod tests {
             Action::Log(Note::Died {
                 pin: PIN,
                 cause: Cause::NotOurChild,
-                uptime: Some(s(3)),
+                uptime: s(3),
                 during_stop: false
             })
         );

@@ -2,6 +2,7 @@
 //!
 //! config → core (pure decisions) → effectors (proc identity, scripts, signals) → one event loop.
 
+pub mod checks;
 pub mod config;
 pub mod core;
 pub mod limits;

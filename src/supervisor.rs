@@ -10,19 +10,30 @@ use std::time::Duration;
 
 use log::{debug, error, info, warn};
 
-use crate::config::{self, Config, Dur, Identify, ServiceConfig};
+use crate::checks::{CheckRt, Failure, InFlight, Verdict};
+use crate::config::{self, CheckAction, Config, Dur, Identify, ServiceConfig};
 use crate::core::{
-    Absent, Action, Cause, Event, Mono, Note, Observation, Phase, Pin, Policy, Script,
+    Absent, Action, Cause, Event, Mono, Note, Observation, Phase, Pin, Policy, RestartWhy, Script,
     ServiceState, SigName,
 };
-use crate::limits::MAX_SERVICES;
+use crate::limits::{MAX_CHECKS, MAX_SERVICES};
 use crate::pidfd::{self, PidFd};
 use crate::procs::{self, PinState};
 use crate::scripts::{self, OutputPipe};
 use crate::signals::Signals;
 
-/// Fds in one poll: the signalfd, plus a pidfd and an output pipe per service.
-const MAX_POLL: usize = 1 + 2 * MAX_SERVICES;
+/// Fds in one poll: the signalfd, plus a pidfd, an output pipe and the check sockets of each
+/// service.
+const MAX_POLL: usize = 1 + (2 + MAX_CHECKS) * MAX_SERVICES;
+
+/// What a polled fd belongs to.
+#[derive(Clone, Copy)]
+enum Tag {
+    Signals,
+    Pidfd(usize),
+    Output(usize),
+    Check(usize, usize),
+}
 /// Children reaped per batch (deaths are handled before script exits within a batch).
 const REAP_BATCH: usize = 32;
 /// Events one event may lead to (a failed spawn feeds one back).
@@ -37,8 +48,11 @@ pub struct Svc {
     /// The script that runs now, and which one it is.
     script: Option<(i32, Script)>,
     /// Scripts whose group was killed and that are not reaped yet: their exit is not news.
-    killed: heapless::Vec<i32, 4>,
+    killed: heapless::Vec<i32, 8>,
     out: OutputPipe,
+    checks: heapless::Vec<CheckRt, MAX_CHECKS>,
+    /// Said once that a traced process is held back from check actions.
+    traced_said: bool,
 }
 
 fn policy_of(cfg: &ServiceConfig) -> Policy {
@@ -60,7 +74,42 @@ impl Svc {
             script: None,
             killed: heapless::Vec::new(),
             out: OutputPipe::new()?,
-        })
+            checks: heapless::Vec::new(),
+            traced_said: false,
+        }
+        .with_checks())
+    }
+
+    /// One run-time check per configured check (at most MAX_CHECKS, checked at load).
+    fn with_checks(mut self) -> Svc {
+        self.checks.clear();
+        for _ in self.cfg.checks.iter().take(MAX_CHECKS) {
+            let _ = self.checks.push(CheckRt::new());
+        }
+        self
+    }
+
+    /// Remembers a killed child that is ours to reap, so its exit is not news.
+    fn forget_killed(&mut self, pid: i32) {
+        if self.killed.is_full() {
+            self.killed.remove(0);
+        }
+        let _ = self.killed.push(pid);
+    }
+
+    /// Drops the checks' work in flight (a program check's group is killed).
+    fn cancel_checks(&mut self) {
+        let mut killed: heapless::Vec<i32, MAX_CHECKS> = heapless::Vec::new();
+        for c in self.checks.iter_mut() {
+            if let InFlight::Program { pid, .. } = c.inflight {
+                let _ = scripts::kill_group(pid);
+                let _ = killed.push(pid);
+            }
+            c.inflight = InFlight::Idle;
+        }
+        for pid in killed {
+            self.forget_killed(pid);
+        }
     }
 
     fn probe(&self) -> Observation {
@@ -110,6 +159,25 @@ fn cause_of(status: i32) -> Cause {
         }
     } else {
         Cause::Exited(libc::WEXITSTATUS(status))
+    }
+}
+
+/// Signals the pinned process: through its pidfd, or without one by PID right after checking
+/// its start time. Never anything else (Rule 1).
+fn signal_pin(pidfd: Option<&PidFd>, pin: Pin, signal: i32) -> io::Result<()> {
+    match pidfd {
+        Some(fd) => fd.send_signal(signal),
+        None => match procs::check_pin(pin) {
+            PinState::Alive => {
+                // SAFETY: kill(2) on a PID just verified to be the pinned process.
+                if unsafe { libc::kill(pin.pid, signal) } < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(())
+                }
+            }
+            _ => Err(io::Error::from_raw_os_error(libc::ESRCH)),
+        },
     }
 }
 
@@ -219,26 +287,40 @@ impl Supervisor {
             if let Some(d) = s.st.deadline() {
                 deadline = deadline.min(d);
             }
+            if s.st.pin().is_some() {
+                for c in &s.checks {
+                    deadline = deadline.min(c.wake_at());
+                }
+            }
         }
         let timeout = deadline.saturating_sub(now);
 
-        // Build the poll set: tags say which service each fd belongs to.
+        // The poll set, rebuilt each pass from fixed-size tables.
         let mut fds: heapless::Vec<libc::pollfd, MAX_POLL> = heapless::Vec::new();
-        let mut tags: heapless::Vec<(usize, bool), MAX_POLL> = heapless::Vec::new();
-        let pfd = |fd: i32| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
+        let mut tags: heapless::Vec<Tag, MAX_POLL> = heapless::Vec::new();
+        let mut add = |fd: i32, events: i16, tag: Tag| {
+            if fds
+                .push(libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                })
+                .is_ok()
+            {
+                let _ = tags.push(tag);
+            }
         };
-        let _ = fds.push(pfd(self.signals.as_fd().as_raw_fd()));
-        let _ = tags.push((usize::MAX, false));
+        add(self.signals.as_fd().as_raw_fd(), libc::POLLIN, Tag::Signals);
         for (i, s) in self.svcs.iter().enumerate() {
             if let Some(p) = &s.pidfd {
-                let _ = fds.push(pfd(p.as_fd().as_raw_fd()));
-                let _ = tags.push((i, true));
+                add(p.as_fd().as_raw_fd(), libc::POLLIN, Tag::Pidfd(i));
             }
-            let _ = fds.push(pfd(s.out.as_fd().as_raw_fd()));
-            let _ = tags.push((i, false));
+            add(s.out.as_fd().as_raw_fd(), libc::POLLIN, Tag::Output(i));
+            for (j, c) in s.checks.iter().enumerate() {
+                if let InFlight::Net(p) = &c.inflight {
+                    add(p.as_fd().as_raw_fd(), p.events(), Tag::Check(i, j));
+                }
+            }
         }
         // Round up so a wake-up never comes a hair before its deadline.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
@@ -273,20 +355,31 @@ impl Supervisor {
         // Reap on every pass: cheap, and a SIGCHLD coalesced with another is never lost.
         self.reap(now);
 
-        for (k, fd) in fds.iter().enumerate().skip(1) {
+        for (fd, tag) in fds.iter().zip(tags.iter()).skip(1) {
             if fd.revents == 0 {
                 continue;
             }
-            let (i, is_pidfd) = tags[k];
-            if i >= self.svcs.len() {
-                continue;
-            }
-            if is_pidfd {
-                self.pidfd_ready(i, now);
-            } else {
-                let s = &mut self.svcs[i];
-                let name = &s.cfg.name;
-                s.out.drain(now, |line| info!("{name}: | {line}"));
+            match *tag {
+                Tag::Signals => {}
+                Tag::Pidfd(i) if i < self.svcs.len() => self.pidfd_ready(i, now),
+                Tag::Output(i) if i < self.svcs.len() => {
+                    let s = &mut self.svcs[i];
+                    let name = &s.cfg.name;
+                    s.out.drain(now, |line| info!("{name}: | {line}"));
+                }
+                Tag::Check(i, j) => {
+                    let done = match self.svcs.get_mut(i).and_then(|s| s.checks.get_mut(j)) {
+                        Some(c) => match &mut c.inflight {
+                            InFlight::Net(p) => p.ready(),
+                            _ => None,
+                        },
+                        None => None,
+                    };
+                    if let Some(r) = done {
+                        self.finish_check(i, j, r, now);
+                    }
+                }
+                _ => {}
             }
         }
 
@@ -306,8 +399,101 @@ impl Supervisor {
             if tick || starting {
                 self.probe(i, now);
             }
+            self.run_checks(i, now);
         }
         None
+    }
+
+    /// Times out checks in flight and starts those that are due, for a running service.
+    fn run_checks(&mut self, i: usize, now: Mono) {
+        for j in 0..self.svcs[i].checks.len() {
+            let s = &mut self.svcs[i];
+            let Some(pin) = s.st.pin() else { return };
+            if !matches!(s.st.phase, Phase::Running { .. }) {
+                return;
+            }
+            let Some(cfg) = s.cfg.checks.get(j) else {
+                return;
+            };
+            let c = &mut s.checks[j];
+            let mut killed = None;
+            let result = match c.inflight {
+                InFlight::Idle if now >= c.next_due => {
+                    let out = &s.out;
+                    let name = s.cfg.name.as_str();
+                    c.begin(cfg, pin.pid, now, |argv| scripts::spawn(argv, name, out))
+                }
+                InFlight::Net(ref p) if now >= p.deadline => {
+                    c.inflight = InFlight::Idle;
+                    Some(Err(Failure::Timeout(cfg.timeout)))
+                }
+                InFlight::Program { pid, deadline } if now >= deadline => {
+                    c.inflight = InFlight::Idle;
+                    let _ = scripts::kill_group(pid);
+                    killed = Some(pid);
+                    Some(Err(Failure::Timeout(cfg.timeout)))
+                }
+                _ => None,
+            };
+            if let Some(pid) = killed {
+                s.forget_killed(pid);
+            }
+            if let Some(r) = result {
+                self.finish_check(i, j, r, now);
+            }
+        }
+    }
+
+    /// A check finished: count it, log it, and act when it has failed often enough.
+    fn finish_check(&mut self, i: usize, j: usize, r: Result<(), Failure>, now: Mono) {
+        let s = &mut self.svcs[i];
+        let Some(cfg) = s.cfg.checks.get(j) else {
+            return;
+        };
+        let Some(c) = s.checks.get_mut(j) else { return };
+        c.inflight = InFlight::Idle;
+        if s.st.pin().is_none() {
+            return; // the process went away meanwhile; a result about it is moot
+        }
+        let name = s.cfg.name.as_str();
+        let verdict = c.tracker.result(cfg, r, now);
+        match verdict {
+            Verdict::Quiet => {}
+            Verdict::Recovered { after } => {
+                info!("{name}: check {cfg} passed again after {after} failure(s)")
+            }
+            Verdict::InGrace { failure } => info!(
+                "{name}: check {cfg} failed within the grace after a start (not counted yet): {failure}"
+            ),
+            Verdict::Counted { n, of, failure } => {
+                warn!("{name}: check {cfg} failed ({n}/{of}): {failure}")
+            }
+            Verdict::Act { n, failure } => {
+                warn!("{name}: check {cfg} failed ({n}/{}): {failure}", cfg.failures);
+                if cfg.action == CheckAction::Log {
+                    info!("{name}: check action is \"log\": nothing else done");
+                    return;
+                }
+                let Some(pin) = s.st.pin() else { return };
+                if let Some(tracer) = procs::tracer_pid(pin.pid).filter(|&t| t != 0) {
+                    if !s.traced_said {
+                        s.traced_said = true;
+                        warn!(
+                            "{name}: pid {} is being traced by pid {tracer} (a debugger is attached): \
+                             checks will not restart or signal it while it is traced",
+                            pin.pid
+                        );
+                    }
+                    return;
+                }
+                s.traced_said = false;
+                let why = RestartWhy::CheckFailed {
+                    check: j as u8,
+                    failures: n,
+                };
+                self.feed(i, Event::RestartRequested(why), now);
+            }
+        }
     }
 
     /// Checks a pinned process, or looks for the service's process, and tells the core.
@@ -466,6 +652,19 @@ impl Supervisor {
                     return;
                 }
             }
+            let program = s
+                .checks
+                .iter()
+                .position(|c| matches!(c.inflight, InFlight::Program { pid: p, .. } if p == pid));
+            if let Some(j) = program {
+                let r = if cause == Cause::Exited(0) {
+                    Ok(())
+                } else {
+                    Err(Failure::Program(cause))
+                };
+                self.finish_check(i, j, r, now);
+                return;
+            }
             if let Some(k) = s.killed.iter().position(|&p| p == pid) {
                 s.killed.swap_remove(k);
                 debug!("{}: killed script (pid {pid}) reaped: {cause}", s.cfg.name);
@@ -483,7 +682,7 @@ impl Supervisor {
             let s = &mut self.svcs[i];
             let actions = s.st.decide(&s.policy, ev, now);
             for a in actions {
-                if let Some(next) = self.apply(i, a) {
+                if let Some(next) = self.apply(i, a, now) {
                     let _ = queue.push_back(next);
                 }
             }
@@ -491,7 +690,7 @@ impl Supervisor {
     }
 
     /// Carries out one action; may return an event to feed back (a failed spawn).
-    fn apply(&mut self, i: usize, action: Action) -> Option<Event> {
+    fn apply(&mut self, i: usize, action: Action, now: Mono) -> Option<Event> {
         let pidfd_ok = self.facilities.pidfd;
         let s = &mut self.svcs[i];
         let name = s.cfg.name.as_str();
@@ -544,27 +743,25 @@ impl Supervisor {
                     SigName(signal),
                     pin.pid
                 );
-                let sent = match &s.pidfd {
-                    Some(fd) => fd.send_signal(signal),
-                    // Without a pidfd, check the start time right before kill(2).
-                    None => match procs::check_pin(pin) {
-                        PinState::Alive => {
-                            // SAFETY: kill(2) on a PID just verified to be the pinned process.
-                            if unsafe { libc::kill(pin.pid, signal) } < 0 {
-                                Err(io::Error::last_os_error())
-                            } else {
-                                Ok(())
-                            }
-                        }
-                        _ => Err(io::Error::from_raw_os_error(libc::ESRCH)),
-                    },
-                };
-                if let Err(e) = sent {
-                    warn!(
+                match signal_pin(s.pidfd.as_ref(), pin, signal) {
+                    Err(e) => warn!(
                         "{name}: {} not sent to pid {}: {e} (already gone)",
                         SigName(signal),
                         pin.pid
-                    );
+                    ),
+                    // A stopped process (SIGSTOP, or a hang a check found) acts on SIGTERM only
+                    // once continued: wake it so that the graceful stop can work.
+                    Ok(())
+                        if signal == libc::SIGTERM
+                            && procs::stat(pin.pid).is_some_and(|st| st.state == 'T') =>
+                    {
+                        info!(
+                            "{name}: pid {} is stopped: sending SIGCONT so it can act on SIGTERM",
+                            pin.pid
+                        );
+                        let _ = signal_pin(s.pidfd.as_ref(), pin, libc::SIGCONT);
+                    }
+                    Ok(()) => {}
                 }
             }
             Action::KillScript(kind) => {
@@ -579,10 +776,7 @@ impl Supervisor {
                             warn!("{name}: kill of process group {pid} failed: {e}");
                         }
                         s.script = None;
-                        if s.killed.is_full() {
-                            s.killed.remove(0);
-                        }
-                        let _ = s.killed.push(pid);
+                        s.forget_killed(pid);
                     }
                 }
             }
@@ -597,6 +791,10 @@ impl Supervisor {
                         }
                     }
                 }
+                for (c, cfg) in s.checks.iter_mut().zip(s.cfg.checks.iter()) {
+                    c.reset(cfg, now);
+                }
+                s.traced_said = false;
                 let how = s.how();
                 if adopted {
                     info!(
@@ -607,7 +805,10 @@ impl Supervisor {
                     info!("{name}: running as pid {} ({how})", pin.pid);
                 }
             }
-            Action::Unpin => s.pidfd = None,
+            Action::Unpin => {
+                s.pidfd = None;
+                s.cancel_checks();
+            }
             Action::Log(note) => match note {
                 Note::Died { .. } | Note::StartFailed(_) | Note::SurvivesKill { .. } => {
                     warn!("{name}: {note}")
@@ -646,7 +847,14 @@ impl Supervisor {
                             s.pidfd = None;
                         }
                         s.policy = policy_of(&cfg);
+                        s.cancel_checks();
                         s.cfg = cfg;
+                        s = s.with_checks();
+                        if s.st.pin().is_some() {
+                            for (c, cc) in s.checks.iter_mut().zip(s.cfg.checks.iter()) {
+                                c.reset(cc, now);
+                            }
+                        }
                     }
                     if s.st.phase == Phase::GivenUp {
                         info!(
