@@ -13,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::limits::*;
+pub use crate::watchdog::WatchdogConfig;
 
 /// Where custos looks for its config when `-c` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/custos.toml";
@@ -26,6 +27,8 @@ pub const SCRIPT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/us
 pub struct Config {
     pub supervisor: SupervisorConfig,
     pub services: Vec<ServiceConfig>,
+    /// Absent section: no hardware watchdog.
+    pub watchdog: Option<WatchdogConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,6 +80,8 @@ impl fmt::Display for Argv {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnExhausted {
     GiveUp,
+    /// Sync, stop petting the watchdog, and reboot(2) if it has not reset the board in time.
+    Reboot,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -333,8 +338,18 @@ impl fmt::Display for Dur {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     supervisor: Option<Spanned<RawSupervisor>>,
+    watchdog: Option<Spanned<RawWatchdog>>,
     #[serde(default)]
     service: Vec<Spanned<RawService>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatchdog {
+    device: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
+    pet_every: Option<Spanned<String>>,
+    magic_close: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -619,9 +634,55 @@ impl Validator<'_> {
                 }
             }
         }
+        let watchdog = raw.watchdog.as_ref().map(|w| self.watchdog(w));
         Config {
             supervisor,
             services,
+            watchdog,
+        }
+    }
+
+    fn watchdog(&mut self, w: &Spanned<RawWatchdog>) -> WatchdogConfig {
+        let at = Some(w.span());
+        let w = w.get_ref();
+        let device = match &w.device {
+            Some(d) => self.path(d, "watchdog.device"),
+            None => PathBuf::from("/dev/watchdog"),
+        };
+        let sec = Duration::from_secs(1);
+        let timeout = self.duration(&w.timeout, "watchdog.timeout", Duration::from_secs(15), sec);
+        if let Some(t) = &w.timeout {
+            if timeout.subsec_millis() != 0 {
+                self.err(
+                    Some(t.span()),
+                    "watchdog.timeout",
+                    "watchdog timeouts are whole seconds (WDIOC_SETTIMEOUT)",
+                );
+            }
+        }
+        let pet_every = self.duration(
+            &w.pet_every,
+            "watchdog.pet_every",
+            timeout / 3,
+            Duration::from_millis(10),
+        );
+        if pet_every >= timeout {
+            let span = w.pet_every.as_ref().map(|p| p.span()).or(at);
+            self.err(
+                span,
+                "watchdog.pet_every",
+                format!(
+                    "{} is not shorter than the timeout {}",
+                    Dur(pet_every),
+                    Dur(timeout)
+                ),
+            );
+        }
+        WatchdogConfig {
+            device,
+            timeout,
+            pet_every,
+            magic_close: w.magic_close.as_ref().is_some_and(|m| *m.get_ref()),
         }
     }
 
@@ -760,10 +821,11 @@ impl Validator<'_> {
             if let Some(o) = &r.on_exhausted {
                 match o.get_ref().as_str() {
                     "give-up" => restart.on_exhausted = OnExhausted::GiveUp,
+                    "reboot" => restart.on_exhausted = OnExhausted::Reboot,
                     other => self.err(
                         Some(o.span()),
                         &k("restart.on_exhausted"),
-                        format!("`{other}` is not one of: \"give-up\""),
+                        format!("`{other}` is not one of: \"give-up\", \"reboot\""),
                     ),
                 }
             }
@@ -1321,6 +1383,24 @@ max_age = "30s"
         );
         assert_eq!(parse_size("512KiB"), Ok(512 << 10));
         assert!(parse_size("5MB").is_err());
+    }
+
+    #[test]
+    fn the_watchdog_section() {
+        let c =
+            parse("[watchdog]\ndevice = \"/dev/watchdog0\"\ntimeout = \"15s\"\n").expect("valid");
+        let w = c.watchdog.expect("section");
+        assert_eq!(w.device, PathBuf::from("/dev/watchdog0"));
+        assert_eq!(w.pet_every, Duration::from_secs(5), "timeout/3 by default");
+        assert!(!w.magic_close);
+        assert!(parse("").expect("valid").watchdog.is_none());
+        let e = errors("[watchdog]\ntimeout = \"5s\"\npet_every = \"5s\"\n");
+        assert!(
+            e.contains(":3: watchdog.pet_every: 5s is not shorter than the timeout 5s"),
+            "{e}"
+        );
+        let e = errors("[watchdog]\ntimeout = \"1500ms\"\n");
+        assert!(e.contains("whole seconds"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use heapless::Vec as HVec;
 
-use crate::config::{Dur, RestartPolicy};
+use crate::config::{Dur, OnExhausted, RestartPolicy};
 use crate::limits::{MAX_ACTIONS, MAX_RESTART_HISTORY};
 
 /// Time on CLOCK_BOOTTIME (since boot, counting suspend): the clock /proc start times use.
@@ -311,6 +311,8 @@ pub enum Action {
     /// Stop watching the pinned process.
     Unpin,
     Log(Note),
+    /// `on_exhausted = "reboot"`: sync, stop petting the watchdog, reboot if it does not.
+    Reboot,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -779,14 +781,7 @@ impl ServiceState {
     fn schedule(&mut self, policy: &Policy, why: StartWhy, now: Mono, out: &mut Actions) {
         let r = &policy.restart;
         if self.window_full(r, now) {
-            self.phase = Phase::GivenUp;
-            push(
-                out,
-                Action::Log(Note::GivenUp {
-                    restarts: r.max_restarts,
-                    window: r.window,
-                }),
-            );
+            self.give_up(policy, out);
             return;
         }
         let delay = backoff(r, self.fails);
@@ -811,17 +806,26 @@ impl ServiceState {
     /// The start half of a requested restart: counts against max_restarts, no backoff.
     fn restart_start(&mut self, policy: &Policy, why: RestartWhy, now: Mono, out: &mut Actions) {
         if self.window_full(&policy.restart, now) {
-            self.phase = Phase::GivenUp;
-            push(
-                out,
-                Action::Log(Note::GivenUp {
-                    restarts: policy.restart.max_restarts,
-                    window: policy.restart.window,
-                }),
-            );
+            self.give_up(policy, out);
             return;
         }
         self.start(policy, StartWhy::Restart(why), now, out);
+    }
+
+    /// Too many restarts within the window: stop trying, and reboot the board when configured.
+    fn give_up(&mut self, policy: &Policy, out: &mut Actions) {
+        let r = &policy.restart;
+        self.phase = Phase::GivenUp;
+        push(
+            out,
+            Action::Log(Note::GivenUp {
+                restarts: r.max_restarts,
+                window: r.window,
+            }),
+        );
+        if r.on_exhausted == OnExhausted::Reboot {
+            push(out, Action::Reboot);
+        }
     }
 
     fn start(&mut self, policy: &Policy, why: StartWhy, now: Mono, out: &mut Actions) {
@@ -1187,6 +1191,46 @@ mod tests {
         ] {
             assert!(st.decide(&p, e, t).is_empty());
         }
+    }
+
+    #[test]
+    fn on_exhausted_reboot_asks_for_a_reboot_when_giving_up() {
+        let mut p = policy(true);
+        p.restart.on_exhausted = OnExhausted::Reboot;
+        p.restart.max_restarts = 1;
+        let mut st = ServiceState {
+            phase: Phase::Running { pin: PIN },
+            ..Default::default()
+        };
+        let cause = Cause::Exited(1);
+        st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause,
+            },
+            s(1),
+        );
+        st.decide(&p, Event::Deadline, s(2));
+        st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(2),
+        );
+        st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(2));
+        let a = st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause,
+            },
+            s(3),
+        );
+        assert_eq!(a.last(), Some(&Action::Reboot), "{a:?}");
+        assert_eq!(st.phase, Phase::GivenUp);
     }
 
     #[test]

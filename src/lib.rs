@@ -11,3 +11,4 @@ pub mod procs;
 pub mod scripts;
 pub mod signals;
 pub mod supervisor;
+pub mod watchdog;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use custos::config::{self, Config, Dur, Identify};
+use custos::config::{self, CheckAction, Config, Dur, Identify, OnExhausted};
 use custos::supervisor::Supervisor;
 
 const USAGE: &str = "\
@@ -117,6 +117,14 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
         cfg.services.len(),
         Dur(cfg.supervisor.interval)
     );
+    match &cfg.watchdog {
+        Some(w) => {
+            let _ = writeln!(o, "watchdog: {}", custos::watchdog::describe(w));
+        }
+        None => {
+            let _ = writeln!(o, "watchdog: none ([watchdog] absent)");
+        }
+    }
     for s in &cfg.services {
         let _ = writeln!(o, "\n{}:", s.name);
         match &s.identify {
@@ -161,13 +169,34 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
         let r = &s.restart;
         let _ = writeln!(
             o,
-            "  after a death: start again after {}, doubling per failure up to {}; {} of running resets that; after {} restarts within {} it gives up",
+            "  after a death: start again after {}, doubling per failure up to {}; {} of running resets that; after {} restarts within {} it gives up{}",
             Dur(r.backoff),
             Dur(r.backoff_max),
             Dur(r.stable_after),
             r.max_restarts,
-            Dur(r.window)
+            Dur(r.window),
+            if r.on_exhausted == OnExhausted::Reboot {
+                " and reboots the board (sync, stop petting the watchdog, reboot(2) if it has not reset)"
+            } else {
+                ""
+            }
         );
+        for c in &s.checks {
+            let act = match c.action {
+                CheckAction::Restart => {
+                    "restart it (stop script, SIGTERM, SIGKILL to the pinned PID, then start)"
+                }
+                CheckAction::Log => "log only",
+            };
+            let _ = writeln!(
+                o,
+                "  check {c}: every {}, timeout {}; after {} failure(s) in a row: {act}; failures count once it has passed after a start, or after {}",
+                Dur(c.every),
+                Dur(c.timeout),
+                c.failures,
+                Dur(c.grace)
+            );
+        }
     }
     o
 }

@@ -21,6 +21,7 @@ use crate::pidfd::{self, PidFd};
 use crate::procs::{self, PinState};
 use crate::scripts::{self, OutputPipe};
 use crate::signals::Signals;
+use crate::watchdog::{BootStatus, Options, Watchdog, WatchdogConfig};
 
 /// Fds in one poll: the signalfd, plus a pidfd, an output pipe and the check sockets of each
 /// service.
@@ -143,6 +144,11 @@ pub struct Supervisor {
     next_tick: Mono,
     facilities: Facilities,
     exit: bool,
+    watchdog: Option<Watchdog>,
+    watchdog_cfg: Option<WatchdogConfig>,
+    next_pet: Mono,
+    /// `on_exhausted = "reboot"`: petting has stopped; reboot(2) at this time if still alive.
+    reboot_at: Option<Mono>,
 }
 
 /// Why the loop ended.
@@ -232,6 +238,16 @@ impl Supervisor {
                 false
             }
         };
+        let watchdog = config
+            .watchdog
+            .as_ref()
+            .and_then(|w| match Watchdog::open(w) {
+                Ok(wd) => Some(wd),
+                Err(e) => {
+                    error!("watchdog: {e}; supervising without a hardware watchdog");
+                    None
+                }
+            });
         let mut svcs = heapless::Vec::new();
         for cfg in config.services {
             let svc = Svc::new(cfg)?;
@@ -248,6 +264,10 @@ impl Supervisor {
             next_tick: Duration::ZERO,
             facilities: Facilities { subreaper, pidfd },
             exit: false,
+            watchdog,
+            watchdog_cfg: config.watchdog,
+            next_pet: Duration::ZERO,
+            reboot_at: None,
         })
     }
 
@@ -272,10 +292,137 @@ impl Supervisor {
             },
             if self.facilities.pidfd { "yes" } else { "no" },
         );
-        loop {
-            if let Some(e) = self.pass() {
-                return e;
+        if let (Some(wd), Some(cfg)) = (&self.watchdog, &self.watchdog_cfg) {
+            match wd.options() {
+                Some(options) => info!(
+                    "watchdog: {}: \"{}\" (options: {}), timeout {} (asked {}), petting every {}",
+                    wd.device.display(),
+                    wd.identity,
+                    Options(options),
+                    Dur(wd.timeout),
+                    Dur(cfg.timeout),
+                    Dur(cfg.pet_every)
+                ),
+                None => warn!(
+                    "watchdog: {} is not a watchdog device (no watchdog ioctls): keepalives are written to it as bytes; petting every {}",
+                    wd.device.display(),
+                    Dur(cfg.pet_every)
+                ),
             }
+            if wd.options().is_some() {
+                let boot = BootStatus(wd.boot_status);
+                if wd.boot_status & crate::watchdog::WDIOF_CARDRESET != 0 {
+                    warn!("watchdog: boot status: {boot}");
+                } else {
+                    info!("watchdog: boot status: {boot}");
+                }
+            }
+            if cfg.pet_every > wd.timeout / 2 {
+                warn!(
+                    "watchdog: petting every {} is not well below the driver's timeout {}: one slow pass could reset the board",
+                    Dur(cfg.pet_every),
+                    Dur(wd.timeout)
+                );
+            }
+        }
+        let exit = loop {
+            if let Some(e) = self.pass() {
+                break e;
+            }
+        };
+        self.close_watchdog();
+        exit
+    }
+
+    /// Orderly exit: disarm the watchdog only when configured and supported; otherwise say
+    /// when the board will reset.
+    fn close_watchdog(&mut self) {
+        let (Some(wd), Some(cfg)) = (self.watchdog.take(), &self.watchdog_cfg) else {
+            return;
+        };
+        let timeout = wd.timeout;
+        let supported = wd
+            .options()
+            .is_none_or(|o| o & crate::watchdog::WDIOF_MAGICCLOSE != 0);
+        match wd.close(cfg.magic_close) {
+            Ok(true) => info!("watchdog: magic close: disarmed"),
+            Ok(false) => {
+                if cfg.magic_close && !supported {
+                    warn!("watchdog: magic_close is set but the driver does not support it");
+                }
+                warn!(
+                    "watchdog: left armed: the board resets in {} unless custos is started again",
+                    Dur(timeout)
+                );
+            }
+            Err(e) => error!(
+                "watchdog: magic close failed ({e}): left armed: the board resets in {} unless custos is started again",
+                Dur(timeout)
+            ),
+        }
+    }
+
+    /// Pets the watchdog when it is due and this pass of the loop was healthy (Rule 4: only
+    /// here, never from a thread or a timer).
+    fn pet(&mut self, pass_started: Mono, now: Mono) {
+        let (Some(wd), Some(cfg)) = (&mut self.watchdog, &self.watchdog_cfg) else {
+            return;
+        };
+        if self.reboot_at.is_some() || now < self.next_pet {
+            return;
+        }
+        let work = now.saturating_sub(pass_started);
+        if work > cfg.pet_every {
+            warn!(
+                "watchdog: not petting: this pass of the loop took {}, longer than pet_every {}",
+                Dur(work),
+                Dur(cfg.pet_every)
+            );
+            self.next_pet = now;
+            return;
+        }
+        match wd.keepalive() {
+            Ok(()) if wd.pets == 1 => info!("watchdog: first keepalive"),
+            Ok(()) => debug!("watchdog: keepalive"),
+            Err(e) => error!("watchdog: keepalive failed: {e}"),
+        }
+        self.next_pet = now + cfg.pet_every;
+    }
+
+    /// `on_exhausted = "reboot"`: stop petting and let the watchdog reset the board; reboot(2)
+    /// ourselves if it has not within twice its timeout (or at once without a watchdog).
+    fn request_reboot(&mut self, name: &str, now: Mono) {
+        if self.reboot_at.is_some() {
+            return;
+        }
+        // SAFETY: sync(2) takes no arguments.
+        unsafe { libc::sync() };
+        match &self.watchdog {
+            Some(wd) => {
+                error!(
+                    "{name}: on_exhausted = \"reboot\": synced; no longer petting the watchdog: the board resets within {}",
+                    Dur(wd.timeout)
+                );
+                self.reboot_at = Some(now + wd.timeout * 2);
+            }
+            None => {
+                error!(
+                    "{name}: on_exhausted = \"reboot\": synced; rebooting (no watchdog configured)"
+                );
+                self.reboot_at = Some(now);
+            }
+        }
+    }
+
+    fn reboot_if_due(&mut self, now: Mono) {
+        if self.reboot_at.is_some_and(|t| now >= t) {
+            error!("reboot: the board has not been reset: calling reboot(2)");
+            // SAFETY: sync(2) and reboot(2) take no pointers.
+            unsafe { libc::sync() };
+            if unsafe { libc::reboot(libc::RB_AUTOBOOT) } < 0 {
+                error!("reboot(2) failed: {}", io::Error::last_os_error());
+            }
+            self.reboot_at = None;
         }
     }
 
@@ -283,6 +430,12 @@ impl Supervisor {
     pub fn pass(&mut self) -> Option<Exit> {
         let now = self.now();
         let mut deadline = self.next_tick;
+        if self.watchdog.is_some() && self.reboot_at.is_none() {
+            deadline = deadline.min(self.next_pet);
+        }
+        if let Some(t) = self.reboot_at {
+            deadline = deadline.min(t);
+        }
         for s in &self.svcs {
             if let Some(d) = s.st.deadline() {
                 deadline = deadline.min(d);
@@ -401,6 +554,9 @@ impl Supervisor {
             }
             self.run_checks(i, now);
         }
+        self.reboot_if_due(now);
+        let end = self.now();
+        self.pet(now, end);
         None
     }
 
@@ -805,6 +961,10 @@ impl Supervisor {
                     info!("{name}: running as pid {} ({how})", pin.pid);
                 }
             }
+            Action::Reboot => {
+                let name = s.cfg.name.clone();
+                self.request_reboot(&name, now);
+            }
             Action::Unpin => {
                 s.pidfd = None;
                 s.cancel_checks();
@@ -885,6 +1045,9 @@ impl Supervisor {
                 "{}: removed from the config: no longer supervised; left running",
                 s.cfg.name
             );
+        }
+        if new.watchdog != self.watchdog_cfg {
+            warn!("watchdog: [watchdog] changed: the new settings take effect when custos is restarted");
         }
         self.svcs = table;
         self.interval = new.supervisor.interval;

@@ -1,0 +1,337 @@
+//! The hardware watchdog, through the kernel's API (Documentation/watchdog/watchdog-api.rst):
+//! open /dev/watchdog (which arms it), ask what it is (WDIOC_GETSUPPORT) and why the board last
+//! reset (WDIOC_GETBOOTSTATUS), set the timeout and read back the one the driver chose, pet with
+//! WDIOC_KEEPALIVE, and on an orderly exit write the magic 'V' only when configured and the
+//! driver supports it. Only the supervisor's main loop calls `keepalive` (Rule 4).
+//!
+//! The backend is chosen once, when the device is opened: a real watchdog answers the ioctls;
+//! a path that does not (ENOTTY: a FIFO or a file, as the tests use) is petted by writing one
+//! byte per keepalive, which is also what the kernel's API accepts from a real device.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::Dur;
+
+/// struct watchdog_info from <linux/watchdog.h>.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub struct WatchdogInfo {
+    pub options: u32,
+    pub firmware_version: u32,
+    pub identity: [u8; 32],
+}
+
+nix::ioctl_read!(wdioc_getsupport, b'W', 0, WatchdogInfo);
+nix::ioctl_read!(wdioc_getbootstatus, b'W', 2, libc::c_int);
+nix::ioctl_read!(wdioc_keepalive, b'W', 5, libc::c_int);
+nix::ioctl_readwrite!(wdioc_settimeout, b'W', 6, libc::c_int);
+nix::ioctl_read!(wdioc_gettimeout, b'W', 7, libc::c_int);
+
+pub const WDIOF_OVERHEAT: u32 = 0x0001;
+pub const WDIOF_FANFAULT: u32 = 0x0002;
+pub const WDIOF_EXTERN1: u32 = 0x0004;
+pub const WDIOF_EXTERN2: u32 = 0x0008;
+pub const WDIOF_POWERUNDER: u32 = 0x0010;
+pub const WDIOF_CARDRESET: u32 = 0x0020;
+pub const WDIOF_POWEROVER: u32 = 0x0040;
+pub const WDIOF_SETTIMEOUT: u32 = 0x0080;
+pub const WDIOF_MAGICCLOSE: u32 = 0x0100;
+pub const WDIOF_PRETIMEOUT: u32 = 0x0200;
+pub const WDIOF_KEEPALIVEPING: u32 = 0x8000;
+
+const FLAG_NAMES: [(u32, &str, &str); 11] = [
+    (WDIOF_OVERHEAT, "overheat", "the CPU overheated (OVERHEAT)"),
+    (WDIOF_FANFAULT, "fanfault", "a fan failed (FANFAULT)"),
+    (WDIOF_EXTERN1, "extern1", "external relay 1 (EXTERN1)"),
+    (WDIOF_EXTERN2, "extern2", "external relay 2 (EXTERN2)"),
+    (
+        WDIOF_POWERUNDER,
+        "powerunder",
+        "the power was bad (POWERUNDER)",
+    ),
+    (WDIOF_CARDRESET, "cardreset", "the watchdog (CARDRESET)"),
+    (WDIOF_POWEROVER, "powerover", "over-voltage (POWEROVER)"),
+    (WDIOF_SETTIMEOUT, "settimeout", ""),
+    (WDIOF_MAGICCLOSE, "magicclose", ""),
+    (WDIOF_PRETIMEOUT, "pretimeout", ""),
+    (WDIOF_KEEPALIVEPING, "keepaliveping", ""),
+];
+
+/// The driver's option bits, in words ("settimeout, magicclose, keepaliveping").
+pub struct Options(pub u32);
+
+impl fmt::Display for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (bit, name, _) in FLAG_NAMES {
+            if self.0 & bit != 0 {
+                if !first {
+                    f.write_str(", ")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        if first {
+            f.write_str("none")?;
+        }
+        Ok(())
+    }
+}
+
+/// WDIOC_GETBOOTSTATUS in words.
+pub struct BootStatus(pub u32);
+
+impl fmt::Display for BootStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let causes = FLAG_NAMES
+            .iter()
+            .filter(|(bit, _, words)| self.0 & bit != 0 && !words.is_empty());
+        let mut any = false;
+        for (_, _, words) in causes {
+            f.write_str(if any {
+                " and "
+            } else {
+                "previous reset was caused by "
+            })?;
+            f.write_str(words)?;
+            any = true;
+        }
+        if !any {
+            f.write_str("no watchdog reset reported")?;
+        }
+        Ok(())
+    }
+}
+
+/// The [watchdog] section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchdogConfig {
+    pub device: PathBuf,
+    pub timeout: Duration,
+    pub pet_every: Duration,
+    pub magic_close: bool,
+}
+
+enum Backend {
+    /// A real watchdog device.
+    Kernel { options: u32 },
+    /// Not a watchdog (ENOTTY): keepalives are bytes written to it.
+    Writes,
+}
+
+/// An open, armed watchdog.
+pub struct Watchdog {
+    file: File,
+    backend: Backend,
+    pub device: PathBuf,
+    /// The timeout in force (the driver's, read back).
+    pub timeout: Duration,
+    pub identity: String,
+    pub boot_status: u32,
+    pub pets: u64,
+}
+
+/// Why the watchdog could not be used.
+#[derive(Debug)]
+pub struct OpenError {
+    pub device: PathBuf,
+    pub error: io::Error,
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hint = match self.error.raw_os_error() {
+            Some(libc::EBUSY) => " (another daemon holds it: only one process may open a watchdog)",
+            Some(libc::ENOENT) => " (no such device: is the driver loaded, e.g. softdog?)",
+            Some(libc::EACCES) | Some(libc::EPERM) => {
+                " (permission denied: custos runs as root on a board)"
+            }
+            _ => "",
+        };
+        write!(
+            f,
+            "cannot use {}: {}{hint}",
+            self.device.display(),
+            self.error
+        )
+    }
+}
+
+impl Watchdog {
+    /// Opens (and so arms) the device, sets the timeout and reads back the one in force.
+    pub fn open(cfg: &WatchdogConfig) -> Result<Watchdog, OpenError> {
+        let err = |error| OpenError {
+            device: cfg.device.clone(),
+            error,
+        };
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&cfg.device)
+            .map_err(err)?;
+        let fd = file.as_raw_fd();
+        let mut info = WatchdogInfo::default();
+        // SAFETY: WDIOC_GETSUPPORT fills one watchdog_info on a valid fd.
+        match unsafe { wdioc_getsupport(fd, &mut info) } {
+            Err(nix::errno::Errno::ENOTTY) | Err(nix::errno::Errno::EINVAL) => {
+                return Ok(Watchdog {
+                    file,
+                    backend: Backend::Writes,
+                    device: cfg.device.clone(),
+                    timeout: cfg.timeout,
+                    identity: "not a watchdog device: petted by writes".into(),
+                    boot_status: 0,
+                    pets: 0,
+                })
+            }
+            Err(e) => return Err(err(io::Error::from(e))),
+            Ok(_) => {}
+        }
+        let identity = String::from_utf8_lossy(&info.identity)
+            .trim_end_matches('\0')
+            .to_string();
+        let mut boot: libc::c_int = 0;
+        // SAFETY: WDIOC_GETBOOTSTATUS writes one int.
+        let boot_status = match unsafe { wdioc_getbootstatus(fd, &mut boot) } {
+            Ok(_) => boot as u32,
+            Err(_) => 0,
+        };
+        let mut timeout = cfg.timeout;
+        if info.options & WDIOF_SETTIMEOUT != 0 {
+            let mut secs = cfg.timeout.as_secs().clamp(1, i32::MAX as u64) as libc::c_int;
+            // SAFETY: WDIOC_SETTIMEOUT reads and writes one int (the driver may round it).
+            if let Err(e) = unsafe { wdioc_settimeout(fd, &mut secs) } {
+                // Leave the device armed with its own timeout; say so to the caller.
+                return Err(err(io::Error::other(format!(
+                    "the driver rejects a timeout of {} ({e})",
+                    Dur(cfg.timeout)
+                ))));
+            }
+        }
+        let mut secs: libc::c_int = 0;
+        // SAFETY: WDIOC_GETTIMEOUT writes one int.
+        if unsafe { wdioc_gettimeout(fd, &mut secs) }.is_ok() && secs > 0 {
+            timeout = Duration::from_secs(secs as u64);
+        }
+        Ok(Watchdog {
+            file,
+            backend: Backend::Kernel {
+                options: info.options,
+            },
+            device: cfg.device.clone(),
+            timeout,
+            identity,
+            boot_status,
+            pets: 0,
+        })
+    }
+
+    /// The driver's options, or `None` when the path is not a watchdog device.
+    pub fn options(&self) -> Option<u32> {
+        match self.backend {
+            Backend::Kernel { options } => Some(options),
+            Backend::Writes => None,
+        }
+    }
+
+    /// Pets the watchdog. Called from the healthy main loop only.
+    pub fn keepalive(&mut self) -> io::Result<()> {
+        match self.backend {
+            Backend::Kernel { .. } => {
+                let mut dummy: libc::c_int = 0;
+                // SAFETY: WDIOC_KEEPALIVE on a valid watchdog fd; the int is unused.
+                unsafe { wdioc_keepalive(self.file.as_raw_fd(), &mut dummy) }
+                    .map_err(io::Error::from)?;
+            }
+            Backend::Writes => self.file.write_all(b"k")?,
+        }
+        self.pets += 1;
+        Ok(())
+    }
+
+    /// Orderly exit: disarm with the magic 'V' when asked and supported. Returns whether the
+    /// watchdog was disarmed; when not, the board resets `timeout` after the last pet unless
+    /// someone opens and pets it again.
+    pub fn close(mut self, magic_close: bool) -> io::Result<bool> {
+        let supported = match self.backend {
+            Backend::Kernel { options } => options & WDIOF_MAGICCLOSE != 0,
+            Backend::Writes => true,
+        };
+        if magic_close && supported {
+            self.file.write_all(b"V")?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}
+
+/// What custos will do with the watchdog, in plain words (for `custos check`).
+pub fn describe(cfg: &WatchdogConfig) -> String {
+    format!(
+        "{}: armed when custos starts, timeout {}, petted every {} by the main loop only when a pass of the loop was healthy; {}",
+        cfg.device.display(),
+        Dur(cfg.timeout),
+        Dur(cfg.pet_every),
+        if cfg.magic_close {
+            "disarmed with the magic 'V' on SIGTERM when the driver supports it"
+        } else {
+            "left armed on SIGTERM: the board resets unless custos is started again"
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_status_and_options_in_words() {
+        assert_eq!(
+            BootStatus(WDIOF_CARDRESET).to_string(),
+            "previous reset was caused by the watchdog (CARDRESET)"
+        );
+        assert_eq!(BootStatus(0).to_string(), "no watchdog reset reported");
+        assert_eq!(
+            BootStatus(WDIOF_CARDRESET | WDIOF_POWERUNDER).to_string(),
+            "previous reset was caused by the power was bad (POWERUNDER) and the watchdog (CARDRESET)"
+        );
+        assert_eq!(
+            Options(WDIOF_SETTIMEOUT | WDIOF_MAGICCLOSE | WDIOF_KEEPALIVEPING).to_string(),
+            "settimeout, magicclose, keepaliveping"
+        );
+    }
+
+    #[test]
+    fn a_path_that_is_not_a_watchdog_is_petted_by_writes() {
+        let dir = std::env::temp_dir().join(format!("custos-wd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let dev = dir.join("fake-watchdog");
+        std::fs::write(&dev, "").expect("file");
+        let cfg = WatchdogConfig {
+            device: dev.clone(),
+            timeout: Duration::from_secs(5),
+            pet_every: Duration::from_secs(1),
+            magic_close: true,
+        };
+        let mut wd = Watchdog::open(&cfg).expect("open");
+        assert!(wd.options().is_none());
+        wd.keepalive().expect("pet");
+        wd.keepalive().expect("pet");
+        assert!(wd.close(true).expect("close"));
+        assert_eq!(std::fs::read(&dev).expect("read"), b"kkV");
+        let missing = WatchdogConfig {
+            device: dir.join("nope"),
+            ..cfg
+        };
+        let e = Watchdog::open(&missing).err().expect("missing");
+        assert!(e.to_string().contains("is the driver loaded"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

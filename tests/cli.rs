@@ -1,0 +1,75 @@
+//! The command line contract: `custos check`, exit codes, usage.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = custos_command().args(args).output().expect("run custos");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_explains_a_valid_config_in_plain_words() {
+    let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/board/rootfs/etc/custos.toml");
+    let (code, out, _) = run(&["check", "-c", cfg]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("valid: 1 service(s)"), "{out}");
+    assert!(out.contains("web_server:"), "{out}");
+    assert!(out.contains("pinned with its start time"), "{out}");
+    assert!(out.contains("never a stop first"), "{out}");
+    assert!(out.contains("only to the pinned PID"), "{out}");
+    assert!(
+        out.contains("check http 127.0.0.1:80/watchdog_page.html"),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_names_file_line_and_key_and_exits_1() {
+    let dir = tempdir("cli-bad");
+    let p = dir.join("bad.toml");
+    fs::write(
+        &p,
+        "[[service]]\nname = \"x\"\npidfile = \"relative.pid\"\nstart = [\"/bin/true\"]\n",
+    )
+    .expect("write");
+    let (code, _, err) = run(&["check", "-c", p.to_str().expect("utf8")]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains(&format!(
+            "{}:3: service.pidfile (service `x`): `relative.pid` is not an absolute path",
+            p.display()
+        )),
+        "{err}"
+    );
+    // `run` refuses it too, with the same words, before touching anything.
+    let (code, _, err) = run(&["run", "-c", p.to_str().expect("utf8")]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("invalid config: not starting"), "{err}");
+    let (code, _, err) = run(&["check", "-c", "/nonexistent/custos.toml"]);
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("/nonexistent/custos.toml: cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_and_version_exit_0() {
+    assert_eq!(run(&[]).0, Some(2));
+    assert_eq!(run(&["frobnicate"]).0, Some(2));
+    assert_eq!(run(&["check", "-c"]).0, Some(2));
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("custos run"));
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with("custos "));
+}
