@@ -837,10 +837,12 @@ impl ServiceState {
             let _ = self.restarts.push(now);
             self.total_restarts = self.total_restarts.saturating_add(1);
         }
-        let after = if self.fails > 0 {
-            Some(backoff(&policy.restart, self.fails))
-        } else {
-            None
+        // Only a start that waited out a backoff says so; a requested restart starts at once.
+        let after = match why {
+            StartWhy::Died(_) | StartWhy::Failed(_) if self.fails > 0 => {
+                Some(backoff(&policy.restart, self.fails))
+            }
+            _ => None,
         };
         self.phase = Phase::Starting {
             deadline: now + policy.start_timeout,
