@@ -1,0 +1,87 @@
+################################################################################
+#
+# custos
+#
+################################################################################
+
+# Keep in step with Cargo.toml's version (scripts/check-packaging checks it).
+CUSTOS_VERSION = 0.1.0
+# Default: build the custos checkout this BR2_EXTERNAL tree lives in
+# (board/buildroot/../..). To build from git instead, use for example:
+#   CUSTOS_SITE = https://example.invalid/custos.git   (placeholder URL)
+#   CUSTOS_SITE_METHOD = git
+#   CUSTOS_VERSION = <tag or full commit id>
+# and add a custos.hash for the generated tarball (vendored crates included).
+CUSTOS_SITE = $(BR2_EXTERNAL_CUSTOS_PATH)/../..
+CUSTOS_SITE_METHOD = local
+CUSTOS_LICENSE = MIT or Apache-2.0
+CUSTOS_LICENSE_FILES = LICENSE-MIT LICENSE-APACHE
+# Do not copy the developer's build output into the Buildroot build dir.
+CUSTOS_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude /target
+
+# Buildroot vendors crates (cargo vendor into VENDOR/, source replacement in
+# .cargo/config) in the download step, which local and OVERRIDE_SRCDIR
+# sources skip. Do the same here when VENDOR/ is missing; this needs access
+# to crates.io (or a warm $(DL_DIR)/br-cargo-home) at build time.
+define CUSTOS_CARGO_VENDOR
+	if [ ! -d $(@D)/VENDOR ]; then \
+		cd $(@D) && mkdir -p .cargo && \
+		{ $(TARGET_MAKE_ENV) $(PKG_CARGO_ENV) \
+			cargo vendor --manifest-path Cargo.toml --locked VENDOR \
+			> .cargo/config || \
+		{ rm -rf VENDOR .cargo/config; exit 1; }; }; \
+	fi
+endef
+
+# The project's .cargo/config.toml is the developer cross setup (linker
+# names, -C link-self-contained=no and -L to a libunwind dir made by
+# scripts/setup for armv7-unknown-linux-musleabihf). Buildroot supplies its
+# own toolchain through the environment, so drop that file. Only when the
+# vendoring config sits in .cargo/config: cargo then reads that file alone.
+define CUSTOS_DROP_DEV_CARGO_CONFIG
+	if [ -f $(@D)/.cargo/config ]; then \
+		rm -f $(@D)/.cargo/config.toml; \
+	fi
+endef
+
+CUSTOS_PRE_CONFIGURE_HOOKS += CUSTOS_CARGO_VENDOR CUSTOS_DROP_DEV_CARGO_CONFIG
+
+# The cargo-package default install runs `cargo install` into /usr/bin;
+# custos belongs in /usr/sbin, next to the example configuration.
+define CUSTOS_INSTALL_TARGET_CMDS
+	$(INSTALL) -D -m 0755 \
+		$(@D)/target/$(RUSTC_TARGET_NAME)/$(if $(BR2_ENABLE_DEBUG),debug,release)/custos \
+		$(TARGET_DIR)/usr/sbin/custos
+	$(INSTALL) -D -m 0644 $(@D)/board/rootfs/etc/custos.toml \
+		$(TARGET_DIR)/etc/custos.toml
+endef
+
+ifeq ($(BR2_PACKAGE_CUSTOS_EXAMPLE_SERVICE),y)
+define CUSTOS_INSTALL_EXAMPLE_SERVICE
+	$(INSTALL) -D -m 0755 $(@D)/board/rootfs/etc/init.d/web_server \
+		$(TARGET_DIR)/etc/init.d/web_server
+	$(INSTALL) -D -m 0644 $(@D)/board/rootfs/etc/default/web_server \
+		$(TARGET_DIR)/etc/default/web_server
+	$(INSTALL) -D -m 0644 $(@D)/board/rootfs/var/www/watchdog_page.html \
+		$(TARGET_DIR)/var/www/watchdog_page.html
+endef
+CUSTOS_POST_INSTALL_TARGET_HOOKS += CUSTOS_INSTALL_EXAMPLE_SERVICE
+endif
+
+# custos stays in the foreground and relies on init's respawn: an
+# /etc/init.d/S01custos script would have to background it, and then
+# nothing restarts custos when it exits.
+ifeq ($(BR2_PACKAGE_CUSTOS_INITTAB),y)
+CUSTOS_INITTAB_SNIPPET = $(CUSTOS_PKGDIR)/inittab.$(if $(BR2_INIT_BUSYBOX),busybox,sysvinit)
+define CUSTOS_ADD_INITTAB_ENTRY
+	if [ ! -f $(TARGET_DIR)/etc/inittab ]; then \
+		echo "custos: no $(TARGET_DIR)/etc/inittab to add the respawn entry to" >&2; \
+		exit 1; \
+	fi
+	grep -q '^[^#]*/usr/sbin/custos run' $(TARGET_DIR)/etc/inittab || \
+		cat $(CUSTOS_INITTAB_SNIPPET) >> $(TARGET_DIR)/etc/inittab
+endef
+CUSTOS_TARGET_FINALIZE_HOOKS += CUSTOS_ADD_INITTAB_ENTRY
+endif
+
+$(eval $(cargo-package))
