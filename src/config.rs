@@ -36,7 +36,21 @@ pub struct SupervisorConfig {
     /// Poll period for /proc and pidfiles.
     pub interval: Duration,
     pub state_dir: PathBuf,
+    pub control_socket: PathBuf,
+    /// Group allowed on the control socket besides root: (name, gid).
+    pub control_group: Option<(String, u32)>,
+    pub log: LogTarget,
 }
+
+/// Where custos logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTarget {
+    Stderr,
+    Syslog,
+}
+
+/// Where the control socket is when the config does not say.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/custos.sock";
 
 /// How a service's process is identified.
 #[derive(Debug, Clone, PartialEq)]
@@ -357,6 +371,9 @@ struct RawWatchdog {
 struct RawSupervisor {
     interval: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
+    control_socket: Option<Spanned<String>>,
+    control_group: Option<Spanned<String>>,
+    log: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -588,6 +605,9 @@ impl Validator<'_> {
         let mut supervisor = SupervisorConfig {
             interval: Duration::from_secs(1),
             state_dir: PathBuf::from("/var/lib/custos"),
+            control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            control_group: None,
+            log: LogTarget::Stderr,
         };
         if let Some(s) = &raw.supervisor {
             let s = s.get_ref();
@@ -599,6 +619,37 @@ impl Validator<'_> {
             );
             if let Some(d) = &s.state_dir {
                 supervisor.state_dir = self.path(d, "supervisor.state_dir");
+            }
+            if let Some(p) = &s.control_socket {
+                supervisor.control_socket = self.path(p, "supervisor.control_socket");
+                if p.get_ref().len() > 107 {
+                    self.err(
+                        Some(p.span()),
+                        "supervisor.control_socket",
+                        "longer than a UNIX socket path may be (107 bytes)",
+                    );
+                }
+            }
+            if let Some(g) = &s.control_group {
+                match crate::control::group_id(g.get_ref()) {
+                    Some(gid) => supervisor.control_group = Some((g.get_ref().clone(), gid)),
+                    None => self.err(
+                        Some(g.span()),
+                        "supervisor.control_group",
+                        format!("no group `{}` in /etc/group", g.get_ref()),
+                    ),
+                }
+            }
+            if let Some(l) = &s.log {
+                match l.get_ref().as_str() {
+                    "stderr" => supervisor.log = LogTarget::Stderr,
+                    "syslog" => supervisor.log = LogTarget::Syslog,
+                    other => self.err(
+                        Some(l.span()),
+                        "supervisor.log",
+                        format!("`{other}` is not one of: \"stderr\", \"syslog\""),
+                    ),
+                }
             }
         }
         if raw.service.len() > MAX_SERVICES {

@@ -195,6 +195,8 @@ pub enum RestartWhy {
         failures: u32,
     },
     Operator,
+    /// `custos stop`: stop it and leave it stopped and unmonitored.
+    OperatorStop,
 }
 
 impl fmt::Display for RestartWhy {
@@ -204,6 +206,7 @@ impl fmt::Display for RestartWhy {
                 write!(f, "check {} failed {failures} time(s) in a row", check + 1)
             }
             RestartWhy::Operator => f.write_str("asked by the operator"),
+            RestartWhy::OperatorStop => f.write_str("stop asked by the operator"),
         }
     }
 }
@@ -258,6 +261,8 @@ pub enum Phase {
     GivenUp,
     /// Identity is ambiguous (several processes match): custos neither starts nor signals.
     Held(u16),
+    /// `custos stop` or `custos unmonitor`: not watched, not started, until `start`/`monitor`.
+    Unmonitored,
 }
 
 /// Events the supervisor feeds to the core.
@@ -279,6 +284,23 @@ pub enum Event {
     /// A deadline of this state has passed.
     Deadline,
     RestartRequested(RestartWhy),
+    /// A command from the control socket.
+    Operator(Op),
+}
+
+/// What an operator can ask for a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Monitor again and start if not running.
+    Start,
+    /// Stop gracefully (same rules as a restart) and stop monitoring.
+    Stop,
+    /// Restart if running, start if not.
+    Restart,
+    /// Monitor again: adopt if running, start if not.
+    Monitor,
+    /// Stop watching; the process is left as it is.
+    Unmonitor,
 }
 
 /// What the effectors must do, in order. Each carries its cause for the log.
@@ -358,6 +380,9 @@ pub enum Note {
         delay: Duration,
         why: StartWhy,
     },
+    Stopped,
+    Unmonitored,
+    Monitored,
 }
 
 impl fmt::Display for Note {
@@ -382,7 +407,17 @@ impl fmt::Display for Note {
                 f,
                 "{n} processes match exe/args: identity is ambiguous, so custos starts nothing and signals none of them"
             ),
+            Note::Restarting(RestartWhy::OperatorStop) => f.write_str(
+                "stopping: asked by the operator; it stays stopped and unmonitored until `custos start`",
+            ),
             Note::Restarting(why) => write!(f, "restarting: {why}"),
+            Note::Stopped => {
+                f.write_str("stopped; not monitored until `custos start` or `custos monitor`")
+            }
+            Note::Unmonitored => f.write_str(
+                "no longer monitored (asked by the operator); the process is left as it is",
+            ),
+            Note::Monitored => f.write_str("monitored again (asked by the operator)"),
             Note::SurvivesKill { pin, waited } => write!(
                 f,
                 "pid {} still alive {} after SIGKILL (uninterruptible sleep?); waiting",
@@ -456,7 +491,7 @@ impl ServiceState {
         match self.phase {
             Phase::Unknown | Phase::Waiting { .. } | Phase::GivenUp | Phase::Held(_) => true,
             Phase::Starting { script, .. } => !script,
-            Phase::Running { .. } | Phase::Stopping { .. } => false,
+            Phase::Running { .. } | Phase::Stopping { .. } | Phase::Unmonitored => false,
         }
     }
 
@@ -730,6 +765,68 @@ impl ServiceState {
                     }
                 }
             }
+            // ---- operator commands
+            (Phase::Running { .. }, Event::Operator(Op::Stop)) => {
+                return self.decide(
+                    policy,
+                    Event::RestartRequested(RestartWhy::OperatorStop),
+                    now,
+                );
+            }
+            (Phase::Running { .. }, Event::Operator(Op::Restart)) => {
+                return self.decide(policy, Event::RestartRequested(RestartWhy::Operator), now);
+            }
+            (
+                Phase::Running { .. } | Phase::Stopping { .. },
+                Event::Operator(Op::Start | Op::Monitor),
+            ) => {}
+            (
+                Phase::Stopping {
+                    pin,
+                    step,
+                    deadline,
+                    script,
+                    dead,
+                    ..
+                },
+                Event::Operator(Op::Stop),
+            ) => {
+                // A restart under way becomes a stop.
+                self.phase = Phase::Stopping {
+                    pin,
+                    step,
+                    deadline,
+                    script,
+                    dead,
+                    why: RestartWhy::OperatorStop,
+                };
+            }
+            (Phase::Stopping { .. }, Event::Operator(Op::Restart)) => {}
+            (Phase::Unmonitored, Event::Operator(Op::Stop | Op::Unmonitor)) => {}
+            (_, Event::Operator(Op::Stop | Op::Unmonitor)) => {
+                if let Phase::Starting { script: true, .. } = self.phase {
+                    push(&mut out, Action::KillScript(Script::Start));
+                }
+                if self.pin().is_some() {
+                    push(&mut out, Action::Unpin);
+                }
+                self.phase = Phase::Unmonitored;
+                let note = if event == Event::Operator(Op::Stop) {
+                    Note::Stopped
+                } else {
+                    Note::Unmonitored
+                };
+                push(&mut out, Action::Log(note));
+            }
+            (Phase::Starting { .. }, Event::Operator(_)) => {}
+            (_, Event::Operator(Op::Start | Op::Monitor | Op::Restart)) => {
+                // Unknown, Waiting, GivenUp, Held, Unmonitored: look again with a clean slate;
+                // the next probe adopts a running process or starts a missing one.
+                self.fails = 0;
+                self.restarts.clear();
+                self.phase = Phase::Unknown;
+                push(&mut out, Action::Log(Note::Monitored));
+            }
             // Everything else changes nothing: a death of a PID that is not pinned, a restart
             // asked for a service that is not running (it will be started by its own path),
             // a stray script exit, an observation while a script runs.
@@ -805,6 +902,11 @@ impl ServiceState {
 
     /// The start half of a requested restart: counts against max_restarts, no backoff.
     fn restart_start(&mut self, policy: &Policy, why: RestartWhy, now: Mono, out: &mut Actions) {
+        if why == RestartWhy::OperatorStop {
+            self.phase = Phase::Unmonitored;
+            push(out, Action::Log(Note::Stopped));
+            return;
+        }
         if self.window_full(&policy.restart, now) {
             self.give_up(policy, out);
             return;
@@ -921,6 +1023,7 @@ mod tests {
             },
             Phase::GivenUp,
             Phase::Held(2),
+            Phase::Unmonitored,
         ];
         for step in [StopStep::Script, StopStep::Term, StopStep::Kill] {
             for script in [true, false] {
@@ -985,6 +1088,11 @@ mod tests {
                 check: 0,
                 failures: 3,
             }),
+            Event::Operator(Op::Start),
+            Event::Operator(Op::Stop),
+            Event::Operator(Op::Restart),
+            Event::Operator(Op::Monitor),
+            Event::Operator(Op::Unmonitor),
         ]
     }
 
@@ -1233,6 +1341,89 @@ mod tests {
         );
         assert_eq!(a.last(), Some(&Action::Reboot), "{a:?}");
         assert_eq!(st.phase, Phase::GivenUp);
+    }
+
+    #[test]
+    fn operator_stop_is_graceful_and_leaves_it_unmonitored_until_start() {
+        let p = policy(false);
+        let mut st = ServiceState {
+            phase: Phase::Running { pin: PIN },
+            ..Default::default()
+        };
+        let a = st.decide(&p, Event::Operator(Op::Stop), s(1));
+        assert_eq!(
+            a[0],
+            Action::Log(Note::Restarting(RestartWhy::OperatorStop))
+        );
+        assert!(matches!(
+            a[1],
+            Action::Signal {
+                pin: PIN,
+                signal: libc::SIGTERM,
+                ..
+            }
+        ));
+        let cause = Cause::Killed {
+            signal: 15,
+            core: false,
+        };
+        let a = st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause,
+            },
+            s(2),
+        );
+        assert_eq!(a.last(), Some(&Action::Log(Note::Stopped)), "{a:?}");
+        assert_eq!(st.phase, Phase::Unmonitored);
+        assert!(
+            !st.wants_probe(),
+            "an unmonitored service is not looked for, so not started"
+        );
+        assert!(st.decide(&p, Event::Deadline, s(3)).is_empty());
+        st.decide(&p, Event::Operator(Op::Start), s(4));
+        assert_eq!(st.phase, Phase::Unknown);
+        let a = st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(4),
+        );
+        assert!(matches!(a[0], Action::Start { attempt: 1, .. }), "{a:?}");
+    }
+
+    #[test]
+    fn unmonitor_leaves_the_process_alone_and_monitor_adopts_it() {
+        let p = policy(true);
+        let mut st = ServiceState {
+            phase: Phase::Running { pin: PIN },
+            ..Default::default()
+        };
+        let a = st.decide(&p, Event::Operator(Op::Unmonitor), s(1));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Unpin, Action::Log(Note::Unmonitored)]
+        );
+        // Its death is not ours to act on now.
+        assert!(st
+            .decide(
+                &p,
+                Event::Died {
+                    pid: PIN.pid,
+                    cause: Cause::Exited(0)
+                },
+                s(2)
+            )
+            .is_empty());
+        st.decide(&p, Event::Operator(Op::Monitor), s(3));
+        let a = st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(3));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Pinned {
+                pin: PIN,
+                adopted: true
+            }]
+        );
     }
 
     #[test]

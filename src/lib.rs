@@ -4,11 +4,14 @@
 
 pub mod checks;
 pub mod config;
+pub mod control;
 pub mod core;
 pub mod limits;
 pub mod pidfd;
 pub mod procs;
+pub mod record;
 pub mod scripts;
 pub mod signals;
 pub mod supervisor;
+pub mod syslog;
 pub mod watchdog;

@@ -10,20 +10,45 @@ use custos::supervisor::Supervisor;
 const USAGE: &str = "\
 usage: custos run   [-c|--config PATH]   supervise in the foreground (from inittab)
        custos check [-c|--config PATH]   validate the config and say what custos will do
+       custos [-c PATH | --socket PATH] status [--json]
+       custos [-c PATH | --socket PATH] start|stop|restart|monitor|unmonitor NAME
+       custos [-c PATH | --socket PATH] reload
+       custos [-c PATH | --socket PATH] events [--follow] [--json]
+       custos [-c PATH | --socket PATH] why NAME [--json]
        custos --version | --help
 
-The default config is /etc/custos.toml. Logs go to stderr; RUST_LOG=debug shows more.
+The default config is /etc/custos.toml; the control commands find the socket there
+([supervisor] control_socket, default /run/custos.sock) unless --socket is given.
+Logs go to stderr (or syslog); RUST_LOG=debug shows more.
 Signals: SIGTERM/SIGINT exit 0 and leave services running; SIGHUP reloads the config.
-Exit codes: 0 ok, 1 invalid config, 2 usage error, 3 start-up failure.";
+Exit codes: 0 ok, 1 invalid config or a refused request, 2 usage error,
+3 start-up failure, 4 cannot reach a running custos.";
 
 const EXIT_INVALID: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_SETUP: u8 = 3;
+const EXIT_UNREACHABLE: u8 = 4;
+
+/// Control commands and whether they take a service name.
+const CONTROL: [(&str, bool); 9] = [
+    ("status", false),
+    ("start", true),
+    ("stop", true),
+    ("restart", true),
+    ("monitor", true),
+    ("unmonitor", true),
+    ("reload", false),
+    ("events", false),
+    ("why", true),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut cmd: Option<&str> = None;
     let mut path = PathBuf::from(config::DEFAULT_CONFIG);
+    let mut socket: Option<PathBuf> = None;
+    let mut name: Option<&str> = None;
+    let (mut json, mut follow) = (false, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -39,14 +64,119 @@ fn main() -> ExitCode {
                 Some(p) => path = PathBuf::from(p),
                 None => return usage("-c needs a path"),
             },
+            "--socket" => match it.next() {
+                Some(p) => socket = Some(PathBuf::from(p)),
+                None => return usage("--socket needs a path"),
+            },
+            "--json" => json = true,
+            "--follow" | "-f" => follow = true,
             "run" | "check" if cmd.is_none() => cmd = Some(a.as_str()),
+            c if cmd.is_none() && CONTROL.iter().any(|(n, _)| *n == c) => cmd = Some(c),
+            n if cmd.is_some() && name.is_none() && !n.starts_with('-') => name = Some(n),
             other => return usage(&format!("unknown argument `{other}`")),
         }
     }
     match cmd {
         Some("run") => run(path),
         Some("check") => check(path),
-        _ => usage("no command given"),
+        Some(c) => {
+            let needs_name = CONTROL.iter().any(|(n, takes)| *n == c && *takes);
+            if needs_name != name.is_some() {
+                return usage(&format!(
+                    "`{c}` {}",
+                    if needs_name {
+                        "needs a service name"
+                    } else {
+                        "takes no name"
+                    }
+                ));
+            }
+            let socket = socket.unwrap_or_else(|| socket_from_config(&path));
+            client(
+                &socket,
+                c,
+                name.unwrap_or(""),
+                json,
+                follow && c == "events",
+            )
+        }
+        None => usage("no command given"),
+    }
+}
+
+/// The control socket named in the config, or the default when the config cannot be read.
+fn socket_from_config(path: &std::path::Path) -> PathBuf {
+    config::load(path)
+        .map(|c| c.supervisor.control_socket)
+        .unwrap_or_else(|_| PathBuf::from(config::DEFAULT_CONTROL_SOCKET))
+}
+
+/// Sends one request to the running custos and prints its reply (or, with --follow, each
+/// event as it comes).
+fn client(socket: &std::path::Path, cmd: &str, name: &str, json: bool, follow: bool) -> ExitCode {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "custos: cannot reach custos at {}: {e} (is it running? as root?)",
+                socket.display()
+            );
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+    };
+    let timeout = Some(std::time::Duration::from_secs(10));
+    let _ = stream.set_write_timeout(timeout);
+    if !follow {
+        let _ = stream.set_read_timeout(timeout);
+    }
+    let mut req = String::from("{\"cmd\":");
+    custos::control::json_str(&mut req, cmd);
+    if !name.is_empty() {
+        req.push_str(",\"name\":");
+        custos::control::json_str(&mut req, name);
+    }
+    req.push_str(&format!(",\"json\":{json},\"follow\":{follow}}}\n"));
+    // A refused peer may find the connection closed before its request is written: the reply
+    // (`permission denied`) is still there to read.
+    let sent = stream.write_all(req.as_bytes());
+    let mut ok = true;
+    let mut got = false;
+    for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        got = true;
+        let fields = custos::control::parse_flat_object(&line).unwrap_or_default();
+        let get = |k: &str| {
+            fields.iter().find_map(|(key, v)| match v {
+                custos::control::Value::Str(s) if key == k => Some(s.clone()),
+                _ => None,
+            })
+        };
+        if let Some(err) = get("error") {
+            eprintln!("custos: {err}");
+            ok = false;
+        } else if json {
+            println!("{line}");
+        } else if let Some(text) = get("text") {
+            println!("{text}");
+        } else {
+            println!("{line}");
+        }
+        if !follow {
+            break;
+        }
+    }
+    if !got {
+        match sent {
+            Err(e) => eprintln!("custos: cannot send the request: {e}"),
+            Ok(()) => eprintln!("custos: no reply from {}", socket.display()),
+        }
+        return ExitCode::from(EXIT_UNREACHABLE);
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
     }
 }
 

@@ -12,20 +12,23 @@ use log::{debug, error, info, warn};
 
 use crate::checks::{CheckRt, Failure, InFlight, Verdict};
 use crate::config::{self, CheckAction, Config, Dur, Identify, ServiceConfig};
+use crate::control::{self, Access, ControlServer, Ready, Request};
 use crate::core::{
     Absent, Action, Cause, Event, Mono, Note, Observation, Phase, Pin, Policy, RestartWhy, Script,
     ServiceState, SigName,
 };
+use crate::core::{Op, RestartWhy as Why};
 use crate::limits::{MAX_CHECKS, MAX_SERVICES};
 use crate::pidfd::{self, PidFd};
 use crate::procs::{self, PinState};
+use crate::record::{self, Kind, Record};
 use crate::scripts::{self, OutputPipe};
 use crate::signals::Signals;
 use crate::watchdog::{BootStatus, Options, Watchdog, WatchdogConfig};
 
 /// Fds in one poll: the signalfd, plus a pidfd, an output pipe and the check sockets of each
 /// service.
-const MAX_POLL: usize = 1 + (2 + MAX_CHECKS) * MAX_SERVICES;
+const MAX_POLL: usize = 1 + (2 + MAX_CHECKS) * MAX_SERVICES + 1 + control::MAX_CLIENTS;
 
 /// What a polled fd belongs to.
 #[derive(Clone, Copy)]
@@ -34,6 +37,8 @@ enum Tag {
     Pidfd(usize),
     Output(usize),
     Check(usize, usize),
+    Listener,
+    Client(usize),
 }
 /// Children reaped per batch (deaths are handled before script exits within a batch).
 const REAP_BATCH: usize = 32;
@@ -149,6 +154,9 @@ pub struct Supervisor {
     next_pet: Mono,
     /// `on_exhausted = "reboot"`: petting has stopped; reboot(2) at this time if still alive.
     reboot_at: Option<Mono>,
+    control: Option<ControlServer>,
+    /// The events of this and earlier boots (deaths, actions), kept in state_dir.
+    pub record: Record,
 }
 
 /// Why the loop ended.
@@ -248,6 +256,23 @@ impl Supervisor {
                     None
                 }
             });
+        let (record, warnings) = Record::open(&config.supervisor.state_dir);
+        for w in warnings {
+            warn!("{w}");
+        }
+        let access = Access {
+            gid: config.supervisor.control_group.as_ref().map(|g| g.1),
+        };
+        let control = match ControlServer::bind(&config.supervisor.control_socket, access) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                error!(
+                    "control: cannot listen on {}: {e}; custos runs without its control socket",
+                    config.supervisor.control_socket.display()
+                );
+                None
+            }
+        };
         let mut svcs = heapless::Vec::new();
         for cfg in config.services {
             let svc = Svc::new(cfg)?;
@@ -268,6 +293,8 @@ impl Supervisor {
             watchdog_cfg: config.watchdog,
             next_pet: Duration::ZERO,
             reboot_at: None,
+            control,
+            record,
         })
     }
 
@@ -325,13 +352,55 @@ impl Supervisor {
                 );
             }
         }
+        let started = format!(
+            "custos {} started with {} service(s)",
+            env!("CARGO_PKG_VERSION"),
+            self.svcs.len()
+        );
+        self.note(Kind::CustosStart, "", &started);
+        if let Some(wd) = &self.watchdog {
+            if wd.boot_status & crate::watchdog::WDIOF_CARDRESET != 0 {
+                let text = BootStatus(wd.boot_status).to_string();
+                self.note(Kind::WatchdogReset, "", &text);
+            }
+        }
+        if let Some(c) = &self.control {
+            info!("control: listening on {}", c.path.display());
+        }
         let exit = loop {
             if let Some(e) = self.pass() {
                 break e;
             }
         };
         self.close_watchdog();
+        let Exit::Signal(sig) = exit;
+        self.note(
+            Kind::CustosStop,
+            "",
+            &format!("custos stopped by {}", SigName(sig)),
+        );
+        let now = self.now();
+        if let Some(w) = self.record.flush_now(now) {
+            warn!("{w}");
+        }
         exit
+    }
+
+    /// Records an event (deaths, actions: what `custos events` and `custos why` show, across
+    /// reboots) and sends it to `events --follow` clients.
+    fn note(&mut self, kind: Kind, service: &str, text: &str) {
+        let now = self.now();
+        let entry = record::Entry::new(
+            record::wall_now(),
+            self.record.boot_id(),
+            service,
+            kind,
+            text,
+        );
+        if let Some(c) = &mut self.control {
+            c.broadcast(&entry.to_string(), &entry_json(&entry));
+        }
+        self.record.push(entry, now);
     }
 
     /// Orderly exit: disarm the watchdog only when configured and supported; otherwise say
@@ -436,6 +505,12 @@ impl Supervisor {
         if let Some(t) = self.reboot_at {
             deadline = deadline.min(t);
         }
+        if let Some(t) = self.record.flush_due() {
+            deadline = deadline.min(t);
+        }
+        if let Some(t) = self.control.as_ref().and_then(|c| c.deadline()) {
+            deadline = deadline.min(t);
+        }
         for s in &self.svcs {
             if let Some(d) = s.st.deadline() {
                 deadline = deadline.min(d);
@@ -464,6 +539,9 @@ impl Supervisor {
             }
         };
         add(self.signals.as_fd().as_raw_fd(), libc::POLLIN, Tag::Signals);
+        if let Some(c) = &self.control {
+            c.poll_set(|fd, ev, k| add(fd, ev, k.map_or(Tag::Listener, Tag::Client)));
+        }
         for (i, s) in self.svcs.iter().enumerate() {
             if let Some(p) = &s.pidfd {
                 add(p.as_fd().as_raw_fd(), libc::POLLIN, Tag::Pidfd(i));
@@ -492,7 +570,10 @@ impl Supervisor {
             while let Some(sig) = self.signals.pending() {
                 match sig {
                     libc::SIGCHLD => {}
-                    libc::SIGHUP => self.reload(now),
+                    libc::SIGHUP => {
+                        info!("SIGHUP received");
+                        let _ = self.reload(now);
+                    }
                     libc::SIGTERM | libc::SIGINT => {
                         info!(
                             "{} received: exiting; services are left running",
@@ -519,6 +600,20 @@ impl Supervisor {
                     let s = &mut self.svcs[i];
                     let name = &s.cfg.name;
                     s.out.drain(now, |line| info!("{name}: | {line}"));
+                }
+                Tag::Listener => {
+                    if let Some(c) = &mut self.control {
+                        c.accept(now);
+                    }
+                }
+                Tag::Client(k) => {
+                    let ready = match &mut self.control {
+                        Some(c) => c.ready(k, now),
+                        None => Ready::Nothing,
+                    };
+                    if let Ready::Request(k, req) = ready {
+                        self.request(k, req, now);
+                    }
                 }
                 Tag::Check(i, j) => {
                     let done = match self.svcs.get_mut(i).and_then(|s| s.checks.get_mut(j)) {
@@ -555,6 +650,14 @@ impl Supervisor {
             self.run_checks(i, now);
         }
         self.reboot_if_due(now);
+        if let Some(c) = &mut self.control {
+            c.sweep(now);
+        }
+        if self.record.flush_due().is_some_and(|t| t <= now) {
+            if let Some(w) = self.record.flush(now) {
+                warn!("{w}");
+            }
+        }
         let end = self.now();
         self.pet(now, end);
         None
@@ -856,13 +959,18 @@ impl Supervisor {
                 after,
                 why,
             } => {
-                match after {
-                    Some(d) => info!(
-                        "{name}: starting (attempt {attempt}, after {} backoff): {why}",
+                let text = match after {
+                    Some(d) => format!(
+                        "starting (attempt {attempt}, after {} backoff): {why}",
                         Dur(d)
                     ),
-                    None => info!("{name}: starting (attempt {attempt}): {why}"),
-                }
+                    None => format!("starting (attempt {attempt}): {why}"),
+                };
+                info!("{name}: {text}");
+                let name = name.to_string();
+                self.note(Kind::Started, &name, &text);
+                let s = &mut self.svcs[i];
+                let name = s.cfg.name.as_str();
                 match scripts::spawn(&s.cfg.start, name, &s.out) {
                     Ok(pid) => {
                         debug!("{name}: `{}` runs as pid {pid}", s.cfg.start);
@@ -963,35 +1071,56 @@ impl Supervisor {
             }
             Action::Reboot => {
                 let name = s.cfg.name.clone();
+                self.note(Kind::Reboot, &name, "on_exhausted = \"reboot\"");
+                let _ = self.record.flush_now(now);
                 self.request_reboot(&name, now);
             }
             Action::Unpin => {
                 s.pidfd = None;
                 s.cancel_checks();
             }
-            Action::Log(note) => match note {
-                Note::Died { .. } | Note::StartFailed(_) | Note::SurvivesKill { .. } => {
-                    warn!("{name}: {note}")
+            Action::Log(note) => {
+                match note {
+                    Note::Died { .. } | Note::StartFailed(_) | Note::SurvivesKill { .. } => {
+                        warn!("{name}: {note}")
+                    }
+                    Note::GivenUp { .. } | Note::Ambiguous(_) => error!("{name}: {note}"),
+                    _ => info!("{name}: {note}"),
                 }
-                Note::GivenUp { .. } | Note::Ambiguous(_) => error!("{name}: {note}"),
-                _ => info!("{name}: {note}"),
-            },
+                let kind = match note {
+                    Note::Died { .. } => Some(Kind::Died),
+                    Note::StartFailed(_) => Some(Kind::StartFailed),
+                    Note::GivenUp { .. } => Some(Kind::GaveUp),
+                    Note::Restarting(Why::OperatorStop) | Note::Stopped | Note::Unmonitored => {
+                        Some(Kind::Stopped)
+                    }
+                    Note::Restarting(_) => Some(Kind::Restarted),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    let name = name.to_string();
+                    self.note(kind, &name, &note.to_string());
+                }
+            }
         }
         None
     }
 
     /// SIGHUP: load the config again. An invalid one is rejected whole and the running config
     /// stays; unchanged services keep their pins; removed ones are left running, unwatched.
-    fn reload(&mut self, now: Mono) {
-        info!("SIGHUP: reloading {}", self.config_path.display());
+    fn reload(&mut self, now: Mono) -> Result<String, String> {
+        info!("reloading {}", self.config_path.display());
         let new = match config::load(&self.config_path) {
             Ok(c) => c,
             Err(errors) => {
-                for line in errors.to_string().lines() {
+                let text = errors.to_string();
+                for line in text.lines() {
                     error!("{line}");
                 }
                 error!("reload rejected: the running config stays in force");
-                return;
+                return Err(format!(
+                    "{text}\nreload rejected: the running config stays in force"
+                ));
             }
         };
         let mut old = std::mem::take(&mut self.svcs);
@@ -1052,10 +1181,259 @@ impl Supervisor {
         self.svcs = table;
         self.interval = new.supervisor.interval;
         self.next_tick = now;
-        info!("reload done: {} service(s)", self.svcs.len());
+        let msg = format!("reload done: {} service(s)", self.svcs.len());
+        info!("{msg}");
+        self.note(Kind::Reload, "", &msg);
+        Ok(msg)
     }
 
     pub fn exiting(&self) -> bool {
         self.exit
+    }
+}
+
+/// One recorded event as a JSON object.
+fn entry_json(e: &record::Entry) -> String {
+    let mut s = String::with_capacity(256);
+    s.push_str("{\"time\":");
+    control::json_str(&mut s, &record::Utc(e.time).to_string());
+    s.push_str(",\"boot\":");
+    control::json_str(&mut s, &e.boot);
+    s.push_str(",\"service\":");
+    control::json_str(&mut s, &e.service);
+    s.push_str(",\"kind\":");
+    control::json_str(&mut s, e.kind.as_str());
+    s.push_str(",\"text\":");
+    control::json_str(&mut s, &e.text);
+    s.push('}');
+    s
+}
+
+/// A phase in one word, for `custos status`.
+fn phase_word(p: &Phase) -> &'static str {
+    match p {
+        Phase::Unknown => "unknown",
+        Phase::Running { .. } => "running",
+        Phase::Waiting { .. } => "waiting",
+        Phase::Starting { .. } => "starting",
+        Phase::Stopping { .. } => "stopping",
+        Phase::GivenUp => "given-up",
+        Phase::Held(_) => "ambiguous",
+        Phase::Unmonitored => "unmonitored",
+    }
+}
+
+impl Supervisor {
+    /// Answers one control request.
+    fn request(&mut self, k: usize, req: Request, now: Mono) {
+        let cmd = req.cmd.as_str();
+        let name = req.name.as_str();
+        let op = match cmd {
+            "start" => Some(Op::Start),
+            "stop" => Some(Op::Stop),
+            "restart" => Some(Op::Restart),
+            "monitor" => Some(Op::Monitor),
+            "unmonitor" => Some(Op::Unmonitor),
+            _ => None,
+        };
+        let reply = match (cmd, op) {
+            (_, Some(op)) => match self.svcs.iter().position(|s| s.cfg.name == name) {
+                None => control::reply_text(false, &format!("no service named `{name}`")),
+                Some(i) => {
+                    info!("control: {cmd} {name}: asked by the operator");
+                    self.feed(i, Event::Operator(op), now);
+                    let st = &self.svcs[i].st;
+                    control::reply_text(true, &format!("{name}: {cmd}: now {}", phase_word(&st.phase)))
+                }
+            },
+            ("status", None) => {
+                if req.json {
+                    self.status_json(now)
+                } else {
+                    control::reply_text(true, &self.status_text(now))
+                }
+            }
+            ("reload", None) => match self.reload(now) {
+                Ok(msg) => control::reply_text(true, &msg),
+                Err(msg) => control::reply_text(false, &msg),
+            },
+            ("events", None) | ("why", None) => {
+                let for_one = cmd == "why";
+                if for_one && !self.svcs.iter().any(|s| s.cfg.name == name) && self.record.for_service(name).next().is_none() {
+                    control::reply_text(false, &format!("no service named `{name}` and no record of one"))
+                } else {
+                    let entries: Vec<&record::Entry> = if for_one {
+                        let mut v: Vec<_> = self.record.for_service(name).collect();
+                        v.reverse();
+                        v
+                    } else {
+                        self.record.iter().collect()
+                    };
+                    if req.json {
+                        let mut s = String::from("{\"ok\":true,\"events\":[");
+                        for (n, e) in entries.iter().enumerate() {
+                            if n > 0 {
+                                s.push(',');
+                            }
+                            s.push_str(&entry_json(e));
+                        }
+                        s.push_str("]}\n");
+                        s
+                    } else {
+                        let mut t = String::new();
+                        let boot = self.record.boot_id().to_string();
+                        for e in &entries {
+                            use std::fmt::Write as _;
+                            let before = if !boot.is_empty() && e.boot.as_str() != boot { " (earlier boot)" } else { "" };
+                            let _ = writeln!(t, "{e}{before}");
+                        }
+                        if entries.is_empty() {
+                            t.push_str("no events recorded\n");
+                        }
+                        control::reply_text(true, t.trim_end())
+                    }
+                }
+            }
+            _ => control::reply_text(
+                false,
+                &format!("unknown command `{cmd}`: status, start, stop, restart, monitor, unmonitor, reload, events, why"),
+            ),
+        };
+        let follow = cmd == "events" && req.follow;
+        if let Some(c) = &mut self.control {
+            c.reply(k, reply, !follow);
+            if follow {
+                c.follow(k, req.json);
+            }
+        }
+    }
+
+    fn status_text(&self, now: Mono) -> String {
+        use std::fmt::Write as _;
+        let mut t = String::new();
+        for s in &self.svcs {
+            let _ = write!(t, "{:<20} {:<11}", s.cfg.name, phase_word(&s.st.phase));
+            if let Some(pin) = s.st.pin() {
+                let _ = write!(
+                    t,
+                    " pid {} up {}",
+                    pin.pid,
+                    Dur(now.saturating_sub(pin.started))
+                );
+            }
+            if let Phase::Waiting { until, .. } = s.st.phase {
+                let _ = write!(t, " next start in {}", Dur(until.saturating_sub(now)));
+            }
+            let _ = write!(t, " restarts {}", s.st.total_restarts);
+            if let Some(c) = s.st.last_death {
+                let _ = write!(t, " last death: {c}");
+            }
+            t.push('\n');
+            for (c, cfg) in s.checks.iter().zip(s.cfg.checks.iter()) {
+                let state = if c.tracker.failures > 0 {
+                    format!("failing ({} in a row)", c.tracker.failures)
+                } else if c.tracker.passed {
+                    "passing".to_string()
+                } else {
+                    "not passed yet".to_string()
+                };
+                let _ = writeln!(t, "    check {cfg}: {state}");
+            }
+        }
+        match (&self.watchdog, &self.watchdog_cfg) {
+            (Some(wd), Some(cfg)) => {
+                let _ = writeln!(
+                    t,
+                    "watchdog {}: timeout {}, petted every {}, {} keepalives, boot status: {}",
+                    wd.device.display(),
+                    Dur(wd.timeout),
+                    Dur(cfg.pet_every),
+                    wd.pets,
+                    BootStatus(wd.boot_status)
+                );
+            }
+            (None, Some(cfg)) => {
+                let _ = writeln!(
+                    t,
+                    "watchdog {}: NOT open (see the log)",
+                    cfg.device.display()
+                );
+            }
+            _ => t.push_str("watchdog: none configured\n"),
+        }
+        t.trim_end().to_string()
+    }
+
+    fn status_json(&self, now: Mono) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::from("{\"ok\":true,\"services\":[");
+        for (n, v) in self.svcs.iter().enumerate() {
+            if n > 0 {
+                s.push(',');
+            }
+            s.push_str("{\"name\":");
+            control::json_str(&mut s, &v.cfg.name);
+            s.push_str(",\"state\":");
+            control::json_str(&mut s, phase_word(&v.st.phase));
+            match v.st.pin() {
+                Some(pin) => {
+                    let _ = write!(
+                        s,
+                        ",\"pid\":{},\"uptime_ms\":{}",
+                        pin.pid,
+                        now.saturating_sub(pin.started).as_millis()
+                    );
+                }
+                None => s.push_str(",\"pid\":null,\"uptime_ms\":null"),
+            }
+            let _ = write!(s, ",\"restarts\":{}", v.st.total_restarts);
+            match v.st.phase {
+                Phase::Waiting { until, .. } => {
+                    let _ = write!(
+                        s,
+                        ",\"next_start_ms\":{}",
+                        until.saturating_sub(now).as_millis()
+                    );
+                }
+                _ => s.push_str(",\"next_start_ms\":null"),
+            }
+            s.push_str(",\"last_death\":");
+            match v.st.last_death {
+                Some(c) => control::json_str(&mut s, &c.to_string()),
+                None => s.push_str("null"),
+            }
+            s.push_str(",\"checks\":[");
+            for (m, (c, cfg)) in v.checks.iter().zip(v.cfg.checks.iter()).enumerate() {
+                if m > 0 {
+                    s.push(',');
+                }
+                s.push_str("{\"check\":");
+                control::json_str(&mut s, &cfg.to_string());
+                let _ = write!(
+                    s,
+                    ",\"failures\":{},\"passed\":{}}}",
+                    c.tracker.failures, c.tracker.passed
+                );
+            }
+            s.push_str("]}");
+        }
+        s.push_str("],\"watchdog\":");
+        match (&self.watchdog, &self.watchdog_cfg) {
+            (Some(wd), Some(_)) => {
+                s.push_str("{\"device\":");
+                control::json_str(&mut s, &wd.device.display().to_string());
+                let _ = write!(
+                    s,
+                    ",\"timeout_s\":{},\"keepalives\":{},\"boot_status\":",
+                    wd.timeout.as_secs(),
+                    wd.pets
+                );
+                control::json_str(&mut s, &BootStatus(wd.boot_status).to_string());
+                s.push('}');
+            }
+            _ => s.push_str("null"),
+        }
+        s.push_str("}\n");
+        s
     }
 }

@@ -48,6 +48,7 @@ pub fn testd_config_timeout(dir: &Path, start_timeout: &str, extra: &str) -> Str
         r#"[supervisor]
 interval = "100ms"
 state_dir = "{dir}"
+control_socket = "{dir}/custos.sock"
 
 [[service]]
 name = "testd"

@@ -1,0 +1,614 @@
+//! The control socket: a UNIX stream socket (mode 0600, or 0660 for `control_group`) on which
+//! `custos status|start|stop|…` talk to the running supervisor. One JSON line per request and
+//! per reply, bounded in size and time; peers are checked with SO_PEERCRED. A slow or hostile
+//! client costs at most one slot of MAX_CLIENTS until its deadline: it can never block the
+//! loop, the watchdog or supervision. Also: the tiny, strict JSON reader and writer both sides
+//! use (flat objects of strings and booleans only).
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use log::warn;
+
+use crate::core::Mono;
+
+/// Clients served at once; one more is told "busy" and closed.
+pub const MAX_CLIENTS: usize = 4;
+/// Bytes in one request line.
+pub const MAX_REQUEST: usize = 512;
+/// Time a client has to send its request, and to read a reply.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bytes queued for one client (a status reply, or events for `events --follow`); a client
+/// that lets more pile up is dropped.
+pub const MAX_PENDING: usize = 64 * 1024;
+
+/// One parsed request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request {
+    pub cmd: heapless::String<16>,
+    pub name: heapless::String<32>,
+    pub json: bool,
+    pub follow: bool,
+}
+
+/// Parses `{"cmd":"restart","name":"web_server","json":false,"follow":false}` strictly: one
+/// flat object, string or boolean values, known keys only.
+pub fn parse_request(line: &[u8]) -> Result<Request, &'static str> {
+    let text = std::str::from_utf8(line).map_err(|_| "request is not UTF-8")?;
+    let mut r = Request::default();
+    for (key, value) in parse_flat_object(text)? {
+        match (key.as_str(), value) {
+            ("cmd", Value::Str(s)) => {
+                r.cmd = heapless::String::try_from(s.as_str()).map_err(|_| "cmd too long")?
+            }
+            ("name", Value::Str(s)) => {
+                r.name = heapless::String::try_from(s.as_str()).map_err(|_| "name too long")?
+            }
+            ("json", Value::Bool(b)) => r.json = b,
+            ("follow", Value::Bool(b)) => r.follow = b,
+            _ => return Err("unknown key or wrong type in request"),
+        }
+    }
+    if r.cmd.is_empty() {
+        return Err("request has no cmd");
+    }
+    Ok(r)
+}
+
+/// A JSON value in a flat object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Str(String),
+    Bool(bool),
+}
+
+/// Parses one flat JSON object of string and boolean values.
+pub fn parse_flat_object(text: &str) -> Result<Vec<(String, Value)>, &'static str> {
+    let mut p = Parser {
+        s: text.as_bytes(),
+        i: 0,
+    };
+    let mut out = Vec::new();
+    p.ws();
+    p.eat(b'{')?;
+    p.ws();
+    if p.peek() == Some(b'}') {
+        p.i += 1;
+    } else {
+        loop {
+            p.ws();
+            let k = p.string()?;
+            p.ws();
+            p.eat(b':')?;
+            p.ws();
+            let v = match p.peek() {
+                Some(b'"') => Value::Str(p.string()?),
+                Some(b't') => p.word("true").map(|_| Value::Bool(true))?,
+                Some(b'f') => p.word("false").map(|_| Value::Bool(false))?,
+                _ => return Err("expected a string or a boolean"),
+            };
+            if out.len() >= 16 {
+                return Err("too many keys");
+            }
+            out.push((k, v));
+            p.ws();
+            match p.peek() {
+                Some(b',') => p.i += 1,
+                Some(b'}') => {
+                    p.i += 1;
+                    break;
+                }
+                _ => return Err("expected , or }"),
+            }
+        }
+    }
+    p.ws();
+    if p.i != p.s.len() {
+        return Err("trailing bytes after the object");
+    }
+    Ok(out)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
+            self.i += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) -> Result<(), &'static str> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err("malformed JSON")
+        }
+    }
+    fn word(&mut self, w: &str) -> Result<(), &'static str> {
+        if self.s[self.i..].starts_with(w.as_bytes()) {
+            self.i += w.len();
+            Ok(())
+        } else {
+            Err("malformed JSON")
+        }
+    }
+    fn string(&mut self) -> Result<String, &'static str> {
+        self.eat(b'"')?;
+        let mut out = String::new();
+        loop {
+            let c = self.peek().ok_or("unterminated string")?;
+            self.i += 1;
+            match c {
+                b'"' => return Ok(out),
+                b'\\' => {
+                    let e = self.peek().ok_or("unterminated escape")?;
+                    self.i += 1;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hex = self.s.get(self.i..self.i + 4).ok_or("short \\u escape")?;
+                            let hex = std::str::from_utf8(hex).map_err(|_| "bad \\u escape")?;
+                            let n = u32::from_str_radix(hex, 16).map_err(|_| "bad \\u escape")?;
+                            self.i += 4;
+                            out.push(char::from_u32(n).unwrap_or('\u{fffd}'));
+                        }
+                        _ => return Err("bad escape"),
+                    }
+                }
+                c if c < 0x20 => return Err("control character in string"),
+                _ => {
+                    // Copy the whole UTF-8 sequence (the input is valid UTF-8).
+                    let start = self.i - 1;
+                    let mut end = self.i;
+                    while end < self.s.len() && (self.s[end] & 0xC0) == 0x80 {
+                        end += 1;
+                    }
+                    self.i = end;
+                    out.push_str(
+                        std::str::from_utf8(&self.s[start..end]).map_err(|_| "bad UTF-8")?,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `{"ok":true,"text":"…"}` / `{"ok":false,"error":"…"}` plus a newline.
+pub fn reply_text(ok: bool, text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 32);
+    s.push_str(if ok {
+        "{\"ok\":true,\"text\":"
+    } else {
+        "{\"ok\":false,\"error\":"
+    });
+    json_str(&mut s, text);
+    s.push_str("}\n");
+    s
+}
+
+struct Client {
+    stream: UnixStream,
+    buf: heapless::Vec<u8, MAX_REQUEST>,
+    deadline: Mono,
+    out: Vec<u8>,
+    sent: usize,
+    /// `events --follow`: stays open and gets each new event (as JSON when true).
+    follow: Option<bool>,
+    /// Close once `out` is sent.
+    close_after: bool,
+}
+
+/// Who may talk to custos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// Members of this group (primary or supplementary) may, besides root.
+    pub gid: Option<u32>,
+}
+
+pub struct ControlServer {
+    listener: UnixListener,
+    pub path: PathBuf,
+    access: Access,
+    clients: heapless::Vec<Client, MAX_CLIENTS>,
+}
+
+/// What the loop must do for a client.
+pub enum Ready {
+    Request(usize, Request),
+    Nothing,
+}
+
+fn peer(stream: &UnixStream) -> io::Result<libc::ucred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes one ucred of `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut _ as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred)
+}
+
+/// Whether a peer is root or a member of the control group (primary or supplementary, the
+/// latter read from /proc/PID/status).
+fn allowed(cred: &libc::ucred, access: Access) -> bool {
+    if cred.uid == 0 {
+        return true;
+    }
+    let Some(gid) = access.gid else { return false };
+    if cred.gid == gid {
+        return true;
+    }
+    procfs::process::Process::new(cred.pid)
+        .and_then(|p| p.status())
+        .ok()
+        .is_some_and(|s| s.groups.iter().any(|&g| g as u32 == gid))
+}
+
+/// Looks a group name up in /etc/group.
+pub fn group_id(name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        if f.next()? == name {
+            f.next()?;
+            f.next()?.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+impl ControlServer {
+    /// Binds the socket: a stale socket file from a previous run is replaced, anything else in
+    /// the way is an error. Mode 0600, or 0660 with the group set to `access.gid`.
+    pub fn bind(path: &Path, access: Access) -> io::Result<ControlServer> {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a file that is not a socket is in the way",
+                ));
+            }
+            if UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another custos is listening there",
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let listener = UnixListener::bind(path)?;
+        listener.set_nonblocking(true)?;
+        let mode = match access.gid {
+            Some(gid) => {
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+                // SAFETY: chown(2) on a valid NUL-terminated path; uid -1 keeps the owner.
+                if unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                0o660
+            }
+            None => 0o600,
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        Ok(ControlServer {
+            listener,
+            path: path.to_path_buf(),
+            access,
+            clients: heapless::Vec::new(),
+        })
+    }
+
+    /// The fds to poll: the listener, then each client (reading its request or writing).
+    pub fn poll_set(&self, mut add: impl FnMut(i32, i16, Option<usize>)) {
+        add(self.listener.as_raw_fd(), libc::POLLIN, None);
+        for (k, c) in self.clients.iter().enumerate() {
+            let mut ev = 0;
+            if c.sent < c.out.len() {
+                ev |= libc::POLLOUT;
+            }
+            if c.follow.is_none() && !c.close_after {
+                ev |= libc::POLLIN;
+            }
+            // Always ask for POLLIN too on followers: it reports hang-ups.
+            if c.follow.is_some() {
+                ev |= libc::POLLIN;
+            }
+            add(c.stream.as_raw_fd(), ev, Some(k));
+        }
+    }
+
+    /// The earliest client deadline.
+    pub fn deadline(&self) -> Option<Mono> {
+        self.clients
+            .iter()
+            .filter(|c| c.follow.is_none() || c.sent < c.out.len())
+            .map(|c| c.deadline)
+            .min()
+    }
+
+    /// Accepts waiting connections; refuses (and logs) peers that are not allowed.
+    pub fn accept(&mut self, now: Mono) {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(_) => return,
+            };
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let cred = match peer(&stream) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!("control: cannot read the peer's credentials ({e}): refused");
+                    continue;
+                }
+            };
+            if !allowed(&cred, self.access) {
+                warn!(
+                    "control: refused a request from pid {} (uid {}, gid {}): only root{} may control custos",
+                    cred.pid,
+                    cred.uid,
+                    cred.gid,
+                    if self.access.gid.is_some() { " and the control_group" } else { "" }
+                );
+                let mut s = stream;
+                let _ = s.write(reply_text(false, "permission denied").as_bytes());
+                continue;
+            }
+            let client = Client {
+                stream,
+                buf: heapless::Vec::new(),
+                deadline: now + CLIENT_TIMEOUT,
+                out: Vec::new(),
+                sent: 0,
+                follow: None,
+                close_after: false,
+            };
+            if let Err(c) = self.clients.push(client) {
+                let mut s = c.stream;
+                let _ = s.write(reply_text(false, "busy: too many control clients").as_bytes());
+            }
+        }
+    }
+
+    /// Reads from or writes to client `k`. A complete request is returned for the caller to
+    /// answer with `reply`; a bad one is answered here.
+    pub fn ready(&mut self, k: usize, now: Mono) -> Ready {
+        let Some(c) = self.clients.get_mut(k) else {
+            return Ready::Nothing;
+        };
+        if c.sent < c.out.len() {
+            match c.stream.write(&c.out[c.sent..]) {
+                Ok(n) => c.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => c.close_after = true,
+            }
+            if c.sent == c.out.len() {
+                c.out.clear();
+                c.sent = 0;
+                c.deadline = now + CLIENT_TIMEOUT;
+            }
+        }
+        if c.follow.is_some() {
+            // A follower sends nothing more; readable means it hung up (or sent junk).
+            let mut b = [0u8; 64];
+            match c.stream.read(&mut b) {
+                Ok(0) => c.close_after = true,
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => c.close_after = true,
+                _ => {}
+            }
+            return Ready::Nothing;
+        }
+        if c.close_after {
+            return Ready::Nothing;
+        }
+        let mut b = [0u8; 256];
+        loop {
+            match c.stream.read(&mut b) {
+                Ok(0) => {
+                    c.close_after = true;
+                    return Ready::Nothing;
+                }
+                Ok(n) => {
+                    for &byte in &b[..n] {
+                        if byte == b'\n' {
+                            let line = std::mem::take(&mut c.buf);
+                            return match parse_request(&line) {
+                                Ok(r) => Ready::Request(k, r),
+                                Err(e) => {
+                                    self.reply(
+                                        k,
+                                        reply_text(false, &format!("bad request: {e}")),
+                                        true,
+                                    );
+                                    Ready::Nothing
+                                }
+                            };
+                        }
+                        if c.buf.push(byte).is_err() {
+                            let msg = format!("bad request: longer than {MAX_REQUEST} bytes");
+                            self.reply(k, reply_text(false, &msg), true);
+                            return Ready::Nothing;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ready::Nothing,
+                Err(_) => {
+                    c.close_after = true;
+                    return Ready::Nothing;
+                }
+            }
+        }
+    }
+
+    /// Queues a reply for client `k`; `close` ends the conversation once it is sent.
+    pub fn reply(&mut self, k: usize, line: String, close: bool) {
+        if let Some(c) = self.clients.get_mut(k) {
+            if c.out.len() + line.len() > MAX_PENDING {
+                c.close_after = true;
+                c.out.clear();
+                c.sent = 0;
+                return;
+            }
+            c.out.extend_from_slice(line.as_bytes());
+            c.close_after |= close;
+            // Try now: most replies fit in the socket buffer at once.
+            if let Ok(n) = c.stream.write(&c.out[c.sent..]) {
+                c.sent += n;
+            }
+            if c.sent == c.out.len() {
+                c.out.clear();
+                c.sent = 0;
+            }
+        }
+    }
+
+    /// Makes client `k` a follower of new events.
+    pub fn follow(&mut self, k: usize, json: bool) {
+        if let Some(c) = self.clients.get_mut(k) {
+            c.follow = Some(json);
+        }
+    }
+
+    /// Sends one event to every follower (text or JSON as each asked).
+    pub fn broadcast(&mut self, text: &str, json: &str) {
+        for k in 0..self.clients.len() {
+            if let Some(j) = self.clients[k].follow {
+                let line = if j {
+                    format!("{json}\n")
+                } else {
+                    reply_text(true, text)
+                };
+                self.reply(k, line, false);
+            }
+        }
+    }
+
+    /// Drops clients that are done, hung up, or past their deadline.
+    pub fn sweep(&mut self, now: Mono) {
+        let mut k = 0;
+        while k < self.clients.len() {
+            let c = &self.clients[k];
+            let idle_follower = c.follow.is_some() && c.sent == c.out.len();
+            let expired = !idle_follower && now >= c.deadline;
+            let done = c.close_after && c.sent == c.out.len();
+            if expired || done {
+                self.clients.swap_remove(k);
+            } else {
+                k += 1;
+            }
+        }
+    }
+}
+
+impl AsFd for ControlServer {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_parsed_strictly() {
+        let r = parse_request(br#"{"cmd":"restart","name":"web_server"}"#).expect("ok");
+        assert_eq!(r.cmd.as_str(), "restart");
+        assert_eq!(r.name.as_str(), "web_server");
+        let r = parse_request(br#" { "cmd" : "events", "follow" : true, "json": false } "#)
+            .expect("ok");
+        assert!(r.follow && !r.json);
+        for bad in [
+            &b""[..],
+            b"{",
+            b"{}",
+            b"[]",
+            b"{\"cmd\":1}",
+            b"{\"cmd\":\"x\",}",
+            b"{\"cmd\":\"x\"} x",
+            b"{\"bogus\":\"x\"}",
+            b"{\"cmd\":\"a-command-name-that-is-too-long\"}",
+            b"{\"cmd\":\"\\q\"}",
+            b"\xff\xfe",
+            b"{\"cmd\":\"x\nx\"}",
+        ] {
+            assert!(parse_request(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn strings_round_trip_through_the_writer_and_reader() {
+        let tricky = "a \"quoted\" \\ back\nslash\ttab \u{1} é ✓";
+        let line = reply_text(true, tricky);
+        let fields = parse_flat_object(line.trim_end()).expect("parse");
+        assert_eq!(fields[0], ("ok".to_string(), Value::Bool(true)));
+        assert_eq!(
+            fields[1],
+            ("text".to_string(), Value::Str(tricky.to_string()))
+        );
+    }
+}

@@ -1,0 +1,1298 @@
+//! The death record (issue 7): the last `MAX_RECORDS` events — deaths, starts, restarts, give-ups,
+//! watchdog resets, custos's own start and stop — kept in a fixed ring in memory and in one text
+//! file, `<state_dir>/record`, that survives reboots and reads well with `cat`.
+//!
+//! Flash-friendly: `push` only changes memory. The file is rewritten by `flush` at most once per
+//! `MIN_WRITE_INTERVAL` (the poll loop asks `flush_due` when), or at once by `flush_now` before a
+//! stop or a reboot. Every write is atomic: a temporary file in the same directory, fsync, rename
+//! over the record, fsync of the directory. A crash leaves the old record or the new one.
+//!
+//! Nothing here stops custos: a missing, unwritable or corrupt record is a `Warning` the caller
+//! logs, and the record then starts empty, or lives in memory only.
+//!
+//! File format, version 1 (all UTF-8; the header's CRC-32 (IEEE) and byte count cover the body,
+//! i.e. everything after the header's newline):
+//!
+//! ```text
+//! custos-record v1 entries=2 bytes=188 crc32=ef4f1e17
+//! 2024-11-25T08:22:01Z→0f3c4e2a-9b1d-4c55-8e0a-3f6f1a2b7c9d→→custos-start→custos 0.1.0
+//! 2024-11-25T08:22:07Z→0f3c4e2a-9b1d-4c55-8e0a-3f6f1a2b7c9d→sshd→died→killed by SIGKILL (pid 123, up 5s)
+//! ```
+//!
+//! (→ is a tab.) One line per entry, oldest first, five fields separated by one tab: wall-clock
+//! time in UTC, boot id, service (empty for custos-wide events), kind, text. In the service and
+//! the text a backslash is written `\\`, a tab `\t`, a newline `\n`, a carriage return `\r` and
+//! any other control character `\xHH`, so a line never holds a raw tab or newline of its own.
+//!
+//! Bounds: `MAX_RECORDS` entries; text `MAX_TEXT` bytes (cut at a char boundary); one line at most
+//! `MAX_LINE_BYTES`, the file at most `MAX_FILE_BYTES` (about 54 KiB; a typical record of 64
+//! entries is 7 to 10 KiB). A larger file is treated as corrupt and never read whole.
+
+use std::fmt::{self, Write as _};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use heapless::{Deque, String as HString, Vec as HVec};
+
+use crate::core::Mono;
+use crate::limits::MAX_NAME;
+
+/// Entries kept, in memory and in the file; the oldest is dropped when a new one comes.
+pub const MAX_RECORDS: usize = 64;
+/// Bytes of an entry's text; longer texts are cut at a char boundary.
+pub const MAX_TEXT: usize = 160;
+/// Characters of a boot id (/proc/sys/kernel/random/boot_id, a UUID).
+pub const BOOT_ID_LEN: usize = 36;
+/// The file is rewritten at most this often, except by `flush_now`.
+pub const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(5);
+/// The record's file name in `state_dir`.
+pub const FILE_NAME: &str = "record";
+/// Where a corrupt record is moved aside (replacing an older one).
+pub const CORRUPT_NAME: &str = "record.corrupt";
+/// The temporary file of an atomic write.
+pub const TEMP_NAME: &str = "record.tmp";
+
+const VERSION: u32 = 1;
+/// Longest field after escaping: every byte of a text may become `\xHH`.
+const MAX_ESCAPED_TEXT: usize = 4 * MAX_TEXT;
+/// Longest kind name ("watchdog-reset").
+const MAX_KIND: usize = 16;
+/// "2024-11-25T08:22:01Z" (years up to 9999).
+const TIME_LEN: usize = 20;
+/// One entry line, newline included.
+pub const MAX_LINE_BYTES: usize =
+    TIME_LEN + 1 + BOOT_ID_LEN + 1 + 4 * MAX_NAME + 1 + MAX_KIND + 1 + MAX_ESCAPED_TEXT + 1;
+/// The header line, newline included (generous).
+const MAX_HEADER_BYTES: usize = 96;
+/// The largest record file custos writes or reads.
+pub const MAX_FILE_BYTES: usize = MAX_HEADER_BYTES + MAX_RECORDS * MAX_LINE_BYTES;
+const _: () = assert!(
+    MAX_FILE_BYTES < 56 * 1024,
+    "the bound the module doc states"
+);
+
+pub type BootId = HString<BOOT_ID_LEN>;
+pub type ServiceName = HString<MAX_NAME>;
+pub type Text = HString<MAX_TEXT>;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A service's process died (text: the cause, pid and uptime).
+    Died,
+    /// A service's process was identified after a start (or adopted).
+    Started,
+    /// A start attempt failed (script status, timeout, no process).
+    StartFailed,
+    /// A service was stopped on purpose.
+    Stopped,
+    /// A restart was asked (failed check, operator).
+    Restarted,
+    /// Too many restarts: custos gave up on the service.
+    GaveUp,
+    /// The previous boot ended in a hardware watchdog reset (WDIOC_GETBOOTSTATUS).
+    WatchdogReset,
+    CustosStart,
+    CustosStop,
+    /// The config was reloaded.
+    Reload,
+    /// custos asked for a reboot (`on_exhausted = "reboot"`).
+    Reboot,
+}
+
+const KINDS: [(Kind, &str); 11] = [
+    (Kind::Died, "died"),
+    (Kind::Started, "started"),
+    (Kind::StartFailed, "start-failed"),
+    (Kind::Stopped, "stopped"),
+    (Kind::Restarted, "restarted"),
+    (Kind::GaveUp, "gave-up"),
+    (Kind::WatchdogReset, "watchdog-reset"),
+    (Kind::CustosStart, "custos-start"),
+    (Kind::CustosStop, "custos-stop"),
+    (Kind::Reload, "reload"),
+    (Kind::Reboot, "reboot"),
+];
+
+impl Kind {
+    /// The word written in the file.
+    pub fn as_str(self) -> &'static str {
+        KINDS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("unknown", |(_, s)| s)
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        KINDS.iter().find(|(_, w)| *w == s).map(|(k, _)| *k)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Wall-clock time, seconds since the Unix epoch (UTC).
+    pub time: u64,
+    /// The boot it happened in; empty when the kernel did not say.
+    pub boot: BootId,
+    /// Empty for custos-wide events.
+    pub service: ServiceName,
+    pub kind: Kind,
+    pub text: Text,
+}
+
+impl Entry {
+    /// An entry; `service` and `text` are cut at a char boundary to fit.
+    pub fn new(time: u64, boot: &str, service: &str, kind: Kind, text: impl fmt::Display) -> Entry {
+        let mut e = Entry {
+            time,
+            boot: HString::new(),
+            service: HString::new(),
+            kind,
+            text: HString::new(),
+        };
+        let _ = Cut(&mut e.boot).write_str(boot);
+        let _ = Cut(&mut e.service).write_str(service);
+        let _ = write!(Cut(&mut e.text), "{text}");
+        e
+    }
+}
+
+/// "2024-11-25T08:22:07Z sshd died: killed by SIGKILL (pid 123, up 5s)".
+impl fmt::Display for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", Utc(self.time))?;
+        if !self.service.is_empty() {
+            write!(f, " {}", self.service)?;
+        }
+        write!(f, " {}: {}", self.kind, self.text)
+    }
+}
+
+/// A `fmt::Write` into a heapless string that keeps what fits, cut at a char boundary, and
+/// drops the rest.
+struct Cut<'a, const N: usize>(&'a mut HString<N>);
+
+impl<const N: usize> fmt::Write for Cut<'_, N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = N - self.0.len();
+        let mut end = s.len().min(room);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        // Fits by construction.
+        let _ = self.0.push_str(&s[..end]);
+        Ok(())
+    }
+}
+
+/// Seconds since the epoch written as "YYYY-MM-DDThh:mm:ssZ".
+pub struct Utc(pub u64);
+
+impl fmt::Display for Utc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let days = self.0 / 86_400;
+        let secs = self.0 % 86_400;
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            secs / 3600,
+            (secs / 60) % 60,
+            secs % 60
+        )
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// The inverse of `civil_from_days`, for dates from 1970 on.
+fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
+    let y = if m <= 2 { y.checked_sub(1)? } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe).checked_sub(719_468)
+}
+
+fn parse_utc(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != TIME_LEN
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u64> {
+        let part = &s[r];
+        if part.bytes().all(|c| c.is_ascii_digit()) {
+            part.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d)?;
+    let t = days * 86_400 + h * 3600 + mi * 60 + sec;
+    // Reject dates that do not exist (Feb 30): they do not come back the same.
+    (civil_from_days(days) == (y, mo, d)).then_some(t)
+}
+
+/// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as zlib and `cksum -a crc32b` compute.
+pub fn crc32(data: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    let mut crc = !0u32;
+    for &b in data {
+        crc = TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+/// This boot's id, from /proc/sys/kernel/random/boot_id; empty when unreadable.
+pub fn read_boot_id() -> BootId {
+    let mut id = BootId::new();
+    let mut buf = [0u8; 64];
+    let n = File::open("/proc/sys/kernel/random/boot_id")
+        .and_then(|mut f| f.read(&mut buf))
+        .unwrap_or(0);
+    if let Ok(s) = std::str::from_utf8(&buf[..n]) {
+        let s = s.trim();
+        if s.len() == BOOT_ID_LEN && s.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-') {
+            let _ = id.push_str(s);
+        }
+    }
+    id
+}
+
+/// Now on the wall clock, in seconds since the epoch (0 if the clock is before 1970).
+pub fn wall_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// What is wrong with a record file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Corruption {
+    /// Larger than `MAX_FILE_BYTES`.
+    TooLarge,
+    /// No valid header line.
+    BadHeader,
+    /// A version this custos does not read.
+    Version(u32),
+    /// Fewer (or more) body bytes than the header says: a cut write.
+    Length {
+        expected: usize,
+        found: usize,
+    },
+    BadCrc {
+        expected: u32,
+        found: u32,
+    },
+    /// A line (counted from 1, the header is line 1) that does not parse.
+    BadLine(usize),
+    /// A different number of lines than the header says.
+    Count {
+        expected: usize,
+        found: usize,
+    },
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Corruption::TooLarge => write!(f, "larger than {MAX_FILE_BYTES} bytes"),
+            Corruption::BadHeader => f.write_str("no valid header line"),
+            Corruption::Version(v) => write!(f, "unknown version {v}"),
+            Corruption::Length { expected, found } => write!(
+                f,
+                "truncated or extended: header says {expected} bytes, file has {found}"
+            ),
+            Corruption::BadCrc { expected, found } => {
+                write!(
+                    f,
+                    "CRC mismatch: header says {expected:08x}, body has {found:08x}"
+                )
+            }
+            Corruption::BadLine(n) => write!(f, "line {n} does not parse"),
+            Corruption::Count { expected, found } => {
+                write!(f, "header says {expected} entries, file has {found}")
+            }
+        }
+    }
+}
+
+/// Something the caller should log (as a warning); none of them stops custos.
+#[derive(Debug)]
+pub enum Warning {
+    /// The state directory cannot hold the record: it is kept in memory only and lost at reboot.
+    MemoryOnly { dir: PathBuf, error: io::Error },
+    /// The file was corrupt: moved aside to `moved_to` (when that worked); the record starts empty.
+    Corrupt {
+        path: PathBuf,
+        why: Corruption,
+        moved_to: Option<PathBuf>,
+    },
+    /// The file could not be read; the record starts empty and will replace it.
+    Unreadable { path: PathBuf, error: io::Error },
+    /// Writing the record failed; it stays in memory and is retried. Said once until a write
+    /// succeeds again.
+    WriteFailed { path: PathBuf, error: io::Error },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::MemoryOnly { dir, error } => write!(
+                f,
+                "record: state_dir {} is not usable ({error}): the record of events is kept in memory only and lost at reboot",
+                dir.display()
+            ),
+            Warning::Corrupt {
+                path,
+                why,
+                moved_to,
+            } => {
+                write!(f, "record: {} is corrupt ({why}); ", path.display())?;
+                match moved_to {
+                    Some(p) => write!(f, "moved to {}; ", p.display())?,
+                    None => f.write_str("it could not be moved aside and will be replaced; ")?,
+                }
+                f.write_str("starting an empty record")
+            }
+            Warning::Unreadable { path, error } => write!(
+                f,
+                "record: cannot read {} ({error}); starting an empty record",
+                path.display()
+            ),
+            Warning::WriteFailed { path, error } => write!(
+                f,
+                "record: cannot write {} ({error}); kept in memory, retried every {}s",
+                path.display(),
+                MIN_WRITE_INTERVAL.as_secs()
+            ),
+        }
+    }
+}
+
+/// The warnings of `open`: at most one about the file and one about the directory.
+pub type OpenWarnings = HVec<Warning, 2>;
+
+/// The ring of the last `MAX_RECORDS` events, and its file.
+pub struct Record {
+    /// `None`: memory only.
+    dir: Option<PathBuf>,
+    entries: Deque<Entry, MAX_RECORDS>,
+    boot: BootId,
+    dirty: bool,
+    last_write: Option<Mono>,
+    /// The last write failed (and was reported).
+    failing: bool,
+    writes: u64,
+}
+
+impl Record {
+    /// A record that is never written.
+    pub fn in_memory() -> Record {
+        Record {
+            dir: None,
+            entries: Deque::new(),
+            boot: read_boot_id(),
+            dirty: false,
+            last_write: None,
+            failing: false,
+            writes: 0,
+        }
+    }
+
+    /// Loads `<state_dir>/record`. Creates `state_dir` when it is missing. Never fails: what went
+    /// wrong comes back as warnings for the caller to log.
+    pub fn open(state_dir: &Path) -> (Record, OpenWarnings) {
+        let mut rec = Record::in_memory();
+        let mut warnings = OpenWarnings::new();
+        let path = state_dir.join(FILE_NAME);
+        if let Err(error) = usable_dir(state_dir) {
+            // Still read an existing record (a read-only dir may hold one from before).
+            if let Ok(Ok(entries)) = read_file(&path) {
+                rec.entries = entries;
+            }
+            let _ = warnings.push(Warning::MemoryOnly {
+                dir: state_dir.to_path_buf(),
+                error,
+            });
+            return (rec, warnings);
+        }
+        rec.dir = Some(state_dir.to_path_buf());
+        match read_file(&path) {
+            Ok(Ok(entries)) => rec.entries = entries,
+            Ok(Err(why)) => {
+                let aside = state_dir.join(CORRUPT_NAME);
+                let moved_to = fs::rename(&path, &aside).ok().map(|_| aside);
+                // Not moved: write an empty record over it at the first flush.
+                rec.dirty = moved_to.is_none();
+                let _ = warnings.push(Warning::Corrupt {
+                    path,
+                    why,
+                    moved_to,
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => {
+                rec.dirty = true;
+                let _ = warnings.push(Warning::Unreadable { path, error });
+            }
+        }
+        (rec, warnings)
+    }
+
+    /// This boot's id, as entries made by `event` carry it.
+    pub fn boot_id(&self) -> &str {
+        &self.boot
+    }
+
+    /// Whether the record is kept in memory only.
+    pub fn memory_only(&self) -> bool {
+        self.dir.is_none()
+    }
+
+    /// Adds an entry, dropping the oldest when full. Memory only: the file follows at `flush`.
+    /// `now` is the supervisor clock; it is not stored.
+    pub fn push(&mut self, entry: Entry, now: Mono) {
+        let _ = now;
+        if self.entries.is_full() {
+            self.entries.pop_front();
+        }
+        // Room was made above.
+        let _ = self.entries.push_back(entry);
+        self.dirty = true;
+    }
+
+    /// Adds an event of this boot, stamped with the wall clock now.
+    pub fn event(&mut self, kind: Kind, service: &str, text: impl fmt::Display, now: Mono) {
+        let e = Entry::new(wall_now(), &self.boot, service, kind, text);
+        self.push(e, now);
+    }
+
+    /// When `flush` will write (on the supervisor clock): `None` when there is nothing to write.
+    /// The poll loop sleeps no longer than this.
+    pub fn flush_due(&self) -> Option<Mono> {
+        if !self.dirty || self.dir.is_none() {
+            return None;
+        }
+        Some(
+            self.last_write
+                .map_or(Duration::ZERO, |t| t + MIN_WRITE_INTERVAL),
+        )
+    }
+
+    /// Writes the file if it changed and the last write is `MIN_WRITE_INTERVAL` old.
+    pub fn flush(&mut self, now: Mono) -> Option<Warning> {
+        match self.flush_due() {
+            Some(due) if due <= now => self.write(now),
+            _ => None,
+        }
+    }
+
+    /// Writes the file now if it changed, ignoring the interval: before a stop or a reboot.
+    pub fn flush_now(&mut self, now: Mono) -> Option<Warning> {
+        if self.dirty && self.dir.is_some() {
+            return self.write(now);
+        }
+        None
+    }
+
+    /// Files written so far.
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// All entries, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Entry> + '_ {
+        self.entries.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// One service's entries, newest first.
+    pub fn for_service<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.entries
+            .iter()
+            .rev()
+            .filter(move |e| e.service.as_str() == name)
+    }
+
+    /// For a boot-loop guard: how many boots (distinct boot ids; an entry without one counts
+    /// alone) recorded a `WatchdogReset` at `now_wall - window` or later. An entry later than
+    /// `now_wall` (the clock went back: a board without RTC before NTP) counts as recent, so the
+    /// guard errs on the side of not rebooting again.
+    pub fn watchdog_resets_within(&self, now_wall: u64, window: Duration) -> usize {
+        let since = now_wall.saturating_sub(window.as_secs());
+        let mut boots: HVec<&str, MAX_RECORDS> = HVec::new();
+        let mut anonymous = 0;
+        for e in self.entries.iter() {
+            if e.kind != Kind::WatchdogReset || e.time < since {
+                continue;
+            }
+            if e.boot.is_empty() {
+                anonymous += 1;
+            } else if !boots.contains(&e.boot.as_str()) {
+                let _ = boots.push(e.boot.as_str());
+            }
+        }
+        boots.len() + anonymous
+    }
+
+    fn write(&mut self, now: Mono) -> Option<Warning> {
+        let dir = self.dir.as_ref()?;
+        self.last_write = Some(now);
+        match write_atomic(dir, &self.entries) {
+            Ok(()) => {
+                self.dirty = false;
+                self.failing = false;
+                self.writes += 1;
+                None
+            }
+            Err(error) if !self.failing => {
+                self.failing = true;
+                Some(Warning::WriteFailed {
+                    path: dir.join(FILE_NAME),
+                    error,
+                })
+            }
+            Err(_) => None,
+        }
+    }
+}
+
+/// Makes sure `dir` exists and is a writable directory.
+fn usable_dir(dir: &Path) -> io::Result<()> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir_all(dir)?,
+        Err(e) => return Err(e),
+    }
+    // A read-only file system (EROFS) or, for a non-root custos, permissions.
+    nix::unistd::access(
+        dir,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Reads and parses a record file. `Err`: it could not be read; `Ok(Err)`: it is corrupt.
+fn read_file(path: &Path) -> io::Result<Result<Deque<Entry, MAX_RECORDS>, Corruption>> {
+    let f = File::open(path)?;
+    let mut data = Vec::new();
+    f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut data)?;
+    if data.len() > MAX_FILE_BYTES {
+        return Ok(Err(Corruption::TooLarge));
+    }
+    Ok(parse(&data))
+}
+
+fn parse(data: &[u8]) -> Result<Deque<Entry, MAX_RECORDS>, Corruption> {
+    let nl = data
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or(Corruption::BadHeader)?;
+    let header = std::str::from_utf8(&data[..nl]).map_err(|_| Corruption::BadHeader)?;
+    let body = &data[nl + 1..];
+    let h = parse_header(header)?;
+    if h.version != VERSION {
+        return Err(Corruption::Version(h.version));
+    }
+    if body.len() != h.bytes {
+        return Err(Corruption::Length {
+            expected: h.bytes,
+            found: body.len(),
+        });
+    }
+    let found = crc32(body);
+    if found != h.crc {
+        return Err(Corruption::BadCrc {
+            expected: h.crc,
+            found,
+        });
+    }
+    let body = std::str::from_utf8(body).map_err(|_| Corruption::BadLine(2))?;
+    let mut entries = Deque::new();
+    let mut count = 0;
+    if !body.is_empty() {
+        let Some(lines) = body.strip_suffix('\n') else {
+            return Err(Corruption::BadLine(2 + body.matches('\n').count()));
+        };
+        for (i, line) in lines.split('\n').enumerate() {
+            let e = parse_line(line).ok_or(Corruption::BadLine(i + 2))?;
+            if entries.is_full() {
+                entries.pop_front();
+            }
+            let _ = entries.push_back(e);
+            count += 1;
+        }
+    }
+    if count != h.entries {
+        return Err(Corruption::Count {
+            expected: h.entries,
+            found: count,
+        });
+    }
+    Ok(entries)
+}
+
+struct Header {
+    version: u32,
+    entries: usize,
+    bytes: usize,
+    crc: u32,
+}
+
+fn parse_header(line: &str) -> Result<Header, Corruption> {
+    let mut w = line.split(' ');
+    if w.next() != Some("custos-record") {
+        return Err(Corruption::BadHeader);
+    }
+    let version = w
+        .next()
+        .and_then(|v| v.strip_prefix('v'))
+        .and_then(|v| v.parse().ok())
+        .ok_or(Corruption::BadHeader)?;
+    if version != VERSION {
+        return Err(Corruption::Version(version));
+    }
+    let mut field = |name: &str| w.next().and_then(|f| f.strip_prefix(name));
+    let entries = field("entries=").and_then(|v| v.parse().ok());
+    let bytes = field("bytes=").and_then(|v| v.parse().ok());
+    let crc = field("crc32=").and_then(|v| u32::from_str_radix(v, 16).ok());
+    match (entries, bytes, crc, w.next()) {
+        (Some(entries), Some(bytes), Some(crc), None) => Ok(Header {
+            version,
+            entries,
+            bytes,
+            crc,
+        }),
+        _ => Err(Corruption::BadHeader),
+    }
+}
+
+fn parse_line(line: &str) -> Option<Entry> {
+    let mut f = line.split('\t');
+    let time = parse_utc(f.next()?)?;
+    let boot_s = f.next()?;
+    if boot_s.len() > BOOT_ID_LEN {
+        return None;
+    }
+    let service = unescape::<MAX_NAME>(f.next()?)?;
+    let kind = Kind::parse(f.next()?)?;
+    let text = unescape::<MAX_TEXT>(f.next()?)?;
+    if f.next().is_some() {
+        return None;
+    }
+    let mut boot = BootId::new();
+    boot.push_str(boot_s).ok()?;
+    Some(Entry {
+        time,
+        boot,
+        service,
+        kind,
+        text,
+    })
+}
+
+fn escape(out: &mut Vec<u8>, s: &str) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            c if c.is_control() && (c as u32) < 0x100 => {
+                let _ = write!(Bytes(out), "\\x{:02x}", c as u32);
+            }
+            c => {
+                let mut b = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+    }
+}
+
+fn unescape<const N: usize>(s: &str) -> Option<HString<N>> {
+    let mut out = HString::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        let c = if c != '\\' {
+            c
+        } else {
+            match chars.next()? {
+                '\\' => '\\',
+                't' => '\t',
+                'n' => '\n',
+                'r' => '\r',
+                'x' => {
+                    let hex = [chars.next()?, chars.next()?];
+                    let hi = hex[0].to_digit(16)?;
+                    let lo = hex[1].to_digit(16)?;
+                    char::from_u32(hi * 16 + lo)?
+                }
+                _ => return None,
+            }
+        };
+        out.push(c).ok()?;
+    }
+    Some(out)
+}
+
+/// `fmt::Write` onto a byte vector.
+struct Bytes<'a>(&'a mut Vec<u8>);
+
+impl fmt::Write for Bytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+fn format_line(out: &mut Vec<u8>, e: &Entry) {
+    let _ = write!(Bytes(out), "{}\t{}\t", Utc(e.time), e.boot);
+    escape(out, &e.service);
+    let _ = write!(Bytes(out), "\t{}\t", e.kind);
+    escape(out, &e.text);
+    out.push(b'\n');
+}
+
+/// The whole file: header and body. At most `MAX_FILE_BYTES`; allocated per write, not kept.
+fn serialize(entries: &Deque<Entry, MAX_RECORDS>) -> Vec<u8> {
+    let mut body = Vec::with_capacity(entries.len() * 128);
+    for e in entries {
+        format_line(&mut body, e);
+    }
+    let mut file = Vec::with_capacity(body.len() + MAX_HEADER_BYTES);
+    let _ = writeln!(
+        Bytes(&mut file),
+        "custos-record v{VERSION} entries={} bytes={} crc32={:08x}",
+        entries.len(),
+        body.len(),
+        crc32(&body)
+    );
+    file.extend_from_slice(&body);
+    file
+}
+
+/// Temp file in the same directory, fsync, rename over, fsync the directory.
+fn write_atomic(dir: &Path, entries: &Deque<Entry, MAX_RECORDS>) -> io::Result<()> {
+    let data = serialize(entries);
+    let tmp = dir.join(TEMP_NAME);
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(&data)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, dir.join(FILE_NAME))?;
+        // The rename itself is durable only once the directory is.
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOOT: &str = "0f3c4e2a-9b1d-4c55-8e0a-3f6f1a2b7c9d";
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("custos-record-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).expect("mkdir");
+        d
+    }
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn entry(i: u64, service: &str, kind: Kind, text: &str) -> Entry {
+        Entry::new(1_732_521_600 + i, BOOT, service, kind, text)
+    }
+
+    fn open_clean(dir: &Path) -> Record {
+        let (r, w) = Record::open(dir);
+        assert!(w.is_empty(), "{:?}", w);
+        r
+    }
+
+    #[test]
+    fn crc32_matches_the_ieee_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn utc_dates_round_trip() {
+        assert_eq!(Utc(0).to_string(), "1970-01-01T00:00:00Z");
+        assert_eq!(Utc(1_732_522_921).to_string(), "2024-11-25T08:22:01Z");
+        assert_eq!(Utc(951_782_400).to_string(), "2000-02-29T00:00:00Z");
+        for t in [
+            0,
+            59,
+            86_399,
+            951_782_400,
+            1_732_522_921,
+            4_102_444_800 + 12_345,
+        ] {
+            assert_eq!(parse_utc(&Utc(t).to_string()), Some(t), "{t}");
+        }
+        assert_eq!(parse_utc("2023-02-29T00:00:00Z"), None);
+        assert_eq!(parse_utc("2024-11-25 08:22:01Z"), None);
+        assert_eq!(parse_utc("2024-11-25T24:00:00Z"), None);
+        assert_eq!(parse_utc("+024-11-25T08:22:01Z"), None);
+    }
+
+    #[test]
+    fn round_trip_through_the_file() {
+        let dir = tmpdir("roundtrip");
+        let mut r = open_clean(&dir);
+        assert!(r.is_empty() && !r.memory_only());
+        assert_eq!(r.flush_due(), None, "nothing to write");
+        r.push(entry(0, "", Kind::CustosStart, "custos 0.1.0"), s(1));
+        r.push(
+            entry(6, "sshd", Kind::Died, "killed by SIGKILL (pid 123, up 5s)"),
+            s(1),
+        );
+        r.push(entry(7, "sshd", Kind::Started, "pid 130"), s(1));
+        assert_eq!(
+            r.flush_due(),
+            Some(Duration::ZERO),
+            "first write is due at once"
+        );
+        assert!(r.flush(s(1)).is_none());
+        assert_eq!(r.writes(), 1);
+        assert!(!dir.join(TEMP_NAME).exists());
+        let text = fs::read_to_string(dir.join(FILE_NAME)).expect("read");
+        let mut lines = text.lines();
+        let header = lines.next().expect("header");
+        assert!(
+            header.starts_with("custos-record v1 entries=3 bytes="),
+            "{header}"
+        );
+        assert_eq!(
+            lines.next(),
+            Some(format!("2024-11-25T08:00:00Z\t{BOOT}\t\tcustos-start\tcustos 0.1.0").as_str())
+        );
+        assert_eq!(
+            lines.next(),
+            Some(
+                format!(
+                    "2024-11-25T08:00:06Z\t{BOOT}\tsshd\tdied\tkilled by SIGKILL (pid 123, up 5s)"
+                )
+                .as_str()
+            )
+        );
+
+        let back = open_clean(&dir);
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            r.iter().collect::<Vec<_>>()
+        );
+        let sshd: Vec<Kind> = back.for_service("sshd").map(|e| e.kind).collect();
+        assert_eq!(sshd, [Kind::Started, Kind::Died], "newest first");
+        assert_eq!(back.for_service("").count(), 1);
+        assert_eq!(
+            back.iter().nth(1).map(|e| e.to_string()).as_deref(),
+            Some("2024-11-25T08:00:06Z sshd died: killed by SIGKILL (pid 123, up 5s)")
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_full_ring_drops_the_oldest() {
+        let dir = tmpdir("wrap");
+        let mut r = open_clean(&dir);
+        for i in 0..(MAX_RECORDS as u64 + 5) {
+            r.push(entry(i, "svc", Kind::Died, &format!("death {i}")), s(0));
+        }
+        assert_eq!(r.len(), MAX_RECORDS);
+        assert_eq!(r.iter().next().map(|e| e.text.as_str()), Some("death 5"));
+        assert!(r.flush_now(s(0)).is_none());
+        let back = open_clean(&dir);
+        assert_eq!(back.len(), MAX_RECORDS);
+        assert_eq!(back.iter().next().map(|e| e.text.as_str()), Some("death 5"));
+        assert_eq!(
+            back.iter().last().map(|e| e.text.as_str()),
+            Some(format!("death {}", MAX_RECORDS + 4).as_str())
+        );
+        let size = fs::metadata(dir.join(FILE_NAME)).expect("meta").len();
+        assert!(size as usize <= MAX_FILE_BYTES);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_largest_record_fits_the_stated_bound() {
+        let mut entries = Deque::new();
+        let worst: String = std::iter::repeat_n('\u{1}', MAX_TEXT).collect();
+        let name: String = std::iter::repeat_n('\t', MAX_NAME).collect();
+        for _ in 0..MAX_RECORDS {
+            // 9999-12-31T23:59:59Z
+            let e = Entry::new(253_402_300_799, BOOT, &name, Kind::WatchdogReset, &worst);
+            let _ = entries.push_back(e);
+        }
+        let data = serialize(&entries);
+        assert!(
+            data.len() <= MAX_FILE_BYTES,
+            "{} > {MAX_FILE_BYTES}",
+            data.len()
+        );
+        assert_eq!(parse(&data).expect("parse").len(), MAX_RECORDS);
+    }
+
+    #[test]
+    fn a_flipped_byte_is_detected_and_the_file_moved_aside() {
+        let dir = tmpdir("corrupt");
+        let mut r = open_clean(&dir);
+        r.push(entry(0, "sshd", Kind::Died, "exited with status 1"), s(0));
+        r.push(entry(1, "sshd", Kind::Started, "pid 9"), s(0));
+        r.flush_now(s(0));
+        let path = dir.join(FILE_NAME);
+        let mut data = fs::read(&path).expect("read");
+        let at = data.len() - 3;
+        data[at] ^= 0x01;
+        fs::write(&path, &data).expect("write");
+
+        let (r, w) = Record::open(&dir);
+        assert!(r.is_empty());
+        assert_eq!(w.len(), 1);
+        assert!(
+            matches!(&w[0], Warning::Corrupt { why: Corruption::BadCrc { .. }, moved_to: Some(p), .. } if *p == dir.join(CORRUPT_NAME)),
+            "{:?}",
+            w[0]
+        );
+        let msg = w[0].to_string();
+        assert!(
+            msg.contains("CRC mismatch") && msg.contains("record.corrupt"),
+            "{msg}"
+        );
+        assert!(!path.exists());
+        assert_eq!(fs::read(dir.join(CORRUPT_NAME)).expect("aside"), data);
+        // The next open is clean: an empty record until something happens.
+        let r = open_clean(&dir);
+        assert_eq!(r.flush_due(), None);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_truncated_file_is_detected() {
+        let dir = tmpdir("truncated");
+        let mut r = open_clean(&dir);
+        for i in 0..4 {
+            r.push(
+                entry(i, "a", Kind::Restarted, "check 1 failed 3 time(s) in a row"),
+                s(0),
+            );
+        }
+        r.flush_now(s(0));
+        let path = dir.join(FILE_NAME);
+        let data = fs::read(&path).expect("read");
+        fs::write(&path, &data[..data.len() / 2]).expect("cut");
+        let (r, w) = Record::open(&dir);
+        assert!(r.is_empty());
+        assert!(
+            matches!(
+                &w[0],
+                Warning::Corrupt {
+                    why: Corruption::Length { .. },
+                    ..
+                }
+            ),
+            "{:?}",
+            w[0]
+        );
+        // Cut inside the header, and empty.
+        for cut in [&data[..10], &b""[..]] {
+            fs::write(&path, cut).expect("cut");
+            let (r, w) = Record::open(&dir);
+            assert!(r.is_empty());
+            assert!(
+                matches!(
+                    &w[0],
+                    Warning::Corrupt {
+                        why: Corruption::BadHeader,
+                        ..
+                    }
+                ),
+                "{:?}",
+                w[0]
+            );
+        }
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_lines_and_counts_are_corruption() {
+        let body = format!("2024-11-25T08:00:00Z\t{BOOT}\tsshd\texploded\tboom\n");
+        let file = format!(
+            "custos-record v1 entries=1 bytes={} crc32={:08x}\n{body}",
+            body.len(),
+            crc32(body.as_bytes())
+        );
+        assert_eq!(parse(file.as_bytes()).err(), Some(Corruption::BadLine(2)));
+        let body = format!("2024-11-25T08:00:00Z\t{BOOT}\tsshd\tdied\tboom\n");
+        let file = format!(
+            "custos-record v1 entries=2 bytes={} crc32={:08x}\n{body}",
+            body.len(),
+            crc32(body.as_bytes())
+        );
+        assert_eq!(
+            parse(file.as_bytes()).err(),
+            Some(Corruption::Count {
+                expected: 2,
+                found: 1
+            })
+        );
+        assert_eq!(
+            parse(b"custos-record v2 entries=0 bytes=0 crc32=00000000\n").err(),
+            Some(Corruption::Version(2))
+        );
+        assert_eq!(
+            parse(b"custos-record v1 entries=0 bytes=0 crc32=00000000\n").map(|d| d.len()),
+            Ok(0)
+        );
+    }
+
+    #[test]
+    fn an_unusable_state_dir_keeps_the_record_in_memory_and_says_so_once() {
+        let dir = tmpdir("notdir");
+        let file = dir.join("file-not-dir");
+        fs::write(&file, "x").expect("file");
+        let state = file.join("state");
+        let (mut r, w) = Record::open(&state);
+        assert!(r.memory_only());
+        assert_eq!(w.len(), 1);
+        assert!(
+            matches!(&w[0], Warning::MemoryOnly { error, .. } if error.raw_os_error() == Some(libc::ENOTDIR)),
+            "{:?}",
+            w[0]
+        );
+        assert!(w[0].to_string().contains("in memory only"), "{}", w[0]);
+        r.push(entry(0, "x", Kind::Died, "gone"), s(0));
+        assert_eq!(
+            r.flush_due(),
+            None,
+            "never due: nothing to wake the loop for"
+        );
+        assert!(r.flush(s(10)).is_none());
+        assert!(r.flush_now(s(20)).is_none());
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.writes(), 0);
+        // A state_dir that is itself a file.
+        let (r, w) = Record::open(&file);
+        assert!(r.memory_only() && w.len() == 1);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_missing_state_dir_is_created() {
+        let dir = tmpdir("mkdir");
+        let state = dir.join("var/lib/custos");
+        let mut r = open_clean(&state);
+        assert!(!r.memory_only());
+        r.event(Kind::CustosStart, "", "custos 0.1.0", s(0));
+        assert!(r.flush(s(0)).is_none());
+        let back = open_clean(&state);
+        assert_eq!(back.len(), 1);
+        assert_eq!(
+            back.iter().next().map(|e| e.boot.clone()),
+            Some(read_boot_id())
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_write_failure_is_reported_once_and_retried() {
+        let dir = tmpdir("writefail");
+        let state = dir.join("state");
+        let mut r = open_clean(&state);
+        r.push(entry(0, "x", Kind::Died, "gone"), s(0));
+        // The directory disappears under custos (and a file takes its place).
+        fs::remove_dir_all(&state).expect("rm");
+        fs::write(&state, "").expect("file");
+        assert!(matches!(r.flush(s(0)), Some(Warning::WriteFailed { .. })));
+        assert_eq!(r.flush_due(), Some(s(5)), "retried after the interval");
+        assert!(r.flush(s(5)).is_none(), "said once");
+        fs::remove_file(&state).expect("rm");
+        fs::create_dir(&state).expect("mkdir");
+        assert!(r.flush(s(10)).is_none());
+        assert_eq!(r.writes(), 1);
+        assert_eq!(open_clean(&state).len(), 1);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn flushes_within_the_interval_write_once() {
+        let dir = tmpdir("rate");
+        let path = dir.join(FILE_NAME);
+        let mut r = open_clean(&dir);
+        r.push(entry(0, "a", Kind::Died, "one"), s(100));
+        assert!(r.flush(s(100)).is_none());
+        assert_eq!(r.writes(), 1);
+        let first = fs::read_to_string(&path).expect("read");
+        r.push(entry(1, "a", Kind::Started, "two"), s(101));
+        assert_eq!(r.flush_due(), Some(s(105)));
+        assert!(r.flush(s(101)).is_none());
+        assert!(r.flush(s(104)).is_none());
+        assert_eq!(
+            r.writes(),
+            1,
+            "no second write within {MIN_WRITE_INTERVAL:?}"
+        );
+        assert_eq!(fs::read_to_string(&path).expect("read"), first);
+        assert!(r.flush(s(105)).is_none());
+        assert_eq!(r.writes(), 2);
+        assert!(fs::read_to_string(&path).expect("read").contains("\ttwo\n"));
+        assert_eq!(r.flush_due(), None);
+        assert!(r.flush(s(200)).is_none());
+        assert_eq!(r.writes(), 2, "nothing changed: nothing written");
+        // flush_now ignores the interval.
+        r.push(entry(2, "a", Kind::Stopped, "three"), s(201));
+        assert!(r.flush_now(s(201)).is_none());
+        assert_eq!(r.writes(), 3);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn texts_are_escaped_and_cut_at_a_char_boundary() {
+        let dir = tmpdir("escape");
+        let mut r = open_clean(&dir);
+        let nasty = "tab\there\nnew line\\back\r\u{1}\u{7f}é";
+        r.push(entry(0, "a\tb", Kind::Died, nasty), s(0));
+        let long = format!("{}é", "a".repeat(MAX_TEXT - 1));
+        r.push(entry(1, "", Kind::Died, &long), s(0));
+        r.flush_now(s(0));
+        let text = fs::read_to_string(dir.join(FILE_NAME)).expect("read");
+        let line = text.lines().nth(1).expect("line");
+        assert_eq!(line.matches('\t').count(), 4, "{line:?}");
+        assert!(
+            line.ends_with("\ta\\tb\tdied\ttab\\there\\nnew line\\\\back\\r\\x01\\x7fé"),
+            "{line:?}"
+        );
+        let back = open_clean(&dir);
+        let e: Vec<&Entry> = back.iter().collect();
+        assert_eq!(e[0].text.as_str(), nasty);
+        assert_eq!(e[0].service.as_str(), "a\tb");
+        assert_eq!(e[1].text.len(), MAX_TEXT - 1, "é did not fit whole");
+        assert!(e[1].text.bytes().all(|b| b == b'a'));
+        assert_eq!(unescape::<8>("bad\\q"), None);
+        assert_eq!(unescape::<8>("end\\"), None);
+        assert_eq!(unescape::<2>("abc"), None);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn watchdog_resets_are_counted_per_boot_within_the_window() {
+        let mut r = Record::in_memory();
+        let day = 86_400;
+        let t0 = 1_732_521_600;
+        let reset = |t: u64, boot: &str| Entry::new(t, boot, "", Kind::WatchdogReset, "CARDRESET");
+        r.push(reset(t0 - 2 * day, "old"), s(0));
+        r.push(reset(t0 - 600, "b1"), s(0));
+        r.push(reset(t0 - 590, "b1"), s(0)); // custos restarted within the same boot
+        r.push(entry(0, "x", Kind::Died, "not a reset"), s(0));
+        r.push(reset(t0 - 300, "b2"), s(0));
+        r.push(reset(t0 + 50, "b3"), s(0)); // clock went back: counted
+        assert_eq!(r.watchdog_resets_within(t0, Duration::from_secs(3600)), 3);
+        assert_eq!(
+            r.watchdog_resets_within(t0, Duration::from_secs(3 * day)),
+            4
+        );
+        assert_eq!(
+            r.watchdog_resets_within(t0 + 10 * day, Duration::from_secs(60)),
+            0
+        );
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("record.rs");
+        let start = doc.find("//! custos-record v1").expect("example");
+        let example: String = doc[start..]
+            .lines()
+            .take(3)
+            .map(|l| format!("{}\n", l.trim_start_matches("//! ").replace('→', "\t")))
+            .collect();
+        let entries = parse(example.as_bytes()).expect("the example is a valid record");
+        assert_eq!(entries.len(), 2);
+        assert_eq!(serialize(&entries), example.as_bytes());
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for (k, w) in KINDS {
+            assert_eq!(Kind::parse(w), Some(k));
+            assert_eq!(k.as_str(), w);
+            assert!(w.len() <= MAX_KIND);
+        }
+    }
+}

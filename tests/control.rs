@@ -1,0 +1,249 @@
+//! The control socket and the record of events, end to end: the real binary as server and as
+//! client, real sockets, a dropped uid, hostile clients, and a record that outlives custos.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn ctl(c: &Custos, args: &[&str]) -> (Option<i32>, String, String) {
+    let sock = c.dir.join("custos.sock");
+    let out = custos_command()
+        .arg("--socket")
+        .arg(&sock)
+        .args(args)
+        .output()
+        .expect("run client");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn wait_socket(c: &Custos) {
+    c.wait_log("control: listening on", 10);
+}
+
+#[test]
+fn status_stop_start_restart_events_and_why() {
+    let dir = tempdir("ctl-e2e");
+    let c = Custos::start(&dir, &testd_config(&dir, ""));
+    wait_socket(&c);
+    c.wait_log("testd: running as pid", 10);
+    let pid = wait_pid(&dir.join("testd.pid"), 5);
+
+    let (code, out, err) = ctl(&c, &["status"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("testd") && out.contains("running") && out.contains(&format!("pid {pid}")),
+        "{out}"
+    );
+    let (code, out, _) = ctl(&c, &["status", "--json"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.starts_with("{\"ok\":true,\"services\":[{\"name\":\"testd\",\"state\":\"running\""),
+        "{out}"
+    );
+
+    // stop: graceful, then it stays stopped.
+    let (code, out, _) = ctl(&c, &["stop", "testd"]);
+    assert_eq!(code, Some(0), "{out}");
+    c.wait_log("testd: stopped; not monitored until `custos start`", 10);
+    assert!(!alive(pid));
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        c.log_text().matches("testd: starting").count(),
+        1,
+        "restarted after stop"
+    );
+    let (_, out, _) = ctl(&c, &["status"]);
+    assert!(out.contains("unmonitored"), "{out}");
+
+    // start: monitored again and started.
+    let (code, _, _) = ctl(&c, &["start", "testd"]);
+    assert_eq!(code, Some(0));
+    let pid2 = wait_new_pid(&dir.join("testd.pid"), pid, 10);
+    c.wait_log(&format!("testd: running as pid {pid2}"), 10);
+
+    // restart: stop script, SIGTERM, then a new process.
+    let (code, _, _) = ctl(&c, &["restart", "testd"]);
+    assert_eq!(code, Some(0));
+    c.wait_log("testd: restarting: asked by the operator", 10);
+    let pid3 = wait_new_pid(&dir.join("testd.pid"), pid2, 10);
+    assert!(!alive(pid2));
+
+    let (code, out, _) = ctl(&c, &["events"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("custos-start: custos 0.1.0 started with 1 service(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("testd stopped: stopping: asked by the operator"),
+        "{out}"
+    );
+    assert!(
+        out.contains("testd restarted: restarting: asked by the operator"),
+        "{out}"
+    );
+    let (code, out, _) = ctl(&c, &["why", "testd"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("testd died: "), "{out}");
+    assert!(
+        !out.contains("custos-start"),
+        "why is about one service:\n{out}"
+    );
+    let _ = pid3;
+
+    let (code, _, err) = ctl(&c, &["stop", "nosuch"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no service named `nosuch`"), "{err}");
+}
+
+#[test]
+fn events_follow_streams_new_events() {
+    let dir = tempdir("ctl-follow");
+    let c = Custos::start(&dir, &testd_config(&dir, ""));
+    wait_socket(&c);
+    c.wait_log("testd: running as pid", 10);
+    let pid = wait_pid(&dir.join("testd.pid"), 5);
+    let mut s = UnixStream::connect(dir.join("custos.sock")).expect("connect");
+    s.write_all(b"{\"cmd\":\"events\",\"follow\":true,\"json\":true}\n")
+        .expect("send");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).expect("first reply");
+    got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    kill(pid, libc::SIGKILL);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !got.contains("\"kind\":\"died\"") && Instant::now() < end {
+        if let Ok(n) = s.read(&mut buf) {
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    assert!(got.contains("\"kind\":\"died\""), "{got}");
+    assert!(got.contains(&format!("(pid {pid}")), "{got}");
+}
+
+#[test]
+fn a_non_root_peer_is_refused_and_logged() {
+    // SAFETY: geteuid(2) has no arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: dropping to another uid needs root");
+        return;
+    }
+    let dir = tempdir("ctl-uid");
+    let c = Custos::start(&dir, &testd_config(&dir, ""));
+    wait_socket(&c);
+    let sock = dir.join("custos.sock");
+    let mode = fs::metadata(&sock)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    assert_eq!(mode.ok(), Some(0o600));
+    let as_nobody = || {
+        custos_command()
+            .arg("--socket")
+            .arg(&sock)
+            .arg("status")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("client")
+    };
+    // The file mode stops it first.
+    let out = as_nobody();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    // With the mode relaxed by mistake, SO_PEERCRED still refuses it, and says so.
+    fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666)).expect("chmod");
+    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod dir");
+    let out = as_nobody();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
+    c.wait_log("control: refused a request from pid ", 5);
+    c.wait_log("(uid 65534, gid 65534): only root may control custos", 1);
+}
+
+#[test]
+fn oversized_garbage_and_slow_clients_change_nothing() {
+    let dir = tempdir("ctl-hostile");
+    let c = Custos::start(&dir, &testd_config(&dir, ""));
+    wait_socket(&c);
+    c.wait_log("testd: running as pid", 10);
+    let sock = dir.join("custos.sock");
+    let ask = |bytes: &[u8]| -> String {
+        let mut s = UnixStream::connect(&sock).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let _ = s.write_all(bytes);
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert!(ask(&[b'x'; 600]).contains("bad request: longer than 512 bytes"));
+    assert!(ask(b"\x00\x01garbage\n").contains("bad request: malformed JSON"));
+    assert!(ask(b"{\"cmd\":\"frobnicate\"}\n").contains("unknown command `frobnicate`"));
+    // Slow clients: they take every slot, say nothing, and are dropped after 2 s.
+    let slow: Vec<UnixStream> = (0..4)
+        .map(|_| UnixStream::connect(&sock).expect("slow"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(ask(b"{\"cmd\":\"status\"}\n").contains("busy: too many control clients"));
+    // Meanwhile supervision goes on.
+    let pid = wait_pid(&dir.join("testd.pid"), 5);
+    kill(pid, libc::SIGKILL);
+    wait_new_pid(&dir.join("testd.pid"), pid, 10);
+    let t0 = Instant::now();
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut b = [0u8; 16];
+        assert_eq!(s.read(&mut b).unwrap_or(0), 0, "a slow client is closed");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(ask(b"{\"cmd\":\"status\"}\n").contains("running"));
+}
+
+#[test]
+fn the_record_survives_a_restart_of_custos_and_a_corrupt_one_is_replaced() {
+    let dir = tempdir("ctl-record");
+    let mut c = Custos::start(&dir, &testd_config(&dir, ""));
+    wait_socket(&c);
+    c.wait_log("testd: running as pid", 10);
+    let pid = wait_pid(&dir.join("testd.pid"), 5);
+    kill(pid, libc::SIGKILL);
+    c.wait_log("testd: died:", 10);
+    assert_eq!(c.stop(), Some(0));
+    let text = fs::read_to_string(dir.join("record")).expect("record file");
+    assert!(text.contains("died"), "{text}");
+    drop(c);
+
+    let c = Custos::start(&dir, &testd_config(&dir, ""));
+    wait_socket(&c);
+    let (code, out, _) = ctl(&c, &["why", "testd"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains(&format!("testd died: ")) && out.contains(&format!("(pid {pid}")),
+        "{out}"
+    );
+    drop(c);
+
+    // Corrupt it: custos says so, sets it aside, and carries on.
+    let mut bytes = fs::read(dir.join("record")).expect("read");
+    let last = bytes.len() - 5;
+    bytes[last] ^= 0x55;
+    fs::write(dir.join("record"), bytes).expect("write");
+    let c = Custos::start(&dir, &testd_config(&dir, ""));
+    c.wait_log("is corrupt", 10);
+    c.wait_log("running as pid", 10);
+    let (code, out, _) = ctl(&c, &["events"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("custos-start"), "{out}");
+}
