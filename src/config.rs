@@ -364,6 +364,8 @@ struct RawWatchdog {
     timeout: Option<Spanned<String>>,
     pet_every: Option<Spanned<String>>,
     magic_close: Option<Spanned<bool>>,
+    max_resets: Option<Spanned<i64>>,
+    reset_window: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -729,11 +731,30 @@ impl Validator<'_> {
                 ),
             );
         }
+        let max_resets = match &w.max_resets {
+            None => 3,
+            Some(m) => u32::try_from(*m.get_ref()).unwrap_or_else(|_| {
+                self.err(
+                    Some(m.span()),
+                    "watchdog.max_resets",
+                    format!("{} is not a count (0 or more)", m.get_ref()),
+                );
+                3
+            }),
+        };
+        let reset_window = self.duration(
+            &w.reset_window,
+            "watchdog.reset_window",
+            Duration::from_secs(3600),
+            sec,
+        );
         WatchdogConfig {
             device,
             timeout,
             pet_every,
             magic_close: w.magic_close.as_ref().is_some_and(|m| *m.get_ref()),
+            max_resets,
+            reset_window,
         }
     }
 

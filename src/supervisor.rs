@@ -155,6 +155,8 @@ pub struct Supervisor {
     /// `on_exhausted = "reboot"`: petting has stopped; reboot(2) at this time if still alive.
     reboot_at: Option<Mono>,
     control: Option<ControlServer>,
+    /// Boot-loop guard tripped: no reboot escalation this boot.
+    degraded: bool,
     /// The events of this and earlier boots (deaths, actions), kept in state_dir.
     pub record: Record,
 }
@@ -295,6 +297,7 @@ impl Supervisor {
             reboot_at: None,
             control,
             record,
+            degraded: false,
         })
     }
 
@@ -362,6 +365,19 @@ impl Supervisor {
             if wd.boot_status & crate::watchdog::WDIOF_CARDRESET != 0 {
                 let text = BootStatus(wd.boot_status).to_string();
                 self.note(Kind::WatchdogReset, "", &text);
+            }
+        }
+        if let Some(cfg) = &self.watchdog_cfg {
+            let resets = self
+                .record
+                .watchdog_resets_within(record::wall_now(), cfg.reset_window);
+            if resets > cfg.max_resets as usize {
+                self.degraded = true;
+                error!(
+                    "boot-loop guard: {resets} boots ended in a watchdog reset within {} (max_resets = {}): DEGRADED MODE: on_exhausted = \"reboot\" will not reboot this boot; services are still supervised",
+                    Dur(cfg.reset_window),
+                    cfg.max_resets
+                );
             }
         }
         if let Some(c) = &self.control {
@@ -462,6 +478,10 @@ impl Supervisor {
     /// ourselves if it has not within twice its timeout (or at once without a watchdog).
     fn request_reboot(&mut self, name: &str, now: Mono) {
         if self.reboot_at.is_some() {
+            return;
+        }
+        if self.degraded {
+            error!("{name}: on_exhausted = \"reboot\": not rebooting: the boot-loop guard is on (degraded mode)");
             return;
         }
         // SAFETY: sync(2) takes no arguments.
@@ -1361,6 +1381,9 @@ impl Supervisor {
             }
             _ => t.push_str("watchdog: none configured\n"),
         }
+        if self.degraded {
+            t.push_str("DEGRADED: the boot-loop guard is on: no reboot escalation this boot\n");
+        }
         t.trim_end().to_string()
     }
 
@@ -1433,6 +1456,7 @@ impl Supervisor {
             }
             _ => s.push_str("null"),
         }
+        let _ = write!(s, ",\"degraded\":{}", self.degraded);
         s.push_str("}\n");
         s
     }
