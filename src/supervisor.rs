@@ -157,6 +157,9 @@ pub struct Supervisor {
     control: Option<ControlServer>,
     /// Boot-loop guard tripped: no reboot escalation this boot.
     degraded: bool,
+    /// The service table was replaced (a reload) during this pass: poll results that name
+    /// services by index are stale and must not be dispatched.
+    table_changed: bool,
     /// The events of this and earlier boots (deaths, actions), kept in state_dir.
     pub record: Record,
 }
@@ -298,6 +301,7 @@ impl Supervisor {
             control,
             record,
             degraded: false,
+            table_changed: false,
         })
     }
 
@@ -517,6 +521,7 @@ impl Supervisor {
 
     /// One pass of the loop: wait for the nearest event or deadline, then handle everything due.
     pub fn pass(&mut self) -> Option<Exit> {
+        self.table_changed = false;
         let now = self.now();
         let mut deadline = self.next_tick;
         if self.watchdog.is_some() && self.reboot_at.is_none() {
@@ -610,6 +615,10 @@ impl Supervisor {
         self.reap(now);
 
         for (fd, tag) in fds.iter().zip(tags.iter()).skip(1) {
+            if self.table_changed {
+                // Level-triggered: whatever is still ready shows up again in the next poll.
+                break;
+            }
             if fd.revents == 0 {
                 continue;
             }
@@ -781,17 +790,7 @@ impl Supervisor {
         if let Some(pin) = s.st.pin() {
             match procs::check_pin(pin) {
                 PinState::Alive => {}
-                PinState::Zombie => {
-                    let cause = self.reap_pin(i, pin);
-                    self.feed(
-                        i,
-                        Event::Died {
-                            pid: pin.pid,
-                            cause,
-                        },
-                        now,
-                    );
-                }
+                PinState::Zombie => self.pin_exited(i, pin, now),
                 PinState::Gone => self.feed(
                     i,
                     Event::Observed(Observation::Absent(Absent::PinGone)),
@@ -804,25 +803,33 @@ impl Supervisor {
         }
     }
 
-    /// The pinned process exited (its pidfd is readable): take its status if it is our child.
+    /// The pinned process's pidfd is readable: it exited.
     fn pidfd_ready(&mut self, i: usize, now: Mono) {
         let Some(pin) = self.svcs[i].st.pin() else {
             self.svcs[i].pidfd = None;
             return;
         };
-        let cause = self.reap_pin(i, pin);
-        self.feed(
-            i,
-            Event::Died {
-                pid: pin.pid,
-                cause,
-            },
-            now,
-        );
+        self.pin_exited(i, pin, now);
     }
 
-    /// Reaps the pinned process if it is our child; otherwise its cause is unknown to us.
-    fn reap_pin(&mut self, i: usize, pin: Pin) -> Cause {
+    /// The pinned process seems to have exited: reap it, and tell the core how it died.
+    fn pin_exited(&mut self, i: usize, pin: Pin, now: Mono) {
+        if let Some(cause) = self.reap_pin(i, pin) {
+            self.feed(
+                i,
+                Event::Died {
+                    pid: pin.pid,
+                    cause,
+                },
+                now,
+            );
+        }
+    }
+
+    /// Reaps the pinned process if it has exited: its cause when it was our child, "not our
+    /// child" when another parent got it. `None` when it has not exited after all (a spurious
+    /// wake-up): a live process is never reported dead.
+    fn reap_pin(&mut self, i: usize, pin: Pin) -> Option<Cause> {
         if let Some(fd) = &self.svcs[i].pidfd {
             // waitid(P_PIDFD) names exactly this process, never a reuser of its PID.
             // SAFETY: siginfo_t is plain data; waitid fills it.
@@ -839,7 +846,7 @@ impl Supervisor {
             // SAFETY: after a successful waitid, si_pid/si_status are the fields it set.
             if rc == 0 && unsafe { info.si_pid() } == pin.pid {
                 let status = unsafe { info.si_status() };
-                return match info.si_code {
+                return Some(match info.si_code {
                     libc::CLD_EXITED => Cause::Exited(status),
                     libc::CLD_DUMPED => Cause::Killed {
                         signal: status,
@@ -849,9 +856,13 @@ impl Supervisor {
                         signal: status,
                         core: false,
                     },
-                };
+                });
             }
-            return Cause::NotOurChild;
+            // Our child still running (rc 0, nothing reaped), or not our child: ask /proc.
+            return match procs::check_pin(pin) {
+                PinState::Alive => None,
+                PinState::Zombie | PinState::Gone => Some(Cause::NotOurChild),
+            };
         }
         // No pidfd: the process is a zombie (seen in /proc with its start time), so its PID
         // cannot be reused until it is reaped.
@@ -859,9 +870,11 @@ impl Supervisor {
         // SAFETY: waitpid with a valid status pointer.
         let rc = unsafe { libc::waitpid(pin.pid, &mut status, libc::WNOHANG) };
         if rc == pin.pid {
-            cause_of(status)
-        } else {
-            Cause::NotOurChild
+            return Some(cause_of(status));
+        }
+        match procs::check_pin(pin) {
+            PinState::Alive => None,
+            PinState::Zombie | PinState::Gone => Some(Cause::NotOurChild),
         }
     }
 
@@ -1199,6 +1212,7 @@ impl Supervisor {
             warn!("watchdog: [watchdog] changed: the new settings take effect when custos is restarted");
         }
         self.svcs = table;
+        self.table_changed = true;
         self.interval = new.supervisor.interval;
         self.next_tick = now;
         let msg = format!("reload done: {} service(s)", self.svcs.len());
