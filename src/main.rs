@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use custos::config::{self, CheckAction, Config, Dur, Identify, OnExhausted};
+use custos::config::{self, CheckAction, Config, Dur, Identify, LogTarget, OnExhausted};
 use custos::supervisor::Supervisor;
 
 const USAGE: &str = "\
@@ -104,6 +104,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The log level: info, or what RUST_LOG names (error, warn, info, debug, trace, off).
+fn log_level() -> log::LevelFilter {
+    std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(log::LevelFilter::Info)
+}
+
 /// The control socket named in the config, or the default when the config cannot be read.
 fn socket_from_config(path: &std::path::Path) -> PathBuf {
     config::load(path)
@@ -186,10 +194,20 @@ fn usage(msg: &str) -> ExitCode {
 }
 
 fn run(path: PathBuf) -> ExitCode {
-    let logger = simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Info)
-        .env();
-    if let Err(e) = logger.init() {
+    // The config says where to log, and a logger can be installed only once: read the config
+    // first; its errors go to stderr either way.
+    let loaded = config::load(&path);
+    let level = log_level();
+    let to_syslog = matches!(&loaded, Ok(c) if c.supervisor.log == LogTarget::Syslog);
+    let installed = if to_syslog {
+        custos::syslog::init(level).map_err(|e| e.to_string())
+    } else {
+        simple_logger::SimpleLogger::new()
+            .with_level(level)
+            .init()
+            .map_err(|e| e.to_string())
+    };
+    if let Err(e) = installed {
         eprintln!("custos: cannot set up logging: {e}");
     }
     log::info!(
@@ -197,7 +215,7 @@ fn run(path: PathBuf) -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         path.display()
     );
-    let cfg = match config::load(&path) {
+    let cfg = match loaded {
         Ok(c) => c,
         Err(errors) => {
             for line in errors.to_string().lines() {

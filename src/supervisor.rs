@@ -143,6 +143,8 @@ pub struct Facilities {
 
 pub struct Supervisor {
     config_path: PathBuf,
+    /// The [supervisor] section in force (settings that take effect only at start-up).
+    settings: config::SupervisorConfig,
     interval: Duration,
     pub svcs: heapless::Vec<Svc, MAX_SERVICES>,
     signals: Signals,
@@ -288,6 +290,7 @@ impl Supervisor {
         }
         Ok(Supervisor {
             config_path: config_path.to_path_buf(),
+            settings: config.supervisor.clone(),
             interval: config.supervisor.interval,
             svcs,
             signals,
@@ -1207,6 +1210,14 @@ impl Supervisor {
                 "{}: removed from the config: no longer supervised; left running",
                 s.cfg.name
             );
+        }
+        let (old, new_s) = (&self.settings, &new.supervisor);
+        if old.log != new_s.log
+            || old.control_socket != new_s.control_socket
+            || old.control_group != new_s.control_group
+            || old.state_dir != new_s.state_dir
+        {
+            warn!("[supervisor] log, control_socket, control_group and state_dir take effect when custos is restarted");
         }
         if new.watchdog != self.watchdog_cfg {
             warn!("watchdog: [watchdog] changed: the new settings take effect when custos is restarted");

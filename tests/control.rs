@@ -230,7 +230,7 @@ fn the_record_survives_a_restart_of_custos_and_a_corrupt_one_is_replaced() {
     let (code, out, _) = ctl(&c, &["why", "testd"]);
     assert_eq!(code, Some(0));
     assert!(
-        out.contains(&format!("testd died: ")) && out.contains(&format!("(pid {pid}")),
+        out.contains("testd died: ") && out.contains(&format!("(pid {pid}")),
         "{out}"
     );
     drop(c);
