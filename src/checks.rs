@@ -350,7 +350,7 @@ impl NetProbe {
                     &mut w,
                     format_args!(
                         "GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: custos\r\nConnection: close\r\n\r\n",
-                        addr.ip()
+                        HostHeader(addr)
                     ),
                 );
                 if ok.is_err() {
@@ -476,6 +476,18 @@ impl NetProbe {
 impl AsFd for NetProbe {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.sock.as_fd()
+    }
+}
+
+/// The Host header value: an IPv6 address goes in brackets.
+struct HostHeader<'a>(&'a SocketAddr);
+
+impl fmt::Display for HostHeader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            SocketAddr::V4(a) => write!(f, "{}", a.ip()),
+            SocketAddr::V6(a) => write!(f, "[{}]", a.ip()),
+        }
     }
 }
 

@@ -248,6 +248,8 @@ pub struct ControlServer {
     pub path: PathBuf,
     access: Access,
     clients: heapless::Vec<Client, MAX_CLIENTS>,
+    /// Not polling the listener until then (after an accept failure).
+    paused_until: Mono,
 }
 
 /// What the loop must do for a client.
@@ -289,10 +291,8 @@ fn allowed(cred: &libc::ucred, access: Access) -> bool {
     if cred.gid == gid {
         return true;
     }
-    procfs::process::Process::new(cred.pid)
-        .and_then(|p| p.status())
-        .ok()
-        .is_some_and(|s| s.groups.iter().any(|&g| g as u32 == gid))
+    crate::procs::status_field(cred.pid, "Groups")
+        .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
 }
 
 /// Looks a group name up in /etc/group.
@@ -352,12 +352,15 @@ impl ControlServer {
             path: path.to_path_buf(),
             access,
             clients: heapless::Vec::new(),
+            paused_until: Duration::ZERO,
         })
     }
 
     /// The fds to poll: the listener, then each client (reading its request or writing).
-    pub fn poll_set(&self, mut add: impl FnMut(i32, i16, Option<usize>)) {
-        add(self.listener.as_raw_fd(), libc::POLLIN, None);
+    pub fn poll_set(&self, now: Mono, mut add: impl FnMut(i32, i16, Option<usize>)) {
+        if now >= self.paused_until {
+            add(self.listener.as_raw_fd(), libc::POLLIN, None);
+        }
         for (k, c) in self.clients.iter().enumerate() {
             let mut ev = 0;
             if c.sent < c.out.len() {
@@ -376,10 +379,12 @@ impl ControlServer {
 
     /// The earliest client deadline.
     pub fn deadline(&self) -> Option<Mono> {
+        let pause = (self.paused_until > Duration::ZERO).then_some(self.paused_until);
         self.clients
             .iter()
             .filter(|c| c.follow.is_none() || c.sent < c.out.len())
             .map(|c| c.deadline)
+            .chain(pause)
             .min()
     }
 
@@ -388,7 +393,14 @@ impl ControlServer {
         loop {
             let stream = match self.listener.accept() {
                 Ok((s, _)) => s,
-                Err(_) => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // EMFILE and the like: the connection stays queued and the listener stays
+                    // readable; pause it so that the loop does not spin.
+                    warn!("control: accept failed: {e}; not accepting for 1s");
+                    self.paused_until = now + Duration::from_secs(1);
+                    return;
+                }
             };
             if stream.set_nonblocking(true).is_err() {
                 continue;
@@ -438,7 +450,13 @@ impl ControlServer {
             match c.stream.write(&c.out[c.sent..]) {
                 Ok(n) => c.sent += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => c.close_after = true,
+                Err(_) => {
+                    // The peer is gone: nothing more to send, drop it at the sweep.
+                    c.close_after = true;
+                    c.out.clear();
+                    c.sent = 0;
+                    return Ready::Nothing;
+                }
             }
             if c.sent == c.out.len() {
                 c.out.clear();
@@ -527,6 +545,11 @@ impl ControlServer {
         }
     }
 
+    /// Whether anyone follows events (so that the caller builds them only then).
+    pub fn has_followers(&self) -> bool {
+        self.clients.iter().any(|c| c.follow.is_some())
+    }
+
     /// Sends one event to every follower (text or JSON as each asked).
     pub fn broadcast(&mut self, text: &str, json: &str) {
         for k in 0..self.clients.len() {
@@ -543,6 +566,9 @@ impl ControlServer {
 
     /// Drops clients that are done, hung up, or past their deadline.
     pub fn sweep(&mut self, now: Mono) {
+        if now >= self.paused_until {
+            self.paused_until = Duration::ZERO;
+        }
         let mut k = 0;
         while k < self.clients.len() {
             let c = &self.clients[k];

@@ -95,6 +95,8 @@ pub enum Absent {
     /// The pidfile was written before the process it names started, or before this boot: the
     /// PID was reused by an unrelated process, which custos leaves alone.
     StalePidfile(i32),
+    /// The pidfile's mtime is in the future (the clock went back): its PID cannot be verified.
+    FuturePidfile(i32),
     /// The PID's exe is not the configured one.
     WrongExe(i32),
     /// No process has the configured exe (and args).
@@ -112,6 +114,10 @@ impl fmt::Display for Absent {
             Absent::StalePidfile(p) => write!(
                 f,
                 "pidfile is stale: pid {p} started after the pidfile was written (PID reused; left alone)"
+            ),
+            Absent::FuturePidfile(p) => write!(
+                f,
+                "pidfile was written in the future (the clock went back?): pid {p} cannot be verified and is left alone"
             ),
             Absent::WrongExe(p) => write!(f, "pid {p} runs another program (left alone)"),
             Absent::NoMatch => f.write_str("no process runs the configured exe"),
@@ -550,9 +556,8 @@ impl ServiceState {
                 if !matches!(self.phase, Phase::Held(m) if m == n) {
                     push(&mut out, Action::Log(Note::Ambiguous(n)));
                 }
-                if !matches!(self.phase, Phase::Starting { .. } | Phase::Waiting { .. }) {
-                    self.phase = Phase::Held(n);
-                }
+                // Held, whatever was under way: a start now could only add another look-alike.
+                self.phase = Phase::Held(n);
             }
             // ---- the pinned process died
             (Phase::Running { pin }, Event::Died { pid, cause }) if pid == pin.pid => {
@@ -953,7 +958,7 @@ impl ServiceState {
         push(
             out,
             Action::Start {
-                attempt: self.fails + 1,
+                attempt: self.fails.saturating_add(1),
                 after,
                 why,
             },
@@ -1136,6 +1141,22 @@ mod tests {
                                 );
                             }
                             _ => {}
+                        }
+                    }
+                    if let Event::Observed(Observation::Ambiguous(_)) = event {
+                        assert!(
+                            !actions.iter().any(|a| matches!(a, Action::Start { .. })),
+                            "started while identity is ambiguous: {ctx}"
+                        );
+                        if !matches!(
+                            phase,
+                            Phase::Running { .. }
+                                | Phase::Stopping { .. }
+                                | Phase::GivenUp
+                                | Phase::Unmonitored
+                                | Phase::Starting { script: true, .. }
+                        ) {
+                            assert!(matches!(st.phase, Phase::Held(_)), "{ctx}");
                         }
                     }
                     // A death of another PID never changes anything.

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use procfs::process::Process;
+use procfs::ProcError;
 
 use crate::core::{Absent, Observation, Pin};
 use crate::limits::MAX_PIDFILE_BYTES;
@@ -27,18 +28,29 @@ pub struct ProcStat {
 
 /// Reads /proc/PID/stat; `None` when there is no such process (or it vanished while read).
 pub fn stat(pid: i32) -> Option<ProcStat> {
-    let p = Process::new(pid).ok()?;
-    let s = p.stat().ok()?;
-    Some(ProcStat {
-        start_ticks: s.starttime,
-        state: s.state,
-    })
+    stat_checked(pid).ok().flatten()
+}
+
+/// Reads /proc/PID/stat, telling "no such process" (`Ok(None)`) from a failure to read
+/// (`Err`: out of file descriptors or memory, permissions), which says nothing about the process.
+pub fn stat_checked(pid: i32) -> Result<Option<ProcStat>, ProcError> {
+    let read = Process::new(pid).and_then(|p| p.stat());
+    match read {
+        Ok(s) => Ok(Some(ProcStat {
+            start_ticks: s.starttime,
+            state: s.state,
+        })),
+        Err(ProcError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The state of a pinned process now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinState {
     Alive,
+    /// /proc could not be read (EMFILE, ENOMEM, ...): nothing is known; keep the pin.
+    Unknown,
     /// Exited, not yet reaped by its parent.
     Zombie,
     /// No process with that PID and start time.
@@ -47,21 +59,38 @@ pub enum PinState {
 
 /// Checks that the pinned process is still the one pinned.
 pub fn check_pin(pin: Pin) -> PinState {
-    match stat(pin.pid) {
-        Some(s) if s.start_ticks == pin.start_ticks => {
+    match stat_checked(pin.pid) {
+        Ok(Some(s)) if s.start_ticks == pin.start_ticks => {
             if s.state == 'Z' || s.state == 'X' {
                 PinState::Zombie
             } else {
                 PinState::Alive
             }
         }
-        _ => PinState::Gone,
+        Ok(_) => PinState::Gone,
+        Err(_) => PinState::Unknown,
     }
+}
+
+/// One field of /proc/PID/status ("TracerPid", "Tgid", "Groups"), as text. Read by hand:
+/// procfs's full Status parser costs ~21 KB of binary for the three fields custos needs.
+pub fn status_field(pid: i32, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        (k == key).then(|| v.trim().to_string())
+    })
 }
 
 /// TracerPid from /proc/PID/status: non-zero when a debugger is attached.
 pub fn tracer_pid(pid: i32) -> Option<i32> {
-    Process::new(pid).ok()?.status().ok().map(|s| s.tracerpid)
+    status_field(pid, "TracerPid")?.parse().ok()
+}
+
+/// Whether `pid` names a process (a thread-group leader), not one of its other threads:
+/// /proc/TID/stat answers for threads too, so a pidfile holding a thread ID would pin a thread.
+pub fn is_process(pid: i32) -> bool {
+    status_field(pid, "Tgid").and_then(|t| t.parse::<i32>().ok()) == Some(pid)
 }
 
 /// Why a pidfile could not be used.
@@ -174,6 +203,12 @@ pub fn pidfile_is_stale(mtime: Duration, start_ticks: u64) -> bool {
     written + slack < started
 }
 
+/// Whether a pidfile's mtime lies in the future (the clock was set back since it was
+/// written, e.g. a board without a real-time clock): then nothing about it can be verified.
+pub fn pidfile_in_future(mtime: Duration) -> bool {
+    mtime > clock(libc::CLOCK_REALTIME) + Duration::from_secs(2)
+}
+
 /// Identifies a service's process from its pidfile.
 pub fn probe_pidfile(path: &Path) -> Observation {
     let (pid, mtime) = match read_pidfile(path) {
@@ -184,6 +219,8 @@ pub fn probe_pidfile(path: &Path) -> Observation {
     match stat(pid) {
         None => Observation::Absent(Absent::DeadPid(pid)),
         Some(s) if s.state == 'Z' || s.state == 'X' => Observation::Absent(Absent::DeadPid(pid)),
+        Some(_) if !is_process(pid) => Observation::Absent(Absent::BadPidfile),
+        Some(_) if pidfile_in_future(mtime) => Observation::Absent(Absent::FuturePidfile(pid)),
         Some(s) if pidfile_is_stale(mtime, s.start_ticks) => {
             Observation::Absent(Absent::StalePidfile(pid))
         }

@@ -48,6 +48,9 @@ pub fn kill_group(pgid: i32) -> io::Result<()> {
     Ok(())
 }
 
+/// Bytes of script output read per service per pass of the loop.
+const DRAIN_MAX: usize = 16 * 1024;
+
 /// One pipe per service, made at load: every script of the service writes into it, and so
 /// does a daemon that keeps the script's stdout. custos keeps both ends open, so a daemon that
 /// writes to an inherited stdout never gets SIGPIPE from custos.
@@ -87,11 +90,16 @@ impl OutputPipe {
     /// MAX_LOG_LINES_PER_SEC a second; lines over that are counted and reported once.
     pub fn drain(&mut self, now: Duration, mut emit: impl FnMut(&str)) {
         let mut buf = [0u8; 512];
-        loop {
+        // At most DRAIN_MAX bytes a call: a daemon that writes to its inherited stdout without
+        // pause must not keep the loop (and the watchdog) from the rest of the pass. The pipe
+        // stays readable, so poll brings us back.
+        let mut budget = DRAIN_MAX;
+        while budget > 0 {
             let n = match nix::unistd::read(self.read.as_raw_fd(), &mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            budget = budget.saturating_sub(n);
             for &b in &buf[..n] {
                 if b == b'\n' {
                     if !self.cut || !self.line.is_empty() {

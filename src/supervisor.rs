@@ -354,11 +354,15 @@ impl Supervisor {
                     info!("watchdog: boot status: {boot}");
                 }
             }
-            if cfg.pet_every > wd.timeout / 2 {
+            if let Some(note) = &wd.note {
+                warn!("watchdog: {note}");
+            }
+            if cfg.pet_every > wd.timeout / 3 {
                 warn!(
-                    "watchdog: petting every {} is not well below the driver's timeout {}: one slow pass could reset the board",
+                    "watchdog: pet_every {} is not well below the driver's timeout {}: petting every {} instead",
                     Dur(cfg.pet_every),
-                    Dur(wd.timeout)
+                    Dur(wd.timeout),
+                    Dur(wd.timeout / 3)
                 );
             }
         }
@@ -420,7 +424,7 @@ impl Supervisor {
             kind,
             text,
         );
-        if let Some(c) = &mut self.control {
+        if let Some(c) = self.control.as_mut().filter(|c| c.has_followers()) {
             c.broadcast(&entry.to_string(), &entry_json(&entry));
         }
         self.record.push(entry, now);
@@ -463,12 +467,15 @@ impl Supervisor {
         if self.reboot_at.is_some() || now < self.next_pet {
             return;
         }
+        // The driver may have chosen a shorter timeout than asked: never pet slower than a third
+        // of the timeout in force.
+        let every = cfg.pet_every.min(wd.timeout / 3);
         let work = now.saturating_sub(pass_started);
-        if work > cfg.pet_every {
+        if work > every {
             warn!(
                 "watchdog: not petting: this pass of the loop took {}, longer than pet_every {}",
                 Dur(work),
-                Dur(cfg.pet_every)
+                Dur(every)
             );
             self.next_pet = now;
             return;
@@ -478,7 +485,7 @@ impl Supervisor {
             Ok(()) => debug!("watchdog: keepalive"),
             Err(e) => error!("watchdog: keepalive failed: {e}"),
         }
-        self.next_pet = now + cfg.pet_every;
+        self.next_pet = now + every;
     }
 
     /// `on_exhausted = "reboot"`: stop petting and let the watchdog reset the board; reboot(2)
@@ -543,7 +550,7 @@ impl Supervisor {
             if let Some(d) = s.st.deadline() {
                 deadline = deadline.min(d);
             }
-            if s.st.pin().is_some() {
+            if matches!(s.st.phase, Phase::Running { .. }) {
                 for c in &s.checks {
                     deadline = deadline.min(c.wake_at());
                 }
@@ -568,7 +575,9 @@ impl Supervisor {
         };
         add(self.signals.as_fd().as_raw_fd(), libc::POLLIN, Tag::Signals);
         if let Some(c) = &self.control {
-            c.poll_set(|fd, ev, k| add(fd, ev, k.map_or(Tag::Listener, Tag::Client)));
+            c.poll_set(now, |fd, ev, k| {
+                add(fd, ev, k.map_or(Tag::Listener, Tag::Client))
+            });
         }
         for (i, s) in self.svcs.iter().enumerate() {
             if let Some(p) = &s.pidfd {
@@ -793,6 +802,10 @@ impl Supervisor {
         if let Some(pin) = s.st.pin() {
             match procs::check_pin(pin) {
                 PinState::Alive => {}
+                PinState::Unknown => debug!(
+                    "{}: /proc/{} unreadable for now; pin kept",
+                    s.cfg.name, pin.pid
+                ),
                 PinState::Zombie => self.pin_exited(i, pin, now),
                 PinState::Gone => self.feed(
                     i,
@@ -861,23 +874,26 @@ impl Supervisor {
                     },
                 });
             }
-            // Our child still running (rc 0, nothing reaped), or not our child: ask /proc.
-            return match procs::check_pin(pin) {
-                PinState::Alive => None,
-                PinState::Zombie | PinState::Gone => Some(Cause::NotOurChild),
-            };
+            if rc == 0 {
+                return None; // our child, and it has not exited: a spurious wake-up
+            }
+            // ECHILD: not our child. EINVAL: Linux 5.3 has pidfd_open but not P_PIDFD.
         }
-        // No pidfd: the process is a zombie (seen in /proc with its start time), so its PID
-        // cannot be reused until it is reaped.
-        let mut status = 0;
-        // SAFETY: waitpid with a valid status pointer.
-        let rc = unsafe { libc::waitpid(pin.pid, &mut status, libc::WNOHANG) };
-        if rc == pin.pid {
-            return Some(cause_of(status));
-        }
+        // By PID, which is safe only while the process is still there (alive or a zombie: its
+        // PID cannot be reused until it is reaped).
         match procs::check_pin(pin) {
-            PinState::Alive => None,
-            PinState::Zombie | PinState::Gone => Some(Cause::NotOurChild),
+            PinState::Alive | PinState::Unknown => None,
+            PinState::Gone => Some(Cause::NotOurChild),
+            PinState::Zombie => {
+                let mut status = 0;
+                // SAFETY: waitpid with a valid status pointer, on a zombie we verified.
+                let rc = unsafe { libc::waitpid(pin.pid, &mut status, libc::WNOHANG) };
+                if rc == pin.pid {
+                    Some(cause_of(status))
+                } else {
+                    Some(Cause::NotOurChild)
+                }
+            }
         }
     }
 
@@ -900,16 +916,32 @@ impl Supervisor {
             }
             let full = batch.is_full();
             // Deaths of pinned processes first, so a stop script's exit finds them settled.
+            let mut others: heapless::Vec<(i32, Cause), REAP_BATCH> = heapless::Vec::new();
             for &(pid, cause) in &batch {
-                if let Some(i) = self
-                    .svcs
-                    .iter()
-                    .position(|s| s.st.pin().is_some_and(|p| p.pid == pid))
-                {
-                    self.feed(i, Event::Died { pid, cause }, now);
+                // A child custos spawned (script, check program, killed script) owns its PID:
+                // a pinned non-child that died may have had the same PID before it was reused.
+                let ours = self.svcs.iter().any(|s| {
+                    s.script.is_some_and(|(p, _)| p == pid)
+                        || s.killed.contains(&pid)
+                        || s.checks.iter().any(
+                            |c| matches!(c.inflight, InFlight::Program { pid: p, .. } if p == pid),
+                        )
+                });
+                let pinned = if ours {
+                    None
+                } else {
+                    self.svcs
+                        .iter()
+                        .position(|s| s.st.pin().is_some_and(|p| p.pid == pid))
+                };
+                match pinned {
+                    Some(i) => self.feed(i, Event::Died { pid, cause }, now),
+                    None => {
+                        let _ = others.push((pid, cause));
+                    }
                 }
             }
-            for &(pid, cause) in &batch {
+            for &(pid, cause) in &others {
                 self.script_exited(pid, cause, now);
             }
             if !full {
@@ -1082,13 +1114,26 @@ impl Supervisor {
             }
             Action::Pinned { pin, adopted } => {
                 if pidfd_ok {
+                    s.pidfd = None;
                     match PidFd::open(pin.pid) {
                         // Re-check after opening: the pidfd must name the pinned process.
-                        Ok(fd) if procs::check_pin(pin) == PinState::Alive => s.pidfd = Some(fd),
-                        _ => {
-                            s.pidfd = None;
-                            return Some(Event::Observed(Observation::Absent(Absent::PinGone)));
+                        Ok(fd) => match procs::check_pin(pin) {
+                            PinState::Alive => s.pidfd = Some(fd),
+                            PinState::Unknown => {
+                                warn!("{name}: cannot verify pid {} after pidfd_open; watching it by polling", pin.pid)
+                            }
+                            PinState::Zombie | PinState::Gone => {
+                                return Some(Event::Observed(Observation::Absent(Absent::PinGone)))
+                            }
+                        },
+                        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                            return Some(Event::Observed(Observation::Absent(Absent::PinGone)))
                         }
+                        // Out of fds, or the like: polling /proc still watches it.
+                        Err(e) => warn!(
+                            "{name}: pidfd_open({}) failed: {e}; watching it by polling",
+                            pin.pid
+                        ),
                     }
                 }
                 for (c, cfg) in s.checks.iter_mut().zip(s.cfg.checks.iter()) {

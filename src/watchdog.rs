@@ -140,6 +140,8 @@ pub struct Watchdog {
     pub identity: String,
     pub boot_status: u32,
     pub pets: u64,
+    /// Something about opening it worth a warning (a timeout the driver would not take).
+    pub note: Option<String>,
 }
 
 /// Why the watchdog could not be used.
@@ -182,21 +184,21 @@ impl Watchdog {
             .map_err(err)?;
         let fd = file.as_raw_fd();
         let mut info = WatchdogInfo::default();
+        // Once open, the device may be armed: never drop this fd without petting it. A device
+        // that does not answer the ioctls (ENOTTY, EINVAL; ENOSYS under qemu-user) is petted by
+        // writes, which every watchdog driver accepts.
         // SAFETY: WDIOC_GETSUPPORT fills one watchdog_info on a valid fd.
-        match unsafe { wdioc_getsupport(fd, &mut info) } {
-            Err(nix::errno::Errno::ENOTTY) | Err(nix::errno::Errno::EINVAL) => {
-                return Ok(Watchdog {
-                    file,
-                    backend: Backend::Writes,
-                    device: cfg.device.clone(),
-                    timeout: cfg.timeout,
-                    identity: "not a watchdog device: petted by writes".into(),
-                    boot_status: 0,
-                    pets: 0,
-                })
-            }
-            Err(e) => return Err(err(io::Error::from(e))),
-            Ok(_) => {}
+        if let Err(e) = unsafe { wdioc_getsupport(fd, &mut info) } {
+            return Ok(Watchdog {
+                file,
+                backend: Backend::Writes,
+                device: cfg.device.clone(),
+                timeout: cfg.timeout,
+                identity: format!("no WDIOC_GETSUPPORT ({e}): petted by writes"),
+                boot_status: 0,
+                pets: 0,
+                note: None,
+            });
         }
         let identity = String::from_utf8_lossy(&info.identity)
             .trim_end_matches('\0')
@@ -208,16 +210,22 @@ impl Watchdog {
             Err(_) => 0,
         };
         let mut timeout = cfg.timeout;
+        let mut note = None;
         if info.options & WDIOF_SETTIMEOUT != 0 {
             let mut secs = cfg.timeout.as_secs().clamp(1, i32::MAX as u64) as libc::c_int;
             // SAFETY: WDIOC_SETTIMEOUT reads and writes one int (the driver may round it).
             if let Err(e) = unsafe { wdioc_settimeout(fd, &mut secs) } {
-                // Leave the device armed with its own timeout; say so to the caller.
-                return Err(err(io::Error::other(format!(
-                    "the driver rejects a timeout of {} ({e})",
+                // Keep the armed device with the driver's own timeout (read back below).
+                note = Some(format!(
+                    "the driver rejects a timeout of {} ({e}); using its own",
                     Dur(cfg.timeout)
-                ))));
+                ));
             }
+        } else {
+            note = Some(format!(
+                "the driver cannot set its timeout; using its own instead of {}",
+                Dur(cfg.timeout)
+            ));
         }
         let mut secs: libc::c_int = 0;
         // SAFETY: WDIOC_GETTIMEOUT writes one int.
@@ -234,6 +242,7 @@ impl Watchdog {
             identity,
             boot_status,
             pets: 0,
+            note,
         })
     }
 
@@ -327,7 +336,10 @@ mod tests {
             reset_window: Duration::from_secs(3600),
         };
         let mut wd = Watchdog::open(&cfg).expect("open");
-        assert!(wd.options().is_none());
+        assert!(
+            wd.options().is_none(),
+            "a plain file answers no watchdog ioctl"
+        );
         wd.keepalive().expect("pet");
         wd.keepalive().expect("pet");
         assert!(wd.close(true).expect("close"));

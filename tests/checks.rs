@@ -172,7 +172,7 @@ fn a_traced_process_is_left_alone() {
     let (c, _port) = http_service(&dir, "timeout = \"1s\"\nevery = \"200ms\"\ngrace = \"1ms\"");
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<i64>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<libc::c_long>();
     // A debugger stand-in: PTRACE_SEIZE keeps the tracee running; the thread's exit detaches.
     let tracer = std::thread::spawn(move || {
         // SAFETY: ptrace(PTRACE_SEIZE) on a test-owned PID; no memory is passed.

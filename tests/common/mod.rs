@@ -216,10 +216,12 @@ pub fn backdate(path: &Path, secs_ago: i64) {
     };
     // SAFETY: clock_gettime into a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-    let t = libc::timespec {
-        tv_sec: now.tv_sec - secs_ago as libc::time_t,
-        tv_nsec: 0,
-    };
+    let mut t = now;
+    // time_t is i32 on armv7 musl, i64 elsewhere.
+    #[allow(clippy::useless_conversion)]
+    let ago: libc::time_t = secs_ago.try_into().unwrap_or(0);
+    t.tv_sec -= ago;
+    t.tv_nsec = 0;
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
     let times = [t, t];
     // SAFETY: valid path and two timespecs.
