@@ -1,6 +1,7 @@
-//! Config: parse (serde, unknown keys refused), validate (every problem collected, each with
-//! `file:line: key: message`), then hand a checked `Config` to the supervisor. Nothing here
-//! touches a process or a device, so a bad reload costs nothing.
+//! Config: parse (toml's span-preserving document tree, read by hand: no serde; unknown keys
+//! refused), validate (every problem collected, each with `file:line: key: message`), then hand
+//! a checked `Config` to the supervisor. Nothing here touches a process or a device, so a bad
+//! reload costs nothing.
 
 use std::ffi::CString;
 use std::fmt;
@@ -9,7 +10,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::limits::*;
@@ -346,19 +347,19 @@ impl fmt::Display for Dur {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The raw, as-written shape. Spans give the line of each key for validation errors.
+// The raw, as-written shape, read by hand from toml's span-preserving document tree (no serde:
+// derived deserializers cost about 100 KiB on armv7). Spans give the line of each key for
+// validation errors.
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A value of the document tree, with its span.
+type Value<'i> = Spanned<DeValue<'i>>;
+
 struct RawConfig {
     supervisor: Option<Spanned<RawSupervisor>>,
     watchdog: Option<Spanned<RawWatchdog>>,
-    #[serde(default)]
     service: Vec<Spanned<RawService>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawWatchdog {
     device: Option<Spanned<String>>,
     timeout: Option<Spanned<String>>,
@@ -368,8 +369,6 @@ struct RawWatchdog {
     reset_window: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawSupervisor {
     interval: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
@@ -378,8 +377,6 @@ struct RawSupervisor {
     log: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawService {
     name: Option<Spanned<String>>,
     pidfile: Option<Spanned<String>>,
@@ -390,20 +387,15 @@ struct RawService {
     start_timeout: Option<Spanned<String>>,
     stop_timeout: Option<Spanned<String>>,
     restart: Option<Spanned<RawRestart>>,
-    #[serde(default)]
     check: Vec<Spanned<RawCheck>>,
 }
 
 /// `max` is a size ("64MiB") for memory checks and a count for fds checks.
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum RawMax {
     Count(i64),
     Size(String),
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawCheck {
     kind: Option<Spanned<String>>,
     host: Option<Spanned<String>>,
@@ -423,8 +415,6 @@ struct RawCheck {
     action: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRestart {
     backoff: Option<Spanned<String>>,
     backoff_max: Option<Spanned<String>>,
@@ -432,6 +422,439 @@ struct RawRestart {
     max_restarts: Option<Spanned<i64>>,
     window: Option<Spanned<String>>,
     on_exhausted: Option<Spanned<String>>,
+}
+
+/// How the keys of one table are named in errors: `{prefix}{key}{suffix}`, e.g.
+/// `service.` + `start` + `` (service `web`)``.
+struct Label {
+    prefix: String,
+    suffix: String,
+}
+
+impl Label {
+    fn new(prefix: impl Into<String>, suffix: impl Into<String>) -> Self {
+        Label {
+            prefix: prefix.into(),
+            suffix: suffix.into(),
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}{}", self.prefix, self.suffix)
+    }
+}
+
+/// `a string`, `an integer`, ...: what a value is, for type errors.
+fn what(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date-time",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Reading the document tree into the raw shape: unknown keys and values of the wrong type are
+/// errors (with the line of the key or value); nothing else is checked here.
+impl Validator<'_> {
+    /// The values of `names` in `table`, in that order; every other key is refused, with the
+    /// list of the keys allowed there.
+    fn fields<'a, 'i, const N: usize>(
+        &mut self,
+        table: &'a DeTable<'i>,
+        names: [&str; N],
+        label: &Label,
+    ) -> [Option<&'a Value<'i>>; N] {
+        let mut found = [None; N];
+        self.lookup(table, &names, &mut found, label);
+        found
+    }
+
+    fn lookup<'a, 'i>(
+        &mut self,
+        table: &'a DeTable<'i>,
+        names: &[&str],
+        found: &mut [Option<&'a Value<'i>>],
+        label: &Label,
+    ) {
+        for (k, v) in table.iter() {
+            let key: &str = k.get_ref();
+            match names.iter().zip(found.iter_mut()).find(|(n, _)| **n == key) {
+                Some((_, slot)) => *slot = Some(v),
+                None => self.err(
+                    Some(k.span()),
+                    &label.key(key),
+                    format!("unknown key; allowed here: {}", names.join(", ")),
+                ),
+            }
+        }
+    }
+
+    fn wrong_type(&mut self, v: &Value<'_>, label: &Label, name: &str, want: &str) {
+        self.err(
+            Some(v.span()),
+            &label.key(name),
+            format!("expected {want}, found {}", what(v.get_ref())),
+        );
+    }
+
+    fn string(
+        &mut self,
+        v: Option<&Value<'_>>,
+        label: &Label,
+        name: &str,
+    ) -> Option<Spanned<String>> {
+        let v = v?;
+        match v.get_ref() {
+            DeValue::String(s) => Some(Spanned::new(v.span(), s.to_string())),
+            _ => {
+                self.wrong_type(v, label, name, "a string");
+                None
+            }
+        }
+    }
+
+    fn boolean(
+        &mut self,
+        v: Option<&Value<'_>>,
+        label: &Label,
+        name: &str,
+    ) -> Option<Spanned<bool>> {
+        let v = v?;
+        match v.get_ref() {
+            DeValue::Boolean(b) => Some(Spanned::new(v.span(), *b)),
+            _ => {
+                self.wrong_type(v, label, name, "true or false");
+                None
+            }
+        }
+    }
+
+    /// An integer that fits in an i64 (hexadecimal, octal and binary included).
+    fn int_of(&mut self, v: &Value<'_>, label: &Label, name: &str) -> Option<i64> {
+        let DeValue::Integer(i) = v.get_ref() else {
+            return None;
+        };
+        match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.err(
+                    Some(v.span()),
+                    &label.key(name),
+                    format!("{i} is too large for an integer"),
+                );
+                None
+            }
+        }
+    }
+
+    fn integer(
+        &mut self,
+        v: Option<&Value<'_>>,
+        label: &Label,
+        name: &str,
+    ) -> Option<Spanned<i64>> {
+        let v = v?;
+        if !v.get_ref().is_integer() {
+            self.wrong_type(v, label, name, "an integer");
+            return None;
+        }
+        self.int_of(v, label, name)
+            .map(|n| Spanned::new(v.span(), n))
+    }
+
+    /// A float, or an integer taken as one.
+    fn float(&mut self, v: Option<&Value<'_>>, label: &Label, name: &str) -> Option<Spanned<f64>> {
+        let v = v?;
+        let f = match v.get_ref() {
+            DeValue::Integer(_) => self.int_of(v, label, name)? as f64,
+            DeValue::Float(f) => match f.as_str().parse::<f64>() {
+                // As toml does: an overflow parses as infinity, a written `inf` is kept.
+                Ok(x) if !x.is_infinite() || f.as_str().contains("inf") => x,
+                _ => {
+                    self.err(
+                        Some(v.span()),
+                        &label.key(name),
+                        format!("{f} is too large for a float"),
+                    );
+                    return None;
+                }
+            },
+            _ => {
+                self.wrong_type(v, label, name, "a number");
+                return None;
+            }
+        };
+        Some(Spanned::new(v.span(), f))
+    }
+
+    /// An array of strings (an argv).
+    fn strings(
+        &mut self,
+        v: Option<&Value<'_>>,
+        label: &Label,
+        name: &str,
+    ) -> Option<Spanned<Vec<String>>> {
+        let v = v?;
+        let Some(items) = v.get_ref().as_array() else {
+            self.wrong_type(v, label, name, "an array of strings");
+            return None;
+        };
+        let mut list = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::String(s) => list.push(s.to_string()),
+                _ => {
+                    self.wrong_type(item, label, name, "a string");
+                    ok = false;
+                }
+            }
+        }
+        ok.then(|| Spanned::new(v.span(), list))
+    }
+
+    fn table<'a, 'i>(
+        &mut self,
+        v: Option<&'a Value<'i>>,
+        label: &Label,
+        name: &str,
+    ) -> Option<(Range<usize>, &'a DeTable<'i>)> {
+        let v = v?;
+        match v.get_ref() {
+            DeValue::Table(t) => Some((v.span(), t)),
+            _ => {
+                self.wrong_type(v, label, name, "a table");
+                None
+            }
+        }
+    }
+
+    /// An array of tables (`[[name]]`); absent is empty.
+    fn tables<'a, 'i>(
+        &mut self,
+        v: Option<&'a Value<'i>>,
+        label: &Label,
+        name: &str,
+    ) -> Vec<(Range<usize>, &'a DeTable<'i>)> {
+        let mut out = Vec::new();
+        let Some(v) = v else { return out };
+        let want = "an array of tables ([[...]])";
+        let Some(items) = v.get_ref().as_array() else {
+            self.wrong_type(v, label, name, want);
+            return out;
+        };
+        for item in items.iter() {
+            match item.get_ref() {
+                DeValue::Table(t) => out.push((item.span(), t)),
+                _ => self.wrong_type(item, label, name, want),
+            }
+        }
+        out
+    }
+
+    fn read_config(&mut self, doc: &DeTable<'_>) -> RawConfig {
+        let top = Label::new("", "");
+        let [supervisor, watchdog, service] =
+            self.fields(doc, ["supervisor", "watchdog", "service"], &top);
+        let supervisor = self
+            .table(supervisor, &top, "supervisor")
+            .map(|(span, t)| Spanned::new(span, self.read_supervisor(t)));
+        let watchdog = self
+            .table(watchdog, &top, "watchdog")
+            .map(|(span, t)| Spanned::new(span, self.read_watchdog(t)));
+        let service = self
+            .tables(service, &top, "service")
+            .into_iter()
+            .enumerate()
+            .map(|(i, (span, t))| Spanned::new(span, self.read_service(i, t)))
+            .collect();
+        RawConfig {
+            supervisor,
+            watchdog,
+            service,
+        }
+    }
+
+    fn read_supervisor(&mut self, t: &DeTable<'_>) -> RawSupervisor {
+        let l = Label::new("supervisor.", "");
+        let [interval, state_dir, control_socket, control_group, log] = self.fields(
+            t,
+            [
+                "interval",
+                "state_dir",
+                "control_socket",
+                "control_group",
+                "log",
+            ],
+            &l,
+        );
+        RawSupervisor {
+            interval: self.string(interval, &l, "interval"),
+            state_dir: self.string(state_dir, &l, "state_dir"),
+            control_socket: self.string(control_socket, &l, "control_socket"),
+            control_group: self.string(control_group, &l, "control_group"),
+            log: self.string(log, &l, "log"),
+        }
+    }
+
+    fn read_watchdog(&mut self, t: &DeTable<'_>) -> RawWatchdog {
+        let l = Label::new("watchdog.", "");
+        let [device, timeout, pet_every, magic_close, max_resets, reset_window] = self.fields(
+            t,
+            [
+                "device",
+                "timeout",
+                "pet_every",
+                "magic_close",
+                "max_resets",
+                "reset_window",
+            ],
+            &l,
+        );
+        RawWatchdog {
+            device: self.string(device, &l, "device"),
+            timeout: self.string(timeout, &l, "timeout"),
+            pet_every: self.string(pet_every, &l, "pet_every"),
+            magic_close: self.boolean(magic_close, &l, "magic_close"),
+            max_resets: self.integer(max_resets, &l, "max_resets"),
+            reset_window: self.string(reset_window, &l, "reset_window"),
+        }
+    }
+
+    fn read_service(&mut self, i: usize, t: &DeTable<'_>) -> RawService {
+        // Keys named as the validator names them: by the service's name once it has one.
+        let svc = t.get("name").and_then(|n| n.get_ref().as_str());
+        let l = match svc {
+            Some(n) => Label::new("service.", format!(" (service `{n}`)")),
+            None => Label::new(format!("service[{i}]."), ""),
+        };
+        let [name, pidfile, exe, args, start, stop, start_timeout, stop_timeout, restart, check] =
+            self.fields(
+                t,
+                [
+                    "name",
+                    "pidfile",
+                    "exe",
+                    "args",
+                    "start",
+                    "stop",
+                    "start_timeout",
+                    "stop_timeout",
+                    "restart",
+                    "check",
+                ],
+                &l,
+            );
+        let restart = self.table(restart, &l, "restart").map(|(span, t)| {
+            let rl = Label::new(format!("{}restart.", l.prefix), l.suffix.as_str());
+            Spanned::new(span, self.read_restart(t, &rl))
+        });
+        let check = self
+            .tables(check, &l, "check")
+            .into_iter()
+            .enumerate()
+            .map(|(j, (span, t))| {
+                let cl = match svc {
+                    Some(n) => Label::new(format!("service.check[{j}] (service `{n}`)."), ""),
+                    None => Label::new(format!("service[{i}].check[{j}]."), ""),
+                };
+                Spanned::new(span, self.read_check(t, &cl))
+            })
+            .collect();
+        RawService {
+            name: self.string(name, &l, "name"),
+            pidfile: self.string(pidfile, &l, "pidfile"),
+            exe: self.string(exe, &l, "exe"),
+            args: self.string(args, &l, "args"),
+            start: self.strings(start, &l, "start"),
+            stop: self.strings(stop, &l, "stop"),
+            start_timeout: self.string(start_timeout, &l, "start_timeout"),
+            stop_timeout: self.string(stop_timeout, &l, "stop_timeout"),
+            restart,
+            check,
+        }
+    }
+
+    fn read_restart(&mut self, t: &DeTable<'_>, l: &Label) -> RawRestart {
+        let [backoff, backoff_max, stable_after, max_restarts, window, on_exhausted] = self.fields(
+            t,
+            [
+                "backoff",
+                "backoff_max",
+                "stable_after",
+                "max_restarts",
+                "window",
+                "on_exhausted",
+            ],
+            l,
+        );
+        RawRestart {
+            backoff: self.string(backoff, l, "backoff"),
+            backoff_max: self.string(backoff_max, l, "backoff_max"),
+            stable_after: self.string(stable_after, l, "stable_after"),
+            max_restarts: self.integer(max_restarts, l, "max_restarts"),
+            window: self.string(window, l, "window"),
+            on_exhausted: self.string(on_exhausted, l, "on_exhausted"),
+        }
+    }
+
+    fn read_check(&mut self, t: &DeTable<'_>, l: &Label) -> RawCheck {
+        let [kind, host, port, path, status, expect, max, max_percent, over, max_age, argv, timeout, every, failures, grace, action] =
+            self.fields(
+                t,
+                [
+                    "kind",
+                    "host",
+                    "port",
+                    "path",
+                    "status",
+                    "expect",
+                    "max",
+                    "max_percent",
+                    "over",
+                    "max_age",
+                    "argv",
+                    "timeout",
+                    "every",
+                    "failures",
+                    "grace",
+                    "action",
+                ],
+                l,
+            );
+        let max = max.and_then(|m| match m.get_ref() {
+            DeValue::Integer(_) => self
+                .int_of(m, l, "max")
+                .map(|n| Spanned::new(m.span(), RawMax::Count(n))),
+            DeValue::String(s) => Some(Spanned::new(m.span(), RawMax::Size(s.to_string()))),
+            _ => {
+                self.wrong_type(m, l, "max", "a size (\"64MiB\") or a count");
+                None
+            }
+        });
+        RawCheck {
+            kind: self.string(kind, l, "kind"),
+            host: self.string(host, l, "host"),
+            port: self.integer(port, l, "port"),
+            path: self.string(path, l, "path"),
+            status: self.integer(status, l, "status"),
+            expect: self.string(expect, l, "expect"),
+            max,
+            max_percent: self.float(max_percent, l, "max_percent"),
+            over: self.string(over, l, "over"),
+            max_age: self.string(max_age, l, "max_age"),
+            argv: self.strings(argv, l, "argv"),
+            timeout: self.string(timeout, l, "timeout"),
+            every: self.string(every, l, "every"),
+            failures: self.integer(failures, l, "failures"),
+            grace: self.string(grace, l, "grace"),
+            action: self.string(action, l, "action"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,9 +884,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     })
 }
 
-/// Parses and validates config text.
+/// Parses and validates config text. A TOML syntax error is reported alone; unknown keys and
+/// values of the wrong type are all reported (in line order) before any value is checked.
 pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+    let doc = DeTable::parse(text).map_err(|e| {
         vec![ConfigError {
             line: e.span().map(|s| line_of(text, s.start)),
             key: String::new(),
@@ -474,6 +898,11 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
         text,
         errors: Vec::new(),
     };
+    let raw = v.read_config(doc.get_ref());
+    if !v.errors.is_empty() {
+        v.errors.sort_by_key(|e| e.line);
+        return Err(v.errors);
+    }
     let config = v.config(raw);
     if v.errors.is_empty() {
         Ok(config)
@@ -1490,5 +1919,147 @@ max_age = "30s"
         assert_eq!(Dur(Duration::from_millis(1500)).to_string(), "1.5s");
         assert_eq!(Dur(Duration::from_secs(150)).to_string(), "2m30s");
         assert_eq!(Dur(Duration::from_secs(600)).to_string(), "10m");
+    }
+
+    const SVC: &str = "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/x\"]\n";
+
+    #[test]
+    fn unknown_keys_are_named_with_the_keys_allowed_in_every_table() {
+        let e = errors("[supervisor]\nintervall = \"2s\"\n");
+        assert_eq!(
+            e,
+            "/etc/custos.toml:2: supervisor.intervall: unknown key; allowed here: interval, state_dir, control_socket, control_group, log"
+        );
+        let e = errors("colour = 1\n");
+        assert_eq!(
+            e,
+            "/etc/custos.toml:1: colour: unknown key; allowed here: supervisor, watchdog, service"
+        );
+        let e = errors(&format!(
+            "{SVC}restart_delay = \"1s\"\n[service.restart]\ntries = 3\n[[service.check]]\nkind = \"tcp\"\nport = 22\nretries = 2\n"
+        ));
+        assert!(
+            e.contains(":5: service.restart_delay (service `x`): unknown key; allowed here: name, pidfile, exe, args, start, stop,"),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                ":7: service.restart.tries (service `x`): unknown key; allowed here: backoff,"
+            ),
+            "{e}"
+        );
+        assert!(
+            e.contains(
+                ":11: service.check[0] (service `x`).retries: unknown key; allowed here: kind,"
+            ),
+            "{e}"
+        );
+        let e = errors("[watchdog]\ndevise = \"/dev/watchdog\"\n");
+        assert!(
+            e.starts_with("/etc/custos.toml:2: watchdog.devise: unknown key"),
+            "{e}"
+        );
+        // A service without a name is named by its index.
+        let e = errors("[[service]]\npidfile = \"/run/x.pid\"\nfoo = 1\n");
+        assert!(
+            e.starts_with("/etc/custos.toml:3: service[0].foo: unknown key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn values_of_the_wrong_type_are_refused_with_their_line() {
+        let e = errors("[supervisor]\ninterval = 5\n");
+        assert_eq!(
+            e,
+            "/etc/custos.toml:2: supervisor.interval: expected a string, found an integer"
+        );
+        let e = errors(&format!("{SVC}stop = \"/bin/x stop\"\n"));
+        assert_eq!(
+            e,
+            "/etc/custos.toml:5: service.stop (service `x`): expected an array of strings, found a string"
+        );
+        let e = errors("[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\n  \"/bin/x\",\n  3,\n]\n");
+        assert_eq!(
+            e,
+            "/etc/custos.toml:6: service.start (service `x`): expected a string, found an integer"
+        );
+        let e = errors("[service]\nname = \"x\"\n");
+        assert!(
+            e.starts_with("/etc/custos.toml:1: service: expected an array of tables"),
+            "{e}"
+        );
+        let e = errors("[watchdog]\nmagic_close = \"yes\"\n");
+        assert!(
+            e.contains(":2: watchdog.magic_close: expected true or false"),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{SVC}[[service.check]]\nkind = \"memory\"\nmax = 1.5\n"
+        ));
+        assert!(
+            e.contains(":7: service.check[0] (service `x`).max: expected a size"),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{SVC}[[service.check]]\nkind = \"tcp\"\nport = 99999999999999999999\n"
+        ));
+        assert!(
+            e.contains(
+                ":7: service.check[0] (service `x`).port: 99999999999999999999 is too large"
+            ),
+            "{e}"
+        );
+        // Every such problem is reported, in line order, before any value is checked.
+        let e = errors(
+            "[watchdog]\nmax_resets = \"3\"\n[supervisor]\ninterval = 1\nlog = \"nowhere\"\n",
+        );
+        assert_eq!(
+            e,
+            "/etc/custos.toml:2: watchdog.max_resets: expected an integer, found a string\n\
+             /etc/custos.toml:4: supervisor.interval: expected a string, found an integer"
+        );
+    }
+
+    #[test]
+    fn toml_syntax_errors_keep_their_line() {
+        let e = errors("[supervisor]\ninterval = \"1s\"\nlog = \n");
+        assert!(e.starts_with("/etc/custos.toml:3: "), "{e}");
+        let e = errors("[supervisor]\ninterval = \"1s\"\ninterval = \"2s\"\n");
+        assert!(e.starts_with("/etc/custos.toml:3: "), "{e}");
+    }
+
+    #[test]
+    fn numbers_and_inline_tables_read_as_toml_writes_them() {
+        // An integer where a float is wanted; hex and underscores; inline arrays of tables.
+        let c = parse(
+            "service = [{ name = \"x\", pidfile = \"/run/x.pid\", start = [\"/bin/x\"], check = [\n  { kind = \"cpu\", max_percent = 50 },\n  { kind = \"tcp\", port = 0x50 },\n  { kind = \"fds\", max = 1_024 },\n] }]\n[watchdog]\nmagic_close = true\nmax_resets = 0\n",
+        )
+        .expect("valid");
+        let checks = &c.services[0].checks;
+        assert_eq!(
+            checks[0].kind,
+            CheckKind::Cpu {
+                max_percent: 50.0,
+                over: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(
+            checks[1].kind,
+            CheckKind::Tcp {
+                addr: "127.0.0.1:80".parse().expect("addr")
+            }
+        );
+        assert_eq!(checks[2].kind, CheckKind::Fds { max: 1024 });
+        let w = c.watchdog.expect("section");
+        assert!(w.magic_close);
+        assert_eq!(w.max_resets, 0);
+        let e = errors(&format!(
+            "{SVC}[[service.check]]\nkind = \"cpu\"\nmax_percent = 1e400\n"
+        ));
+        assert!(
+            e.contains(":7: service.check[0] (service `x`).max_percent: 1e400 is too large"),
+            "{e}"
+        );
     }
 }
