@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Board tests: custos on the emulated armv7 and aarch64 boards, as init starts it.
+
+    python3 board/tests/board_test.py [--board-dir DIR] [-k NAME]... [-v] [armv7] [aarch64]
+
+(run through `scripts/board test [armv7|aarch64|all]`, which builds the images first).
+Each test boots its own QEMU (one at a time), drives the root shell on the serial console,
+and asserts on console lines and QMP events (never on QEMU's exit code). Console logs:
+target/board/logs/<arch>-<test>.log. Ends with the line "N passed, N failed".
+"""
+
+import argparse
+import os
+import re
+import sys
+import time
+import traceback
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from boardlib import DEFAULT_BOARD_DIR, Board, BoardError, echo_to, watchdog_settings  # noqa: E402
+
+TIMEOUT, PET = watchdog_settings()  # [watchdog] in board/rootfs/etc/custos.toml: 5 s, 1 s
+BOOT = 90  # bound on a boot to custos's first keepalive (armv7 takes ~5 s; slack for load)
+
+STARTING = re.compile(r"INFO +\[custos\] custos \S+ starting with /etc/custos.toml")
+FIRST_PET = "watchdog: first keepalive"
+RESET_REASON = "guest-reset"
+
+TESTS = []
+
+
+def test(archs=("armv7", "aarch64")):
+    def deco(f):
+        TESTS.append((f.__name__, archs, f))
+        return f
+
+    return deco
+
+
+def check(cond, msg, board=None):
+    if not cond:
+        raise BoardError(msg + (f"\nconsole tail:\n{board.tail()}" if board else ""))
+
+
+def booted(b):
+    """Waits for custos's start from inittab and its first keepalive; returns their times."""
+    b.wait_console("board: rcS: done", BOOT)
+    t_exec, _, _ = b.wait_console(STARTING, BOOT, "custos start-up line")
+    t_pet, _, _ = b.wait_console(FIRST_PET, 15)
+    return t_exec, t_pet
+
+
+def custos_pid(b):
+    _, _, out = b.run("echo custos-pid=$(pidof custos)")
+    m = re.search(r"^custos-pid=(\d*)", out, re.M)
+    return m.group(1) if m else ""
+
+
+def signal_custos(b, sig):
+    """Sends `sig` to custos from the console shell. Returns (host time the shell reported
+    the kill done, guest uptime right after the kill)."""
+    _, done, out = b.run(f"kill -{sig} $(pidof custos); echo board-killed-at $(cut -d' ' -f1 /proc/uptime)")
+    m = re.search(r"^board-killed-at ([0-9.]+)", out, re.M)
+    check(m, f"no uptime after kill -{sig}:\n{out}", b)
+    return done, float(m.group(1))
+
+
+def assert_watchdog_reset(b, sig, what):
+    """Signals custos and asserts the watchdog resets the board (-no-reboot: QMP SHUTDOWN with
+    reason guest-reset) within timeout + 1 s, measured two ways: on the host, from the shell's
+    report that the kill was done to the QMP event; in the guest, from the uptime printed right
+    after the kill to the kernel's timestamp of softdog's "Initiating system reboot"."""
+    done, killed_at = signal_custos(b, sig)
+    t, ev = b.wait_event(("SHUTDOWN", "RESET"), TIMEOUT + 5)
+    reason = ev.get("data", {}).get("reason")
+    check(ev["event"] == "SHUTDOWN" and reason == RESET_REASON,
+          f"expected SHUTDOWN with reason {RESET_REASON}, got {ev}", b)
+    host = t - done
+    b.pump(0.2)
+    b.cursor = (0, 0)
+    _, line, m = b.wait_console(re.compile(r"\[ *([0-9.]+)\] softdog: Initiating system reboot"), 1)
+    guest = float(m.group(1)) - killed_at
+    for lat, where in ((host, "on the host"), (guest, "in the guest")):
+        check(lat <= TIMEOUT + 1,
+              f"{what}: reset {lat:.2f} s after ({where}), more than timeout + 1 s", b)
+        # The last keepalive came at most pet_every before the signal.
+        check(lat >= TIMEOUT - PET - 0.5,
+              f"{what}: reset only {lat:.2f} s after ({where}): too early to be the watchdog", b)
+    return {"reset_after_s": round(host, 2), "guest_reset_after_s": round(guest, 2)}
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@test()
+def t1_starts_from_inittab_and_pets_within_1s(b):
+    t_exec, t_pet = booted(b)
+    b.cursor = (0, 0)
+    _, line, _ = b.wait_console("watchdog: /dev/watchdog:", 1)
+    check(f"timeout {TIMEOUT}s" in line and f"petting every {PET}s" in line,
+          f"unexpected watchdog line: {line}", b)
+    b.wait_console("watchdog: boot status: no watchdog reset reported", 1)
+    b.shell()
+    pid = custos_pid(b)
+    check(pid != "", "pidof custos found nothing", b)
+    _, _, out = b.run(f"grep PPid /proc/{pid}/status; tr '\\0' ' ' </proc/{pid}/cmdline; echo")
+    check(re.search(r"PPid:\s+1\b", out), f"custos's parent is not init:\n{out}", b)
+    check("/usr/sbin/custos run" in out, f"custos's command line:\n{out}", b)
+    gap = t_pet - t_exec
+    check(gap < 1.0, f"first keepalive {gap:.3f} s after the start-up line (limit 1 s)", b)
+    return {"boot_to_first_keepalive_s": round(t_pet - b.t0, 2), "exec_to_first_keepalive_s": round(gap, 3)}
+
+
+@test()
+def t2_service_sigkill_restarted_with_cause(b):
+    booted(b)
+    b.cursor = (0, 0)
+    b.wait_console(re.compile(r"web_server: (found )?running as pid \d+"), 10)
+    b.shell()
+    # rcS started this web_server, so custos is not its parent: the honest cause is unknown.
+    b.run("kill -9 $(cat /var/run/web_server.pid)")
+    b.wait_console("web_server: died: cause unknown (not our child)", 10)
+    _, _, m = b.wait_console(re.compile(r"web_server: running as pid (\d+)"), 15)
+    first = m.group(1)
+    # custos started this one (it is custos's child through the subreaper): the exact cause.
+    sent, _, _ = b.run("kill -9 $(cat /var/run/web_server.pid)")
+    t_died, line, _ = b.wait_console(
+        re.compile(r"web_server: died: killed by SIGKILL \(pid (\d+), up "), 10)
+    check(f"pid {first}," in line, f"died line names another pid than {first}: {line}", b)
+    b.wait_console(re.compile(
+        r"web_server: starting \(attempt \d+, after [0-9.]+m?s backoff\): died: killed by SIGKILL"), 10)
+    t_up, _, m = b.wait_console(
+        re.compile(r"web_server: running as pid (\d+) \(pidfile /var/run/web_server.pid\)"), 15)
+    check(m.group(1) != first, "the restarted web_server has the old pid", b)
+    _, _, out = b.run("wget -q -O - http://127.0.0.1/watchdog_page.html")
+    check("woof woof still alive" in out, f"web_server does not serve its page:\n{out}", b)
+    b.expect_no_event(("SHUTDOWN", "RESET"), 0.1)
+    return {"death_seen_after_s": round(t_died - sent, 2), "running_again_after_s": round(t_up - sent, 2)}
+
+
+@test()
+def t3a_custos_sigkill_respawned_no_reset(b):
+    booted(b)
+    b.shell()
+    old = custos_pid(b)
+    sent, _ = signal_custos(b, "9")
+    t_exec, _, _ = b.wait_console(STARTING, 10, "custos started again by init")
+    b.wait_console("web_server: found running as pid", 5)
+    t_pet, _, _ = b.wait_console(FIRST_PET, 5)
+    b.expect_no_event(("SHUTDOWN", "RESET"), TIMEOUT + 2 - (time.monotonic() - sent))
+    new = custos_pid(b)
+    check(new and new != old, f"custos pid before {old}, after {new}", b)
+    return {"respawn_first_keepalive_after_s": round(t_pet - sent, 2), "no_reset_for_s": TIMEOUT + 2}
+
+
+@test()
+def t3b_custos_sigkill_once_resets(b):
+    booted(b)
+    b.shell()
+    r = assert_watchdog_reset(b, "9", "SIGKILL of custos with ::once:")
+    check(len(b.events_named("SHUTDOWN")) == 1, "more than one SHUTDOWN", b)
+    starts = [line for _, line in b.lines if STARTING.search(line)]
+    check(len(starts) == 1, f"custos started {len(starts)} times with ::once:", b)
+    return r
+
+
+@test()
+def t4_custos_sigstop_resets(b):
+    booted(b)
+    b.shell()
+    return assert_watchdog_reset(b, "STOP", "SIGSTOP of custos")
+
+
+@test()
+def t5a_magic_close_sigterm_no_reset(b):
+    booted(b)
+    b.shell()
+    sent, _ = signal_custos(b, "TERM")
+    b.wait_console("watchdog: magic close: disarmed", 5)
+    b.expect_no_event(("SHUTDOWN", "RESET"), TIMEOUT + 2 - (time.monotonic() - sent))
+    _, _, out = b.run("pidof custos || echo custos-gone; kill -0 $(cat /var/run/web_server.pid) && echo web-alive")
+    check("custos-gone" in out, f"custos still running after SIGTERM:\n{out}", b)
+    check("web-alive" in out, f"web_server did not survive custos's exit:\n{out}", b)
+    return {"no_reset_for_s": TIMEOUT + 2}
+
+
+@test()
+def t5b_no_magic_close_sigterm_resets(b):
+    booted(b)
+    b.shell()
+    r = assert_watchdog_reset(b, "TERM", "SIGTERM with magic_close = false")
+    b.cursor = (0, 0)
+    b.wait_console(f"watchdog: left armed: the board resets in {TIMEOUT}s", 1)
+    return r
+
+
+@test(archs=("aarch64",))
+def t6_i6300esb_reset_reported_at_next_boot(b):
+    booted(b)
+    b.cursor = (0, 0)
+    b.wait_console(re.compile(r'watchdog: /dev/watchdog: "i6300ESB'), 1, "the i6300esb device")
+    b.wait_console("watchdog: boot status: no watchdog reset reported", 1)
+    b.shell()
+    done, _ = signal_custos(b, "9")
+    t_wd, ev = b.wait_event("WATCHDOG", TIMEOUT + 5)
+    check(ev["data"].get("action") == "reset", f"WATCHDOG event: {ev}", b)
+    lat = t_wd - done
+    check(TIMEOUT - PET - 0.5 <= lat <= TIMEOUT + 1,
+          f"the i6300esb fired {lat:.2f} s after SIGKILL, not within timeout + 1 s", b)
+    # QEMU then resets the machine (without -no-reboot: a RESET event, and the board reboots).
+    t_reset, ev = b.wait_event(("RESET", "SHUTDOWN"), 5)
+    check(ev["event"] == "RESET" and ev["data"].get("reason") == RESET_REASON,
+          f"expected RESET with reason {RESET_REASON}, got {ev}", b)
+    t_boot, _, _ = b.wait_console(
+        "watchdog: boot status: previous reset was caused by the watchdog (CARDRESET)", BOOT)
+    b.wait_console(FIRST_PET, 15)
+    return {"watchdog_fired_after_s": round(lat, 2), "reset_event_after_s": round(t_reset - done, 2),
+            "reset_to_boot_status_s": round(t_boot - t_reset, 2)}
+
+
+@test()
+def t7_subreaper_and_pidfd(b):
+    b.wait_console("board: rcS: done", BOOT)
+    _, line, _ = b.wait_console(re.compile(r"supervising \d+ service\(s\), polling every"), BOOT)
+    check("child subreaper: yes; pidfd: yes" in line, f"start-up line: {line}", b)
+    return {}
+
+
+VARIANTS = {
+    "t3b_custos_sigkill_once_resets": dict(inittab="once"),
+    "t5a_magic_close_sigterm_no_reset": dict(inittab="once", config="magic-close"),
+    "t5b_no_magic_close_sigterm_resets": dict(inittab="once"),
+    "t6_i6300esb_reset_reported_at_next_boot": dict(inittab="once", i6300esb=True, reboot=True),
+}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--board-dir", default=DEFAULT_BOARD_DIR)
+    ap.add_argument("-k", action="append", default=[], help="run tests whose name contains this")
+    ap.add_argument("-v", action="store_true", help="print console lines as they arrive")
+    ap.add_argument("archs", nargs="*", default=["armv7", "aarch64"])
+    args = ap.parse_args()
+    logs = os.path.join(args.board_dir, "logs")
+    results = []
+    t_all = time.monotonic()
+    for arch in args.archs:
+        for name, archs, fn in TESTS:
+            if arch not in archs or (args.k and not any(k in name for k in args.k)):
+                continue
+            label = f"{arch}/{name}"
+            print(f"board test {label} ...", flush=True)
+            t0 = time.monotonic()
+            log_path = os.path.join(logs, f"{arch}-{name}.log")
+            board = Board(arch, args.board_dir, log_path=log_path,
+                          echo=echo_to() if args.v else None, **VARIANTS.get(name, {}))
+            try:
+                with board:
+                    info = fn(board) or {}
+                took = time.monotonic() - t0
+                detail = ", ".join(f"{k}={v}" for k, v in info.items())
+                print(f"ok    {label} ({took:.1f} s){': ' + detail if detail else ''}", flush=True)
+                results.append((label, True, took))
+            except Exception as e:  # noqa: BLE001 - report every failure and go on
+                took = time.monotonic() - t0
+                print(f"FAIL  {label} ({took:.1f} s): {e}", flush=True)
+                if not isinstance(e, BoardError):
+                    traceback.print_exc()
+                print(f"      console log: {os.path.relpath(log_path)}", flush=True)
+                results.append((label, False, took))
+    total = time.monotonic() - t_all
+    passed = sum(1 for _, ok, _ in results if ok)
+    failed = len(results) - passed
+    print(f"board tests: {len(results)} run in {total:.1f} s")
+    for label, ok, took in results:
+        if not ok:
+            print(f"  failed: {label}")
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(0 if failed == 0 and results else 1)
+
+
+if __name__ == "__main__":
+    main()
