@@ -501,6 +501,16 @@ impl fmt::Write for Writer<'_> {
     }
 }
 
+/// The next multiple of `every` on the supervisor clock after `now`: checks with the same
+/// period run in the same pass of the loop, however their services were started, so that 20
+/// services cost one wake-up a period instead of 20 (measured: the idle CPU of custos with 20
+/// HTTP checks).
+pub fn aligned(now: Mono, every: Duration) -> Mono {
+    let every_ns = every.as_nanos().max(1);
+    let next = (now.as_nanos() / every_ns + 1) * every_ns;
+    Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX))
+}
+
 /// A check's work in progress.
 pub enum InFlight {
     Idle,
@@ -562,7 +572,7 @@ impl CheckRt {
         spawn: impl FnOnce(&crate::config::Argv) -> io::Result<i32>,
     ) -> Option<Result<(), Failure>> {
         use crate::config::CheckKind;
-        self.next_due = now + cfg.every;
+        self.next_due = aligned(now, cfg.every);
         let deadline = now + cfg.timeout;
         match &cfg.kind {
             CheckKind::Http {
@@ -704,6 +714,18 @@ mod tests {
 
     fn s(n: u64) -> Mono {
         Duration::from_secs(n)
+    }
+
+    #[test]
+    fn check_periods_are_aligned_to_a_common_grid() {
+        let ms = Duration::from_millis;
+        assert_eq!(aligned(ms(1_300), ms(1_000)), ms(2_000));
+        assert_eq!(
+            aligned(ms(2_000), ms(1_000)),
+            ms(3_000),
+            "strictly after now"
+        );
+        assert_eq!(aligned(ms(2_999), ms(1_000)), aligned(ms(2_001), ms(1_000)));
     }
 
     #[test]

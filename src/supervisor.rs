@@ -680,7 +680,7 @@ impl Supervisor {
 
         let tick = now >= self.next_tick;
         if tick {
-            self.next_tick = now + self.interval;
+            self.next_tick = crate::checks::aligned(now, self.interval);
         }
         for i in 0..self.svcs.len() {
             // A start script that just exited 0 is followed by an immediate look for the process.
@@ -1057,6 +1057,16 @@ impl Supervisor {
                         cause: Cause::Exited(127),
                     });
                 };
+                // A stopped process (SIGSTOP: the hang a check found) cannot act on the stop
+                // script's SIGTERM until it is continued: wake the verified pin first, or the
+                // script's wait-then-SIGKILL is all that can end it.
+                if procs::stat(pin.pid).is_some_and(|st| st.state == 'T') {
+                    info!(
+                        "{name}: pid {} is stopped: sending SIGCONT so that its stop script can stop it",
+                        pin.pid
+                    );
+                    let _ = signal_pin(s.pidfd.as_ref(), pin, libc::SIGCONT);
+                }
                 info!("{name}: running stop script `{stop}` for pid {}", pin.pid);
                 match scripts::spawn(stop, name, &s.out) {
                     Ok(pid) => s.script = Some((pid, Script::Stop)),
