@@ -42,6 +42,8 @@ enum Tag {
 }
 /// Children reaped per batch (deaths are handled before script exits within a batch).
 const REAP_BATCH: usize = 32;
+/// With a pidfd on a pinned process, /proc is read for it every this many ticks only.
+const CROSS_CHECK: u64 = 10;
 /// Events one event may lead to (a failed spawn feeds one back).
 const EVENT_QUEUE: usize = 4;
 
@@ -146,7 +148,10 @@ pub struct Supervisor {
     /// The [supervisor] section in force (settings that take effect only at start-up).
     settings: config::SupervisorConfig,
     interval: Duration,
-    pub svcs: heapless::Vec<Svc, MAX_SERVICES>,
+    /// The service table: allocated once with room for MAX_SERVICES and never grown (the
+    /// config is checked against that limit). On the heap because it is ~70 KB: as a value it
+    /// was copied through main's stack frame, 340 KB of resident stack (scripts/bench).
+    pub svcs: Vec<Svc>,
     signals: Signals,
     next_tick: Mono,
     facilities: Facilities,
@@ -159,6 +164,8 @@ pub struct Supervisor {
     control: Option<ControlServer>,
     /// Boot-loop guard tripped: no reboot escalation this boot.
     degraded: bool,
+    /// Ticks of the /proc poll since start-up.
+    ticks: u64,
     /// The service table was replaced (a reload) during this pass: poll results that name
     /// services by index are stale and must not be dispatched.
     table_changed: bool,
@@ -280,13 +287,10 @@ impl Supervisor {
                 None
             }
         };
-        let mut svcs = heapless::Vec::new();
-        for cfg in config.services {
-            let svc = Svc::new(cfg)?;
-            if svcs.push(svc).is_err() {
-                // Checked at load: the config never holds more than MAX_SERVICES.
-                break;
-            }
+        let mut svcs = Vec::with_capacity(MAX_SERVICES);
+        // Checked at load: the config never holds more than MAX_SERVICES.
+        for cfg in config.services.into_iter().take(MAX_SERVICES) {
+            svcs.push(Svc::new(cfg)?);
         }
         Ok(Supervisor {
             config_path: config_path.to_path_buf(),
@@ -305,6 +309,7 @@ impl Supervisor {
             record,
             degraded: false,
             table_changed: false,
+            ticks: 0,
         })
     }
 
@@ -681,11 +686,16 @@ impl Supervisor {
         let tick = now >= self.next_tick;
         if tick {
             self.next_tick = crate::checks::aligned(now, self.interval);
+            self.ticks = self.ticks.wrapping_add(1);
         }
+        // A pinned process watched through a pidfd reports its exit by itself: /proc is then
+        // only a cross-check, every CROSS_CHECK ticks.
+        let cross_check = self.ticks.is_multiple_of(CROSS_CHECK);
         for i in 0..self.svcs.len() {
             // A start script that just exited 0 is followed by an immediate look for the process.
             let starting = matches!(self.svcs[i].st.phase, Phase::Starting { script: false, .. });
-            if tick || starting {
+            let watched = self.svcs[i].pidfd.is_some() && self.svcs[i].st.pin().is_some();
+            if (tick && (!watched || cross_check)) || starting {
                 self.probe(i, now);
             }
             self.run_checks(i, now);
@@ -1215,7 +1225,7 @@ impl Supervisor {
             }
         };
         let mut old = std::mem::take(&mut self.svcs);
-        let mut table: heapless::Vec<Svc, MAX_SERVICES> = heapless::Vec::new();
+        let mut table: Vec<Svc> = Vec::with_capacity(MAX_SERVICES);
         for cfg in new.services {
             let svc = match old.iter().position(|s| s.cfg.name == cfg.name) {
                 Some(k) => {
@@ -1256,9 +1266,10 @@ impl Supervisor {
                     }
                 }
             };
-            if table.push(svc).is_err() {
+            if table.len() == MAX_SERVICES {
                 break; // checked at load
             }
+            table.push(svc);
         }
         for s in old.iter() {
             info!(
