@@ -155,7 +155,6 @@ pub struct Supervisor {
     signals: Signals,
     next_tick: Mono,
     facilities: Facilities,
-    exit: bool,
     watchdog: Option<Watchdog>,
     watchdog_cfg: Option<WatchdogConfig>,
     next_pet: Mono,
@@ -300,7 +299,6 @@ impl Supervisor {
             signals,
             next_tick: Duration::ZERO,
             facilities: Facilities { subreaper, pidfd },
-            exit: false,
             watchdog,
             watchdog_cfg: config.watchdog,
             next_pet: Duration::ZERO,
@@ -311,10 +309,6 @@ impl Supervisor {
             table_changed: false,
             ticks: 0,
         })
-    }
-
-    pub fn facilities(&self) -> Facilities {
-        self.facilities
     }
 
     fn now(&self) -> Mono {
@@ -621,7 +615,6 @@ impl Supervisor {
                             "{} received: exiting; services are left running",
                             SigName(sig)
                         );
-                        self.exit = true;
                         return Some(Exit::Signal(sig));
                     }
                     other => debug!("ignoring {}", SigName(other)),
@@ -1296,10 +1289,6 @@ impl Supervisor {
         info!("{msg}");
         self.note(Kind::Reload, "", &msg);
         Ok(msg)
-    }
-
-    pub fn exiting(&self) -> bool {
-        self.exit
     }
 }
 
