@@ -109,7 +109,9 @@ fn a_sigstopped_service_is_replaced() {
     c.wait_log("failed (1/1): timeout after 1s", 15);
     c.wait_log("testd: restarting: check 1 failed 1 time(s) in a row", 5);
     c.wait_log(
-        &format!("testd: pid {pid} is stopped: sending SIGCONT so that its stop script can stop it"),
+        &format!(
+            "testd: pid {pid} is stopped: sending SIGCONT so that its stop script can stop it"
+        ),
         5,
     );
     let new = wait_new_pid(&dir.join("testd.pid"), pid, 15);
