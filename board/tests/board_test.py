@@ -227,11 +227,123 @@ def t7_subreaper_and_pidfd(b):
     return {}
 
 
+STATE_MOUNTED = "board: state: /dev/vda (ext4) mounted at /var/lib/custos"
+CARDRESET = "watchdog: boot status: previous reset was caused by the watchdog (CARDRESET)"
+
+
+def wait_record(b, service, kind, timeout=15):
+    """Polls /var/lib/custos/record on the board (custos writes it at most every 5 s) until it
+    holds an entry of `kind` for `service` ("" for custos-wide); returns the seconds it took."""
+    _, _, out = b.run(
+        f"t=$(printf '\\t{service}\\t{kind}\\t'); i=0; "
+        f"while ! grep -q \"$t\" /var/lib/custos/record 2>/dev/null && [ $i -lt {timeout * 10} ]; do "
+        "sleep 0.1; i=$((i + 1)); done; grep -q \"$t\" /var/lib/custos/record && echo record-has-it-after $i",
+        timeout=timeout + 10)
+    m = re.search(r"^record-has-it-after (\d+)", out, re.M)
+    check(m, f"no {kind} entry for '{service}' in /var/lib/custos/record within {timeout} s:\n{out}", b)
+    return int(m.group(1)) / 10
+
+
+def reset_by_i6300esb(b):
+    """kill -9 of custos (::once:): the i6300esb fires (QMP WATCHDOG, action reset) within
+    timeout + 1 s and the board reboots (RESET, reason guest-reset; no -no-reboot). Moves the
+    console cursor to the new boot and returns that mark."""
+    done, _ = signal_custos(b, "9")
+    t_wd, ev = b.wait_event("WATCHDOG", TIMEOUT + 5)
+    check(ev["data"].get("action") == "reset", f"WATCHDOG event: {ev}", b)
+    check(t_wd - done <= TIMEOUT + 1, f"the i6300esb fired {t_wd - done:.2f} s after SIGKILL", b)
+    _, ev = b.wait_event(("RESET", "SHUTDOWN"), 5)
+    check(ev["event"] == "RESET" and ev["data"].get("reason") == RESET_REASON,
+          f"expected RESET with reason {RESET_REASON}, got {ev}", b)
+    b.cursor = b.mark()
+    return b.cursor
+
+
+def shell_after(b, mark):
+    """The console's root shell of the boot that started at `mark` (after a reset)."""
+    saved = b.cursor
+    b.cursor = mark
+    b.wait_console("Please press Enter to activate this console.", BOOT, partial=True)
+    b.cursor = saved
+    b.send("\n")
+    return b.run("stty cols 1000 rows 50", timeout=15)
+
+
+@test(archs=("aarch64",))
+def t8_record_survives_a_reset(b):
+    booted(b)
+    b.cursor = (0, 0)
+    b.wait_console(STATE_MOUNTED, 1, "the state disk mounted by rcS")
+    b.wait_console(re.compile(r"web_server: (found )?running as pid \d+"), 10)
+    b.shell()
+    b.run("kill -9 $(cat /var/run/web_server.pid)")
+    b.wait_console("web_server: died: cause unknown (not our child)", 10)
+    # The record is written at most every 5 s: wait until the death is on the disk, then
+    # reset the board (a SIGTERM of custos would flush it at once; a reset does not).
+    written = wait_record(b, "web_server", "died")
+    t_kill = time.monotonic()
+    mark = reset_by_i6300esb(b)
+    b.wait_console(STATE_MOUNTED, BOOT, "the state disk mounted after the reset")
+    b.cursor = mark
+    t_boot, _, _ = b.wait_console(CARDRESET, BOOT)
+    b.wait_console(FIRST_PET, 15)
+    shell_after(b, mark)
+    _, _, out = b.run("custos why web_server")
+    died = [ln for ln in out.splitlines() if re.search(r"web_server died: .*cause unknown \(not our child\)", ln)]
+    check(died, f"`custos why web_server` after the reset does not show the death:\n{out}", b)
+    check(all(ln.rstrip().endswith("(earlier boot)") for ln in died),
+          f"the death before the reset is not marked (earlier boot):\n{out}", b)
+    _, _, out = b.run("custos events")
+    resets = [ln for ln in out.splitlines() if re.search(r"\bwatchdog-reset: ", ln)]
+    check(len(resets) == 1 and not resets[0].rstrip().endswith("(earlier boot)"),
+          f"`custos events` does not show one watchdog-reset of this boot:\n{out}", b)
+    check("CARDRESET" in resets[0], f"watchdog-reset entry: {resets[0]}", b)
+    return {"death_on_disk_after_s": written, "kill_to_boot_status_s": round(t_boot - t_kill, 2)}
+
+
+@test(archs=("aarch64",))
+def t9_boot_loop_guard(b):
+    # board.config=boot-loop: max_resets = 1, so the second boot after a watchdog reset (two
+    # resets within reset_window) starts degraded.
+    booted(b)
+    b.cursor = (0, 0)
+    b.wait_console(STATE_MOUNTED, 1, "the state disk mounted by rcS")
+    b.shell()
+    marks = []
+    for n in (1, 2):
+        mark = reset_by_i6300esb(b)
+        marks.append(time.monotonic())
+        b.wait_console(CARDRESET, BOOT, f"CARDRESET after reset {n}")
+        b.wait_console(FIRST_PET, 15)
+        if n == 2:
+            break
+        shell_after(b, mark)
+        # This boot's watchdog-reset must be on the disk before the next reset.
+        wait_record(b, "", "watchdog-reset")
+        text = b.console_since(mark)
+        check("boot-loop guard" not in text and "DEGRADED" not in text,
+              "degraded after a single watchdog reset (max_resets = 1)", b)
+    b.cursor = mark
+    t_guard, line, _ = b.wait_console(re.compile(
+        r"boot-loop guard: 2 boots ended in a watchdog reset within 1h \(max_resets = 1\): DEGRADED MODE"),
+        BOOT, "the boot-loop guard's line")
+    shell_after(b, mark)
+    _, _, out = b.run("custos status")
+    check("DEGRADED" in out, f"`custos status` does not say DEGRADED:\n{out}", b)
+    _, _, out = b.run("custos events")
+    resets = [ln.rstrip() for ln in out.splitlines() if re.search(r"\bwatchdog-reset: ", ln)]
+    check(len(resets) == 2 and resets[0].endswith("(earlier boot)") and not resets[1].endswith("(earlier boot)"),
+          f"`custos events`: expected a watchdog-reset of the earlier boot and one of this one:\n{out}", b)
+    return {"second_reset_to_guard_line_s": round(t_guard - marks[1], 2)}
+
+
 VARIANTS = {
     "t3b_custos_sigkill_once_resets": dict(inittab="once"),
     "t5a_magic_close_sigterm_no_reset": dict(inittab="once", config="magic-close"),
     "t5b_no_magic_close_sigterm_resets": dict(inittab="once"),
     "t6_i6300esb_reset_reported_at_next_boot": dict(inittab="once", i6300esb=True, reboot=True),
+    "t8_record_survives_a_reset": dict(inittab="once", i6300esb=True, reboot=True, disk=True),
+    "t9_boot_loop_guard": dict(inittab="once", config="boot-loop", i6300esb=True, reboot=True, disk=True),
 }
 
 

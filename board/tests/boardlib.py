@@ -9,6 +9,7 @@ import json
 import os
 import re
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -58,17 +59,21 @@ class Board:
 
     inittab: None or "once" (board.inittab=once); config: None or "magic-close"
     (board.config=...); i6300esb: add the PCI watchdog (aarch64); reboot: let a reset reboot
-    the guest (a RESET event) instead of ending QEMU (a SHUTDOWN event, reason guest-reset).
+    the guest (a RESET event) instead of ending QEMU (a SHUTDOWN event, reason guest-reset);
+    disk: attach a fresh copy of the empty state disk (board_dir/state-disk.img, ext4, made by
+    `scripts/board build`) as a virtio disk, which rcS mounts at /var/lib/custos; the copy
+    lives as long as this Board, so it survives the guest's resets.
     """
 
     def __init__(self, arch, board_dir=DEFAULT_BOARD_DIR, *, inittab=None, config=None,
-                 i6300esb=False, reboot=False, quiet=True, log_path=None, echo=None):
+                 i6300esb=False, reboot=False, disk=False, quiet=True, log_path=None, echo=None):
         self.arch = arch
         self.dir = os.path.join(board_dir, arch)
         self.inittab = inittab
         self.config = config
         self.i6300esb = i6300esb
         self.reboot = reboot
+        self.disk_template = os.path.join(board_dir, "state-disk.img") if disk else None
         self.quiet = quiet
         self.log_path = log_path
         self.echo = echo  # callable(t, line) for live output, or None
@@ -101,6 +106,8 @@ class Board:
             cmd += ["-device", "i6300esb", "-watchdog-action", "reset"]
         if not self.reboot:
             cmd.append("-no-reboot")
+        if self.disk_template:
+            cmd += ["-drive", f"file={self.disk_path},if=virtio,format=raw"]
         cmd += [
             "-display", "none", "-monitor", "none", "-serial", "stdio",
             "-kernel", os.path.join(self.dir, "vmlinuz"),
@@ -115,10 +122,18 @@ class Board:
     def qmp_path(self):
         return os.path.join(self.dir, f"qmp-{os.getpid()}.sock")
 
+    @property
+    def disk_path(self):
+        return os.path.join(self.dir, f"disk-{os.getpid()}.img")
+
     def start(self):
         for f in ("vmlinuz", "initramfs.cpio.gz"):
             if not os.path.exists(os.path.join(self.dir, f)):
                 raise BoardError(f"no {self.dir}/{f}: run scripts/board build {self.arch}")
+        if self.disk_template:
+            if not os.path.exists(self.disk_template):
+                raise BoardError(f"no {self.disk_template}: run scripts/board build {self.arch}")
+            shutil.copyfile(self.disk_template, self.disk_path)
         if os.path.exists(self.qmp_path):
             os.unlink(self.qmp_path)
         if self.log_path:
@@ -174,10 +189,12 @@ class Board:
             except OSError:
                 pass
         self.qmp = None
-        try:
-            os.unlink(self.qmp_path)
-        except OSError:
-            pass
+        for f in (self.qmp_path, self.disk_path if self.disk_template else None):
+            try:
+                if f:
+                    os.unlink(f)
+            except OSError:
+                pass
 
     def __enter__(self):
         return self.start()
