@@ -1009,6 +1009,14 @@ mod tests {
         Duration::from_secs(n)
     }
 
+    /// A service whose process PIN is pinned and running.
+    fn running() -> ServiceState {
+        ServiceState {
+            phase: Phase::Running { pin: PIN },
+            ..Default::default()
+        }
+    }
+
     fn all_phases() -> Vec<Phase> {
         let why = RestartWhy::Operator;
         let mut v = vec![
@@ -1212,10 +1220,7 @@ mod tests {
     #[test]
     fn a_death_waits_out_the_backoff_then_starts_with_its_cause() {
         let p = policy(true);
-        let mut st = ServiceState {
-            phase: Phase::Running { pin: PIN },
-            ..Default::default()
-        };
+        let mut st = running();
         let cause = Cause::Killed {
             signal: 9,
             core: false,
@@ -1329,10 +1334,7 @@ mod tests {
         let mut p = policy(true);
         p.restart.on_exhausted = OnExhausted::Reboot;
         p.restart.max_restarts = 1;
-        let mut st = ServiceState {
-            phase: Phase::Running { pin: PIN },
-            ..Default::default()
-        };
+        let mut st = running();
         let cause = Cause::Exited(1);
         st.decide(
             &p,
@@ -1367,10 +1369,7 @@ mod tests {
     #[test]
     fn operator_stop_is_graceful_and_leaves_it_unmonitored_until_start() {
         let p = policy(false);
-        let mut st = ServiceState {
-            phase: Phase::Running { pin: PIN },
-            ..Default::default()
-        };
+        let mut st = running();
         let a = st.decide(&p, Event::Operator(Op::Stop), s(1));
         assert_eq!(
             a[0],
@@ -1416,10 +1415,7 @@ mod tests {
     #[test]
     fn unmonitor_leaves_the_process_alone_and_monitor_adopts_it() {
         let p = policy(true);
-        let mut st = ServiceState {
-            phase: Phase::Running { pin: PIN },
-            ..Default::default()
-        };
+        let mut st = running();
         let a = st.decide(&p, Event::Operator(Op::Unmonitor), s(1));
         assert_eq!(
             a.as_slice(),
@@ -1527,10 +1523,7 @@ mod tests {
     #[test]
     fn restart_runs_stop_then_term_then_kill_then_start() {
         let p = policy(true);
-        let mut st = ServiceState {
-            phase: Phase::Running { pin: PIN },
-            ..Default::default()
-        };
+        let mut st = running();
         let why = RestartWhy::Operator;
         let a = st.decide(&p, Event::RestartRequested(why), s(10));
         assert_eq!(
@@ -1610,10 +1603,7 @@ mod tests {
     #[test]
     fn a_stop_script_that_kills_is_named_in_the_log() {
         let p = policy(true);
-        let mut st = ServiceState {
-            phase: Phase::Running { pin: PIN },
-            ..Default::default()
-        };
+        let mut st = running();
         st.decide(&p, Event::RestartRequested(RestartWhy::Operator), s(1));
         let cause = Cause::Killed {
             signal: 9,
@@ -1653,10 +1643,7 @@ mod tests {
     #[test]
     fn without_stop_script_a_restart_starts_with_sigterm() {
         let p = policy(false);
-        let mut st = ServiceState {
-            phase: Phase::Running { pin: PIN },
-            ..Default::default()
-        };
+        let mut st = running();
         let a = st.decide(&p, Event::RestartRequested(RestartWhy::Operator), s(1));
         assert_eq!(
             a[1],
@@ -1699,10 +1686,7 @@ mod tests {
     #[test]
     fn polling_that_finds_the_pin_gone_reports_an_unknown_cause() {
         let p = policy(true);
-        let mut st = ServiceState {
-            phase: Phase::Running { pin: PIN },
-            ..Default::default()
-        };
+        let mut st = running();
         let a = st.decide(
             &p,
             Event::Observed(Observation::Absent(Absent::PinGone)),
