@@ -389,6 +389,7 @@ pub enum Note {
     Stopped,
     Unmonitored,
     Monitored,
+    StopPending,
 }
 
 impl fmt::Display for Note {
@@ -424,6 +425,9 @@ impl fmt::Display for Note {
                 "no longer monitored (asked by the operator); the process is left as it is",
             ),
             Note::Monitored => f.write_str("monitored again (asked by the operator)"),
+            Note::StopPending => f.write_str(
+                "stop asked while it starts: it will be stopped once its process is up",
+            ),
             Note::SurvivesKill { pin, waited } => write!(
                 f,
                 "pid {} still alive {} after SIGKILL (uninterruptible sleep?); waiting",
@@ -451,6 +455,9 @@ pub struct ServiceState {
     /// Restarts since load, for status.
     pub total_restarts: u32,
     pub last_death: Option<Cause>,
+    /// `custos stop` arrived while a start was under way: stop the process once it is up (or
+    /// give up the start), instead of leaving a daemon it forked running unwatched.
+    pub stop_pending: bool,
 }
 
 impl Default for ServiceState {
@@ -461,6 +468,7 @@ impl Default for ServiceState {
             restarts: HVec::new(),
             total_restarts: 0,
             last_death: None,
+            stop_pending: false,
         }
     }
 }
@@ -541,6 +549,16 @@ impl ServiceState {
                         adopted: false,
                     },
                 );
+                if std::mem::take(&mut self.stop_pending) {
+                    let more = self.decide(
+                        policy,
+                        Event::RestartRequested(RestartWhy::OperatorStop),
+                        now,
+                    );
+                    for a in more {
+                        push(&mut out, a);
+                    }
+                }
             }
             // ---- nothing there at start-up: only start, never stop first
             (Phase::Unknown | Phase::Held(_), Event::Observed(Observation::Absent(why))) => {
@@ -808,6 +826,12 @@ impl ServiceState {
             }
             (Phase::Stopping { .. }, Event::Operator(Op::Restart)) => {}
             (Phase::Unmonitored, Event::Operator(Op::Stop | Op::Unmonitor)) => {}
+            (Phase::Starting { .. }, Event::Operator(Op::Stop)) => {
+                // The start script may already have forked the daemon: let the start finish,
+                // then stop what it started, gracefully.
+                self.stop_pending = true;
+                push(&mut out, Action::Log(Note::StopPending));
+            }
             (_, Event::Operator(Op::Stop | Op::Unmonitor)) => {
                 if let Phase::Starting { script: true, .. } = self.phase {
                     push(&mut out, Action::KillScript(Script::Start));
@@ -823,7 +847,10 @@ impl ServiceState {
                 };
                 push(&mut out, Action::Log(note));
             }
-            (Phase::Starting { .. }, Event::Operator(_)) => {}
+            (Phase::Starting { .. }, Event::Operator(_)) => {
+                // Start, monitor, restart: the start under way is what was asked for.
+                self.stop_pending = false;
+            }
             (_, Event::Operator(Op::Start | Op::Monitor | Op::Restart)) => {
                 // Unknown, Waiting, GivenUp, Held, Unmonitored: look again with a clean slate;
                 // the next probe adopts a running process or starts a missing one.
@@ -875,6 +902,11 @@ impl ServiceState {
         out: &mut Actions,
     ) {
         push(out, Action::Log(Note::StartFailed(failure)));
+        if std::mem::take(&mut self.stop_pending) {
+            self.phase = Phase::Unmonitored;
+            push(out, Action::Log(Note::Stopped));
+            return;
+        }
         self.fails = self.fails.saturating_add(1);
         self.schedule(policy, StartWhy::Failed(failure), now, out);
     }
@@ -1410,6 +1442,57 @@ mod tests {
             s(4),
         );
         assert!(matches!(a[0], Action::Start { attempt: 1, .. }), "{a:?}");
+    }
+
+    #[test]
+    fn a_stop_during_a_start_stops_what_the_start_brought_up() {
+        let p = policy(true);
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        let a = st.decide(&p, Event::Operator(Op::Stop), s(1));
+        assert_eq!(a.as_slice(), &[Action::Log(Note::StopPending)]);
+        st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(1),
+        );
+        let a = st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(2));
+        assert_eq!(
+            a[0],
+            Action::Pinned {
+                pin: PIN,
+                adopted: false
+            }
+        );
+        assert_eq!(
+            a[1],
+            Action::Log(Note::Restarting(RestartWhy::OperatorStop))
+        );
+        assert_eq!(
+            a[2],
+            Action::RunStop {
+                pin: PIN,
+                why: RestartWhy::OperatorStop
+            }
+        );
+        // And a start that fails while a stop is pending ends unmonitored, not in backoff.
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        st.decide(&p, Event::Operator(Op::Stop), s(1));
+        let a = st.decide(&p, Event::Deadline, s(10));
+        assert_eq!(a.last(), Some(&Action::Log(Note::Stopped)));
+        assert_eq!(st.phase, Phase::Unmonitored);
     }
 
     #[test]
