@@ -3,9 +3,11 @@
 //! config → core (pure decisions) → effectors (proc identity, scripts, signals) → one event loop.
 
 pub mod checks;
+pub mod child;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod keeper;
 pub mod limits;
 pub mod pidfd;
 pub mod procs;

@@ -194,6 +194,8 @@ fn usage(msg: &str) -> ExitCode {
 }
 
 fn run(path: PathBuf) -> ExitCode {
+    // Before custos opens anything: what it inherited must not leak into its services.
+    let sealed = custos::child::seal_inherited_fds();
     // The config says where to log, and a logger can be installed only once: read the config
     // first; its errors go to stderr either way.
     let loaded = config::load(&path);
@@ -215,6 +217,13 @@ fn run(path: PathBuf) -> ExitCode {
         env!("CARGO_PKG_VERSION"),
         path.display()
     );
+    match sealed {
+        Ok(0) => {}
+        Ok(n) => log::debug!("{n} inherited fd(s) marked close-on-exec"),
+        Err(e) => log::warn!(
+            "cannot list inherited fds ({e}; is /proc mounted?): fds custos inherited may leak into services on kernels before 5.11"
+        ),
+    }
     let cfg = match loaded {
         Ok(c) => c,
         Err(errors) => {

@@ -18,6 +18,7 @@ use crate::core::{
     ServiceState, SigName,
 };
 use crate::core::{Op, RestartWhy as Why};
+use crate::keeper::Keeper;
 use crate::limits::{MAX_CHECKS, MAX_SERVICES};
 use crate::pidfd::{self, PidFd};
 use crate::procs::{self, PinState};
@@ -170,6 +171,10 @@ pub struct Supervisor {
     table_changed: bool,
     /// The events of this and earlier boots (deaths, actions), kept in state_dir.
     pub record: Record,
+    /// Holds the services' output pipes for the daemons that write to them when custos is gone.
+    keeper: Keeper,
+    /// When the output keeper was last started (it is restarted at most once a second).
+    keeper_started: Mono,
 }
 
 /// Why the loop ended.
@@ -308,7 +313,29 @@ impl Supervisor {
             degraded: false,
             table_changed: false,
             ticks: 0,
+            keeper: Keeper::new(),
+            keeper_started: Duration::ZERO,
         })
+        .map(|mut s| {
+            s.renew_keeper(procs::boottime());
+            s
+        })
+    }
+
+    /// Forks an output keeper holding every service's pipe (and the retired ones), replacing
+    /// the one that runs.
+    fn renew_keeper(&mut self, now: Mono) {
+        let mut live: heapless::Vec<i32, MAX_SERVICES> = heapless::Vec::new();
+        for s in &self.svcs {
+            let _ = live.push(s.out.as_fd().as_raw_fd());
+        }
+        self.keeper_started = now;
+        match self.keeper.renew(&live) {
+            Ok(pid) => debug!("output keeper runs as pid {pid}"),
+            Err(e) => warn!(
+                "cannot start the output keeper: {e}: a daemon that writes to the stdout its start script gave it may die when custos exits"
+            ),
+        }
     }
 
     fn now(&self) -> Mono {
@@ -693,6 +720,14 @@ impl Supervisor {
             }
             self.run_checks(i, now);
         }
+        if tick {
+            self.keeper.sweep();
+            if self.keeper.pid().is_none()
+                && now.saturating_sub(self.keeper_started) >= Duration::from_secs(1)
+            {
+                self.renew_keeper(now);
+            }
+        }
         self.reboot_if_due(now);
         if let Some(c) = &mut self.control {
             c.sweep(now);
@@ -921,6 +956,17 @@ impl Supervisor {
             // Deaths of pinned processes first, so a stop script's exit finds them settled.
             let mut others: heapless::Vec<(i32, Cause), REAP_BATCH> = heapless::Vec::new();
             for &(pid, cause) in &batch {
+                match self.keeper.reaped(pid) {
+                    Some(true) => {
+                        warn!("output keeper (pid {pid}) {cause}: starting another");
+                        continue;
+                    }
+                    Some(false) => {
+                        debug!("replaced output keeper (pid {pid}) reaped: {cause}");
+                        continue;
+                    }
+                    None => {}
+                }
                 // A child custos spawned (script, check program, killed script) owns its PID:
                 // a pinned non-child that died may have had the same PID before it was reused.
                 let ours = self.svcs.iter().any(|s| {
@@ -1219,6 +1265,7 @@ impl Supervisor {
         };
         let mut old = std::mem::take(&mut self.svcs);
         let mut table: Vec<Svc> = Vec::with_capacity(MAX_SERVICES);
+        let mut pipes_changed = false;
         for cfg in new.services {
             let svc = match old.iter().position(|s| s.cfg.name == cfg.name) {
                 Some(k) => {
@@ -1250,6 +1297,7 @@ impl Supervisor {
                 }
                 None => {
                     info!("{}: new service", cfg.name);
+                    pipes_changed = true;
                     match Svc::new(cfg) {
                         Ok(s) => s,
                         Err(e) => {
@@ -1264,11 +1312,14 @@ impl Supervisor {
             }
             table.push(svc);
         }
-        for s in old.iter() {
+        for s in old.drain(..) {
             info!(
                 "{}: removed from the config: no longer supervised; left running",
                 s.cfg.name
             );
+            // Its daemon may still write to the stdout its start script gave it.
+            self.keeper.retire(s.out.into_read());
+            pipes_changed = true;
         }
         let (old, new_s) = (&self.settings, &new.supervisor);
         if old.log != new_s.log
@@ -1283,6 +1334,9 @@ impl Supervisor {
         }
         self.svcs = table;
         self.table_changed = true;
+        if pipes_changed {
+            self.renew_keeper(now);
+        }
         self.interval = new.supervisor.interval;
         self.next_tick = now;
         let msg = format!("reload done: {} service(s)", self.svcs.len());

@@ -74,19 +74,24 @@ pub struct Custos {
 impl Custos {
     /// Writes `config` to dir/custos.toml and runs `custos run -c` on it, logging to dir/custos.log.
     pub fn start(dir: &Path, config: &str) -> Custos {
+        Custos::start_with(dir, config, |_| {})
+    }
+
+    /// Same, with `adjust` applied to the command before it is spawned.
+    pub fn start_with(dir: &Path, config: &str, adjust: impl FnOnce(&mut Command)) -> Custos {
         let cfg = dir.join("custos.toml");
         fs::write(&cfg, config).expect("write config");
         let log = dir.join("custos.log");
         let f = File::create(&log).expect("log file");
-        let child = custos_command()
-            .args(["run", "-c"])
+        let mut cmd = custos_command();
+        cmd.args(["run", "-c"])
             .arg(&cfg)
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(f.try_clone().expect("dup"))
-            .stderr(f)
-            .spawn()
-            .expect("spawn custos");
+            .stderr(f);
+        adjust(&mut cmd);
+        let child = cmd.spawn().expect("spawn custos");
         Custos {
             child,
             dir: dir.to_path_buf(),
@@ -146,14 +151,17 @@ impl Drop for Custos {
         // Daemons outlive custos by design: clean up every one this test started.
         if let Ok(starts) = fs::read_to_string(self.dir.join("starts")) {
             for pid in starts.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                // The daemon and what it started in its own session (fixtures call setsid).
+                kill(-pid, libc::SIGKILL);
                 kill(pid, libc::SIGKILL);
             }
         }
     }
 }
 
+/// kill(2) a test-owned PID, or with a negative `pid` its process group.
 pub fn kill(pid: i32, sig: i32) {
-    if pid > 1 {
+    if !(-1..=1).contains(&pid) {
         // SAFETY: kill(2); test-owned PIDs only.
         unsafe { libc::kill(pid, sig) };
     }

@@ -1,0 +1,296 @@
+//! The output keeper: a small process, forked from custos, that holds a second read end of every
+//! script output pipe so that a daemon writing to the stdout its init script gave it never dies
+//! or blocks because custos went away.
+//!
+//! Every script of a service writes into that service's pipe, and a daemon it starts keeps the
+//! pipe as its stdout/stderr. custos reads the pipe into its log. Were custos the only reader, a
+//! daemon's next write after custos exits (SIGTERM, kill -9, a crash, an upgrade) or drops the
+//! service (a reload) would raise SIGPIPE, the default action of which kills it; a runtime that
+//! ignores SIGPIPE (Python, Rust) gets EPIPE from its print and usually dies of that instead.
+//!
+//! The keeper does not read while custos lives (custos does, into the log), except the pipes of
+//! services a reload removed ("retired"), which it drains and discards. It learns that custos is
+//! gone from its lifeline, a pipe whose only write end custos holds: end-of-file there means
+//! custos is gone, however it went. From then on it drains and discards every pipe, and exits
+//! once no process holds a write end of any of them. So writes to an inherited stdout always
+//! succeed and never block for longer than custos or the keeper takes to read.
+//!
+//! The keeper is forked again whenever the set of pipes changes (a reload that adds or removes a
+//! service): the new one inherits them all, then the old one is killed. Its code runs in a
+//! forked child of a process that may have threads: only async-signal-safe system calls, no
+//! allocation, no logging.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::limits::MAX_SERVICES;
+
+/// Pipes of removed services kept for the keeper while a daemon may still write into them.
+pub const MAX_RETIRED: usize = MAX_SERVICES;
+/// Pipes one keeper holds: the live services' and the retired ones.
+const MAX_HELD: usize = MAX_SERVICES + MAX_RETIRED;
+/// Old keepers killed and not reaped yet.
+const MAX_KILLED: usize = 4;
+/// The name the keeper shows in /proc/PID/comm (ps, top).
+const NAME: &[u8] = b"custos-keeper\0";
+
+pub struct Keeper {
+    /// The running keeper's PID, if one runs.
+    pid: Option<i32>,
+    /// custos's end of the running keeper's lifeline.
+    lifeline: Option<OwnedFd>,
+    /// Read ends of pipes whose service was removed: the keeper drains them; custos keeps its
+    /// copy only so that the next keeper inherits it, and closes it once no writer is left.
+    retired: heapless::Vec<OwnedFd, MAX_RETIRED>,
+    /// Keepers that were replaced and killed, not yet reaped: their exit is not news.
+    killed: heapless::Vec<i32, MAX_KILLED>,
+}
+
+impl Default for Keeper {
+    fn default() -> Self {
+        Keeper::new()
+    }
+}
+
+impl Keeper {
+    pub const fn new() -> Keeper {
+        Keeper {
+            pid: None,
+            lifeline: None,
+            retired: heapless::Vec::new(),
+            killed: heapless::Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        self.pid
+    }
+
+    /// Forks a keeper that holds `live` (the services' pipes' read ends) and the retired pipes,
+    /// then kills the one it replaces. Returns the new keeper's PID.
+    pub fn renew(&mut self, live: &[RawFd]) -> io::Result<i32> {
+        let (lifeline_read, lifeline_write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(io::Error::from)?;
+        let mut held: heapless::Vec<RawFd, MAX_HELD> = heapless::Vec::new();
+        let mut draining: heapless::Vec<bool, MAX_HELD> = heapless::Vec::new();
+        for &fd in live.iter().take(MAX_SERVICES) {
+            let _ = held.push(fd);
+            let _ = draining.push(false);
+        }
+        for fd in &self.retired {
+            let _ = held.push(fd.as_raw_fd());
+            let _ = draining.push(true);
+        }
+        // SAFETY: fork(2). The child runs only `keep`, which makes async-signal-safe system calls
+        // on the integers and fixed arrays it was given, and never returns.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            keep(lifeline_read.as_raw_fd(), &held, &draining);
+        }
+        drop(lifeline_read);
+        if let Some(old) = self.pid.replace(pid) {
+            // Our unreaped child: its PID cannot have been reused.
+            // SAFETY: kill(2) takes integers only.
+            unsafe { libc::kill(old, libc::SIGKILL) };
+            if self.killed.is_full() {
+                self.killed.remove(0);
+            }
+            let _ = self.killed.push(old);
+        }
+        // Replacing the old lifeline closes it: the old keeper, if it is not dead yet, takes
+        // custos for gone and drains too, which is harmless.
+        self.lifeline = Some(lifeline_write);
+        Ok(pid)
+    }
+
+    /// A removed service's pipe: the next keeper drains it.
+    pub fn retire(&mut self, read: OwnedFd) {
+        if self.retired.is_full() {
+            // The oldest retired pipe has waited longest for its writers to go: let it go.
+            self.retired.remove(0);
+        }
+        let _ = self.retired.push(read);
+    }
+
+    /// Closes retired pipes that no process writes to any more. Returns how many are left.
+    pub fn sweep(&mut self) -> usize {
+        let mut k = 0;
+        while k < self.retired.len() {
+            let mut p = libc::pollfd {
+                fd: self.retired[k].as_raw_fd(),
+                events: 0,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, zero timeout.
+            let n = unsafe { libc::poll(&mut p, 1, 0) };
+            if n == 1 && p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                self.retired.swap_remove(k);
+            } else {
+                k += 1;
+            }
+        }
+        self.retired.len()
+    }
+
+    /// A child was reaped: whether it was a keeper. `Some(true)`: the running keeper died (the
+    /// caller starts another); `Some(false)`: a replaced one.
+    pub fn reaped(&mut self, pid: i32) -> Option<bool> {
+        if self.pid == Some(pid) {
+            self.pid = None;
+            self.lifeline = None;
+            return Some(true);
+        }
+        let k = self.killed.iter().position(|&p| p == pid)?;
+        self.killed.swap_remove(k);
+        Some(false)
+    }
+}
+
+/// The keeper's life, in the forked child. Never returns.
+fn keep(lifeline: RawFd, held: &[RawFd], draining: &[bool]) -> ! {
+    crate::child::reset_signals();
+    // SAFETY: setpgid and prctl take integers and a static NUL-terminated name: the keeper leaves
+    // custos's process group, so a signal to that group (a Ctrl-C) does not end it, and names
+    // itself for ps.
+    unsafe {
+        libc::setpgid(0, 0);
+        libc::prctl(libc::PR_SET_NAME, NAME.as_ptr(), 0, 0, 0);
+    }
+    let mut fds = [libc::pollfd {
+        fd: -1,
+        events: 0,
+        revents: 0,
+    }; MAX_HELD + 1];
+    let mut drain = [false; MAX_HELD + 1];
+    fds[0].fd = lifeline;
+    let mut n = 1;
+    for (&fd, &d) in held.iter().zip(draining.iter()) {
+        if n < fds.len() {
+            fds[n].fd = fd;
+            drain[n] = d;
+            n += 1;
+        }
+    }
+    close_all_but(&fds[..n]);
+    let mut custos_gone = false;
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut open = 0;
+        for (k, p) in fds[..n].iter_mut().enumerate() {
+            p.revents = 0;
+            p.events = if k == 0 || custos_gone || drain[k] {
+                libc::POLLIN
+            } else {
+                0 // custos reads it; only a hang-up would show
+            };
+            if k > 0 && p.fd >= 0 {
+                open += 1;
+            }
+        }
+        if custos_gone && open == 0 {
+            // SAFETY: _exit ends the process without running anything of custos's.
+            unsafe { libc::_exit(0) };
+        }
+        // SAFETY: fds[..n] are valid pollfds (negative fds are ignored by poll).
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, -1) };
+        if r < 0 {
+            continue; // EINTR; nothing else can fail with a valid array
+        }
+        for k in 0..n {
+            let (fd, revents) = (fds[k].fd, fds[k].revents);
+            if fd < 0 || revents == 0 {
+                continue;
+            }
+            if k > 0 && !custos_gone && !drain[k] && revents & libc::POLLIN == 0 {
+                // A hang-up on a pipe custos still reads: it sees it too; nothing to do but
+                // stop watching this one.
+                close(&mut fds[k]);
+                continue;
+            }
+            // Read what is there; end-of-file or an error ends this fd.
+            loop {
+                // SAFETY: read into a valid stack buffer.
+                let got = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                if got > 0 {
+                    continue; // discarded (custos never writes to the lifeline)
+                }
+                let again = got < 0
+                    && matches!(
+                        io::Error::last_os_error().raw_os_error(),
+                        Some(libc::EAGAIN) | Some(libc::EINTR)
+                    );
+                if !again {
+                    if k == 0 {
+                        custos_gone = true;
+                    }
+                    close(&mut fds[k]);
+                }
+                break;
+            }
+        }
+    }
+}
+
+fn close(p: &mut libc::pollfd) {
+    // SAFETY: closing an fd this process holds; it is not used again (marked -1).
+    unsafe { libc::close(p.fd) };
+    p.fd = -1;
+}
+
+/// Closes every fd but those in `keep` (custos's watchdog device above all: a copy held here
+/// would keep a respawned custos from opening it). close_range(2) over the gaps (Linux 5.9), or
+/// close(2) one by one up to the soft fd limit where it is missing.
+fn close_all_but(keep: &[libc::pollfd]) {
+    let mut sorted = [i32::MAX; MAX_HELD + 1];
+    let mut n = 0;
+    for p in keep {
+        if p.fd >= 0 && n < sorted.len() {
+            sorted[n] = p.fd;
+            n += 1;
+        }
+    }
+    sorted[..n].sort_unstable();
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit.
+    let top: i64 = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        (lim.rlim_cur as i64).min(1 << 20)
+    } else {
+        4096
+    };
+    let mut from: i64 = 0;
+    for &fd in sorted[..n].iter().chain(std::iter::once(&i32::MAX)) {
+        let to = i64::from(fd) - 1;
+        if to >= from {
+            close_range(from, to.min(top));
+        }
+        from = i64::from(fd) + 1;
+        if from > top {
+            break;
+        }
+    }
+}
+
+fn close_range(from: i64, to: i64) {
+    // SAFETY: close_range and close take integers only.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            from as libc::c_uint,
+            to as libc::c_uint,
+            0 as libc::c_uint,
+        )
+    };
+    if r != 0 {
+        for fd in from..=to {
+            // SAFETY: as above; unused numbers fail with EBADF.
+            unsafe { libc::close(fd as i32) };
+        }
+    }
+}
