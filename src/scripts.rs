@@ -246,7 +246,19 @@ mod tests {
         .expect("restore");
         let pid = spawned.expect("spawn");
         assert_eq!(wait(pid), 0);
-        let got = lines(&mut out, Duration::from_secs(1));
+        let mut got = lines(&mut out, Duration::from_secs(1));
+        if std::env::var_os("CUSTOS_TEST_EMULATED").is_some_and(|v| !v.is_empty()) {
+            // qemu-user maps the guest's realtime signals onto host ones and keeps some host
+            // signals for itself: a disposition the emulator was started with there cannot be
+            // changed from inside. Only the standard signals are custos's to answer for.
+            let ign = u64::from_str_radix(got[1].trim_start_matches("SigIgn:\t"), 16).expect("hex");
+            if ign >> 31 != 0 {
+                println!(
+                    "NOTE: under qemu-user, realtime signals ignored in the child: {ign:016x}"
+                );
+            }
+            got[1] = format!("SigIgn:\t{:016x}", ign & 0x7fff_ffff);
+        }
         assert_eq!(
             got,
             vec!["SigBlk:\t0000000000000000", "SigIgn:\t0000000000000000"]
