@@ -6,6 +6,7 @@ pub mod checks;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod files;
 pub mod limits;
 pub mod pidfd;
 pub mod procs;

@@ -14,10 +14,11 @@ use crate::checks::{CheckRt, Failure, InFlight, Verdict};
 use crate::config::{self, CheckAction, Config, Dur, Identify, ServiceConfig};
 use crate::control::{self, Access, ControlServer, Ready, Request};
 use crate::core::{
-    Absent, Action, Cause, Event, Mono, Note, Observation, Phase, Pin, Policy, RestartWhy, Script,
-    ServiceState, SigName,
+    Absent, Action, Cause, Event, Mono, Note, Observation, Phase, PidfileNotRegular, Pin, Policy,
+    RestartWhy, Script, ServiceState, SigName,
 };
 use crate::core::{Op, RestartWhy as Why};
+use crate::files::Kind as FileKind;
 use crate::limits::{MAX_CHECKS, MAX_SERVICES};
 use crate::pidfd::{self, PidFd};
 use crate::procs::{self, PinState};
@@ -61,6 +62,8 @@ pub struct Svc {
     checks: heapless::Vec<CheckRt, MAX_CHECKS>,
     /// Said once that a traced process is held back from check actions.
     traced_said: bool,
+    /// The pidfile is not a regular file (said once per change; shown by `custos status`).
+    pidfile_kind: Option<FileKind>,
 }
 
 fn policy_of(cfg: &ServiceConfig) -> Policy {
@@ -84,6 +87,7 @@ impl Svc {
             out: OutputPipe::new()?,
             checks: heapless::Vec::new(),
             traced_said: false,
+            pidfile_kind: None,
         }
         .with_checks())
     }
@@ -124,6 +128,32 @@ impl Svc {
         match &self.cfg.identify {
             Identify::Pidfile(p) => procs::probe_pidfile(p),
             Identify::Exe { exe, args } => procs::probe_exe(exe, args.as_deref()),
+        }
+    }
+
+    /// The pidfile's problem in words ("pidfile /run/x.pid: is a FIFO, not a regular file:
+    /// not read"), if it has one.
+    fn pidfile_problem(&self) -> Option<String> {
+        match (&self.cfg.identify, self.pidfile_kind) {
+            (Identify::Pidfile(p), Some(k)) => {
+                Some(format!("pidfile {}: {}", p.display(), PidfileNotRegular(k)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Says once, when it starts, that the pidfile is not a regular file (every probe finds it
+    /// again: a line per tick would flood the log).
+    fn watch_pidfile(&mut self, obs: &Observation) {
+        let kind = match obs {
+            Observation::Absent(Absent::PidfileNotRegular(k)) => Some(*k),
+            _ => None,
+        };
+        if kind != self.pidfile_kind {
+            self.pidfile_kind = kind;
+            if let Some(problem) = self.pidfile_problem() {
+                warn!("{}: {problem}", self.cfg.name);
+            }
         }
     }
 
@@ -818,6 +848,7 @@ impl Supervisor {
             }
         } else if s.st.wants_probe() {
             let obs = s.probe();
+            self.svcs[i].watch_pidfile(&obs);
             self.feed(i, Event::Observed(obs), now);
         }
     }
@@ -1153,6 +1184,7 @@ impl Supervisor {
                     c.reset(cfg, now);
                 }
                 s.traced_said = false;
+                s.pidfile_kind = None;
                 let how = s.how();
                 if adopted {
                     info!(
@@ -1429,6 +1461,9 @@ impl Supervisor {
                 let _ = write!(t, " last death: {c}");
             }
             t.push('\n');
+            if let Some(problem) = s.pidfile_problem() {
+                let _ = writeln!(t, "    {problem}");
+            }
             for (c, cfg) in s.checks.iter().zip(s.cfg.checks.iter()) {
                 let state = if c.tracker.failures > 0 {
                     format!("failing ({} in a row)", c.tracker.failures)
@@ -1499,6 +1534,11 @@ impl Supervisor {
                     );
                 }
                 _ => s.push_str(",\"next_start_ms\":null"),
+            }
+            s.push_str(",\"problem\":");
+            match v.pidfile_problem() {
+                Some(p) => control::json_str(&mut s, &p),
+                None => s.push_str("null"),
             }
             s.push_str(",\"last_death\":");
             match v.st.last_death {
