@@ -35,7 +35,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn of(mode: libc::mode_t) -> Kind {
+    pub fn of(mode: libc::mode_t) -> Kind {
         match mode & libc::S_IFMT {
             libc::S_IFREG => Kind::Regular,
             libc::S_IFLNK => Kind::Symlink,
