@@ -501,6 +501,8 @@ fn an_accept_flood_is_served_in_bounded_bites() {
     eprintln!("accept flood: {connects} connections by the allowed clients");
     out.assert_ok(&c, "accept flood");
     if root {
+        // The refusals not logged one by one are counted, and the count said.
+        c.wait_log("more connection(s) within 10s (not logged one by one)", 5);
         let text = c.log_text();
         let refusals = text
             .lines()
@@ -508,9 +510,70 @@ fn an_accept_flood_is_served_in_bounded_bites() {
             .count();
         assert!(
             (1..=6).contains(&refusals),
-            "{refusals} refusal lines in 10 s:\n{}",
+            "{refusals} refusal lines for a 10 s flood:\n{}",
             tail(&text, 20)
         );
+    }
+}
+
+#[test]
+fn a_listener_with_a_full_backlog_at_the_socket_path_does_not_block_start_up() {
+    let _serial = serial();
+    let dir = tempdir("stall-busy-socket");
+    let sock = dir.join("custos.sock");
+    // Someone else listens at the path and never accepts: a blocking connect to it (the probe
+    // for a stale socket) would wait for a free slot in its backlog forever.
+    let listener = std::os::unix::net::UnixListener::bind(&sock).expect("bind");
+    let mut queued = Vec::new();
+    for _ in 0..10_000 {
+        let s = socket2_nonblocking_connect(&sock);
+        match s {
+            Some(fd) => queued.push(fd),
+            None => break,
+        }
+    }
+    assert!(queued.len() < 10_000, "the backlog never filled");
+    let (c, _mon, out) = run_stall(&dir, "", |_| {});
+    out.assert_ok(&c, "busy socket path at bind");
+    c.wait_log(
+        &format!(
+            "control: cannot listen on {}: another process is listening there",
+            sock.display()
+        ),
+        1,
+    );
+    for fd in queued {
+        // SAFETY: closing fds this test opened.
+        unsafe { libc::close(fd) };
+    }
+    drop(listener);
+}
+
+/// A non-blocking connect to a UNIX stream socket; `None` when it would block (the
+/// listener's backlog is full).
+fn socket2_nonblocking_connect(sock: &Path) -> Option<i32> {
+    let path = sock.as_os_str().as_encoded_bytes();
+    // SAFETY: sockaddr_un is plain data.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(path) {
+        *d = *s as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: socket and connect with a valid address; the fd is returned to the caller.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        assert!(fd >= 0, "socket");
+        if libc::connect(fd, &addr as *const _ as *const libc::sockaddr, len) == 0 {
+            Some(fd)
+        } else {
+            libc::close(fd);
+            None
+        }
     }
 }
 
