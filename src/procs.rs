@@ -44,6 +44,12 @@ pub fn stat_checked(pid: i32) -> Result<Option<ProcStat>, ProcError> {
     }
 }
 
+/// The exit status of a zombie, as wait(2) would report it (/proc/PID/stat field 52, Linux
+/// 3.5+; readable by root or the process's user).
+pub fn exit_status(pid: i32) -> Option<i32> {
+    Process::new(pid).and_then(|p| p.stat()).ok()?.exit_code
+}
+
 /// The state of a pinned process now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinState {

@@ -860,6 +860,17 @@ impl Supervisor {
             return;
         };
         self.pin_exited(i, pin, now);
+        // A pidfd stays readable once its process has exited. If the pin survived (no exit
+        // could be confirmed), polling that pidfd again would return at once, every pass: the
+        // loop would spin. Watch the pin through /proc on every tick instead.
+        let s = &mut self.svcs[i];
+        if s.pidfd.is_some() && s.st.pin() == Some(pin) {
+            s.pidfd = None;
+            warn!(
+                "{}: pid {}'s pidfd says it exited, but no exit can be confirmed: watching it through /proc",
+                s.cfg.name, pin.pid
+            );
+        }
     }
 
     /// The pinned process seems to have exited: reap it, and tell the core how it died.
@@ -909,7 +920,9 @@ impl Supervisor {
                 });
             }
             if rc == 0 {
-                return None; // our child, and it has not exited: a spurious wake-up
+                // Our child, and waitid has no exit for it: alive (a spurious wake-up), or a
+                // zombie it cannot see because a tracer holds it.
+                return self.held_by_tracer(i, pin);
             }
             // ECHILD: not our child. EINVAL: Linux 5.3 has pidfd_open but not P_PIDFD.
         }
@@ -924,11 +937,40 @@ impl Supervisor {
                 let rc = unsafe { libc::waitpid(pin.pid, &mut status, libc::WNOHANG) };
                 if rc == pin.pid {
                     Some(cause_of(status))
+                } else if rc == 0 {
+                    // Our child, a zombie, and not collectable: a tracer holds it.
+                    self.held_by_tracer(i, pin)
                 } else {
                     Some(Cause::NotOurChild)
                 }
             }
         }
+    }
+
+    /// The pinned process is our child but wait says it has not exited. A traced process's
+    /// zombie is visible only to its tracer until that one collects it or detaches, which a
+    /// stopped or careless tracer may never do: the process is dead all the same, so its death
+    /// is reported now, with the exit status read from /proc/PID/stat (the tracer reaps it, or
+    /// custos does later as an orphan). `None` when it is not a traced zombie: a live process
+    /// (a thread-group leader that exited while its other threads run on shows as a zombie
+    /// too) is never reported dead.
+    fn held_by_tracer(&self, i: usize, pin: Pin) -> Option<Cause> {
+        if procs::check_pin(pin) != PinState::Zombie {
+            return None;
+        }
+        let tracer = procs::tracer_pid(pin.pid).filter(|&t| t != 0)?;
+        let status = procs::exit_status(pin.pid);
+        info!(
+            "{}: pid {} has exited, but its tracer (pid {tracer}) has not collected it{}",
+            self.svcs[i].cfg.name,
+            pin.pid,
+            if status.is_some() {
+                ": exit status read from /proc"
+            } else {
+                ""
+            }
+        );
+        Some(status.map_or(Cause::NotOurChild, cause_of))
     }
 
     /// Reaps every exited child: pinned services, scripts, and orphans adopted as subreaper.
