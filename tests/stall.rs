@@ -621,6 +621,12 @@ fn seize(pid: i32) -> Option<Child> {
 #[test]
 fn a_traced_child_that_dies_does_not_make_the_loop_spin() {
     let _serial = serial();
+    if emulated() {
+        eprintln!(
+            "note: under qemu-user custos is no subreaper, so the traced daemon is not its child \
+             and this case cannot spin there; it still checks that the death is reported"
+        );
+    }
     let dir = tempdir("stall-traced");
     let sub = dir.join("t");
     fs::create_dir_all(&sub).expect("dir");
