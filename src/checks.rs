@@ -54,6 +54,8 @@ pub enum Failure {
         max: u64,
     },
     HeartbeatMissing,
+    /// The heartbeat path is not a regular file (a FIFO, a device, a directory, ...).
+    HeartbeatNotRegular(crate::files::Kind),
     HeartbeatOld {
         age: Duration,
         max: Duration,
@@ -96,6 +98,9 @@ impl fmt::Display for Failure {
             }
             Failure::Fds { count, max } => write!(f, "{count} open file descriptors, over {max}"),
             Failure::HeartbeatMissing => f.write_str("heartbeat file missing"),
+            Failure::HeartbeatNotRegular(k) => {
+                write!(f, "heartbeat file is {k}, not a regular file")
+            }
             Failure::HeartbeatOld { age, max } => {
                 write!(f, "heartbeat file is {} old, over {}", Dur(age), Dur(max))
             }
@@ -620,9 +625,9 @@ impl CheckRt {
                 Some(_) => Ok(()),
             }),
             CheckKind::Heartbeat { path, max_age } => Some(match heartbeat_age(path) {
-                None => Err(Failure::HeartbeatMissing),
-                Some(age) if age > *max_age => Err(Failure::HeartbeatOld { age, max: *max_age }),
-                Some(_) => Ok(()),
+                Err(f) => Err(f),
+                Ok(age) if age > *max_age => Err(Failure::HeartbeatOld { age, max: *max_age }),
+                Ok(_) => Ok(()),
             }),
             CheckKind::Cpu { max_percent, over } => {
                 let Some(ticks) = cpu_ticks(pid) else {
@@ -684,14 +689,20 @@ pub fn cpu_ticks(pid: i32) -> Option<u64> {
     Some(s.utime + s.stime)
 }
 
-/// How old a heartbeat file is (by mtime); `None` when missing.
-pub fn heartbeat_age(path: &std::path::Path) -> Option<Duration> {
-    let m = std::fs::metadata(path).ok()?.modified().ok()?;
-    Some(
-        std::time::SystemTime::now()
-            .duration_since(m)
-            .unwrap_or_default(),
-    )
+/// How old a heartbeat file is (by mtime). Only its metadata is read (stat(2), following
+/// symlinks): the file is never opened, so a FIFO or a device there cannot block or be armed;
+/// anything but a regular file fails the check.
+pub fn heartbeat_age(path: &std::path::Path) -> Result<Duration, Failure> {
+    let meta = std::fs::metadata(path).map_err(|_| Failure::HeartbeatMissing)?;
+    if !meta.is_file() {
+        use std::os::unix::fs::MetadataExt;
+        let kind = crate::files::Kind::of(meta.mode() as libc::mode_t);
+        return Err(Failure::HeartbeatNotRegular(kind));
+    }
+    let m = meta.modified().map_err(|_| Failure::HeartbeatMissing)?;
+    Ok(std::time::SystemTime::now()
+        .duration_since(m)
+        .unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -849,6 +860,35 @@ mod tests {
             }),
             "only the first 4 KiB count"
         );
+    }
+
+    #[test]
+    fn a_heartbeat_must_be_a_regular_file_and_is_never_opened() {
+        let dir = std::env::temp_dir().join(format!("custos-hb-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("beat");
+        std::fs::write(&file, "").expect("write");
+        assert!(heartbeat_age(&file).is_ok_and(|a| a < s(60)));
+        assert_eq!(
+            heartbeat_age(&dir.join("none")),
+            Err(Failure::HeartbeatMissing)
+        );
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = heartbeat_age(&fifo).expect_err("a FIFO");
+        assert_eq!(
+            e.to_string(),
+            "heartbeat file is a FIFO, not a regular file"
+        );
+        let e = heartbeat_age(&dir).expect_err("a directory");
+        assert_eq!(
+            e.to_string(),
+            "heartbeat file is a directory, not a regular file"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

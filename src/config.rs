@@ -870,14 +870,35 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             message,
         }],
     };
-    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(fail(format!(
-            "file is {} bytes, more than the {MAX_CONFIG_BYTES} custos reads",
-            meta.len()
-        )));
+    // A regular file only (followed through symlinks: /etc/custos.toml may point at a writable
+    // partition), checked before it is opened: a FIFO would block the reload (and the loop
+    // with it) until a writer appears, and a device must not be opened at all.
+    let mut f =
+        crate::files::open_regular(path, true).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let len = f
+        .metadata()
+        .map_err(|e| fail(format!("cannot read: {e}")))?
+        .len();
+    let too_big = |len: u64| {
+        fail(format!(
+            "file is {len} bytes, more than the {MAX_CONFIG_BYTES} custos reads"
+        ))
+    };
+    if len > MAX_CONFIG_BYTES {
+        return Err(too_big(len));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    // Bounded even if the file grows while it is read.
+    let mut buf = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(&mut f, MAX_CONFIG_BYTES + 1),
+        &mut buf,
+    )
+    .map_err(|e| fail(format!("cannot read: {e}")))?;
+    if buf.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(too_big(buf.len() as u64));
+    }
+    let text = String::from_utf8(buf)
+        .map_err(|_| fail("cannot read: stream did not contain valid UTF-8".to_string()))?;
     parse(&text).map_err(|errors| ConfigErrors {
         file: path.to_path_buf(),
         errors,
@@ -1786,6 +1807,42 @@ start_timeout = "5 parsecs"
 
         let text = "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/x\"]\n[service.restart]\nmax_restarts = 65\n";
         assert!(errors(text).contains("65 is out of range 1..=64"));
+    }
+
+    #[test]
+    fn only_a_regular_config_file_is_read_and_within_its_size() {
+        let dir = std::env::temp_dir().join(format!("custos-cfgload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("custos.toml");
+        std::fs::write(&file, "[supervisor]\ninterval = \"2s\"\n").expect("write");
+        assert!(load(&file).is_ok());
+        // A symlink is followed (a read-only /etc may point into a writable partition).
+        let link = dir.join("link.toml");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        assert!(load(&link).is_ok());
+        // A FIFO is refused at once: reading it would block until a writer appears.
+        let fifo = dir.join("fifo.toml");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = load(&fifo).expect_err("a FIFO").to_string();
+        assert!(
+            e.contains("fifo.toml: cannot read: is a FIFO, not a regular file"),
+            "{e}"
+        );
+        let e = load(Path::new("/dev/null"))
+            .expect_err("a device")
+            .to_string();
+        assert!(
+            e.contains("is a character device, not a regular file"),
+            "{e}"
+        );
+        let big = dir.join("big.toml");
+        std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).expect("write");
+        let e = load(&big).expect_err("too big").to_string();
+        assert!(e.contains("more than the 262144 custos reads"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -23,6 +23,12 @@ pub const MAX_CLIENTS: usize = 4;
 pub const MAX_REQUEST: usize = 512;
 /// Time a client has to send its request, and to read a reply.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connections accepted in one pass of the loop; more wait in the backlog for the next pass,
+/// so that a flood of connections costs each pass a bounded amount of work.
+pub const MAX_ACCEPTS_PER_PASS: usize = 2 * MAX_CLIENTS;
+/// Refused peers are logged at most once per this period, the others counted: a flood of
+/// refused connections must not write a line each.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Bytes queued for one client (a status reply, or events for `events --follow`); a client
 /// that lets more pile up is dropped.
 pub const MAX_PENDING: usize = 64 * 1024;
@@ -250,6 +256,10 @@ pub struct ControlServer {
     clients: heapless::Vec<Client, MAX_CLIENTS>,
     /// Not polling the listener until then (after an accept failure).
     paused_until: Mono,
+    /// Refusals not logged one by one since the last refusal line, and when the next line may
+    /// be written.
+    refused_unlogged: u32,
+    refusal_log_at: Mono,
 }
 
 /// What the loop must do for a client.
@@ -321,10 +331,10 @@ impl ControlServer {
                     "a file that is not a socket is in the way",
                 ));
             }
-            if UnixStream::connect(path).is_ok() {
+            if listening(path)? {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
-                    "another custos is listening there",
+                    "another process is listening there",
                 ));
             }
             std::fs::remove_file(path)?;
@@ -353,6 +363,8 @@ impl ControlServer {
             access,
             clients: heapless::Vec::new(),
             paused_until: Duration::ZERO,
+            refused_unlogged: 0,
+            refusal_log_at: Duration::ZERO,
         })
     }
 
@@ -385,12 +397,14 @@ impl ControlServer {
             .filter(|c| c.follow.is_none() || c.sent < c.out.len())
             .map(|c| c.deadline)
             .chain(pause)
+            .chain((self.refused_unlogged > 0).then_some(self.refusal_log_at))
             .min()
     }
 
-    /// Accepts waiting connections; refuses (and logs) peers that are not allowed.
+    /// Accepts waiting connections, at most MAX_ACCEPTS_PER_PASS; refuses peers that are not
+    /// allowed (logged rate-limited).
     pub fn accept(&mut self, now: Mono) {
-        loop {
+        for _ in 0..MAX_ACCEPTS_PER_PASS {
             let stream = match self.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -408,18 +422,23 @@ impl ControlServer {
             let cred = match peer(&stream) {
                 Ok(c) => c,
                 Err(e) => {
-                    warn!("control: cannot read the peer's credentials ({e}): refused");
+                    self.refused(now, || {
+                        format!("control: cannot read the peer's credentials ({e}): refused")
+                    });
                     continue;
                 }
             };
             if !allowed(&cred, self.access) {
-                warn!(
-                    "control: refused a request from pid {} (uid {}, gid {}): only root{} may control custos",
-                    cred.pid,
-                    cred.uid,
-                    cred.gid,
-                    if self.access.gid.is_some() { " and the control_group" } else { "" }
-                );
+                let group = self.access.gid.is_some();
+                self.refused(now, || {
+                    format!(
+                        "control: refused a request from pid {} (uid {}, gid {}): only root{} may control custos",
+                        cred.pid,
+                        cred.uid,
+                        cred.gid,
+                        if group { " and the control_group" } else { "" }
+                    )
+                });
                 let mut s = stream;
                 let _ = s.write(reply_text(false, "permission denied").as_bytes());
                 continue;
@@ -564,10 +583,30 @@ impl ControlServer {
         }
     }
 
+    /// A refused connection: the first one is logged at once, later ones at most once per
+    /// REFUSAL_LOG_EVERY, the rest counted (and the count said at the sweep).
+    fn refused(&mut self, now: Mono, line: impl FnOnce() -> String) {
+        if now >= self.refusal_log_at && self.refused_unlogged == 0 {
+            warn!("{}", line());
+            self.refusal_log_at = now + REFUSAL_LOG_EVERY;
+        } else {
+            self.refused_unlogged = self.refused_unlogged.saturating_add(1);
+        }
+    }
+
     /// Drops clients that are done, hung up, or past their deadline.
     pub fn sweep(&mut self, now: Mono) {
         if now >= self.paused_until {
             self.paused_until = Duration::ZERO;
+        }
+        if self.refused_unlogged > 0 && now >= self.refusal_log_at {
+            warn!(
+                "control: refused {} more connection(s) within {} (not logged one by one)",
+                self.refused_unlogged,
+                crate::config::Dur(REFUSAL_LOG_EVERY)
+            );
+            self.refused_unlogged = 0;
+            self.refusal_log_at = now + REFUSAL_LOG_EVERY;
         }
         let mut k = 0;
         while k < self.clients.len() {
@@ -581,6 +620,48 @@ impl ControlServer {
                 k += 1;
             }
         }
+    }
+}
+
+/// Whether something listens on the UNIX socket at `path`, found by a non-blocking connect: a
+/// blocking one would wait as long as the listener's backlog stays full.
+fn listening(path: &Path) -> io::Result<bool> {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: socket(2) returns a new fd or -1.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd; it is closed when `_sock` drops.
+    let _sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: a valid fd and a sockaddr_un of `len` bytes.
+    let rc = unsafe { libc::connect(fd, &addr as *const _ as *const libc::sockaddr, len) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        // A listener whose backlog is full.
+        Some(libc::EAGAIN) | Some(libc::EINPROGRESS) => Ok(true),
+        // A socket file nobody listens on (left by an earlier run), or gone meanwhile.
+        Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => Ok(false),
+        _ => Err(e),
     }
 }
 
@@ -624,6 +705,30 @@ mod tests {
         ] {
             assert!(parse_request(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_stale_socket_is_told_from_a_live_one_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("custos-ctl-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("s.sock");
+        assert!(!listening(&path).expect("missing"));
+        let l = UnixListener::bind(&path).expect("bind");
+        assert!(listening(&path).expect("live"));
+        drop(l); // the socket file stays: stale
+        assert!(path.exists());
+        assert!(!listening(&path).expect("stale"));
+        let server = ControlServer::bind(&path, Access { gid: None }).expect("replaces it");
+        assert!(listening(&path).expect("ours"));
+        assert_eq!(
+            ControlServer::bind(&path, Access { gid: None })
+                .err()
+                .map(|e| e.to_string()),
+            Some("another process is listening there".to_string())
+        );
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use heapless::Vec as HVec;
 
 use crate::config::{Dur, OnExhausted, RestartPolicy};
+use crate::files::Kind;
 use crate::limits::{MAX_ACTIONS, MAX_RESTART_HISTORY};
 
 /// Time on CLOCK_BOOTTIME (since boot, counting suspend): the clock /proc start times use.
@@ -90,6 +91,8 @@ pub enum Absent {
     NoPidfile,
     /// The pidfile holds something other than one decimal PID > 1 and a newline.
     BadPidfile,
+    /// The pidfile is not a regular file (a FIFO, a device, a symlink, ...): it was not read.
+    PidfileNotRegular(Kind),
     /// The pidfile names a PID with no live process.
     DeadPid(i32),
     /// The pidfile was written before the process it names started, or before this boot: the
@@ -110,6 +113,7 @@ impl fmt::Display for Absent {
         match *self {
             Absent::NoPidfile => f.write_str("no pidfile"),
             Absent::BadPidfile => f.write_str("pidfile does not hold a valid PID"),
+            Absent::PidfileNotRegular(k) => write!(f, "pidfile {}", PidfileNotRegular(k)),
             Absent::DeadPid(p) => write!(f, "pidfile names pid {p}, which is not running"),
             Absent::StalePidfile(p) => write!(
                 f,
@@ -123,6 +127,21 @@ impl fmt::Display for Absent {
             Absent::NoMatch => f.write_str("no process runs the configured exe"),
             Absent::PinGone => f.write_str("pinned process is gone"),
         }
+    }
+}
+
+/// Why a pidfile that is not a regular file was left alone: "is a FIFO, not a regular file:
+/// not read", "is a symbolic link, not a regular file: not followed".
+pub struct PidfileNotRegular(pub Kind);
+
+impl fmt::Display for PidfileNotRegular {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.0 == Kind::Symlink {
+            "not followed"
+        } else {
+            "not read"
+        };
+        write!(f, "is {}, not a regular file: {what}", self.0)
     }
 }
 

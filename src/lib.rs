@@ -7,6 +7,7 @@ pub mod child;
 pub mod config;
 pub mod control;
 pub mod core;
+pub mod files;
 pub mod keeper;
 pub mod limits;
 pub mod pidfd;

@@ -2,8 +2,6 @@
 //! process's identity comes from here. A process that vanishes mid-read is normal and reported
 //! as gone, never as an error that stops supervision.
 
-use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
@@ -12,6 +10,7 @@ use procfs::process::Process;
 use procfs::ProcError;
 
 use crate::core::{Absent, Observation, Pin};
+use crate::files::{self, FileError, Kind};
 use crate::limits::MAX_PIDFILE_BYTES;
 
 /// The highest PID Linux hands out (PID_MAX_LIMIT on 64-bit).
@@ -43,6 +42,12 @@ pub fn stat_checked(pid: i32) -> Result<Option<ProcStat>, ProcError> {
         Err(ProcError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The exit status of a zombie, as wait(2) would report it (/proc/PID/stat field 52, Linux
+/// 3.5+; readable by root or the process's user).
+pub fn exit_status(pid: i32) -> Option<i32> {
+    Process::new(pid).and_then(|p| p.stat()).ok()?.exit_code
 }
 
 /// The state of a pinned process now.
@@ -98,6 +103,8 @@ pub fn is_process(pid: i32) -> bool {
 pub enum PidfileError {
     Missing,
     Invalid,
+    /// Not a regular file (a FIFO, a device, a symlink, ...): not opened, not read.
+    NotRegular(Kind),
 }
 
 /// Parses pidfile contents strictly: decimal digits, a PID > 1 that Linux can hand out,
@@ -118,19 +125,18 @@ pub fn parse_pid(bytes: &[u8]) -> Option<i32> {
 }
 
 /// Reads a pidfile; returns the PID and the file's mtime (seconds.nanos since the epoch).
+/// Whoever can write the pidfile's directory (often the service's own user) decides what is
+/// there: only a regular file is opened, never through a symlink, and never in a way that
+/// can block (a FIFO, a terminal) or arm a device (/dev/watchdog); see `files`.
 pub fn read_pidfile(path: &Path) -> Result<(i32, Duration), PidfileError> {
-    let mut f = File::open(path).map_err(|_| PidfileError::Missing)?;
+    let mut f = match files::open_regular(path, false) {
+        Ok(f) => f,
+        Err(FileError::Kind(k)) => return Err(PidfileError::NotRegular(k)),
+        Err(_) => return Err(PidfileError::Missing),
+    };
     let meta = f.metadata().map_err(|_| PidfileError::Missing)?;
     let mut buf = [0u8; MAX_PIDFILE_BYTES + 1];
-    let mut len = 0;
-    while len < buf.len() {
-        match f.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(PidfileError::Invalid),
-        }
-    }
+    let len = files::read_some(&mut f, &mut buf).map_err(|_| PidfileError::Invalid)?;
     if len > MAX_PIDFILE_BYTES {
         return Err(PidfileError::Invalid);
     }
@@ -215,6 +221,9 @@ pub fn probe_pidfile(path: &Path) -> Observation {
         Ok(v) => v,
         Err(PidfileError::Missing) => return Observation::Absent(Absent::NoPidfile),
         Err(PidfileError::Invalid) => return Observation::Absent(Absent::BadPidfile),
+        Err(PidfileError::NotRegular(k)) => {
+            return Observation::Absent(Absent::PidfileNotRegular(k))
+        }
     };
     match stat(pid) {
         None => Observation::Absent(Absent::DeadPid(pid)),
@@ -320,7 +329,7 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let path = dir.join("x.pid");
         let me = std::process::id();
-        let mut f = File::create(&path).expect("create");
+        let mut f = std::fs::File::create(&path).expect("create");
         writeln!(f, "{me}").expect("write");
         drop(f);
         // Written now, after this process started: fresh.

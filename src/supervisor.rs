@@ -14,10 +14,11 @@ use crate::checks::{CheckRt, Failure, InFlight, Verdict};
 use crate::config::{self, CheckAction, Config, Dur, Identify, ServiceConfig};
 use crate::control::{self, Access, ControlServer, Ready, Request};
 use crate::core::{
-    Absent, Action, Cause, Event, Mono, Note, Observation, Phase, Pin, Policy, RestartWhy, Script,
-    ServiceState, SigName,
+    Absent, Action, Cause, Event, Mono, Note, Observation, Phase, PidfileNotRegular, Pin, Policy,
+    RestartWhy, Script, ServiceState, SigName,
 };
 use crate::core::{Op, RestartWhy as Why};
+use crate::files::Kind as FileKind;
 use crate::keeper::Keeper;
 use crate::limits::{MAX_CHECKS, MAX_SERVICES};
 use crate::pidfd::{self, PidFd};
@@ -62,6 +63,8 @@ pub struct Svc {
     checks: heapless::Vec<CheckRt, MAX_CHECKS>,
     /// Said once that a traced process is held back from check actions.
     traced_said: bool,
+    /// The pidfile is not a regular file (said once per change; shown by `custos status`).
+    pidfile_kind: Option<FileKind>,
 }
 
 fn policy_of(cfg: &ServiceConfig) -> Policy {
@@ -85,6 +88,7 @@ impl Svc {
             out: OutputPipe::new()?,
             checks: heapless::Vec::new(),
             traced_said: false,
+            pidfile_kind: None,
         }
         .with_checks())
     }
@@ -125,6 +129,32 @@ impl Svc {
         match &self.cfg.identify {
             Identify::Pidfile(p) => procs::probe_pidfile(p),
             Identify::Exe { exe, args } => procs::probe_exe(exe, args.as_deref()),
+        }
+    }
+
+    /// The pidfile's problem in words ("pidfile /run/x.pid: is a FIFO, not a regular file:
+    /// not read"), if it has one.
+    fn pidfile_problem(&self) -> Option<String> {
+        match (&self.cfg.identify, self.pidfile_kind) {
+            (Identify::Pidfile(p), Some(k)) => {
+                Some(format!("pidfile {}: {}", p.display(), PidfileNotRegular(k)))
+            }
+            _ => None,
+        }
+    }
+
+    /// Says once, when it starts, that the pidfile is not a regular file (every probe finds it
+    /// again: a line per tick would flood the log).
+    fn watch_pidfile(&mut self, obs: &Observation) {
+        let kind = match obs {
+            Observation::Absent(Absent::PidfileNotRegular(k)) => Some(*k),
+            _ => None,
+        };
+        if kind != self.pidfile_kind {
+            self.pidfile_kind = kind;
+            if let Some(problem) = self.pidfile_problem() {
+                warn!("{}: {problem}", self.cfg.name);
+            }
         }
     }
 
@@ -853,6 +883,7 @@ impl Supervisor {
             }
         } else if s.st.wants_probe() {
             let obs = s.probe();
+            self.svcs[i].watch_pidfile(&obs);
             self.feed(i, Event::Observed(obs), now);
         }
     }
@@ -864,6 +895,17 @@ impl Supervisor {
             return;
         };
         self.pin_exited(i, pin, now);
+        // A pidfd stays readable once its process has exited. If the pin survived (no exit
+        // could be confirmed), polling that pidfd again would return at once, every pass: the
+        // loop would spin. Watch the pin through /proc on every tick instead.
+        let s = &mut self.svcs[i];
+        if s.pidfd.is_some() && s.st.pin() == Some(pin) {
+            s.pidfd = None;
+            warn!(
+                "{}: pid {}'s pidfd says it exited, but no exit can be confirmed: watching it through /proc",
+                s.cfg.name, pin.pid
+            );
+        }
     }
 
     /// The pinned process seems to have exited: reap it, and tell the core how it died.
@@ -913,7 +955,9 @@ impl Supervisor {
                 });
             }
             if rc == 0 {
-                return None; // our child, and it has not exited: a spurious wake-up
+                // Our child, and waitid has no exit for it: alive (a spurious wake-up), or a
+                // zombie it cannot see because a tracer holds it.
+                return self.held_by_tracer(i, pin);
             }
             // ECHILD: not our child. EINVAL: Linux 5.3 has pidfd_open but not P_PIDFD.
         }
@@ -928,11 +972,40 @@ impl Supervisor {
                 let rc = unsafe { libc::waitpid(pin.pid, &mut status, libc::WNOHANG) };
                 if rc == pin.pid {
                     Some(cause_of(status))
+                } else if rc == 0 {
+                    // Our child, a zombie, and not collectable: a tracer holds it.
+                    self.held_by_tracer(i, pin)
                 } else {
                     Some(Cause::NotOurChild)
                 }
             }
         }
+    }
+
+    /// The pinned process is our child but wait says it has not exited. A traced process's
+    /// zombie is visible only to its tracer until that one collects it or detaches, which a
+    /// stopped or careless tracer may never do: the process is dead all the same, so its death
+    /// is reported now, with the exit status read from /proc/PID/stat (the tracer reaps it, or
+    /// custos does later as an orphan). `None` when it is not a traced zombie: a live process
+    /// (a thread-group leader that exited while its other threads run on shows as a zombie
+    /// too) is never reported dead.
+    fn held_by_tracer(&self, i: usize, pin: Pin) -> Option<Cause> {
+        if procs::check_pin(pin) != PinState::Zombie {
+            return None;
+        }
+        let tracer = procs::tracer_pid(pin.pid).filter(|&t| t != 0)?;
+        let status = procs::exit_status(pin.pid);
+        info!(
+            "{}: pid {} has exited, but its tracer (pid {tracer}) has not collected it{}",
+            self.svcs[i].cfg.name,
+            pin.pid,
+            if status.is_some() {
+                ": exit status read from /proc"
+            } else {
+                ""
+            }
+        );
+        Some(status.map_or(Cause::NotOurChild, cause_of))
     }
 
     /// Reaps every exited child: pinned services, scripts, and orphans adopted as subreaper.
@@ -1199,6 +1272,7 @@ impl Supervisor {
                     c.reset(cfg, now);
                 }
                 s.traced_said = false;
+                s.pidfile_kind = None;
                 let how = s.how();
                 if adopted {
                     info!(
@@ -1483,6 +1557,9 @@ impl Supervisor {
                 let _ = write!(t, " last death: {c}");
             }
             t.push('\n');
+            if let Some(problem) = s.pidfile_problem() {
+                let _ = writeln!(t, "    {problem}");
+            }
             for (c, cfg) in s.checks.iter().zip(s.cfg.checks.iter()) {
                 let state = if c.tracker.failures > 0 {
                     format!("failing ({} in a row)", c.tracker.failures)
@@ -1553,6 +1630,11 @@ impl Supervisor {
                     );
                 }
                 _ => s.push_str(",\"next_start_ms\":null"),
+            }
+            s.push_str(",\"problem\":");
+            match v.pidfile_problem() {
+                Some(p) => control::json_str(&mut s, &p),
+                None => s.push_str("null"),
             }
             s.push_str(",\"last_death\":");
             match v.st.last_death {

@@ -5,18 +5,21 @@
 //! driver supports it. Only the supervisor's main loop calls `keepalive` (Rule 4).
 //!
 //! The backend is chosen once, when the device is opened: a real watchdog answers the ioctls;
-//! a path that does not (ENOTTY: a FIFO or a file, as the tests use) is petted by writing one
-//! byte per keepalive, which is also what the kernel's API accepts from a real device.
+//! a regular file (the tests' stand-in, which counts pets) or a device that does not answer
+//! them (ENOSYS under qemu-user) is petted by writing one byte per keepalive, which is also
+//! what the kernel's API accepts from a real device. Anything else at the path (a FIFO, a
+//! directory, ...) is refused without being opened, and the device is opened non-blocking, so
+//! neither the open nor a keepalive can stall the loop.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Dur;
+use crate::files::{self, FileError, Kind};
 
 /// struct watchdog_info from <linux/watchdog.h>.
 #[repr(C)]
@@ -177,18 +180,35 @@ impl Watchdog {
             device: cfg.device.clone(),
             error,
         };
-        let file = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&cfg.device)
-            .map_err(err)?;
+        // Non-blocking (a FIFO or a terminal at the path must never stall start-up or a pet),
+        // and only a character device (a watchdog) or a regular file (a stand-in that counts
+        // pets) is opened at all; symlinks (/dev/watchdog -> watchdog0) are followed.
+        let file = files::open(
+            &cfg.device,
+            true,
+            libc::O_WRONLY,
+            &[Kind::CharDevice, Kind::Regular],
+        )
+        .map_err(|e| match e {
+            FileError::Kind(k) => err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("it is {k}, not a watchdog device (a character device) or a regular file"),
+            )),
+            FileError::Io(e) => err(e),
+        })?;
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
         let fd = file.as_raw_fd();
         let mut info = WatchdogInfo::default();
         // Once open, the device may be armed: never drop this fd without petting it. A device
         // that does not answer the ioctls (ENOTTY, EINVAL; ENOSYS under qemu-user) is petted by
         // writes, which every watchdog driver accepts.
-        // SAFETY: WDIOC_GETSUPPORT fills one watchdog_info on a valid fd.
-        if let Err(e) = unsafe { wdioc_getsupport(fd, &mut info) } {
+        let support = if regular {
+            Err(nix::errno::Errno::ENOTTY)
+        } else {
+            // SAFETY: WDIOC_GETSUPPORT fills one watchdog_info on a valid fd.
+            unsafe { wdioc_getsupport(fd, &mut info) }
+        };
+        if let Err(e) = support {
             return Ok(Watchdog {
                 file,
                 backend: Backend::Writes,

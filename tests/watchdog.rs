@@ -80,3 +80,27 @@ fn a_missing_device_is_a_clear_error_and_supervision_goes_on() {
     c.wait_log("(no such device: is the driver loaded, e.g. softdog?); supervising without a hardware watchdog", 1);
     c.wait_log("testd: running as pid", 10);
 }
+
+#[test]
+fn a_fifo_device_is_a_clear_error_and_never_blocks() {
+    // A FIFO at the device path: an open for writing would wait for a reader forever.
+    let dir = tempdir("wd-fifo");
+    let dev = dir.join("wd");
+    let c_path = std::ffi::CString::new(dev.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let cfg = format!(
+        "[watchdog]\ndevice = \"{}\"\ntimeout = \"3s\"\n\n{}",
+        dev.display(),
+        testd_config(&dir, "")
+    );
+    let c = Custos::start(&dir, &cfg);
+    c.wait_log(
+        &format!(
+            "watchdog: cannot use {}: it is a FIFO, not a watchdog device (a character device) or a regular file; supervising without a hardware watchdog",
+            dev.display()
+        ),
+        10,
+    );
+    c.wait_log("testd: running as pid", 10);
+}
