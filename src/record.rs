@@ -2,10 +2,26 @@
 //! watchdog resets, custos's own start and stop — kept in a fixed ring in memory and in one text
 //! file, `<state_dir>/record`, that survives reboots and reads well with `cat`.
 //!
-//! Flash-friendly: `push` only changes memory. The file is rewritten by `flush` at most once per
-//! `MIN_WRITE_INTERVAL` (the poll loop asks `flush_due` when), or at once by `flush_now` before a
-//! stop or a reboot. Every write is atomic: a temporary file in the same directory, fsync, rename
-//! over the record, fsync of the directory. A crash leaves the old record or the new one.
+//! Flash-friendly: `push` only changes memory. The file is rewritten at most once per
+//! `MIN_WRITE_INTERVAL` (the poll loop asks `flush_due` when), or at once before a stop or a
+//! reboot. Every write is atomic: a temporary file in the same directory, fsync, rename over the
+//! record, fsync of the directory. A crash leaves the old record or the new one.
+//!
+//! The disk never delays the poll loop, which alone pets the watchdog: writes are done by a
+//! writer thread that never pets. `flush` serializes the ring (memory only) and leaves the bytes
+//! in a one-slot mailbox; a newer snapshot replaces one the writer has not taken yet. The loop
+//! only ever try-locks the mailbox, and the writer holds that lock only to swap a snapshot or an
+//! outcome in or out, never across I/O. The writer's outcomes (written, or the error) are picked up
+//! by the loop's next `flush`. A slow disk (an fsync taking seconds) thus makes a late record,
+//! nothing else. Only `finish`, before an exit or a reboot, waits for the writer, and that within
+//! a bound it is given (`FINAL_WRITE_WAIT`).
+//!
+//! The writer is started by `open`, which must therefore run after the signal mask is set: a
+//! thread inherits its creator's mask (pthread_create), so the writer keeps the handled signals
+//! blocked and they all reach the signalfd; none can kill custos by landing on the writer. It
+//! does not get in the way of forking scripts either: a fork copies only the forking thread, std's
+//! `Command` runs only async-signal-safe code between fork (or posix_spawn) and exec, and the
+//! writer's files are opened close-on-exec, so none leaks into a script.
 //!
 //! Nothing here stops custos: a missing, unwritable or corrupt record is a `Warning` the caller
 //! logs, and the record then starts empty, or lives in memory only.
@@ -33,6 +49,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use heapless::{Deque, String as HString, Vec as HVec};
@@ -54,6 +71,14 @@ pub const FILE_NAME: &str = "record";
 pub const CORRUPT_NAME: &str = "record.corrupt";
 /// The temporary file of an atomic write.
 pub const TEMP_NAME: &str = "record.tmp";
+/// How long `finish` waits for the last write before custos exits or reboots. A slower disk
+/// loses the newest events; the file on it stays whole (the old record or the new one).
+pub const FINAL_WRITE_WAIT: Duration = Duration::from_secs(3);
+/// When the loop finds the mailbox locked (the writer is swapping a snapshot, for microseconds),
+/// it tries again this soon instead of waiting.
+const LOCK_RETRY: Duration = Duration::from_millis(10);
+/// The writer thread's stack: it opens, writes, renames and fsyncs; the bytes are on the heap.
+const WRITER_STACK: usize = 64 * 1024;
 
 const VERSION: u32 = 1;
 /// Longest field after escaping: every byte of a text may become `\xHH`.
@@ -387,6 +412,10 @@ pub enum Warning {
     /// Writing the record failed; it stays in memory and is retried. Said once until a write
     /// succeeds again.
     WriteFailed { path: PathBuf, error: io::Error },
+    /// The writer thread could not be started: the record is kept in memory only.
+    NoWriter { error: io::Error },
+    /// `finish` gave up waiting for the disk: the newest events may not be in the file.
+    Unfinished { path: PathBuf, waited: Duration },
 }
 
 impl fmt::Display for Warning {
@@ -420,21 +449,35 @@ impl fmt::Display for Warning {
                 path.display(),
                 MIN_WRITE_INTERVAL.as_secs()
             ),
+            Warning::NoWriter { error } => write!(
+                f,
+                "record: cannot start its writer thread ({error}): the record of events is kept in memory only and lost at reboot"
+            ),
+            Warning::Unfinished { path, waited } => write!(
+                f,
+                "record: writing {} did not finish within {}s (a slow disk); the newest events may not be in it",
+                path.display(),
+                waited.as_secs_f32()
+            ),
         }
     }
 }
 
-/// The warnings of `open`: at most one about the file and one about the directory.
+/// The warnings of `open`: at most one about the file and one about the directory or the writer.
 pub type OpenWarnings = HVec<Warning, 2>;
 
 /// The ring of the last `MAX_RECORDS` events, and its file.
 pub struct Record {
-    /// `None`: memory only.
+    /// Where the file is; `None` when it cannot be written there.
     dir: Option<PathBuf>,
+    /// `None`: memory only.
+    writer: Option<Writer>,
     entries: Deque<Entry, MAX_RECORDS>,
     boot: BootId,
+    /// Changed since the last snapshot handed to the writer (or a write of it failed).
     dirty: bool,
-    last_write: Option<Mono>,
+    /// The earliest time (supervisor clock) the next snapshot may be handed over.
+    next_write: Mono,
     /// The last write failed (and was reported).
     failing: bool,
     writes: u64,
@@ -445,17 +488,20 @@ impl Record {
     pub fn in_memory() -> Record {
         Record {
             dir: None,
+            writer: None,
             entries: Deque::new(),
             boot: read_boot_id(),
             dirty: false,
-            last_write: None,
+            next_write: Duration::ZERO,
             failing: false,
             writes: 0,
         }
     }
 
-    /// Loads `<state_dir>/record`. Creates `state_dir` when it is missing. Never fails: what went
-    /// wrong comes back as warnings for the caller to log.
+    /// Loads `<state_dir>/record` (in the caller's thread: custos does it before it opens the
+    /// watchdog) and starts the writer thread, which inherits the caller's signal mask. Creates
+    /// `state_dir` when it is missing. Never fails: what went wrong comes back as warnings for the
+    /// caller to log.
     pub fn open(state_dir: &Path) -> (Record, OpenWarnings) {
         let mut rec = Record::in_memory();
         let mut warnings = OpenWarnings::new();
@@ -471,7 +517,6 @@ impl Record {
             });
             return (rec, warnings);
         }
-        rec.dir = Some(state_dir.to_path_buf());
         match read_file(&path) {
             Ok(Ok(entries)) => rec.entries = entries,
             Ok(Err(why)) => {
@@ -491,6 +536,15 @@ impl Record {
                 let _ = warnings.push(Warning::Unreadable { path, error });
             }
         }
+        match Writer::start(state_dir) {
+            Ok(w) => {
+                rec.dir = Some(state_dir.to_path_buf());
+                rec.writer = Some(w);
+            }
+            Err(error) => {
+                let _ = warnings.push(Warning::NoWriter { error });
+            }
+        }
         (rec, warnings)
     }
 
@@ -501,7 +555,7 @@ impl Record {
 
     /// Whether the record is kept in memory only.
     pub fn memory_only(&self) -> bool {
-        self.dir.is_none()
+        self.writer.is_none()
     }
 
     /// Adds an entry, dropping the oldest when full. Memory only: the file follows at `flush`.
@@ -522,35 +576,56 @@ impl Record {
         self.push(e, now);
     }
 
-    /// When `flush` will write (on the supervisor clock): `None` when there is nothing to write.
-    /// The poll loop sleeps no longer than this.
+    /// When `flush` will hand a snapshot to the writer (on the supervisor clock): `None` when
+    /// there is nothing to write. The poll loop sleeps no longer than this.
     pub fn flush_due(&self) -> Option<Mono> {
-        if !self.dirty || self.dir.is_none() {
-            return None;
-        }
-        Some(
-            self.last_write
-                .map_or(Duration::ZERO, |t| t + MIN_WRITE_INTERVAL),
-        )
+        (self.dirty && self.writer.is_some()).then_some(self.next_write)
     }
 
-    /// Writes the file if it changed and the last write is `MIN_WRITE_INTERVAL` old.
+    /// Picks up what the writer did (a failed write is reported once, and retried after
+    /// `MIN_WRITE_INTERVAL`), then hands it a snapshot if the record changed and the last one
+    /// was handed over `MIN_WRITE_INTERVAL` ago. Never waits: call it on every pass of the loop.
     pub fn flush(&mut self, now: Mono) -> Option<Warning> {
-        match self.flush_due() {
-            Some(due) if due <= now => self.write(now),
-            _ => None,
+        let warning = self.collect();
+        if self.flush_due().is_some_and(|due| due <= now) {
+            self.hand_over(now, false);
         }
+        warning
     }
 
-    /// Writes the file now if it changed, ignoring the interval: before a stop or a reboot.
+    /// Like `flush`, ignoring the interval: before a stop or a reboot. Never waits.
     pub fn flush_now(&mut self, now: Mono) -> Option<Warning> {
-        if self.dirty && self.dir.is_some() {
-            return self.write(now);
+        let warning = self.collect();
+        if self.dirty {
+            self.hand_over(now, false);
         }
-        None
+        warning
     }
 
-    /// Files written so far.
+    /// Before custos exits or reboots: hands over what changed and waits until the writer has
+    /// written everything, for at most `bound`. The only call here that waits.
+    pub fn finish(&mut self, now: Mono, bound: Duration) -> Option<Warning> {
+        if self.dirty {
+            self.hand_over(now, true);
+        }
+        self.wait_written(bound)
+    }
+
+    /// Waits, for at most `bound`, until the writer has no snapshot in hand or in its mailbox;
+    /// then picks up its outcome like `flush`.
+    pub fn wait_written(&mut self, bound: Duration) -> Option<Warning> {
+        let w = self.writer.as_ref()?;
+        if !w.wait_idle(bound) {
+            let _ = self.collect();
+            return Some(Warning::Unfinished {
+                path: self.file_path(),
+                waited: bound,
+            });
+        }
+        self.collect()
+    }
+
+    /// Files written so far (as far as the loop has picked up the writer's outcomes).
     pub fn writes(&self) -> u64 {
         self.writes
     }
@@ -597,24 +672,224 @@ impl Record {
         boots.len() + anonymous
     }
 
-    fn write(&mut self, now: Mono) -> Option<Warning> {
-        let dir = self.dir.as_ref()?;
-        self.last_write = Some(now);
-        match write_atomic(dir, &self.entries) {
+    fn file_path(&self) -> PathBuf {
+        self.dir
+            .as_ref()
+            .map_or_else(|| PathBuf::from(FILE_NAME), |d| d.join(FILE_NAME))
+    }
+
+    /// Serializes the ring (memory and CPU only) and leaves it in the writer's mailbox,
+    /// replacing a snapshot not taken yet. Without `wait`, a mailbox locked at this instant is
+    /// tried again `LOCK_RETRY` later.
+    fn hand_over(&mut self, now: Mono, wait: bool) {
+        let Some(w) = &self.writer else { return };
+        let data = serialize(&self.entries);
+        if w.post(data, wait) {
+            self.dirty = false;
+            self.next_write = now + MIN_WRITE_INTERVAL;
+        } else {
+            self.next_write = now + LOCK_RETRY;
+        }
+    }
+
+    /// The writer's outcomes since the last look (a try-lock: nothing if it is busy swapping).
+    fn collect(&mut self) -> Option<Warning> {
+        let (written, outcome) = self.writer.as_ref()?.take_outcome()?;
+        self.writes += written;
+        match outcome? {
             Ok(()) => {
-                self.dirty = false;
                 self.failing = false;
-                self.writes += 1;
                 None
             }
-            Err(error) if !self.failing => {
+            Err(error) => {
+                // Retried at the next `flush` after the interval (counted from the hand-over).
+                self.dirty = true;
+                if self.failing {
+                    return None;
+                }
                 self.failing = true;
                 Some(Warning::WriteFailed {
-                    path: dir.join(FILE_NAME),
+                    path: self.file_path(),
                     error,
                 })
             }
-            Err(_) => None,
+        }
+    }
+}
+
+/// What the loop and the writer thread share. The lock is held only to swap values in and out.
+struct Mailbox {
+    /// The newest snapshot (a whole file) not taken by the writer yet.
+    next: Option<Vec<u8>>,
+    /// The writer is writing a snapshot it took.
+    busy: bool,
+    /// Files written since the loop last looked.
+    written: u64,
+    /// The outcome of the last finished write, until the loop looks.
+    outcome: Option<io::Result<()>>,
+    /// The `Record` is gone: the writer ends once its mailbox is empty.
+    closed: bool,
+}
+
+struct Shared {
+    mailbox: Mutex<Mailbox>,
+    /// Signalled when a snapshot arrives or the record closes.
+    wake: Condvar,
+    /// Signalled when a write finishes.
+    idle: Condvar,
+}
+
+fn lock(m: &Mutex<Mailbox>) -> MutexGuard<'_, Mailbox> {
+    // A panicking writer cannot leave the mailbox half-changed: every change is one assignment.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn try_lock(m: &Mutex<Mailbox>) -> Option<MutexGuard<'_, Mailbox>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
+    }
+}
+
+/// The loop's handle on the writer thread. The thread is detached: dropping the handle tells it
+/// to end after its last write, and a write stuck on a dead disk ends with the process.
+struct Writer {
+    shared: Arc<Shared>,
+}
+
+impl Writer {
+    /// Starts the thread with pthread_create, detached, on a small stack (std's thread spawn
+    /// costs 16 KiB more of the armv7 binary). It inherits the caller's signal mask.
+    fn start(dir: &Path) -> io::Result<Writer> {
+        let shared = Arc::new(Shared {
+            mailbox: Mutex::new(Mailbox {
+                next: None,
+                busy: false,
+                written: 0,
+                outcome: None,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+            idle: Condvar::new(),
+        });
+        let theirs: *mut WriterArgs = Box::into_raw(Box::new((Arc::clone(&shared), dir.into())));
+        // SAFETY: attr is initialized by pthread_attr_init before use and destroyed after;
+        // pthread_create gets a valid function and an argument that only the new thread uses
+        // (it takes ownership of the box); on failure the box is taken back here.
+        let rc = unsafe {
+            let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+            let mut rc = libc::pthread_attr_init(attr.as_mut_ptr());
+            if rc == 0 {
+                let _ = libc::pthread_attr_setstacksize(attr.as_mut_ptr(), WRITER_STACK);
+                let _ = libc::pthread_attr_setdetachstate(
+                    attr.as_mut_ptr(),
+                    libc::PTHREAD_CREATE_DETACHED,
+                );
+                let mut thread = std::mem::MaybeUninit::<libc::pthread_t>::uninit();
+                rc = libc::pthread_create(
+                    thread.as_mut_ptr(),
+                    attr.as_ptr(),
+                    writer_main,
+                    theirs.cast(),
+                );
+                libc::pthread_attr_destroy(attr.as_mut_ptr());
+            }
+            if rc != 0 {
+                drop(Box::from_raw(theirs));
+            }
+            rc
+        };
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(Writer { shared })
+    }
+
+    /// Leaves `data` in the mailbox. Without `wait` it gives up (false) if the lock is taken.
+    fn post(&self, data: Vec<u8>, wait: bool) -> bool {
+        let old = {
+            let Some(mut m) = (if wait {
+                Some(lock(&self.shared.mailbox))
+            } else {
+                try_lock(&self.shared.mailbox)
+            }) else {
+                return false;
+            };
+            m.next.replace(data)
+        };
+        // A replaced snapshot is freed outside the lock.
+        drop(old);
+        self.shared.wake.notify_one();
+        true
+    }
+
+    /// Files written and the last outcome since the last call; `None` if the lock is taken.
+    fn take_outcome(&self) -> Option<(u64, Option<io::Result<()>>)> {
+        let mut m = try_lock(&self.shared.mailbox)?;
+        let written = std::mem::take(&mut m.written);
+        Some((written, m.outcome.take()))
+    }
+
+    /// Whether the writer became idle (nothing in hand, nothing in the mailbox) within `bound`.
+    fn wait_idle(&self, bound: Duration) -> bool {
+        let end = crate::procs::boottime() + bound;
+        let mut m = lock(&self.shared.mailbox);
+        while m.busy || m.next.is_some() {
+            let left = end.saturating_sub(crate::procs::boottime());
+            if left.is_zero() {
+                return false;
+            }
+            m = self
+                .shared
+                .idle
+                .wait_timeout(m, left)
+                .map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        }
+        true
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        lock(&self.shared.mailbox).closed = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// What the writer thread is given: the mailbox and the state directory.
+type WriterArgs = (Arc<Shared>, PathBuf);
+
+extern "C" fn writer_main(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: arg is the box leaked by Writer::start for this thread alone.
+    let args = unsafe { Box::from_raw(arg.cast::<WriterArgs>()) };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, c"custos-record".as_ptr(), 0, 0, 0) };
+    write_loop(&args.0, &args.1);
+    std::ptr::null_mut()
+}
+
+/// The writer thread: takes the newest snapshot, writes it (the lock released), reports.
+/// It never pets the watchdog and never logs: the loop does both.
+fn write_loop(shared: &Shared, dir: &Path) {
+    let mut m = lock(&shared.mailbox);
+    loop {
+        if let Some(data) = m.next.take() {
+            m.busy = true;
+            drop(m);
+            let outcome = write_atomic(dir, &data);
+            drop(data);
+            m = lock(&shared.mailbox);
+            m.busy = false;
+            if outcome.is_ok() {
+                m.written += 1;
+            }
+            m.outcome = Some(outcome);
+            shared.idle.notify_all();
+        } else if m.closed {
+            return;
+        } else {
+            m = shared.wake.wait(m).unwrap_or_else(PoisonError::into_inner);
         }
     }
 }
@@ -834,9 +1109,9 @@ fn serialize(entries: &Deque<Entry, MAX_RECORDS>) -> Vec<u8> {
     file
 }
 
-/// Temp file in the same directory, fsync, rename over, fsync the directory.
-fn write_atomic(dir: &Path, entries: &Deque<Entry, MAX_RECORDS>) -> io::Result<()> {
-    let data = serialize(entries);
+/// Temp file in the same directory, fsync, rename over, fsync the directory. In the writer
+/// thread only.
+fn write_atomic(dir: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = dir.join(TEMP_NAME);
     let result = (|| {
         let mut f = OpenOptions::new()
@@ -845,7 +1120,7 @@ fn write_atomic(dir: &Path, entries: &Deque<Entry, MAX_RECORDS>) -> io::Result<(
             .truncate(true)
             .mode(0o644)
             .open(&tmp)?;
-        f.write_all(&data)?;
+        f.write_all(data)?;
         f.sync_all()?;
         drop(f);
         fs::rename(&tmp, dir.join(FILE_NAME))?;
@@ -877,6 +1152,13 @@ mod tests {
 
     fn entry(i: u64, service: &str, kind: Kind, text: &str) -> Entry {
         Entry::new(1_732_521_600 + i, BOOT, service, kind, text)
+    }
+
+    /// Waits (bounded) until the writer thread has written what it was given; its outcome.
+    fn settle(r: &mut Record) -> Option<Warning> {
+        let w = r.wait_written(Duration::from_secs(10));
+        assert!(!matches!(w, Some(Warning::Unfinished { .. })), "{w:?}");
+        w
     }
 
     fn open_clean(dir: &Path) -> Record {
@@ -930,6 +1212,7 @@ mod tests {
             "first write is due at once"
         );
         assert!(r.flush(s(1)).is_none());
+        assert!(settle(&mut r).is_none());
         assert_eq!(r.writes(), 1);
         assert!(!dir.join(TEMP_NAME).exists());
         let text = fs::read_to_string(dir.join(FILE_NAME)).expect("read");
@@ -978,6 +1261,7 @@ mod tests {
         assert_eq!(r.len(), MAX_RECORDS);
         assert_eq!(r.iter().next().map(|e| e.text.as_str()), Some("death 5"));
         assert!(r.flush_now(s(0)).is_none());
+        assert!(settle(&mut r).is_none());
         let back = open_clean(&dir);
         assert_eq!(back.len(), MAX_RECORDS);
         assert_eq!(back.iter().next().map(|e| e.text.as_str()), Some("death 5"));
@@ -1016,6 +1300,7 @@ mod tests {
         r.push(entry(0, "sshd", Kind::Died, "exited with status 1"), s(0));
         r.push(entry(1, "sshd", Kind::Started, "pid 9"), s(0));
         r.flush_now(s(0));
+        settle(&mut r);
         let path = dir.join(FILE_NAME);
         let mut data = fs::read(&path).expect("read");
         let at = data.len() - 3;
@@ -1054,6 +1339,7 @@ mod tests {
             );
         }
         r.flush_now(s(0));
+        settle(&mut r);
         let path = dir.join(FILE_NAME);
         let data = fs::read(&path).expect("read");
         fs::write(&path, &data[..data.len() / 2]).expect("cut");
@@ -1161,6 +1447,7 @@ mod tests {
         assert!(!r.memory_only());
         r.event(Kind::CustosStart, "", "custos 0.1.0", s(0));
         assert!(r.flush(s(0)).is_none());
+        assert!(settle(&mut r).is_none());
         let back = open_clean(&state);
         assert_eq!(back.len(), 1);
         assert_eq!(
@@ -1179,14 +1466,94 @@ mod tests {
         // The directory disappears under custos (and a file takes its place).
         fs::remove_dir_all(&state).expect("rm");
         fs::write(&state, "").expect("file");
-        assert!(matches!(r.flush(s(0)), Some(Warning::WriteFailed { .. })));
+        assert!(
+            r.flush(s(0)).is_none(),
+            "handed over: the writer fails later"
+        );
+        let w = settle(&mut r);
+        assert!(
+            matches!(&w, Some(Warning::WriteFailed { path, .. }) if *path == state.join(FILE_NAME)),
+            "{w:?}"
+        );
         assert_eq!(r.flush_due(), Some(s(5)), "retried after the interval");
-        assert!(r.flush(s(5)).is_none(), "said once");
+        assert!(r.flush(s(4)).is_none());
+        assert!(r.flush(s(5)).is_none());
+        assert!(settle(&mut r).is_none(), "said once");
+        assert_eq!(r.flush_due(), Some(s(10)), "retried again");
         fs::remove_file(&state).expect("rm");
         fs::create_dir(&state).expect("mkdir");
         assert!(r.flush(s(10)).is_none());
+        assert!(settle(&mut r).is_none());
+        assert_eq!(r.flush_due(), None);
         assert_eq!(r.writes(), 1);
         assert_eq!(open_clean(&state).len(), 1);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// The writer's mailbox, as the loop would see it if it waited: (busy, snapshot waiting).
+    fn mailbox(r: &Record) -> (bool, Option<Vec<u8>>) {
+        let m = lock(&r.writer.as_ref().expect("writer").shared.mailbox);
+        (m.busy, m.next.clone())
+    }
+
+    #[test]
+    fn the_loop_never_waits_for_a_stuck_writer_and_a_newer_snapshot_replaces_an_unwritten_one() {
+        let dir = tmpdir("stuck");
+        let mut r = open_clean(&dir);
+        // The writer's temporary file is a FIFO: its open blocks until a reader comes, as
+        // long as any stuck disk.
+        let fifo = dir.join(TEMP_NAME);
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .expect("mkfifo");
+        r.push(entry(0, "a", Kind::Died, "first"), s(0));
+        let first = serialize(&r.entries);
+        assert!(r.flush(s(0)).is_none());
+        let t0 = std::time::Instant::now();
+        while !mailbox(&r).0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the writer never took it"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The writer is stuck; the loop goes on and hands over two more snapshots.
+        r.push(entry(1, "a", Kind::Started, "second"), s(1));
+        assert!(r.flush_now(s(1)).is_none());
+        assert_eq!(r.flush_due(), None);
+        r.push(entry(2, "a", Kind::Died, "third"), s(2));
+        assert_eq!(r.flush_due(), Some(s(6)), "the interval holds");
+        assert!(r.flush(s(3)).is_none());
+        assert!(r.flush_now(s(3)).is_none());
+        let third = serialize(&r.entries);
+        assert_eq!(
+            mailbox(&r),
+            (true, Some(third.clone())),
+            "one slot: the third snapshot replaced the second"
+        );
+        // Waiting is only ever bounded.
+        let t1 = std::time::Instant::now();
+        let w = r.finish(s(3), Duration::from_millis(200));
+        assert!(
+            matches!(&w, Some(Warning::Unfinished { waited, .. }) if *waited == Duration::from_millis(200)),
+            "{w:?}"
+        );
+        assert!(t1.elapsed() >= Duration::from_millis(200));
+        assert!(
+            w.is_some_and(|w| w.to_string().contains("did not finish within 0.2s")),
+            "message"
+        );
+        assert_eq!(r.writes(), 0);
+
+        // A reader unblocks the writer: the first snapshot goes into the FIFO (and its fsync
+        // fails there), then the third is written: the second never was.
+        assert_eq!(fs::read(&fifo).expect("read the fifo"), first);
+        assert!(settle(&mut r).is_none(), "the last write succeeded");
+        assert_eq!(r.writes(), 1);
+        assert_eq!(mailbox(&r), (false, None));
+        assert_eq!(fs::read(dir.join(FILE_NAME)).expect("record"), third);
+        let back = open_clean(&dir);
+        let texts: Vec<&str> = back.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, ["first", "second", "third"]);
         let _ = fs::remove_dir_all(&dir);
     }
 
@@ -1197,12 +1564,14 @@ mod tests {
         let mut r = open_clean(&dir);
         r.push(entry(0, "a", Kind::Died, "one"), s(100));
         assert!(r.flush(s(100)).is_none());
+        settle(&mut r);
         assert_eq!(r.writes(), 1);
         let first = fs::read_to_string(&path).expect("read");
         r.push(entry(1, "a", Kind::Started, "two"), s(101));
         assert_eq!(r.flush_due(), Some(s(105)));
         assert!(r.flush(s(101)).is_none());
         assert!(r.flush(s(104)).is_none());
+        settle(&mut r);
         assert_eq!(
             r.writes(),
             1,
@@ -1210,14 +1579,17 @@ mod tests {
         );
         assert_eq!(fs::read_to_string(&path).expect("read"), first);
         assert!(r.flush(s(105)).is_none());
+        settle(&mut r);
         assert_eq!(r.writes(), 2);
         assert!(fs::read_to_string(&path).expect("read").contains("\ttwo\n"));
         assert_eq!(r.flush_due(), None);
         assert!(r.flush(s(200)).is_none());
+        settle(&mut r);
         assert_eq!(r.writes(), 2, "nothing changed: nothing written");
         // flush_now ignores the interval.
         r.push(entry(2, "a", Kind::Stopped, "three"), s(201));
         assert!(r.flush_now(s(201)).is_none());
+        settle(&mut r);
         assert_eq!(r.writes(), 3);
         let _ = fs::remove_dir_all(&dir);
     }
@@ -1231,6 +1603,7 @@ mod tests {
         let long = format!("{}é", "a".repeat(MAX_TEXT - 1));
         r.push(entry(1, "", Kind::Died, &long), s(0));
         r.flush_now(s(0));
+        settle(&mut r);
         let text = fs::read_to_string(dir.join(FILE_NAME)).expect("read");
         let line = text.lines().nth(1).expect("line");
         assert_eq!(line.matches('\t').count(), 4, "{line:?}");

@@ -294,16 +294,8 @@ impl Supervisor {
                 false
             }
         };
-        let watchdog = config
-            .watchdog
-            .as_ref()
-            .and_then(|w| match Watchdog::open(w) {
-                Ok(wd) => Some(wd),
-                Err(e) => {
-                    error!("watchdog: {e}; supervising without a hardware watchdog");
-                    None
-                }
-            });
+        // After the signal mask is set (its writer thread inherits it), and before the watchdog
+        // is armed: reading the record may take long on a slow disk.
         let (record, warnings) = Record::open(&config.supervisor.state_dir);
         for w in warnings {
             warn!("{w}");
@@ -326,6 +318,17 @@ impl Supervisor {
         for cfg in config.services.into_iter().take(MAX_SERVICES) {
             svcs.push(Svc::new(cfg)?);
         }
+        // Last: from here on the loop must pet in time, and nothing above may delay it.
+        let watchdog = config
+            .watchdog
+            .as_ref()
+            .and_then(|w| match Watchdog::open(w) {
+                Ok(wd) => Some(wd),
+                Err(e) => {
+                    error!("watchdog: {e}; supervising without a hardware watchdog");
+                    None
+                }
+            });
         Ok(Supervisor {
             config_path: config_path.to_path_buf(),
             settings: config.supervisor.clone(),
@@ -463,7 +466,7 @@ impl Supervisor {
             &format!("custos stopped by {}", SigName(sig)),
         );
         let now = self.now();
-        if let Some(w) = self.record.flush_now(now) {
+        if let Some(w) = self.record.finish(now, record::FINAL_WRITE_WAIT) {
             warn!("{w}");
         }
         exit
@@ -576,6 +579,10 @@ impl Supervisor {
     fn reboot_if_due(&mut self, now: Mono) {
         if self.reboot_at.is_some_and(|t| now >= t) {
             error!("reboot: the board has not been reset: calling reboot(2)");
+            // Petting has stopped on purpose: the loop may wait, bounded, for the record.
+            if let Some(w) = self.record.finish(now, record::FINAL_WRITE_WAIT) {
+                warn!("{w}");
+            }
             // SAFETY: sync(2) and reboot(2) take no pointers.
             unsafe { libc::sync() };
             if unsafe { libc::reboot(libc::RB_AUTOBOOT) } < 0 {
@@ -762,10 +769,9 @@ impl Supervisor {
         if let Some(c) = &mut self.control {
             c.sweep(now);
         }
-        if self.record.flush_due().is_some_and(|t| t <= now) {
-            if let Some(w) = self.record.flush(now) {
-                warn!("{w}");
-            }
+        // Never waits: hands a snapshot to the writer thread and picks up its outcomes.
+        if let Some(w) = self.record.flush(now) {
+            warn!("{w}");
         }
         let end = self.now();
         self.pet(now, end);
