@@ -30,9 +30,13 @@ RESET_REASON = "guest-reset"
 TESTS = []
 
 
-def test(archs=("armv7", "aarch64")):
+def test(archs=("armv7", "aarch64"), boot=None):
+    """Registers a test. Tests with the same `boot` name share one boot of the board, in the
+    order they are defined, as long as each passes (a failed one leaves the board as it is, so
+    the next test of the group boots afresh); VARIANTS[boot] is the group's variant."""
+
     def deco(f):
-        TESTS.append((f.__name__, archs, f))
+        TESTS.append((f.__name__, archs, f, boot))
         return f
 
     return deco
@@ -51,8 +55,14 @@ def booted(b):
     return t_exec, t_pet
 
 
+# The shell's words for custos's PID: the process whose name (/proc/PID/comm) is "custos".
+# Not `pidof custos`: that also lists any helper process custos forks (same executable and
+# command line, another comm), which a test signalling custos must leave alone.
+CUSTOS_PIDS = "$(grep -lx custos /proc/[0-9]*/comm 2>/dev/null | cut -d/ -f3)"
+
+
 def custos_pid(b):
-    _, _, out = b.run("echo custos-pid=$(pidof custos)")
+    _, _, out = b.run(f"echo custos-pid={CUSTOS_PIDS}")
     m = re.search(r"^custos-pid=(\d*)", out, re.M)
     return m.group(1) if m else ""
 
@@ -60,7 +70,7 @@ def custos_pid(b):
 def signal_custos(b, sig):
     """Sends `sig` to custos from the console shell. Returns (host time the shell reported
     the kill done, guest uptime right after the kill)."""
-    _, done, out = b.run(f"kill -{sig} $(pidof custos); echo board-killed-at $(cut -d' ' -f1 /proc/uptime)")
+    _, done, out = b.run(f"kill -{sig} {CUSTOS_PIDS}; echo board-killed-at $(cut -d' ' -f1 /proc/uptime)")
     m = re.search(r"^board-killed-at ([0-9.]+)", out, re.M)
     check(m, f"no uptime after kill -{sig}:\n{out}", b)
     return done, float(m.group(1))
@@ -103,7 +113,7 @@ def t1_starts_from_inittab_and_pets_within_1s(b):
     b.wait_console("watchdog: boot status: no watchdog reset reported", 1)
     b.shell()
     pid = custos_pid(b)
-    check(pid != "", "pidof custos found nothing", b)
+    check(pid != "", "no process named custos", b)
     _, _, out = b.run(f"grep PPid /proc/{pid}/status; tr '\\0' ' ' </proc/{pid}/cmdline; echo")
     check(re.search(r"PPid:\s+1\b", out), f"custos's parent is not init:\n{out}", b)
     check("/usr/sbin/custos run" in out, f"custos's command line:\n{out}", b)
@@ -179,7 +189,7 @@ def t5a_magic_close_sigterm_no_reset(b):
     sent, _ = signal_custos(b, "TERM")
     b.wait_console("watchdog: magic close: disarmed", 5)
     b.expect_no_event(("SHUTDOWN", "RESET"), TIMEOUT + 2 - (time.monotonic() - sent))
-    _, _, out = b.run("pidof custos || echo custos-gone; kill -0 $(cat /var/run/web_server.pid) && echo web-alive")
+    _, _, out = b.run(f"[ -z \"{CUSTOS_PIDS}\" ] && echo custos-gone; kill -0 $(cat /var/run/web_server.pid) && echo web-alive")
     check("custos-gone" in out, f"custos still running after SIGTERM:\n{out}", b)
     check("web-alive" in out, f"web_server did not survive custos's exit:\n{out}", b)
     return {"no_reset_for_s": TIMEOUT + 2}
@@ -357,19 +367,29 @@ def main():
     logs = os.path.join(args.board_dir, "logs")
     results = []
     t_all = time.monotonic()
+    shared = None  # (arch, boot group, Board, its log path): a boot the next test may reuse
     for arch in args.archs:
-        for name, archs, fn in TESTS:
+        for name, archs, fn, boot in TESTS:
             if arch not in archs or (args.k and not any(k in name for k in args.k)):
                 continue
             label = f"{arch}/{name}"
             print(f"board test {label} ...", flush=True)
             t0 = time.monotonic()
-            log_path = os.path.join(logs, f"{arch}-{name}.log")
-            board = Board(arch, args.board_dir, log_path=log_path,
-                          echo=echo_to() if args.v else None, **VARIANTS.get(name, {}))
+            if shared and shared[:2] != (arch, boot):
+                shared[2].__exit__(None, None, None)
+                shared = None
+            if shared:
+                board, log_path = shared[2], shared[3]
+            else:
+                log_path = os.path.join(logs, f"{arch}-{name}.log")
+                board = Board(arch, args.board_dir, log_path=log_path,
+                              echo=echo_to() if args.v else None, **VARIANTS.get(boot or name, {}))
+            ok = False
             try:
-                with board:
-                    info = fn(board) or {}
+                if board.proc is None:
+                    board.start()
+                info = fn(board) or {}
+                ok = True
                 took = time.monotonic() - t0
                 detail = ", ".join(f"{k}={v}" for k, v in info.items())
                 print(f"ok    {label} ({took:.1f} s){': ' + detail if detail else ''}", flush=True)
@@ -381,6 +401,14 @@ def main():
                     traceback.print_exc()
                 print(f"      console log: {os.path.relpath(log_path)}", flush=True)
                 results.append((label, False, took))
+            finally:
+                if boot and ok:
+                    shared = (arch, boot, board, log_path)
+                else:
+                    shared = None
+                    board.__exit__(None, None, None)
+    if shared:
+        shared[2].__exit__(None, None, None)
     total = time.monotonic() - t_all
     passed = sum(1 for _, ok, _ in results if ok)
     failed = len(results) - passed
