@@ -18,7 +18,7 @@ import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from boardlib import DEFAULT_BOARD_DIR, Board, BoardError, echo_to, watchdog_settings  # noqa: E402
+from boardlib import DEFAULT_BOARD_DIR, Board, BoardError, echo_to, printable, watchdog_settings  # noqa: E402
 
 TIMEOUT, PET = watchdog_settings()  # [watchdog] in board/rootfs/etc/custos.toml: 5 s, 1 s
 BOOT = 90  # bound on a boot to custos's first keepalive (armv7 takes ~5 s; slack for load)
@@ -347,6 +347,203 @@ def t9_boot_loop_guard(b):
     return {"second_reset_to_guard_line_s": round(t_guard - marks[1], 2)}
 
 
+# ------------------------------------------------------------------------- what custos starts
+# t10-t12 share one boot per arch (board.config=children, /etc/board/custos-children.toml: no
+# [watchdog], the services sigstate and termtrap; t12 adds chatty). A failed test leaves the
+# board to the next one, which then boots afresh.
+CHILDREN = "children"
+
+
+def children_booted(b):
+    """The first test of the children boot waits for custos and gets the shell; the next ones
+    find them there."""
+    if getattr(b, "children_ready", False):
+        return
+    b.wait_console("board: rcS: done", BOOT)
+    b.wait_console(STARTING, BOOT, "custos start-up line")
+    b.shell()
+    b.children_ready = True
+
+
+def service_pid(b, name, timeout=15):
+    """Waits (in the board's shell) until /var/run/NAME.pid names a live process; its PID."""
+    _, _, out = b.run(
+        f"f=/var/run/{name}.pid; i=0; "
+        f"while ! {{ [ -s $f ] && kill -0 $(cat $f) 2>/dev/null; }} && [ $i -lt {timeout * 10} ]; do "
+        "sleep 0.1; i=$((i + 1)); done; echo pidfile-pid=$(cat $f 2>/dev/null); "
+        "kill -0 $(cat $f 2>/dev/null) 2>/dev/null && echo pidfile-alive", timeout=timeout + 10)
+    m = re.search(r"^pidfile-pid=(\d+)$", out, re.M)
+    check(m and re.search(r"^pidfile-alive$", out, re.M), f"{name}: no live process in /var/run/{name}.pid:\n{out}", b)
+    return m.group(1)
+
+
+def alive(b, pid):
+    _, _, out = b.run(f"kill -0 {pid} 2>/dev/null && echo pid-is-alive || echo pid-is-gone")
+    return re.search(r"^pid-is-alive$", out, re.M) is not None
+
+
+def lines_since(b, mark, rx):
+    """The complete console lines from `mark` on that match `rx`."""
+    return [line for line in b.console_since(mark).splitlines() if rx.search(line)]
+
+
+SIGNAMES = {1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 5: "TRAP", 6: "ABRT", 7: "BUS", 8: "FPE",
+            9: "KILL", 10: "USR1", 11: "SEGV", 12: "USR2", 13: "PIPE", 14: "ALRM", 15: "TERM",
+            16: "STKFLT", 17: "CHLD", 18: "CONT", 19: "STOP", 20: "TSTP", 21: "TTIN",
+            22: "TTOU", 23: "URG", 24: "XCPU", 25: "XFSZ", 26: "VTALRM", 27: "PROF",
+            28: "WINCH", 29: "IO", 30: "PWR", 31: "SYS"}
+
+
+def signames(mask):
+    return ",".join(SIGNAMES.get(n, str(n)) for n in range(1, 65) if mask >> (n - 1) & 1) or "none"
+
+
+@test(boot=CHILDREN)
+def t10_children_start_with_a_clean_signal_state(b):
+    children_booted(b)
+    # /etc/init.d/sigstate, its two daemons and its program check each record, in
+    # /tmp/sigstate/ROLE, the SigBlk and SigIgn they were given (what a program they run starts
+    # with: busybox ash passes on what it inherited but ignores SIGQUIT for itself) and their own
+    # (shell.*). The check runs once the daemon is pinned.
+    roles = ("script", "daemon-ssd", "daemon-bg", "check")
+    _, _, out = b.run(
+        "i=0; while [ $(ls /tmp/sigstate 2>/dev/null | wc -l) -lt 4 ] && [ $i -lt 200 ]; do "
+        "sleep 0.1; i=$((i + 1)); done; cat " + " ".join(f"/tmp/sigstate/{r}" for r in roles),
+        timeout=40)
+    got = {m.group(1): (m.group(2), *(int(x, 16) for x in m.group(3, 4, 5, 6))) for m in re.finditer(
+        r"^(\S+) pid=(\d+) SigBlk=([0-9a-f]{16}) SigIgn=([0-9a-f]{16}) "
+        r"shell.SigBlk=([0-9a-f]{16}) shell.SigIgn=([0-9a-f]{16})$", out, re.M)}
+    check(set(got) == set(roles), f"/tmp/sigstate has {sorted(got)}, expected {roles}:\n{out}", b)
+    # ( cmd & ) in a shell without job control ignores SIGINT and SIGQUIT (POSIX), whoever
+    # started the shell: that much of daemon-bg's SigIgn is the shell's, not custos's.
+    shell_ign = 1 << 1 | 1 << 2
+    want = {"script": 0, "daemon-ssd": 0, "daemon-bg": shell_ign, "check": 0}
+    bad = []
+    for r in roles:
+        pid, blk, ign, own_blk, own_ign = got[r]
+        if blk != 0 or ign != want[r] or own_blk != 0:
+            bad.append(f"{r} (pid {pid}): SigBlk {blk:016x} ({signames(blk)}), SigIgn {ign:016x} "
+                       f"({signames(ign)}), its own SigBlk {own_blk:016x}, SigIgn {own_ign:016x}; "
+                       f"want SigBlk 0, SigIgn {want[r]:016x} ({signames(want[r])})")
+    check(not bad, "children of custos do not start with a clean signal state:\n  " + "\n  ".join(bad), b)
+    return {r: f"{got[r][1]:x}/{got[r][2]:x}" for r in roles}
+
+
+@test(boot=CHILDREN)
+def t11_restart_stops_a_term_trapping_daemon_with_sigterm(b):
+    children_booted(b)
+    pid = service_pid(b, "termtrap")
+    b.run("rm -f /tmp/termtrap.log")
+    mark = b.mark()
+    sent, _, _ = b.run("custos restart termtrap", timeout=30)
+    # custos: SIGTERM to the pinned daemon, SIGKILL only if it still lives after stop_timeout
+    # (3s); the daemon's trap writes "got TERM" and exits 0; then the start.
+    b.cursor = mark
+    b.wait_console("termtrap: restarting: asked by the operator", 10)
+    t_up, _, m = b.wait_console(re.compile(r"termtrap: running as pid (\d+)"), 30, "termtrap running again")
+    check(m.group(1) != pid, f"termtrap still has pid {pid} after the restart", b)
+    logged = lines_since(b, mark, re.compile(r"termtrap: "))
+    _, _, trap = b.run("cat /tmp/termtrap.log 2>/dev/null; echo termtrap-log-end")
+    problems = []
+    if any("sending SIGKILL" in ln for ln in logged):
+        problems.append("custos sent SIGKILL")
+    if f"got TERM (pid {pid})" not in trap:
+        problems.append(f"the TERM trap of pid {pid} did not run (/tmp/termtrap.log: "
+                        f"{re.findall(r'^got TERM.*$', trap, re.M) or 'nothing'})")
+    if not any(re.search(rf"termtrap: died: exited with status 0 \(pid {pid},", ln) for ln in logged):
+        problems.append(f"no `termtrap: died: exited with status 0 (pid {pid}, ...` in the log")
+    check(not problems, "`custos restart termtrap` did not stop it with SIGTERM: " + "; ".join(problems)
+          + ". custos logged:\n  " + "\n  ".join(printable(ln) for ln in logged), b)
+    return {"restart_to_running_s": round(t_up - sent, 2)}
+
+
+def chatty_running(b):
+    """Adds the chatty service (/etc/board/chatty.toml) to /etc/custos.toml and reloads, if it
+    is not there yet; returns the PID of its daemon."""
+    children_booted(b)
+    _, _, out = b.run("grep -q '^name = \"chatty\"' /etc/custos.toml && echo chatty-configured")
+    if not re.search(r"^chatty-configured$", out, re.M):
+        mark = b.mark()
+        b.run("cat /etc/board/chatty.toml >>/etc/custos.toml && custos reload", timeout=20)
+        b.cursor = mark
+        b.wait_console(re.compile(r"chatty: running as pid \d+"), 20, "chatty started")
+    return service_pid(b, "chatty")
+
+
+ADOPTED_OR_STARTED = re.compile(r"chatty: (found running as pid (\d+)|starting \(.*)")
+ANY_START = re.compile(r"\S+: starting \(attempt")
+
+
+def assert_chatty_adopted(b, pid, mark, what):
+    """After `what`, the daemon `pid` must live and custos (from console mark `mark`) must have
+    adopted it, `chatty: found running as pid PID`, and started nothing within 2 s after."""
+    b.cursor = mark
+    t, line, m = b.wait_console(ADOPTED_OR_STARTED, 20, "custos finding chatty")
+    b.expect_no_event(("SHUTDOWN", "RESET"), 2)
+    starts = lines_since(b, mark, ANY_START)
+    lived = alive(b, pid)
+    problems = []
+    if not lived:
+        problems.append(f"chatty's daemon (pid {pid}) is gone")
+    if m.group(2) != pid:
+        problems.append(f"custos did not adopt pid {pid}: `{printable(line).strip()}`")
+    if starts:
+        problems.append("custos started: " + "; ".join(printable(s).strip() for s in starts))
+    check(not problems, f"after {what}: " + "; ".join(problems), b)
+    return t
+
+
+@test(boot=CHILDREN)
+def t12a_stdout_daemon_survives_custos_sigkill(b):
+    pid = chatty_running(b)
+    old = custos_pid(b)
+    mark = b.mark()
+    sent, _ = signal_custos(b, "9")
+    b.cursor = mark
+    b.wait_console(STARTING, 15, "custos started again by init")
+    t = assert_chatty_adopted(b, pid, mark, f"kill -9 of custos (pid {old}; ::respawn:)")
+    new = custos_pid(b)
+    check(new and new != old, f"custos pid before {old}, after {new}", b)
+    return {"adopted_after_s": round(t - sent, 2)}
+
+
+@test(boot=CHILDREN)
+def t12b_stdout_daemon_survives_custos_sigterm(b):
+    pid = chatty_running(b)
+    old = custos_pid(b)
+    mark = b.mark()
+    sent, _ = signal_custos(b, "TERM")
+    b.cursor = mark
+    b.wait_console(STARTING, 15, "custos started again by init")
+    t = assert_chatty_adopted(b, pid, mark, f"SIGTERM of custos (pid {old}; ::respawn:)")
+    new = custos_pid(b)
+    check(new and new != old, f"custos pid before {old}, after {new}", b)
+    return {"adopted_after_s": round(t - sent, 2)}
+
+
+@test(boot=CHILDREN)
+def t12c_stdout_daemon_survives_a_reload_that_drops_it(b):
+    pid = chatty_running(b)
+    mark = b.mark()
+    b.run("cp /etc/board/custos-children.toml /etc/custos.toml && custos reload", timeout=20)
+    b.cursor = mark
+    b.wait_console("chatty: removed from the config: no longer supervised; left running", 10)
+    # The daemon writes every 100 ms: 1.5 s is 15 writes after its service was dropped.
+    b.expect_no_event(("SHUTDOWN", "RESET"), 1.5)
+    lived = alive(b, pid)
+    # The service back in the config: custos must find the same daemon running.
+    mark = b.mark()
+    b.run("cat /etc/board/chatty.toml >>/etc/custos.toml && custos reload", timeout=20)
+    if not lived:
+        b.cursor = mark
+        b.wait_console(ADOPTED_OR_STARTED, 20, "custos finding chatty")
+        raise BoardError(f"{b.arch}: chatty's daemon (pid {pid}) died within 1.5 s of the reload that "
+                         "dropped its service; when the service came back custos logged:\n  "
+                         + "\n  ".join(printable(ln) for ln in lines_since(b, mark, re.compile(r"chatty: ")))
+                         + f"\nconsole tail:\n{b.tail()}")
+    assert_chatty_adopted(b, pid, mark, "a reload that dropped chatty and one that brought it back")
+    return {}
+
 VARIANTS = {
     "t3b_custos_sigkill_once_resets": dict(inittab="once"),
     "t5a_magic_close_sigterm_no_reset": dict(inittab="once", config="magic-close"),
@@ -354,6 +551,7 @@ VARIANTS = {
     "t6_i6300esb_reset_reported_at_next_boot": dict(inittab="once", i6300esb=True, reboot=True),
     "t8_record_survives_a_reset": dict(inittab="once", i6300esb=True, reboot=True, disk=True),
     "t9_boot_loop_guard": dict(inittab="once", config="boot-loop", i6300esb=True, reboot=True, disk=True),
+    CHILDREN: dict(inittab="children", config="children"),
 }
 
 
