@@ -544,6 +544,79 @@ def t12c_stdout_daemon_survives_a_reload_that_drops_it(b):
     assert_chatty_adopted(b, pid, mark, "a reload that dropped chatty and one that brought it back")
     return {}
 
+
+# ------------------------------------------------------------------------- the console stall
+# The serial console stops taking output: XOFF (Ctrl-S) typed at it, as on a real board. The
+# console tty has IXON (the default, which ash's line editing keeps), so the kernel stops
+# sending; once the UART's transmit buffer (a page) is full, a blocking write(2) to
+# /dev/console (custos's stderr) waits until XON (Ctrl-Q). Kernel messages (printk) still get
+# out. Pausing the host's reads of QEMU's -serial pipe instead would stall the whole guest:
+# QEMU's PL011 writes each byte with qemu_chr_fe_write_all, which blocks the vCPU thread.
+XOFF, XON = "\x13", "\x11"
+CUSTOS_LOG = re.compile(r"(TRACE|DEBUG|INFO|WARN|ERROR) +\[custos")
+# The line custos writes once its log drains: the number of lines it could not write. Matched
+# loosely: a console line with the word "dropped" and a number, other than the per-service note
+# of script output over 20 lines/s ("NAME: | (N more lines dropped: over 20/s)") and kernel
+# messages ("[ seconds.micros] ...").
+DROPPED = re.compile(r"\bdropped\b")
+SCRIPT_DROPPED = re.compile(r"more lines dropped: over \d+/s")
+KERNEL = re.compile(r"^\[ *\d+\.\d+\] ")
+
+
+@test()
+def t13_console_stall_no_reset(b):
+    booted(b)
+    b.shell()
+    pid = custos_pid(b)
+    b.cursor = (0, 0)
+    b.wait_console(re.compile(r"crashy\d: died: exited with status 3"), 20, "the crash loop")
+    b.run("stty ixon -ixany")  # as the console has them by default (stty -a): said, not assumed
+    stall = 3 * TIMEOUT
+    n_stall = len(b.lines)
+    t_xoff = time.monotonic()
+    b.send(XOFF)
+    try:
+        b.expect_no_event(("SHUTDOWN", "RESET"), stall)
+    except BoardError:
+        t_reset = b.events[-1][0]
+        raise BoardError(
+            f"{b.arch}: the board reset {t_reset - t_xoff:.1f} s into a {stall} s console stall "
+            f"(XOFF; QMP {b.events[-1][1]['event']} {b.events[-1][1].get('data')}): custos stopped "
+            f"petting the watchdog while the console took no output; console tail:\n{b.tail(12)}")
+    n_xon = len(b.lines)
+    t_xon = time.monotonic()
+    b.send(XON)
+    # The stall was real: nothing from custos reached the console after the first second.
+    leaked = [ln for t, ln in b.lines[n_stall:n_xon] if t > t_xoff + 1 and CUSTOS_LOG.search(ln)]
+    check(not leaked, f"XOFF did not stop the console: {len(leaked)} custos lines during the stall, "
+          f"e.g. {leaked[0] if leaked else ''}", b)
+    # custos's log resumes, with a note of what it could not write.
+    end = time.monotonic() + 15
+    found, first = None, None
+    i = n_xon
+    while time.monotonic() < end and not found:
+        b.pump(0.2)
+        for t, ln in b.lines[i:]:
+            if first is None and CUSTOS_LOG.search(ln):
+                first = t
+            if DROPPED.search(ln) and re.search(r"\d", ln) and not SCRIPT_DROPPED.search(ln) \
+                    and not KERNEL.search(printable(ln)):
+                found = (t, ln)
+                break
+        i = len(b.lines)
+    check(first is not None, "no custos log line within 15 s of XON", b)
+    check(found, "custos's log resumed without a note of dropped lines (a line with `dropped` "
+          "and a number) within 15 s of XON", b)
+    b.expect_no_event(("SHUTDOWN", "RESET"), 1)
+    check(custos_pid(b) == pid, f"custos is not the same process (pid {pid} before the stall)", b)
+    starts = [ln for _, ln in b.lines if STARTING.search(ln)]
+    check(len(starts) == 1, f"custos started {len(starts)} times", b)
+    boots = [ln for _, ln in b.lines if "board: rcS: start" in ln]
+    check(len(boots) == 1, f"the board booted {len(boots)} times", b)
+    return {"stall_s": stall, "log_after_xon_s": round(first - t_xon, 2),
+            "dropped_note": printable(found[1]).strip()[:120]}
+
+
 VARIANTS = {
     "t3b_custos_sigkill_once_resets": dict(inittab="once"),
     "t5a_magic_close_sigterm_no_reset": dict(inittab="once", config="magic-close"),
@@ -552,6 +625,7 @@ VARIANTS = {
     "t8_record_survives_a_reset": dict(inittab="once", i6300esb=True, reboot=True, disk=True),
     "t9_boot_loop_guard": dict(inittab="once", config="boot-loop", i6300esb=True, reboot=True, disk=True),
     CHILDREN: dict(inittab="children", config="children"),
+    "t13_console_stall_no_reset": dict(config="stall"),
 }
 
 
