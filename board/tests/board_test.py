@@ -18,7 +18,7 @@ import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from boardlib import DEFAULT_BOARD_DIR, Board, BoardError, echo_to, watchdog_settings  # noqa: E402
+from boardlib import DEFAULT_BOARD_DIR, Board, BoardError, echo_to, printable, watchdog_settings  # noqa: E402
 
 TIMEOUT, PET = watchdog_settings()  # [watchdog] in board/rootfs/etc/custos.toml: 5 s, 1 s
 BOOT = 90  # bound on a boot to custos's first keepalive (armv7 takes ~5 s; slack for load)
@@ -30,9 +30,13 @@ RESET_REASON = "guest-reset"
 TESTS = []
 
 
-def test(archs=("armv7", "aarch64")):
+def test(archs=("armv7", "aarch64"), boot=None):
+    """Registers a test. Tests with the same `boot` name share one boot of the board, in the
+    order they are defined, as long as each passes (a failed one leaves the board as it is, so
+    the next test of the group boots afresh); VARIANTS[boot] is the group's variant."""
+
     def deco(f):
-        TESTS.append((f.__name__, archs, f))
+        TESTS.append((f.__name__, archs, f, boot))
         return f
 
     return deco
@@ -51,8 +55,14 @@ def booted(b):
     return t_exec, t_pet
 
 
+# The shell's words for custos's PID: the process whose name (/proc/PID/comm) is "custos".
+# Not `pidof custos`: that also lists any helper process custos forks (same executable and
+# command line, another comm), which a test signalling custos must leave alone.
+CUSTOS_PIDS = "$(grep -lx custos /proc/[0-9]*/comm 2>/dev/null | cut -d/ -f3)"
+
+
 def custos_pid(b):
-    _, _, out = b.run("echo custos-pid=$(pidof custos)")
+    _, _, out = b.run(f"echo custos-pid={CUSTOS_PIDS}")
     m = re.search(r"^custos-pid=(\d*)", out, re.M)
     return m.group(1) if m else ""
 
@@ -60,7 +70,7 @@ def custos_pid(b):
 def signal_custos(b, sig):
     """Sends `sig` to custos from the console shell. Returns (host time the shell reported
     the kill done, guest uptime right after the kill)."""
-    _, done, out = b.run(f"kill -{sig} $(pidof custos); echo board-killed-at $(cut -d' ' -f1 /proc/uptime)")
+    _, done, out = b.run(f"kill -{sig} {CUSTOS_PIDS}; echo board-killed-at $(cut -d' ' -f1 /proc/uptime)")
     m = re.search(r"^board-killed-at ([0-9.]+)", out, re.M)
     check(m, f"no uptime after kill -{sig}:\n{out}", b)
     return done, float(m.group(1))
@@ -103,7 +113,7 @@ def t1_starts_from_inittab_and_pets_within_1s(b):
     b.wait_console("watchdog: boot status: no watchdog reset reported", 1)
     b.shell()
     pid = custos_pid(b)
-    check(pid != "", "pidof custos found nothing", b)
+    check(pid != "", "no process named custos", b)
     _, _, out = b.run(f"grep PPid /proc/{pid}/status; tr '\\0' ' ' </proc/{pid}/cmdline; echo")
     check(re.search(r"PPid:\s+1\b", out), f"custos's parent is not init:\n{out}", b)
     check("/usr/sbin/custos run" in out, f"custos's command line:\n{out}", b)
@@ -179,7 +189,7 @@ def t5a_magic_close_sigterm_no_reset(b):
     sent, _ = signal_custos(b, "TERM")
     b.wait_console("watchdog: magic close: disarmed", 5)
     b.expect_no_event(("SHUTDOWN", "RESET"), TIMEOUT + 2 - (time.monotonic() - sent))
-    _, _, out = b.run("pidof custos || echo custos-gone; kill -0 $(cat /var/run/web_server.pid) && echo web-alive")
+    _, _, out = b.run(f"[ -z \"{CUSTOS_PIDS}\" ] && echo custos-gone; kill -0 $(cat /var/run/web_server.pid) && echo web-alive")
     check("custos-gone" in out, f"custos still running after SIGTERM:\n{out}", b)
     check("web-alive" in out, f"web_server did not survive custos's exit:\n{out}", b)
     return {"no_reset_for_s": TIMEOUT + 2}
@@ -337,6 +347,276 @@ def t9_boot_loop_guard(b):
     return {"second_reset_to_guard_line_s": round(t_guard - marks[1], 2)}
 
 
+# ------------------------------------------------------------------------- what custos starts
+# t10-t12 share one boot per arch (board.config=children, /etc/board/custos-children.toml: no
+# [watchdog], the services sigstate and termtrap; t12 adds chatty). A failed test leaves the
+# board to the next one, which then boots afresh.
+CHILDREN = "children"
+
+
+def children_booted(b):
+    """The first test of the children boot waits for custos and gets the shell; the next ones
+    find them there."""
+    if getattr(b, "children_ready", False):
+        return
+    b.wait_console("board: rcS: done", BOOT)
+    b.wait_console(STARTING, BOOT, "custos start-up line")
+    b.shell()
+    b.children_ready = True
+
+
+def service_pid(b, name, timeout=15):
+    """Waits (in the board's shell) until /var/run/NAME.pid names a live process; its PID."""
+    _, _, out = b.run(
+        f"f=/var/run/{name}.pid; i=0; "
+        f"while ! {{ [ -s $f ] && kill -0 $(cat $f) 2>/dev/null; }} && [ $i -lt {timeout * 10} ]; do "
+        "sleep 0.1; i=$((i + 1)); done; echo pidfile-pid=$(cat $f 2>/dev/null); "
+        "kill -0 $(cat $f 2>/dev/null) 2>/dev/null && echo pidfile-alive", timeout=timeout + 10)
+    m = re.search(r"^pidfile-pid=(\d+)$", out, re.M)
+    check(m and re.search(r"^pidfile-alive$", out, re.M), f"{name}: no live process in /var/run/{name}.pid:\n{out}", b)
+    return m.group(1)
+
+
+def alive(b, pid):
+    _, _, out = b.run(f"kill -0 {pid} 2>/dev/null && echo pid-is-alive || echo pid-is-gone")
+    return re.search(r"^pid-is-alive$", out, re.M) is not None
+
+
+def lines_since(b, mark, rx):
+    """The complete console lines from `mark` on that match `rx`."""
+    return [line for line in b.console_since(mark).splitlines() if rx.search(line)]
+
+
+SIGNAMES = {1: "HUP", 2: "INT", 3: "QUIT", 4: "ILL", 5: "TRAP", 6: "ABRT", 7: "BUS", 8: "FPE",
+            9: "KILL", 10: "USR1", 11: "SEGV", 12: "USR2", 13: "PIPE", 14: "ALRM", 15: "TERM",
+            16: "STKFLT", 17: "CHLD", 18: "CONT", 19: "STOP", 20: "TSTP", 21: "TTIN",
+            22: "TTOU", 23: "URG", 24: "XCPU", 25: "XFSZ", 26: "VTALRM", 27: "PROF",
+            28: "WINCH", 29: "IO", 30: "PWR", 31: "SYS"}
+
+
+def signames(mask):
+    return ",".join(SIGNAMES.get(n, str(n)) for n in range(1, 65) if mask >> (n - 1) & 1) or "none"
+
+
+@test(boot=CHILDREN)
+def t10_children_start_with_a_clean_signal_state(b):
+    children_booted(b)
+    # /etc/init.d/sigstate, its two daemons and its program check each record, in
+    # /tmp/sigstate/ROLE, the SigBlk and SigIgn they were given (what a program they run starts
+    # with: busybox ash passes on what it inherited but ignores SIGQUIT for itself) and their own
+    # (shell.*). The check runs once the daemon is pinned.
+    roles = ("script", "daemon-ssd", "daemon-bg", "check")
+    _, _, out = b.run(
+        "i=0; while [ $(ls /tmp/sigstate 2>/dev/null | wc -l) -lt 4 ] && [ $i -lt 200 ]; do "
+        "sleep 0.1; i=$((i + 1)); done; cat " + " ".join(f"/tmp/sigstate/{r}" for r in roles),
+        timeout=40)
+    got = {m.group(1): (m.group(2), *(int(x, 16) for x in m.group(3, 4, 5, 6))) for m in re.finditer(
+        r"^(\S+) pid=(\d+) SigBlk=([0-9a-f]{16}) SigIgn=([0-9a-f]{16}) "
+        r"shell.SigBlk=([0-9a-f]{16}) shell.SigIgn=([0-9a-f]{16})$", out, re.M)}
+    check(set(got) == set(roles), f"/tmp/sigstate has {sorted(got)}, expected {roles}:\n{out}", b)
+    # ( cmd & ) in a shell without job control ignores SIGINT and SIGQUIT (POSIX), whoever
+    # started the shell: that much of daemon-bg's SigIgn is the shell's, not custos's.
+    shell_ign = 1 << 1 | 1 << 2
+    want = {"script": 0, "daemon-ssd": 0, "daemon-bg": shell_ign, "check": 0}
+    bad = []
+    for r in roles:
+        pid, blk, ign, own_blk, own_ign = got[r]
+        if blk != 0 or ign != want[r] or own_blk != 0:
+            bad.append(f"{r} (pid {pid}): SigBlk {blk:016x} ({signames(blk)}), SigIgn {ign:016x} "
+                       f"({signames(ign)}), its own SigBlk {own_blk:016x}, SigIgn {own_ign:016x}; "
+                       f"want SigBlk 0, SigIgn {want[r]:016x} ({signames(want[r])})")
+    check(not bad, "children of custos do not start with a clean signal state:\n  " + "\n  ".join(bad), b)
+    return {r: f"{got[r][1]:x}/{got[r][2]:x}" for r in roles}
+
+
+@test(boot=CHILDREN)
+def t11_restart_stops_a_term_trapping_daemon_with_sigterm(b):
+    children_booted(b)
+    pid = service_pid(b, "termtrap")
+    b.run("rm -f /tmp/termtrap.log")
+    mark = b.mark()
+    sent, _, _ = b.run("custos restart termtrap", timeout=30)
+    # custos: SIGTERM to the pinned daemon, SIGKILL only if it still lives after stop_timeout
+    # (3s); the daemon's trap writes "got TERM" and exits 0; then the start.
+    b.cursor = mark
+    b.wait_console("termtrap: restarting: asked by the operator", 10)
+    t_up, _, m = b.wait_console(re.compile(r"termtrap: running as pid (\d+)"), 30, "termtrap running again")
+    check(m.group(1) != pid, f"termtrap still has pid {pid} after the restart", b)
+    logged = lines_since(b, mark, re.compile(r"termtrap: "))
+    _, _, trap = b.run("cat /tmp/termtrap.log 2>/dev/null; echo termtrap-log-end")
+    problems = []
+    if any("sending SIGKILL" in ln for ln in logged):
+        problems.append("custos sent SIGKILL")
+    if f"got TERM (pid {pid})" not in trap:
+        problems.append(f"the TERM trap of pid {pid} did not run (/tmp/termtrap.log: "
+                        f"{re.findall(r'^got TERM.*$', trap, re.M) or 'nothing'})")
+    if not any(re.search(rf"termtrap: died: exited with status 0 \(pid {pid},", ln) for ln in logged):
+        problems.append(f"no `termtrap: died: exited with status 0 (pid {pid}, ...` in the log")
+    check(not problems, "`custos restart termtrap` did not stop it with SIGTERM: " + "; ".join(problems)
+          + ". custos logged:\n  " + "\n  ".join(printable(ln) for ln in logged), b)
+    return {"restart_to_running_s": round(t_up - sent, 2)}
+
+
+def chatty_running(b):
+    """Adds the chatty service (/etc/board/chatty.toml) to /etc/custos.toml and reloads, if it
+    is not there yet; returns the PID of its daemon."""
+    children_booted(b)
+    _, _, out = b.run("grep -q '^name = \"chatty\"' /etc/custos.toml && echo chatty-configured")
+    if not re.search(r"^chatty-configured$", out, re.M):
+        mark = b.mark()
+        b.run("cat /etc/board/chatty.toml >>/etc/custos.toml && custos reload", timeout=20)
+        b.cursor = mark
+        b.wait_console(re.compile(r"chatty: running as pid \d+"), 20, "chatty started")
+    return service_pid(b, "chatty")
+
+
+ADOPTED_OR_STARTED = re.compile(r"chatty: (found running as pid (\d+)|starting \(.*)")
+ANY_START = re.compile(r"\S+: starting \(attempt")
+
+
+def assert_chatty_adopted(b, pid, mark, what):
+    """After `what`, the daemon `pid` must live and custos (from console mark `mark`) must have
+    adopted it, `chatty: found running as pid PID`, and started nothing within 2 s after."""
+    b.cursor = mark
+    t, line, m = b.wait_console(ADOPTED_OR_STARTED, 20, "custos finding chatty")
+    b.expect_no_event(("SHUTDOWN", "RESET"), 2)
+    starts = lines_since(b, mark, ANY_START)
+    lived = alive(b, pid)
+    problems = []
+    if not lived:
+        problems.append(f"chatty's daemon (pid {pid}) is gone")
+    if m.group(2) != pid:
+        problems.append(f"custos did not adopt pid {pid}: `{printable(line).strip()}`")
+    if starts:
+        problems.append("custos started: " + "; ".join(printable(s).strip() for s in starts))
+    check(not problems, f"after {what}: " + "; ".join(problems), b)
+    return t
+
+
+@test(boot=CHILDREN)
+def t12a_stdout_daemon_survives_custos_sigkill(b):
+    pid = chatty_running(b)
+    old = custos_pid(b)
+    mark = b.mark()
+    sent, _ = signal_custos(b, "9")
+    b.cursor = mark
+    b.wait_console(STARTING, 15, "custos started again by init")
+    t = assert_chatty_adopted(b, pid, mark, f"kill -9 of custos (pid {old}; ::respawn:)")
+    new = custos_pid(b)
+    check(new and new != old, f"custos pid before {old}, after {new}", b)
+    return {"adopted_after_s": round(t - sent, 2)}
+
+
+@test(boot=CHILDREN)
+def t12b_stdout_daemon_survives_custos_sigterm(b):
+    pid = chatty_running(b)
+    old = custos_pid(b)
+    mark = b.mark()
+    sent, _ = signal_custos(b, "TERM")
+    b.cursor = mark
+    b.wait_console(STARTING, 15, "custos started again by init")
+    t = assert_chatty_adopted(b, pid, mark, f"SIGTERM of custos (pid {old}; ::respawn:)")
+    new = custos_pid(b)
+    check(new and new != old, f"custos pid before {old}, after {new}", b)
+    return {"adopted_after_s": round(t - sent, 2)}
+
+
+@test(boot=CHILDREN)
+def t12c_stdout_daemon_survives_a_reload_that_drops_it(b):
+    pid = chatty_running(b)
+    mark = b.mark()
+    b.run("cp /etc/board/custos-children.toml /etc/custos.toml && custos reload", timeout=20)
+    b.cursor = mark
+    b.wait_console("chatty: removed from the config: no longer supervised; left running", 10)
+    # The daemon writes every 100 ms: 1.5 s is 15 writes after its service was dropped.
+    b.expect_no_event(("SHUTDOWN", "RESET"), 1.5)
+    lived = alive(b, pid)
+    # The service back in the config: custos must find the same daemon running.
+    mark = b.mark()
+    b.run("cat /etc/board/chatty.toml >>/etc/custos.toml && custos reload", timeout=20)
+    if not lived:
+        b.cursor = mark
+        b.wait_console(ADOPTED_OR_STARTED, 20, "custos finding chatty")
+        raise BoardError(f"{b.arch}: chatty's daemon (pid {pid}) died within 1.5 s of the reload that "
+                         "dropped its service; when the service came back custos logged:\n  "
+                         + "\n  ".join(printable(ln) for ln in lines_since(b, mark, re.compile(r"chatty: ")))
+                         + f"\nconsole tail:\n{b.tail()}")
+    assert_chatty_adopted(b, pid, mark, "a reload that dropped chatty and one that brought it back")
+    return {}
+
+
+# ------------------------------------------------------------------------- the console stall
+# The serial console stops taking output: XOFF (Ctrl-S) typed at it, as on a real board. The
+# console tty has IXON (the default, which ash's line editing keeps), so the kernel stops
+# sending; once the UART's transmit buffer (a page) is full, a blocking write(2) to
+# /dev/console (custos's stderr) waits until XON (Ctrl-Q). Kernel messages (printk) still get
+# out. Pausing the host's reads of QEMU's -serial pipe instead would stall the whole guest:
+# QEMU's PL011 writes each byte with qemu_chr_fe_write_all, which blocks the vCPU thread.
+XOFF, XON = "\x13", "\x11"
+CUSTOS_LOG = re.compile(r"(TRACE|DEBUG|INFO|WARN|ERROR) +\[custos")
+# The line custos writes once its log drains: the number of lines it could not write. Matched
+# loosely: a console line with the word "dropped" and a number, other than the per-service note
+# of script output over 20 lines/s ("NAME: | (N more lines dropped: over 20/s)") and kernel
+# messages ("[ seconds.micros] ...").
+DROPPED = re.compile(r"\bdropped\b")
+SCRIPT_DROPPED = re.compile(r"more lines dropped: over \d+/s")
+KERNEL = re.compile(r"^\[ *\d+\.\d+\] ")
+
+
+@test()
+def t13_console_stall_no_reset(b):
+    booted(b)
+    b.shell()
+    pid = custos_pid(b)
+    b.cursor = (0, 0)
+    b.wait_console(re.compile(r"crashy\d: died: exited with status 3"), 20, "the crash loop")
+    b.run("stty ixon -ixany")  # as the console has them by default (stty -a): said, not assumed
+    stall = 3 * TIMEOUT
+    n_stall = len(b.lines)
+    t_xoff = time.monotonic()
+    b.send(XOFF)
+    try:
+        b.expect_no_event(("SHUTDOWN", "RESET"), stall)
+    except BoardError:
+        t_reset = b.events[-1][0]
+        raise BoardError(
+            f"{b.arch}: the board reset {t_reset - t_xoff:.1f} s into a {stall} s console stall "
+            f"(XOFF; QMP {b.events[-1][1]['event']} {b.events[-1][1].get('data')}): custos stopped "
+            f"petting the watchdog while the console took no output; console tail:\n{b.tail(12)}")
+    n_xon = len(b.lines)
+    t_xon = time.monotonic()
+    b.send(XON)
+    # The stall was real: nothing from custos reached the console after the first second.
+    leaked = [ln for t, ln in b.lines[n_stall:n_xon] if t > t_xoff + 1 and CUSTOS_LOG.search(ln)]
+    check(not leaked, f"XOFF did not stop the console: {len(leaked)} custos lines during the stall, "
+          f"e.g. {leaked[0] if leaked else ''}", b)
+    # custos's log resumes, with a note of what it could not write.
+    end = time.monotonic() + 15
+    found, first = None, None
+    i = n_xon
+    while time.monotonic() < end and not found:
+        b.pump(0.2)
+        for t, ln in b.lines[i:]:
+            if first is None and CUSTOS_LOG.search(ln):
+                first = t
+            if DROPPED.search(ln) and re.search(r"\d", ln) and not SCRIPT_DROPPED.search(ln) \
+                    and not KERNEL.search(printable(ln)):
+                found = (t, ln)
+                break
+        i = len(b.lines)
+    check(first is not None, "no custos log line within 15 s of XON", b)
+    check(found, "custos's log resumed without a note of dropped lines (a line with `dropped` "
+          "and a number) within 15 s of XON", b)
+    b.expect_no_event(("SHUTDOWN", "RESET"), 1)
+    check(custos_pid(b) == pid, f"custos is not the same process (pid {pid} before the stall)", b)
+    starts = [ln for _, ln in b.lines if STARTING.search(ln)]
+    check(len(starts) == 1, f"custos started {len(starts)} times", b)
+    boots = [ln for _, ln in b.lines if "board: rcS: start" in ln]
+    check(len(boots) == 1, f"the board booted {len(boots)} times", b)
+    return {"stall_s": stall, "log_after_xon_s": round(first - t_xon, 2),
+            "dropped_note": printable(found[1]).strip()[:120]}
+
+
 VARIANTS = {
     "t3b_custos_sigkill_once_resets": dict(inittab="once"),
     "t5a_magic_close_sigterm_no_reset": dict(inittab="once", config="magic-close"),
@@ -344,6 +624,8 @@ VARIANTS = {
     "t6_i6300esb_reset_reported_at_next_boot": dict(inittab="once", i6300esb=True, reboot=True),
     "t8_record_survives_a_reset": dict(inittab="once", i6300esb=True, reboot=True, disk=True),
     "t9_boot_loop_guard": dict(inittab="once", config="boot-loop", i6300esb=True, reboot=True, disk=True),
+    CHILDREN: dict(inittab="children", config="children"),
+    "t13_console_stall_no_reset": dict(config="stall"),
 }
 
 
@@ -357,19 +639,29 @@ def main():
     logs = os.path.join(args.board_dir, "logs")
     results = []
     t_all = time.monotonic()
+    shared = None  # (arch, boot group, Board, its log path): a boot the next test may reuse
     for arch in args.archs:
-        for name, archs, fn in TESTS:
+        for name, archs, fn, boot in TESTS:
             if arch not in archs or (args.k and not any(k in name for k in args.k)):
                 continue
             label = f"{arch}/{name}"
             print(f"board test {label} ...", flush=True)
             t0 = time.monotonic()
-            log_path = os.path.join(logs, f"{arch}-{name}.log")
-            board = Board(arch, args.board_dir, log_path=log_path,
-                          echo=echo_to() if args.v else None, **VARIANTS.get(name, {}))
+            if shared and shared[:2] != (arch, boot):
+                shared[2].__exit__(None, None, None)
+                shared = None
+            if shared:
+                board, log_path = shared[2], shared[3]
+            else:
+                log_path = os.path.join(logs, f"{arch}-{name}.log")
+                board = Board(arch, args.board_dir, log_path=log_path,
+                              echo=echo_to() if args.v else None, **VARIANTS.get(boot or name, {}))
+            ok = False
             try:
-                with board:
-                    info = fn(board) or {}
+                if board.proc is None:
+                    board.start()
+                info = fn(board) or {}
+                ok = True
                 took = time.monotonic() - t0
                 detail = ", ".join(f"{k}={v}" for k, v in info.items())
                 print(f"ok    {label} ({took:.1f} s){': ' + detail if detail else ''}", flush=True)
@@ -381,6 +673,14 @@ def main():
                     traceback.print_exc()
                 print(f"      console log: {os.path.relpath(log_path)}", flush=True)
                 results.append((label, False, took))
+            finally:
+                if boot and ok:
+                    shared = (arch, boot, board, log_path)
+                else:
+                    shared = None
+                    board.__exit__(None, None, None)
+    if shared:
+        shared[2].__exit__(None, None, None)
     total = time.monotonic() - t_all
     passed = sum(1 for _, ok, _ in results if ok)
     failed = len(results) - passed
