@@ -7,6 +7,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod limits;
+pub mod logger;
 pub mod pidfd;
 pub mod procs;
 pub mod record;

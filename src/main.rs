@@ -194,22 +194,28 @@ fn usage(msg: &str) -> ExitCode {
 }
 
 fn run(path: PathBuf) -> ExitCode {
+    // What stderr is, before anything else is opened.
+    custos::logger::prepare();
     // The config says where to log, and a logger can be installed only once: read the config
     // first; its errors go to stderr either way.
     let loaded = config::load(&path);
     let level = log_level();
     let to_syslog = matches!(&loaded, Ok(c) if c.supervisor.log == LogTarget::Syslog);
     let installed = if to_syslog {
-        custos::syslog::init(level).map_err(|e| e.to_string())
+        custos::syslog::init(level)
     } else {
-        simple_logger::SimpleLogger::new()
-            .with_level(level)
-            .init()
-            .map_err(|e| e.to_string())
+        custos::logger::init(level)
     };
     if let Err(e) = installed {
         eprintln!("custos: cannot set up logging: {e}");
     }
+    let code = supervise(path, loaded);
+    // One last non-blocking try for what stderr has not taken yet.
+    custos::logger::flush();
+    code
+}
+
+fn supervise(path: PathBuf, loaded: Result<Config, config::ConfigErrors>) -> ExitCode {
     log::info!(
         "custos {} starting with {}",
         env!("CARGO_PKG_VERSION"),
