@@ -56,9 +56,11 @@ pub const REOPEN_RETRY: Duration = Duration::from_secs(1);
 /// poll set this long (so that such a sink cannot make the loop spin).
 const QUIET: Duration = Duration::from_millis(100);
 
-/// Bytes waiting to be written, in a ring of fixed size.
+/// Bytes waiting to be written, in a ring of fixed size: N bytes, allocated once on first use
+/// and never grown. (Not an array in the static: one non-zero byte in the sink's initial
+/// value would put the whole buffer into the binary's .data.)
 pub struct Ring<const N: usize> {
-    buf: [u8; N],
+    buf: Vec<u8>,
     head: usize,
     len: usize,
 }
@@ -72,9 +74,18 @@ impl<const N: usize> Default for Ring<N> {
 impl<const N: usize> Ring<N> {
     pub const fn new() -> Ring<N> {
         Ring {
-            buf: [0; N],
+            buf: Vec::new(),
             head: 0,
             len: 0,
+        }
+    }
+
+    /// Allocates the buffer, once.
+    fn alloc(&mut self) {
+        if self.buf.len() != N {
+            self.buf = vec![0; N];
+            self.head = 0;
+            self.len = 0;
         }
     }
 
@@ -89,7 +100,7 @@ impl<const N: usize> Ring<N> {
     /// The oldest bytes, as one contiguous slice (the rest follows after `consume`).
     pub fn front(&self) -> &[u8] {
         let end = (self.head + self.len).min(N);
-        &self.buf[self.head..end]
+        self.buf.get(self.head..end).unwrap_or_default()
     }
 
     /// Forgets the oldest `n` bytes (written).
@@ -110,6 +121,9 @@ impl<const N: usize> Ring<N> {
 
     /// Lines waiting (newlines in the buffer).
     pub fn lines(&self) -> u64 {
+        if self.len == 0 {
+            return 0;
+        }
         let end = self.head + self.len;
         let (a, b) = if end <= N {
             (&self.buf[self.head..end], &self.buf[..0])
@@ -126,6 +140,7 @@ impl<const N: usize> Ring<N> {
         if N == 0 {
             return false;
         }
+        self.alloc();
         let was_empty = self.is_empty();
         let mut w = Append {
             ring: self,
@@ -475,7 +490,7 @@ mod tests {
     fn text<const N: usize>(r: &Ring<N>) -> String {
         let mut v = r.front().to_vec();
         let mut copy = Ring::<N> {
-            buf: r.buf,
+            buf: r.buf.clone(),
             head: r.head,
             len: r.len,
         };
