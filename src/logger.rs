@@ -6,16 +6,18 @@
 //! simple_logger printed, which custos used before.
 //!
 //! Never blocks and never panics, whatever stderr is:
-//! - Each line goes into a buffer of fixed size (`limits::LOG_BUFFER`, static: never
-//!   allocated, never grown), whole or not at all, and the buffer is written out at once
-//!   with one non-blocking write. What the sink does not take waits in the buffer; the main
+//! - Each line goes into a buffer of fixed size (`limits::LOG_BUFFER`, allocated once at
+//!   start-up, never grown), whole or not at all, and the buffer is written out at once
+//!   with non-blocking writes. What the sink does not take waits in the buffer; the main
 //!   loop polls `pending()` for POLLOUT and calls `flush()`.
 //! - A line that does not fit is dropped and counted. From then on lines are dropped until
 //!   the buffer has drained completely; the first line after that is the note
 //!   `WARN  [custos] N log line(s) dropped: stderr was not writable`, so the gap is marked
 //!   where it is.
 //! - EPIPE, EIO and any other error: the lines waiting are dropped and counted the same way
-//!   (the note goes out when a write succeeds again). SIGPIPE is ignored in custos (Rust's
+//!   (the note goes out when a write succeeds again). A tty that was hung up (vhangup(2), as
+//!   a getty on the console may do) gives EIO on every write of that open file for good: the
+//!   tty is then opened again, at most every `REOPEN_RETRY`. SIGPIPE is ignored in custos (Rust's
 //!   runtime ignores it and `supervisor::reset_signal_dispositions` keeps it so).
 //!
 //! How a write is made non-blocking without touching anyone else's file: O_NONBLOCK is a flag
@@ -50,7 +52,7 @@ use crate::procs::boottime;
 
 /// The words of the note after lines were lost (after `N `).
 pub const DROPPED: &str = "log line(s) dropped: stderr was not writable";
-/// A FIFO without a reader is opened again at most this often.
+/// A FIFO without a reader, or a tty that was hung up, is opened again at most this often.
 pub const REOPEN_RETRY: Duration = Duration::from_secs(1);
 /// After poll said writable and the write still made no progress, the fd is left out of the
 /// poll set this long (so that such a sink cannot make the loop spin).
@@ -238,7 +240,7 @@ impl<const N: usize> Sink<N> {
     pub fn line(&mut self, level: Level, target: &str, msg: fmt::Arguments<'_>, now: Mono) {
         self.open(now);
         // Room first: what the fd takes now leaves the buffer (and a pending note goes out).
-        self.write_out();
+        self.write_out(now);
         if !self.usable() || self.dropped > 0 {
             // Dropping until the buffer has drained; then the note goes first.
             self.dropped += 1;
@@ -248,13 +250,13 @@ impl<const N: usize> Sink<N> {
             self.dropped += 1;
             return;
         }
-        self.write_out();
+        self.write_out(now);
     }
 
     /// Writes what the fd takes now (the poll loop calls this when the fd is writable).
     pub fn flush(&mut self, now: Mono) {
         self.open(now);
-        if !self.write_out() && !self.ring.is_empty() {
+        if !self.write_out(now) && !self.ring.is_empty() {
             self.quiet_until = now + QUIET;
         }
     }
@@ -284,13 +286,16 @@ impl<const N: usize> Sink<N> {
         match self.out {
             Out::Unknown => self.out = classify(self.fd, now),
             Out::Retry(at) if now >= at => self.out = reopen(self.fd, now),
-            _ => {}
+            _ => return,
+        }
+        if self.usable() {
+            self.ring.alloc();
         }
     }
 
     /// Writes until the fd would block or the buffer is empty; then the note, if lines were
     /// lost. Returns whether any byte went out.
-    fn write_out(&mut self) -> bool {
+    fn write_out(&mut self, now: Mono) -> bool {
         let mut progress = false;
         loop {
             if self.ring.is_empty() {
@@ -326,8 +331,12 @@ impl<const N: usize> Sink<N> {
                 {
                     break
                 }
-                Err(_) => {
+                Err(e) => {
                     self.fail();
+                    if e.raw_os_error() == Some(libc::EIO) && matches!(self.out, Out::Own(_)) {
+                        // A hung-up tty: this open file is dead, a new one works.
+                        self.out = Out::Retry(now + REOPEN_RETRY);
+                    }
                     break;
                 }
             }
@@ -694,6 +703,54 @@ mod tests {
             "WARN  [custos] 2 log line(s) dropped: stderr was not writable\nINFO  [t] back\n"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_hung_up_tty_is_opened_again() {
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty fills two fds; default termios and size.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            eprintln!("SKIP: openpty: {}", io::Error::last_os_error());
+            return;
+        }
+        // SAFETY: new fds owned here.
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        // Raw output: no \n -> \r\n.
+        // SAFETY: tcgetattr/tcsetattr on a valid tty fd and termios.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            libc::tcgetattr(slave.as_raw_fd(), &mut t);
+            t.c_oflag &= !libc::OPOST;
+            libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &t);
+        }
+        let mut s = Sink::<1024>::new(slave.as_raw_fd());
+        let t0 = Duration::from_secs(10);
+        s.line(Level::Info, "t", format_args!("before"), t0);
+        assert_eq!(read_all(&master), "INFO  [t] before\n");
+        // SAFETY: TIOCVHANGUP takes no argument.
+        if unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCVHANGUP) } != 0 {
+            eprintln!("SKIP: TIOCVHANGUP: {}", io::Error::last_os_error());
+            return;
+        }
+        s.line(Level::Info, "t", format_args!("into EIO"), t0);
+        s.line(Level::Info, "t", format_args!("not yet"), t0);
+        assert_eq!(s.dropped(), 2);
+        s.line(Level::Info, "t", format_args!("after"), t0 + REOPEN_RETRY);
+        // The new open file has the tty's settings afresh (OPOST: \r\n).
+        assert_eq!(
+            read_all(&master).replace("\r\n", "\n"),
+            "WARN  [custos] 2 log line(s) dropped: stderr was not writable\nINFO  [t] after\n"
+        );
     }
 
     #[test]
