@@ -10,6 +10,7 @@ pub mod core;
 pub mod files;
 pub mod keeper;
 pub mod limits;
+pub mod logger;
 pub mod pidfd;
 pub mod procs;
 pub mod record;

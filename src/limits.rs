@@ -25,3 +25,6 @@ pub const MAX_PIDFILE_BYTES: usize = 32;
 pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
 /// Actions the decision core may return for one event.
 pub const MAX_ACTIONS: usize = 6;
+/// Bytes of custos's own log output waiting for stderr to take them; lines that do not fit
+/// are dropped and counted (src/logger.rs). About 1.4 s of a 115200-baud console.
+pub const LOG_BUFFER: usize = 16 * 1024;

@@ -1,6 +1,12 @@
 //! custos command line. Exit codes: 0 success, 1 invalid config, 2 usage error, 3 start-up
 //! failure (a kernel object custos cannot run without).
+//!
+//! Nothing here panics on its output: stdout and stderr are written with `out` and `err`,
+//! never `println!`/`eprintln!` (which panic when the write fails, e.g. EPIPE when the reader
+//! of `custos events --follow | head -n 1` has gone). A closed stdout ends a command quietly
+//! with status 0: the reader has what it wanted. `custos run` logs through src/logger.rs.
 
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -25,6 +31,8 @@ Exit codes: 0 ok, 1 invalid config or a refused request, 2 usage error,
 3 start-up failure, 4 cannot reach a running custos.";
 
 const EXIT_INVALID: u8 = 1;
+/// Also 1: stdout failed otherwise than by a closed pipe (EIO, ENOSPC).
+const EXIT_OUTPUT: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_SETUP: u8 = 3;
 const EXIT_UNREACHABLE: u8 = 4;
@@ -53,12 +61,14 @@ fn main() -> ExitCode {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => {
-                println!("{USAGE}");
-                return ExitCode::SUCCESS;
+                return out(&format!("{USAGE}\n"))
+                    .err()
+                    .unwrap_or(ExitCode::SUCCESS);
             }
             "-V" | "--version" => {
-                println!("custos {}", env!("CARGO_PKG_VERSION"));
-                return ExitCode::SUCCESS;
+                return out(&format!("custos {}\n", env!("CARGO_PKG_VERSION")))
+                    .err()
+                    .unwrap_or(ExitCode::SUCCESS);
             }
             "-c" | "--config" => match it.next() {
                 Some(p) => path = PathBuf::from(p),
@@ -104,6 +114,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Writes `text` to stdout. `Err` ends the command with this exit code: 0 when the reader has
+/// gone (EPIPE), `EXIT_OUTPUT` (with a message) for other errors.
+fn out(text: &str) -> Result<(), ExitCode> {
+    let mut o = io::stdout().lock();
+    match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(ExitCode::SUCCESS),
+        Err(e) => {
+            err(&format!("custos: cannot write to stdout: {e}"));
+            Err(ExitCode::from(EXIT_OUTPUT))
+        }
+    }
+}
+
+/// Writes one line to stderr; a failure is ignored (there is nowhere left to say it).
+fn err(line: &str) {
+    let mut e = io::stderr().lock();
+    let _ = e
+        .write_all(line.as_bytes())
+        .and_then(|()| e.write_all(b"\n"));
+}
+
 /// The log level: info, or what RUST_LOG names (error, warn, info, debug, trace, off).
 fn log_level() -> log::LevelFilter {
     std::env::var("RUST_LOG")
@@ -122,14 +154,14 @@ fn socket_from_config(path: &std::path::Path) -> PathBuf {
 /// Sends one request to the running custos and prints its reply (or, with --follow, each
 /// event as it comes).
 fn client(socket: &std::path::Path, cmd: &str, name: &str, json: bool, follow: bool) -> ExitCode {
-    use std::io::{BufRead, BufReader, Write};
+    use std::io::{BufRead, BufReader};
     let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
+            err(&format!(
                 "custos: cannot reach custos at {}: {e} (is it running? as root?)",
                 socket.display()
-            );
+            ));
             return ExitCode::from(EXIT_UNREACHABLE);
         }
     };
@@ -160,15 +192,19 @@ fn client(socket: &std::path::Path, cmd: &str, name: &str, json: bool, follow: b
                 _ => None,
             })
         };
-        if let Some(err) = get("error") {
-            eprintln!("custos: {err}");
+        let printed = if let Some(e) = get("error") {
+            err(&format!("custos: {e}"));
             ok = false;
+            Ok(())
         } else if json {
-            println!("{line}");
+            out(&format!("{line}\n"))
         } else if let Some(text) = get("text") {
-            println!("{text}");
+            out(&format!("{text}\n"))
         } else {
-            println!("{line}");
+            out(&format!("{line}\n"))
+        };
+        if let Err(code) = printed {
+            return code;
         }
         if !follow {
             break;
@@ -176,8 +212,8 @@ fn client(socket: &std::path::Path, cmd: &str, name: &str, json: bool, follow: b
     }
     if !got {
         match sent {
-            Err(e) => eprintln!("custos: cannot send the request: {e}"),
-            Ok(()) => eprintln!("custos: no reply from {}", socket.display()),
+            Err(e) => err(&format!("custos: cannot send the request: {e}")),
+            Ok(()) => err(&format!("custos: no reply from {}", socket.display())),
         }
         return ExitCode::from(EXIT_UNREACHABLE);
     }
@@ -189,29 +225,39 @@ fn client(socket: &std::path::Path, cmd: &str, name: &str, json: bool, follow: b
 }
 
 fn usage(msg: &str) -> ExitCode {
-    eprintln!("custos: {msg}\n{USAGE}");
+    err(&format!("custos: {msg}\n{USAGE}"));
     ExitCode::from(EXIT_USAGE)
 }
 
 fn run(path: PathBuf) -> ExitCode {
     // Before custos opens anything: what it inherited must not leak into its services.
     let sealed = custos::child::seal_inherited_fds();
+    // What stderr is, before anything else is opened.
+    custos::logger::prepare();
     // The config says where to log, and a logger can be installed only once: read the config
     // first; its errors go to stderr either way.
     let loaded = config::load(&path);
     let level = log_level();
     let to_syslog = matches!(&loaded, Ok(c) if c.supervisor.log == LogTarget::Syslog);
     let installed = if to_syslog {
-        custos::syslog::init(level).map_err(|e| e.to_string())
+        custos::syslog::init(level)
     } else {
-        simple_logger::SimpleLogger::new()
-            .with_level(level)
-            .init()
-            .map_err(|e| e.to_string())
+        custos::logger::init(level)
     };
     if let Err(e) = installed {
-        eprintln!("custos: cannot set up logging: {e}");
+        err(&format!("custos: cannot set up logging: {e}"));
     }
+    let code = supervise(path, loaded, sealed);
+    // One last non-blocking try for what stderr has not taken yet.
+    custos::logger::flush();
+    code
+}
+
+fn supervise(
+    path: PathBuf,
+    loaded: Result<Config, config::ConfigErrors>,
+    sealed: std::io::Result<usize>,
+) -> ExitCode {
     log::info!(
         "custos {} starting with {}",
         env!("CARGO_PKG_VERSION"),
@@ -247,17 +293,16 @@ fn run(path: PathBuf) -> ExitCode {
 
 fn check(path: PathBuf) -> ExitCode {
     match config::load(&path) {
-        Ok(cfg) => {
-            print!("{}", describe(&path, &cfg));
-            ExitCode::SUCCESS
-        }
+        Ok(cfg) => out(&describe(&path, &cfg))
+            .err()
+            .unwrap_or(ExitCode::SUCCESS),
         Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!(
+            err(&errors.to_string());
+            err(&format!(
                 "{}: invalid ({} problem(s))",
                 path.display(),
                 errors.errors.len()
-            );
+            ));
             ExitCode::from(EXIT_INVALID)
         }
     }

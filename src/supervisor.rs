@@ -29,8 +29,8 @@ use crate::signals::Signals;
 use crate::watchdog::{BootStatus, Options, Watchdog, WatchdogConfig};
 
 /// Fds in one poll: the signalfd, plus a pidfd, an output pipe and the check sockets of each
-/// service.
-const MAX_POLL: usize = 1 + (2 + MAX_CHECKS) * MAX_SERVICES + 1 + control::MAX_CLIENTS;
+/// service, the control socket and its clients, and stderr while log bytes wait for it.
+const MAX_POLL: usize = 1 + (2 + MAX_CHECKS) * MAX_SERVICES + 1 + control::MAX_CLIENTS + 1;
 
 /// What a polled fd belongs to.
 #[derive(Clone, Copy)]
@@ -41,6 +41,7 @@ enum Tag {
     Check(usize, usize),
     Listener,
     Client(usize),
+    Log,
 }
 /// Children reaped per batch (deaths are handled before script exits within a batch).
 const REAP_BATCH: usize = 32;
@@ -653,6 +654,9 @@ impl Supervisor {
                 }
             }
         }
+        if let Some(fd) = crate::logger::pending() {
+            add(fd, libc::POLLOUT, Tag::Log);
+        }
         // Round up so a wake-up never comes a hair before its deadline.
         let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
         // SAFETY: fds is a valid array of fds.len() pollfds for the duration of the call.
@@ -709,6 +713,7 @@ impl Supervisor {
                         c.accept(now);
                     }
                 }
+                Tag::Log => crate::logger::flush(),
                 Tag::Client(k) => {
                     let ready = match &mut self.control {
                         Some(c) => c.ready(k, now),

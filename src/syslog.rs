@@ -16,14 +16,17 @@
 //! at most CONFIG_FEATURE_SYSLOGD_READ_BUFFER_SIZE bytes of a datagram (256 by default) and cuts
 //! the rest itself; rsyslog takes 8 KiB.
 //!
-//! Never blocks and never panics: the socket is non-blocking; a full socket buffer drops the
+//! Never blocks and never panics: connect(2) on a datagram socket only names the peer (it does
+//! not wait for it), and the socket is non-blocking from then on; a full socket buffer drops the
 //! message and counts it, and the count goes out in a line of its own before the next message.
 //! When /dev/log is missing or refuses (syslogd not running, or restarted), the line goes to
-//! stderr; custos reconnects at once after a refusal (a restarted syslogd binds a new socket)
-//! and otherwise tries again at most once every `RETRY`.
+//! stderr, through the same never-blocking sink as the stderr logger (src/logger.rs: a stalled
+//! or closed stderr drops lines and says so later). custos reconnects at once after a refusal
+//! (a restarted syslogd binds a new socket) and otherwise tries again at most once every
+//! `RETRY`.
 
 use std::fmt::{self, Write as _};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -32,6 +35,8 @@ use std::time::Duration;
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
 use crate::core::Mono;
+use crate::limits::LOG_BUFFER;
+use crate::logger::{self, Sink};
 use crate::procs::boottime;
 
 /// The local syslog socket.
@@ -67,6 +72,8 @@ pub fn pri(level: Level) -> u8 {
 pub struct SyslogLogger {
     level: LevelFilter,
     state: Mutex<State>,
+    /// Where lines go while syslog is away.
+    stderr: &'static Mutex<Sink<LOG_BUFFER>>,
 }
 
 struct State {
@@ -105,7 +112,14 @@ impl SyslogLogger {
         SyslogLogger {
             level,
             state: Mutex::new(state),
+            stderr: logger::stderr_sink(),
         }
+    }
+
+    /// Sends the fallback lines to `sink` instead of custos's stderr (tests).
+    pub fn with_fallback(mut self, sink: &'static Mutex<Sink<LOG_BUFFER>>) -> SyslogLogger {
+        self.stderr = sink;
+        self
     }
 
     /// Sets the least time between two connection attempts (tests use zero); the next message
@@ -132,6 +146,7 @@ impl SyslogLogger {
 
 /// Installs a `SyslogLogger` on /dev/log as the logger of the `log` crate.
 pub fn init(level: LevelFilter) -> Result<(), log::SetLoggerError> {
+    logger::prepare();
     log::set_boxed_logger(Box::new(SyslogLogger::new(Path::new(DEV_LOG), level)))?;
     log::set_max_level(level);
     Ok(())
@@ -272,24 +287,34 @@ impl State {
         Ok(())
     }
 
-    fn fallback(&mut self, level: Level, msg: &[u8]) {
-        let mut err = io::stderr().lock();
+    /// The line goes to stderr instead, through the same never-blocking sink as the stderr
+    /// logger's lines (src/logger.rs), in the same format.
+    fn fallback(&mut self, level: Level, msg: &[u8], sink: &Mutex<Sink<LOG_BUFFER>>) {
+        let now = boottime();
+        let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
         if !self.announced {
             self.announced = true;
             let why = self
                 .away
                 .as_ref()
                 .map_or_else(|| "not connected".to_string(), |e| e.to_string());
-            let _ = writeln!(
-                err,
-                "WARN  [{IDENT}] syslog {} is unavailable ({why}): logging to stderr, retrying every {}s",
-                self.path.display(),
-                self.retry.as_secs()
+            sink.line(
+                Level::Warn,
+                IDENT,
+                format_args!(
+                    "syslog {} is unavailable ({why}): logging to stderr, retrying every {}s",
+                    self.path.display(),
+                    self.retry.as_secs()
+                ),
+                now,
             );
         }
-        let _ = write!(err, "{:<5} [{IDENT}] ", level);
-        let _ = err.write_all(msg);
-        let _ = err.write_all(b"\n");
+        // `format_line` cuts at char boundaries: the message is UTF-8.
+        let msg = match std::str::from_utf8(msg) {
+            Ok(m) => m,
+            Err(e) => std::str::from_utf8(&msg[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        sink.line(level, IDENT, format_args!("{msg}"), now);
         self.to_stderr += 1;
     }
 }
@@ -307,7 +332,7 @@ impl Log for SyslogLogger {
         let mut buf = [0u8; MAX_HEADER + MAX_MESSAGE];
         let (len, start) = format_line(&mut buf, record.level(), st.pid, *record.args());
         if st.deliver(&buf[..len], boottime()).is_err() {
-            st.fallback(record.level(), &buf[start..len]);
+            st.fallback(record.level(), &buf[start..len], self.stderr);
         }
     }
 
@@ -340,6 +365,17 @@ mod tests {
         let mut buf = [0u8; 4096];
         let n = sock.recv(&mut buf).expect("recv");
         String::from_utf8(buf[..n].to_vec()).expect("utf8")
+    }
+
+    /// A fallback sink that keeps the test output clean.
+    fn dev_null() -> &'static Mutex<Sink<LOG_BUFFER>> {
+        use std::os::fd::IntoRawFd;
+        let fd = fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .expect("/dev/null")
+            .into_raw_fd();
+        Box::leak(Box::new(Mutex::new(Sink::new(fd))))
     }
 
     fn listen(path: &Path) -> UnixDatagram {
@@ -411,7 +447,9 @@ mod tests {
     fn without_a_socket_lines_go_to_stderr_until_it_exists() {
         let dir = tmpdir("fallback");
         let path = dir.join("log");
-        let l = SyslogLogger::new(&path, LevelFilter::Info).with_retry(Duration::ZERO);
+        let l = SyslogLogger::new(&path, LevelFilter::Info)
+            .with_retry(Duration::ZERO)
+            .with_fallback(dev_null());
         assert!(!l.connected());
         log(&l, Level::Warn, "to stderr 1");
         log(&l, Level::Info, "to stderr 2");
@@ -432,7 +470,9 @@ mod tests {
     fn retries_wait_for_the_interval() {
         let dir = tmpdir("interval");
         let path = dir.join("log");
-        let l = SyslogLogger::new(&path, LevelFilter::Info).with_retry(Duration::from_secs(3600));
+        let l = SyslogLogger::new(&path, LevelFilter::Info)
+            .with_retry(Duration::from_secs(3600))
+            .with_fallback(dev_null());
         log(&l, Level::Info, "to stderr");
         let _rx = listen(&path);
         log(&l, Level::Info, "still to stderr: no retry within the hour");
@@ -489,6 +529,64 @@ mod tests {
             )
         );
         assert_eq!(recv(&rx), format!("<27>custos[{pid}]: after"));
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_stderr_fallback_never_blocks_and_reports_what_it_dropped() {
+        let dir = tmpdir("stalled");
+        let mut fds = [0i32; 2];
+        // SAFETY: pipe2 fills two fds, owned here.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let (r, w) = unsafe {
+            use std::os::fd::{FromRawFd, OwnedFd};
+            (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+        };
+        use std::os::fd::AsRawFd;
+        let sink: &'static Mutex<Sink<LOG_BUFFER>> =
+            Box::leak(Box::new(Mutex::new(Sink::new(w.as_raw_fd()))));
+        let l = SyslogLogger::new(&dir.join("no-syslogd"), LevelFilter::Info)
+            .with_retry(Duration::from_secs(3600))
+            .with_fallback(sink);
+        // A pipe nobody reads fills up; the logger goes on without waiting.
+        let t0 = std::time::Instant::now();
+        for i in 0..20_000 {
+            log(&l, Level::Info, &format!("message {i} {}", "x".repeat(100)));
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        let dropped = sink.lock().expect("lock").dropped();
+        assert!(dropped > 0);
+        // Drain the pipe: the buffer follows, then the note.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        for _ in 0..100 {
+            // SAFETY: read into a valid buffer; the pipe is non-empty or the sink flushes.
+            let mut p = libc::pollfd {
+                fd: r.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            if unsafe { libc::poll(&mut p, 1, 0) } > 0 {
+                let n = unsafe { libc::read(r.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                got.extend_from_slice(&buf[..n.max(0) as usize]);
+            }
+            sink.lock().expect("lock").flush(boottime());
+        }
+        let text = String::from_utf8(got).expect("utf8");
+        assert!(
+            text.starts_with("WARN  [custos] syslog /tmp/custos-syslog-")
+                && text.contains("is unavailable (")
+                && text.contains("INFO  [custos] message 0 xxx"),
+            "{}",
+            &text[..text.len().min(400)]
+        );
+        assert!(
+            text.ends_with(&format!(
+                "WARN  [custos] {dropped} log line(s) dropped: stderr was not writable\n"
+            )),
+            "{}",
+            &text[text.len().saturating_sub(400)..]
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 
