@@ -23,7 +23,10 @@
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use crate::limits::MAX_SERVICES;
+use crate::limits::{MAX_NAME, MAX_SERVICES};
+
+/// A service's name, kept with its retired pipe for the log.
+pub type Name = heapless::String<MAX_NAME>;
 
 /// Pipes of removed services kept for the keeper while a daemon may still write into them.
 pub const MAX_RETIRED: usize = MAX_SERVICES;
@@ -31,8 +34,10 @@ pub const MAX_RETIRED: usize = MAX_SERVICES;
 const MAX_HELD: usize = MAX_SERVICES + MAX_RETIRED;
 /// Old keepers killed and not reaped yet.
 const MAX_KILLED: usize = 4;
-/// The name the keeper shows in /proc/PID/comm (ps, top).
+/// The name the keeper shows in /proc/PID/comm and as its argv[0] (ps, top, pidof, killall).
 const NAME: &[u8] = b"custos-keeper\0";
+/// Largest argv area the keeper overwrites (a sanity bound on what /proc/self/stat says).
+const MAX_ARGV_AREA: usize = 64 * 1024;
 
 pub struct Keeper {
     /// The running keeper's PID, if one runs.
@@ -41,7 +46,7 @@ pub struct Keeper {
     lifeline: Option<OwnedFd>,
     /// Read ends of pipes whose service was removed: the keeper drains them; custos keeps its
     /// copy only so that the next keeper inherits it, and closes it once no writer is left.
-    retired: heapless::Vec<OwnedFd, MAX_RETIRED>,
+    retired: heapless::Vec<(OwnedFd, Name), MAX_RETIRED>,
     /// Keepers that were replaced and killed, not yet reaped: their exit is not news.
     killed: heapless::Vec<i32, MAX_KILLED>,
 }
@@ -78,10 +83,11 @@ impl Keeper {
             let _ = held.push(fd);
             let _ = draining.push(false);
         }
-        for fd in &self.retired {
+        for (fd, _) in &self.retired {
             let _ = held.push(fd.as_raw_fd());
             let _ = draining.push(true);
         }
+        let argv = argv_area();
         // SAFETY: fork(2). The child runs only `keep`, which makes async-signal-safe system calls
         // on the integers and fixed arrays it was given, and never returns.
         let pid = unsafe { libc::fork() };
@@ -89,7 +95,7 @@ impl Keeper {
             return Err(io::Error::last_os_error());
         }
         if pid == 0 {
-            keep(lifeline_read.as_raw_fd(), &held, &draining);
+            keep(lifeline_read.as_raw_fd(), &held, &draining, argv);
         }
         drop(lifeline_read);
         if let Some(old) = self.pid.replace(pid) {
@@ -107,13 +113,23 @@ impl Keeper {
         Ok(pid)
     }
 
-    /// A removed service's pipe: the next keeper drains it.
-    pub fn retire(&mut self, read: OwnedFd) {
-        if self.retired.is_full() {
-            // The oldest retired pipe has waited longest for its writers to go: let it go.
-            self.retired.remove(0);
+    /// A removed service's pipe: the next keeper drains it. When MAX_RETIRED pipes wait for
+    /// their writers already, the oldest is let go and its service's name returned: a daemon of
+    /// that service that still writes to its stdout may then die of SIGPIPE.
+    pub fn retire(&mut self, read: OwnedFd, service: &str) -> Option<Name> {
+        let let_go = if self.retired.is_full() {
+            Some(self.retired.remove(0).1)
+        } else {
+            None
+        };
+        let mut name = Name::new();
+        for c in service.chars() {
+            if name.push(c).is_err() {
+                break;
+            }
         }
-        let _ = self.retired.push(read);
+        let _ = self.retired.push((read, name));
+        let_go
     }
 
     /// Closes retired pipes that no process writes to any more. Returns how many are left.
@@ -121,7 +137,7 @@ impl Keeper {
         let mut k = 0;
         while k < self.retired.len() {
             let mut p = libc::pollfd {
-                fd: self.retired[k].as_raw_fd(),
+                fd: self.retired[k].0.as_raw_fd(),
                 events: 0,
                 revents: 0,
             };
@@ -150,15 +166,42 @@ impl Keeper {
     }
 }
 
+/// Where the kernel keeps this process's argv strings (what /proc/PID/cmdline shows): fields 48
+/// and 49 of /proc/self/stat (Linux 3.5). None where they are missing or zero (qemu-user).
+fn argv_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    // Fields after the command name start with field 3.
+    let mut f = rest.split_ascii_whitespace().skip(48 - 3);
+    let start: usize = f.next()?.parse().ok()?;
+    let end: usize = f.next()?.parse().ok()?;
+    (start > 0 && end > start && end - start <= MAX_ARGV_AREA).then_some((start, end))
+}
+
 /// The keeper's life, in the forked child. Never returns.
-fn keep(lifeline: RawFd, held: &[RawFd], draining: &[bool]) -> ! {
+fn keep(lifeline: RawFd, held: &[RawFd], draining: &[bool], argv: Option<(usize, usize)>) -> ! {
     crate::child::reset_signals();
+    ignore_termination_signals();
+    // SAFETY: chdir to a static path: the keeper holds no directory (a mount point it sat in
+    // could not be unmounted).
+    unsafe { libc::chdir(c"/".as_ptr()) };
     // SAFETY: setpgid and prctl take integers and a static NUL-terminated name: the keeper leaves
     // custos's process group, so a signal to that group (a Ctrl-C) does not end it, and names
     // itself for ps.
     unsafe {
         libc::setpgid(0, 0);
         libc::prctl(libc::PR_SET_NAME, NAME.as_ptr(), 0, 0, 0);
+    }
+    // Its argv too: `pidof custos`, `killall custos` and `pkill custos` match the name and argv[0],
+    // and must find custos alone (killing the keeper with custos would kill the daemons it keeps
+    // writing). Nothing in this process reads the original argv again.
+    if let Some((start, end)) = argv {
+        for (i, addr) in (start..end).enumerate() {
+            let b = NAME.get(i).copied().unwrap_or(0);
+            // SAFETY: [start, end) is this process's argv area as the kernel reports it: mapped,
+            // writable (the initial stack) and not used by anything else in this process.
+            unsafe { *(addr as *mut u8) = b };
+        }
     }
     let mut fds = [libc::pollfd {
         fd: -1,
@@ -235,6 +278,35 @@ fn keep(lifeline: RawFd, held: &[RawFd], draining: &[bool]) -> ! {
     }
 }
 
+/// The keeper ignores the signals that ask a process to end: `kill $(pidof custos)`, a
+/// `killall`, or init's SIGTERM to every process at shutdown must not take it with custos, or
+/// the daemons it keeps writing would die of SIGPIPE while they shut down. It ends by itself
+/// once custos and every writer are gone; SIGKILL still ends it. Async-signal-safe: the raw
+/// rt_sigaction, as in crate::child, with SIG_IGN (1) in the first word of an otherwise zeroed
+/// struct sigaction (every target custos builds for is little-endian).
+fn ignore_termination_signals() {
+    let ignore = [1u64, 0, 0, 0];
+    for sig in [
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
+        // SAFETY: reads a valid buffer larger than any struct sigaction; writes nothing.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                ignore.as_ptr(),
+                std::ptr::null_mut::<libc::c_void>(),
+                8usize,
+            );
+        }
+    }
+}
+
 fn close(p: &mut libc::pollfd) {
     // SAFETY: closing an fd this process holds; it is not used again (marked -1).
     unsafe { libc::close(p.fd) };
@@ -265,32 +337,61 @@ fn close_all_but(keep: &[libc::pollfd]) {
         4096
     };
     let mut from: i64 = 0;
-    for &fd in sorted[..n].iter().chain(std::iter::once(&i32::MAX)) {
+    for &fd in sorted[..n].iter() {
         let to = i64::from(fd) - 1;
         if to >= from {
-            close_range(from, to.min(top));
+            close_range(from, to, top);
         }
         from = i64::from(fd) + 1;
-        if from > top {
-            break;
-        }
     }
+    close_range(from, i64::from(u32::MAX), top);
 }
 
-fn close_range(from: i64, to: i64) {
+/// Closes fds `from..=to`: close_range(2), or where it is missing, close(2) one by one up to
+/// `top` (the soft fd limit: a process cannot hold an fd above it unless it inherited one
+/// before the limit was lowered).
+fn close_range(from: i64, to: i64, top: i64) {
     // SAFETY: close_range and close take integers only.
     let r = unsafe {
         libc::syscall(
             libc::SYS_close_range,
             from as libc::c_uint,
-            to as libc::c_uint,
+            to.min(i64::from(u32::MAX)) as libc::c_uint,
             0 as libc::c_uint,
         )
     };
     if r != 0 {
-        for fd in from..=to {
+        for fd in from..=to.min(top) {
             // SAFETY: as above; unused numbers fail with EBADF.
             unsafe { libc::close(fd as i32) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_retired_pipe_is_let_go_by_name_when_all_slots_wait() {
+        let mut k = Keeper::new();
+        let mut first_write = None;
+        for i in 0..=MAX_RETIRED {
+            let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("pipe");
+            let let_go = k.retire(r, &format!("svc{i}"));
+            if i < MAX_RETIRED {
+                assert_eq!(let_go, None);
+            } else {
+                assert_eq!(let_go.as_deref(), Some("svc0"));
+            }
+            // Writers stay for all but the first: only svc0's pipe has a hang-up to sweep.
+            if i == 0 {
+                first_write = Some(w);
+            } else {
+                std::mem::forget(w);
+            }
+        }
+        assert_eq!(k.sweep(), MAX_RETIRED);
+        drop(first_write);
     }
 }

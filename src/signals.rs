@@ -1,6 +1,6 @@
 //! The signals custos handles, read from a signalfd in the one poll loop (no handlers, no
-//! self-pipe). The mask is set before any thread or child exists; children get an empty mask
-//! back from std's spawn before exec.
+//! self-pipe). The mask is set before any thread or child exists; every child gets an empty mask
+//! and default dispositions back between fork and exec (crate::child): std's spawn keeps the mask.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};

@@ -206,6 +206,8 @@ pub struct Supervisor {
     keeper: Keeper,
     /// When the output keeper was last started (it is restarted at most once a second).
     keeper_started: Mono,
+    /// The running keeper (if any) does not hold every pipe: starting a new one failed.
+    keeper_stale: bool,
 }
 
 /// Why the loop ended.
@@ -349,6 +351,7 @@ impl Supervisor {
             ticks: 0,
             keeper: Keeper::new(),
             keeper_started: Duration::ZERO,
+            keeper_stale: false,
         })
         .map(|mut s| {
             s.renew_keeper(procs::boottime());
@@ -365,10 +368,19 @@ impl Supervisor {
         }
         self.keeper_started = now;
         match self.keeper.renew(&live) {
-            Ok(pid) => debug!("output keeper runs as pid {pid}"),
-            Err(e) => warn!(
-                "cannot start the output keeper: {e}: a daemon that writes to the stdout its start script gave it may die when custos exits"
-            ),
+            Ok(pid) => {
+                self.keeper_stale = false;
+                debug!("output keeper runs as pid {pid}");
+            }
+            Err(e) => {
+                // Tried again on each tick, at most once a second, until it works.
+                if !self.keeper_stale {
+                    warn!(
+                        "cannot start the output keeper: {e}: a daemon that writes to the stdout its start script gave it may die when custos exits; trying again every second"
+                    );
+                }
+                self.keeper_stale = true;
+            }
         }
     }
 
@@ -764,7 +776,7 @@ impl Supervisor {
         }
         if tick {
             self.keeper.sweep();
-            if self.keeper.pid().is_none()
+            if (self.keeper.pid().is_none() || self.keeper_stale)
                 && now.saturating_sub(self.keeper_started) >= Duration::from_secs(1)
             {
                 self.renew_keeper(now);
@@ -1403,7 +1415,12 @@ impl Supervisor {
                 s.cfg.name
             );
             // Its daemon may still write to the stdout its start script gave it.
-            self.keeper.retire(s.out.into_read());
+            if let Some(old) = self.keeper.retire(s.out.into_read(), &s.cfg.name) {
+                warn!(
+                    "{old}: removed earlier; its output pipe is let go ({} removed services' pipes are kept): a daemon of it that still writes to its stdout may die of SIGPIPE",
+                    crate::keeper::MAX_RETIRED
+                );
+            }
             pipes_changed = true;
         }
         let (old, new_s) = (&self.settings, &new.supervisor);
