@@ -84,6 +84,30 @@ impl fmt::Display for SigName {
     }
 }
 
+/// Why a live process can never be a service's process, whatever a pidfile says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// custos itself: a pidfile naming it would make custos signal itself.
+    Custos,
+    /// PID 1, init: SIGTERM to busybox init reboots the board.
+    Init,
+    /// A kernel thread (PF_KTHREAD): not a program, never a service.
+    KernelThread,
+    /// /proc/PID/exe cannot be read: custos cannot tell what it runs.
+    NoExe,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::Custos => "custos itself",
+            Refusal::Init => "init (PID 1)",
+            Refusal::KernelThread => "a kernel thread",
+            Refusal::NoExe => "a process whose /proc/PID/exe cannot be read",
+        })
+    }
+}
+
 /// Why no process was identified for a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Absent {
@@ -97,6 +121,9 @@ pub enum Absent {
     StalePidfile(i32),
     /// The pidfile's mtime is in the future (the clock went back): its PID cannot be verified.
     FuturePidfile(i32),
+    /// The pidfile names a process that can never be a service's: custos itself, init, a
+    /// kernel thread, or one whose exe cannot be read. Never pinned, never signalled.
+    NeverPinned(i32, Refusal),
     /// The PID's exe is not the configured one.
     WrongExe(i32),
     /// No process has the configured exe (and args).
@@ -118,6 +145,10 @@ impl fmt::Display for Absent {
             Absent::FuturePidfile(p) => write!(
                 f,
                 "pidfile was written in the future (the clock went back?): pid {p} cannot be verified and is left alone"
+            ),
+            Absent::NeverPinned(p, r) => write!(
+                f,
+                "pidfile names pid {p}, which is {r}: never pinned, never signalled"
             ),
             Absent::WrongExe(p) => write!(f, "pid {p} runs another program (left alone)"),
             Absent::NoMatch => f.write_str("no process runs the configured exe"),
@@ -142,8 +173,9 @@ pub enum StartFailure {
     Spawn(i32),
     ScriptStatus(Cause),
     ScriptTimeout(Duration),
-    /// The script exited 0 but no identified process appeared within start_timeout.
-    NoProcess(Duration),
+    /// The script exited 0 but no identified process appeared within start_timeout; the last
+    /// look found this instead.
+    NoProcess(Duration, Option<Absent>),
 }
 
 impl fmt::Display for StartFailure {
@@ -162,9 +194,14 @@ impl fmt::Display for StartFailure {
                     Dur(d)
                 )
             }
-            StartFailure::NoProcess(d) => write!(
+            StartFailure::NoProcess(d, None) => write!(
                 f,
                 "start script succeeded but no identified process appeared within {}",
+                Dur(d)
+            ),
+            StartFailure::NoProcess(d, Some(a)) => write!(
+                f,
+                "start script succeeded but no identified process appeared within {}: {a}",
                 Dur(d)
             ),
         }
@@ -458,6 +495,8 @@ pub struct ServiceState {
     /// `custos stop` arrived while a start was under way: stop the process once it is up (or
     /// give up the start), instead of leaving a daemon it forked running unwatched.
     pub stop_pending: bool,
+    /// While a start looks for its process: why the last look found none (for the log).
+    pub seen: Option<Absent>,
 }
 
 impl Default for ServiceState {
@@ -469,6 +508,7 @@ impl Default for ServiceState {
             total_restarts: 0,
             last_death: None,
             stop_pending: false,
+            seen: None,
         }
     }
 }
@@ -560,6 +600,10 @@ impl ServiceState {
                     }
                 }
             }
+            // ---- a start looks for its process: remember why it is not there yet
+            (Phase::Starting { script: false, .. }, Event::Observed(Observation::Absent(why))) => {
+                self.seen = Some(why);
+            }
             // ---- nothing there at start-up: only start, never stop first
             (Phase::Unknown | Phase::Held(_), Event::Observed(Observation::Absent(why))) => {
                 self.start(policy, StartWhy::NotRunning(why), now, &mut out);
@@ -620,7 +664,7 @@ impl ServiceState {
                     push(&mut out, Action::KillScript(Script::Start));
                     StartFailure::ScriptTimeout(policy.start_timeout)
                 } else {
-                    StartFailure::NoProcess(policy.start_timeout)
+                    StartFailure::NoProcess(policy.start_timeout, self.seen.take())
                 };
                 self.start_failed(policy, failure, now, &mut out);
             }
@@ -987,6 +1031,7 @@ impl ServiceState {
             deadline: now + policy.start_timeout,
             script: true,
         };
+        self.seen = None;
         push(
             out,
             Action::Start {
@@ -1598,7 +1643,10 @@ mod tests {
         let a = st.decide(&p, Event::Deadline, s(21));
         assert_eq!(
             a[0],
-            Action::Log(Note::StartFailed(StartFailure::NoProcess(s(10))))
+            Action::Log(Note::StartFailed(StartFailure::NoProcess(
+                s(10),
+                Some(Absent::NoPidfile)
+            )))
         );
         assert_eq!(st.fails, 2);
     }

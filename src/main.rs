@@ -279,14 +279,14 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
             Identify::Pidfile(p) => {
                 let _ = writeln!(
                     o,
-                    "  identity: the PID in {} (decimal, one line), pinned with its start time; a pidfile written before its process started is stale and its PID is left alone",
+                    "  identity: the PID in {} (decimal, one line), pinned with its start time; a pidfile written before its process started is stale and its PID is left alone; custos itself, init (PID 1) and kernel threads are never pinned",
                     p.display()
                 );
             }
             Identify::Exe { exe, args } => {
                 let _ = writeln!(
                     o,
-                    "  identity: the one process running {}{}, pinned with its start time; if several match, none is touched and nothing is started",
+                    "  identity: the one process running {}{}, pinned with its start time; if several match, none is touched and nothing is started; custos itself and init (PID 1) never match",
                     exe.display(),
                     args.as_deref().map(|a| format!(" with arguments `{a}`")).unwrap_or_default()
                 );

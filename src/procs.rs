@@ -11,7 +11,7 @@ use std::time::Duration;
 use procfs::process::Process;
 use procfs::ProcError;
 
-use crate::core::{Absent, Observation, Pin};
+use crate::core::{Absent, Observation, Pin, Refusal};
 use crate::limits::MAX_PIDFILE_BYTES;
 
 /// The highest PID Linux hands out (PID_MAX_LIMIT on 64-bit).
@@ -24,6 +24,33 @@ pub struct ProcStat {
     pub start_ticks: u64,
     /// The state letter: R, S, D, Z, T, t, ...
     pub state: char,
+    /// The kernel's per-process flags (PF_*).
+    pub flags: u32,
+    /// The parent's PID.
+    pub ppid: i32,
+}
+
+/// PF_KTHREAD: the process is a kernel thread.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Whether the live process `pid` (with `stat`) must never be pinned, and why.
+pub fn refusal(pid: i32, stat: &ProcStat) -> Option<Refusal> {
+    if pid == own_pid() {
+        Some(Refusal::Custos)
+    } else if pid == 1 {
+        Some(Refusal::Init)
+    } else if stat.flags & PF_KTHREAD != 0 {
+        Some(Refusal::KernelThread)
+    } else if std::fs::read_link(format!("/proc/{pid}/exe")).is_err() {
+        Some(Refusal::NoExe)
+    } else {
+        None
+    }
+}
+
+/// custos's own PID.
+pub fn own_pid() -> i32 {
+    std::process::id() as i32
 }
 
 /// Reads /proc/PID/stat; `None` when there is no such process (or it vanished while read).
@@ -39,6 +66,8 @@ pub fn stat_checked(pid: i32) -> Result<Option<ProcStat>, ProcError> {
         Ok(s) => Ok(Some(ProcStat {
             start_ticks: s.starttime,
             state: s.state,
+            flags: s.flags,
+            ppid: s.ppid,
         })),
         Err(ProcError::NotFound(_)) => Ok(None),
         Err(e) => Err(e),
@@ -100,8 +129,8 @@ pub enum PidfileError {
     Invalid,
 }
 
-/// Parses pidfile contents strictly: decimal digits, a PID > 1 that Linux can hand out,
-/// and at most one trailing newline.
+/// Parses pidfile contents strictly: decimal digits, a PID >= 1 that Linux can hand out,
+/// and at most one trailing newline. (PID 1 parses, so that custos can say it refuses init.)
 pub fn parse_pid(bytes: &[u8]) -> Option<i32> {
     let digits = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if digits.is_empty() || digits.len() > 7 || !digits.iter().all(u8::is_ascii_digit) {
@@ -111,7 +140,7 @@ pub fn parse_pid(bytes: &[u8]) -> Option<i32> {
     for d in digits {
         n = n * 10 + i64::from(d - b'0');
     }
-    if n <= 1 || n > PID_MAX_LIMIT {
+    if !(1..=PID_MAX_LIMIT).contains(&n) {
         return None;
     }
     i32::try_from(n).ok()
@@ -216,15 +245,23 @@ pub fn probe_pidfile(path: &Path) -> Observation {
         Err(PidfileError::Missing) => return Observation::Absent(Absent::NoPidfile),
         Err(PidfileError::Invalid) => return Observation::Absent(Absent::BadPidfile),
     };
-    match stat(pid) {
-        None => Observation::Absent(Absent::DeadPid(pid)),
-        Some(s) if s.state == 'Z' || s.state == 'X' => Observation::Absent(Absent::DeadPid(pid)),
-        Some(_) if !is_process(pid) => Observation::Absent(Absent::BadPidfile),
-        Some(_) if pidfile_in_future(mtime) => Observation::Absent(Absent::FuturePidfile(pid)),
-        Some(s) if pidfile_is_stale(mtime, s.start_ticks) => {
-            Observation::Absent(Absent::StalePidfile(pid))
+    let s = match stat(pid) {
+        None => return Observation::Absent(Absent::DeadPid(pid)),
+        Some(s) if s.state == 'Z' || s.state == 'X' => {
+            return Observation::Absent(Absent::DeadPid(pid))
         }
-        Some(s) => Observation::Alive(pin(pid, s.start_ticks)),
+        Some(_) if !is_process(pid) => return Observation::Absent(Absent::BadPidfile),
+        Some(s) => s,
+    };
+    if let Some(r) = refusal(pid, &s) {
+        return Observation::Absent(Absent::NeverPinned(pid, r));
+    }
+    if pidfile_in_future(mtime) {
+        Observation::Absent(Absent::FuturePidfile(pid))
+    } else if pidfile_is_stale(mtime, s.start_ticks) {
+        Observation::Absent(Absent::StalePidfile(pid))
+    } else {
+        Observation::Alive(pin(pid, s.start_ticks))
     }
 }
 
@@ -250,11 +287,12 @@ pub fn probe_exe(exe: &Path, args: Option<&str>) -> Observation {
     let Ok(all) = procfs::process::all_processes() else {
         return Observation::Absent(Absent::NoMatch);
     };
-    let me = std::process::id() as i32;
+    let me = own_pid();
     let mut found: Option<Pin> = None;
     let mut count: u16 = 0;
     for p in all.flatten() {
-        if p.pid == me || !exe_matches(&p, exe, args) {
+        // Never custos itself or init, whatever they run (kernel threads have no exe).
+        if p.pid == me || p.pid == 1 || !exe_matches(&p, exe, args) {
             continue;
         }
         let Ok(s) = p.stat() else { continue };
@@ -283,7 +321,6 @@ mod tests {
         for bad in [
             &b""[..],
             b"\n",
-            b"1\n",
             b"0\n",
             b"-5\n",
             b" 12\n",
@@ -319,13 +356,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("custos-procs-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp dir");
         let path = dir.join("x.pid");
-        let me = std::process::id();
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("100")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
         let mut f = File::create(&path).expect("create");
-        writeln!(f, "{me}").expect("write");
+        writeln!(f, "{pid}").expect("write");
         drop(f);
         // Written now, after this process started: fresh.
-        assert!(matches!(probe_pidfile(&path), Observation::Alive(p) if p.pid == me as i32));
-        // Back-date it to one hour before boot-relative start: a reused PID.
+        assert!(matches!(probe_pidfile(&path), Observation::Alive(p) if p.pid == pid));
+        // Back-date it to long before the process started: a reused PID.
         let old = libc::timespec {
             tv_sec: 1_000_000,
             tv_nsec: 0,
@@ -337,7 +378,14 @@ mod tests {
         assert_eq!(rc, 0);
         assert_eq!(
             probe_pidfile(&path),
-            Observation::Absent(Absent::StalePidfile(me as i32))
+            Observation::Absent(Absent::StalePidfile(pid))
+        );
+        // custos never pins itself.
+        let me = std::process::id();
+        std::fs::write(&path, format!("{me}\n")).expect("write");
+        assert_eq!(
+            probe_pidfile(&path),
+            Observation::Absent(Absent::NeverPinned(me as i32, Refusal::Custos))
         );
         std::fs::write(&path, "garbage\n").expect("write");
         assert_eq!(
@@ -346,6 +394,8 @@ mod tests {
         );
         std::fs::remove_file(&path).expect("rm");
         assert_eq!(probe_pidfile(&path), Observation::Absent(Absent::NoPidfile));
+        let _ = child.kill();
+        let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

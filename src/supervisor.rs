@@ -192,6 +192,10 @@ fn cause_of(status: i32) -> Cause {
 /// Signals the pinned process: through its pidfd, or without one by PID right after checking
 /// its start time. Never anything else (Rule 1).
 fn signal_pin(pidfd: Option<&PidFd>, pin: Pin, signal: i32) -> io::Result<()> {
+    // Never init or custos itself, whatever was pinned (pins are refused for them already).
+    if pin.pid <= 1 || pin.pid == procs::own_pid() {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
     match pidfd {
         Some(fd) => fd.send_signal(signal),
         None => match procs::check_pin(pin) {
@@ -1421,8 +1425,12 @@ impl Supervisor {
                     Dur(now.saturating_sub(pin.started))
                 );
             }
-            if let Phase::Waiting { until, .. } = s.st.phase {
-                let _ = write!(t, " next start in {}", Dur(until.saturating_sub(now)));
+            if let Phase::Waiting { until, why } = s.st.phase {
+                let _ = write!(
+                    t,
+                    " next start in {} ({why})",
+                    Dur(until.saturating_sub(now))
+                );
             }
             let _ = write!(t, " restarts {}", s.st.total_restarts);
             if let Some(c) = s.st.last_death {
