@@ -427,6 +427,8 @@ pub enum Note {
     Unmonitored,
     Monitored,
     StopPending,
+    /// A stop asked during a start cannot be carried out: the start ended held.
+    StopDropped,
 }
 
 impl fmt::Display for Note {
@@ -464,6 +466,9 @@ impl fmt::Display for Note {
             Note::Monitored => f.write_str("monitored again (asked by the operator)"),
             Note::StopPending => f.write_str(
                 "stop asked while it starts: it will be stopped once its process is up",
+            ),
+            Note::StopDropped => f.write_str(
+                "the stop asked during the start is dropped: the start ended held, and custos signals nothing it holds; ask again once it is resolved",
             ),
             Note::SurvivesKill { pin, waited } => write!(
                 f,
@@ -529,6 +534,13 @@ fn push(actions: &mut Actions, a: Action) {
 }
 
 impl ServiceState {
+    /// Forgets what custos knew about the service's process (its identity setting changed):
+    /// the next probe looks afresh.
+    pub fn forget_identity(&mut self) {
+        self.phase = Phase::Unknown;
+        self.stop_pending = false;
+    }
+
     /// The pinned process, if custos believes one is running.
     pub fn pin(&self) -> Option<Pin> {
         match self.phase {
@@ -617,6 +629,9 @@ impl ServiceState {
             ) => {
                 if !matches!(self.phase, Phase::Held(m) if m == n) {
                     push(&mut out, Action::Log(Note::Ambiguous(n)));
+                }
+                if std::mem::take(&mut self.stop_pending) {
+                    push(&mut out, Action::Log(Note::StopDropped));
                 }
                 // Held, whatever was under way: a start now could only add another look-alike.
                 self.phase = Phase::Held(n);
@@ -907,6 +922,11 @@ impl ServiceState {
             // asked for a service that is not running (it will be started by its own path),
             // a stray script exit, an observation while a script runs.
             _ => {}
+        }
+        // A stop asked during a start belongs to that start: whichever way the start ended,
+        // it must never stop a later one.
+        if !matches!(self.phase, Phase::Starting { .. }) {
+            self.stop_pending = false;
         }
         out
     }
@@ -1487,6 +1507,185 @@ mod tests {
             s(4),
         );
         assert!(matches!(a[0], Action::Start { attempt: 1, .. }), "{a:?}");
+    }
+
+    /// A service whose start is under way (script exited 0, looking for the process) with a
+    /// `custos stop` pending.
+    fn starting_with_stop_pending(p: &Policy) -> ServiceState {
+        let mut st = ServiceState::default();
+        st.decide(
+            p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        st.decide(
+            p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(0),
+        );
+        let a = st.decide(p, Event::Operator(Op::Stop), s(1));
+        assert_eq!(a.as_slice(), &[Action::Log(Note::StopPending)]);
+        assert!(st.stop_pending);
+        st
+    }
+
+    /// Brings a service from wherever it is to running PIN through a start, and then through a
+    /// death and a second start: a stop asked long ago must not stop either.
+    fn no_stale_stop_later(p: &Policy, mut st: ServiceState, ctx: &str) {
+        assert!(!st.stop_pending, "{ctx}: still pending in {:?}", st.phase);
+        st.phase = Phase::Unknown;
+        let mut all = Vec::new();
+        let mut t = s(100);
+        all.extend(st.decide(
+            p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            t,
+        ));
+        all.extend(st.decide(
+            p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            t,
+        ));
+        all.extend(st.decide(p, Event::Observed(Observation::Alive(PIN)), t));
+        t += s(1000);
+        all.extend(st.decide(
+            p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: Cause::Exited(1),
+            },
+            t,
+        ));
+        all.extend(st.decide(p, Event::Deadline, t + s(1)));
+        all.extend(st.decide(
+            p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            t + s(1),
+        ));
+        all.extend(st.decide(p, Event::Observed(Observation::Alive(OTHER)), t + s(1)));
+        assert_eq!(st.phase, Phase::Running { pin: OTHER }, "{ctx}: {all:?}");
+        assert!(
+            !all.iter().any(|a| matches!(
+                a,
+                Action::RunStop { .. } | Action::Signal { .. } | Action::Log(Note::Restarting(_))
+            )),
+            "{ctx}: a stop asked long ago stopped an unrelated start: {all:?}"
+        );
+    }
+
+    #[test]
+    fn a_pending_stop_ends_when_the_start_becomes_held() {
+        let p = policy(true);
+        let mut st = starting_with_stop_pending(&p);
+        let a = st.decide(&p, Event::Observed(Observation::Ambiguous(2)), s(2));
+        assert_eq!(st.phase, Phase::Held(2));
+        assert!(a.contains(&Action::Log(Note::StopDropped)), "{a:?}");
+        // Resolved later: adopted and left running, not stopped days later.
+        let a = st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(3));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Pinned {
+                pin: PIN,
+                adopted: true
+            }]
+        );
+        no_stale_stop_later(&p, st, "held");
+    }
+
+    #[test]
+    fn a_pending_stop_ends_when_the_start_ends_any_way() {
+        let p = policy(true);
+        // Script failure, spawn failure, script timeout, no process: the stop is carried out
+        // (the service ends unmonitored) and forgotten.
+        let endings = [
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(1),
+            },
+            Event::SpawnFailed(libc::ENOENT),
+            Event::Deadline,
+        ];
+        for (n, end) in endings.into_iter().enumerate() {
+            let mut st = ServiceState::default();
+            st.decide(
+                &p,
+                Event::Observed(Observation::Absent(Absent::NoPidfile)),
+                s(0),
+            );
+            st.decide(&p, Event::Operator(Op::Stop), s(1));
+            if n == 2 {
+                // The script is done; no process appears before the deadline.
+                st.decide(
+                    &p,
+                    Event::ScriptExited {
+                        script: Script::Start,
+                        cause: Cause::Exited(0),
+                    },
+                    s(1),
+                );
+            }
+            let a = st.decide(&p, end, s(20));
+            assert_eq!(st.phase, Phase::Unmonitored, "{end:?}: {a:?}");
+            assert_eq!(
+                a.last(),
+                Some(&Action::Log(Note::Stopped)),
+                "{end:?}: {a:?}"
+            );
+            no_stale_stop_later(&p, st, &format!("{end:?}"));
+        }
+        // Brought up: stopped at once, and forgotten.
+        let mut st = starting_with_stop_pending(&p);
+        st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(2));
+        assert!(!st.stop_pending);
+    }
+
+    #[test]
+    fn every_operator_command_ends_a_pending_stop() {
+        let p = policy(true);
+        for op in [Op::Start, Op::Restart, Op::Monitor, Op::Unmonitor] {
+            let mut st = starting_with_stop_pending(&p);
+            st.decide(&p, Event::Operator(op), s(2));
+            no_stale_stop_later(&p, st, &format!("{op:?}"));
+        }
+    }
+
+    #[test]
+    fn a_pending_stop_ends_when_the_identity_setting_changes() {
+        let p = policy(true);
+        let mut st = starting_with_stop_pending(&p);
+        st.forget_identity();
+        assert_eq!(st.phase, Phase::Unknown);
+        no_stale_stop_later(&p, st, "reload");
+    }
+
+    /// Whatever the phase and the event, a pending stop never outlives the start it was asked
+    /// during.
+    #[test]
+    fn a_pending_stop_exists_only_while_a_start_is_under_way() {
+        for phase in all_phases() {
+            for event in all_events() {
+                let mut st = ServiceState {
+                    phase,
+                    stop_pending: matches!(phase, Phase::Starting { .. }),
+                    ..ServiceState::default()
+                };
+                st.decide(&policy(true), event, s(100));
+                assert!(
+                    !st.stop_pending || matches!(st.phase, Phase::Starting { .. }),
+                    "{phase:?} + {event:?} -> {:?} with a stop pending",
+                    st.phase
+                );
+            }
+        }
     }
 
     #[test]

@@ -1179,7 +1179,10 @@ impl Supervisor {
             }
             Action::Log(note) => {
                 match note {
-                    Note::Died { .. } | Note::StartFailed(_) | Note::SurvivesKill { .. } => {
+                    Note::Died { .. }
+                    | Note::StartFailed(_)
+                    | Note::SurvivesKill { .. }
+                    | Note::StopDropped => {
                         warn!("{name}: {note}")
                     }
                     Note::GivenUp { .. } | Note::Ambiguous(_) => error!("{name}: {note}"),
@@ -1230,7 +1233,7 @@ impl Supervisor {
                     if s.cfg != cfg {
                         info!("{}: config changed", cfg.name);
                         if s.cfg.identify != cfg.identify {
-                            s.st.phase = Phase::Unknown;
+                            s.st.forget_identity();
                             s.pidfd = None;
                         }
                         s.policy = policy_of(&cfg);
