@@ -54,6 +54,8 @@ pub enum Failure {
         max: u64,
     },
     HeartbeatMissing,
+    /// The heartbeat file has not changed for `age` (on the boot clock, since custos saw it
+    /// change or first looked at it).
     HeartbeatOld {
         age: Duration,
         max: Duration,
@@ -97,7 +99,12 @@ impl fmt::Display for Failure {
             Failure::Fds { count, max } => write!(f, "{count} open file descriptors, over {max}"),
             Failure::HeartbeatMissing => f.write_str("heartbeat file missing"),
             Failure::HeartbeatOld { age, max } => {
-                write!(f, "heartbeat file is {} old, over {}", Dur(age), Dur(max))
+                write!(
+                    f,
+                    "heartbeat file unchanged for {}, over {}",
+                    Dur(age),
+                    Dur(max)
+                )
             }
             Failure::Program(c) => write!(f, "program {c}"),
             Failure::ProgramSpawn(e) => {
@@ -531,6 +538,8 @@ pub struct CheckRt {
     /// Last CPU sample (time, utime+stime ticks) and since when usage has been over the limit.
     cpu_sample: Option<(Mono, u64)>,
     cpu_over_since: Option<Mono>,
+    /// The heartbeat file as last seen, and since when (boot clock) it has looked so.
+    beat: Option<(Stamp, Mono)>,
 }
 
 impl CheckRt {
@@ -541,6 +550,7 @@ impl CheckRt {
             inflight: InFlight::Idle,
             cpu_sample: None,
             cpu_over_since: None,
+            beat: None,
         }
     }
 
@@ -551,6 +561,7 @@ impl CheckRt {
         self.inflight = InFlight::Idle;
         self.cpu_sample = None;
         self.cpu_over_since = None;
+        self.beat = None;
     }
 
     /// The deadline of the work in flight, or when the next probe is due.
@@ -619,11 +630,18 @@ impl CheckRt {
                 }),
                 Some(_) => Ok(()),
             }),
-            CheckKind::Heartbeat { path, max_age } => Some(match heartbeat_age(path) {
-                None => Err(Failure::HeartbeatMissing),
-                Some(age) if age > *max_age => Err(Failure::HeartbeatOld { age, max: *max_age }),
-                Some(_) => Ok(()),
-            }),
+            CheckKind::Heartbeat { path, max_age } => {
+                let Some(stamp) = heartbeat_meta(path).map(|m| Stamp::of(&m)) else {
+                    self.beat = None;
+                    return Some(Err(Failure::HeartbeatMissing));
+                };
+                let age = self.beat_age(stamp, now);
+                Some(if age > *max_age {
+                    Err(Failure::HeartbeatOld { age, max: *max_age })
+                } else {
+                    Ok(())
+                })
+            }
             CheckKind::Cpu { max_percent, over } => {
                 let Some(ticks) = cpu_ticks(pid) else {
                     return Some(Err(Failure::ProcGone));
@@ -658,6 +676,20 @@ impl CheckRt {
     }
 }
 
+impl CheckRt {
+    /// How long the heartbeat file has looked like `stamp`, on the boot clock. Any change of
+    /// its timestamps, size or inode is a beat, whatever the dates say: the wall clock that
+    /// wrote them may have been stepped either way. A file first looked at counts from now.
+    pub fn beat_age(&mut self, stamp: Stamp, now: Mono) -> Duration {
+        let since = match self.beat {
+            Some((seen, since)) if seen == stamp => since,
+            _ => now,
+        };
+        self.beat = Some((stamp, since));
+        now.saturating_sub(since)
+    }
+}
+
 impl Default for CheckRt {
     fn default() -> Self {
         CheckRt::new()
@@ -684,14 +716,33 @@ pub fn cpu_ticks(pid: i32) -> Option<u64> {
     Some(s.utime + s.stime)
 }
 
-/// How old a heartbeat file is (by mtime); `None` when missing.
-pub fn heartbeat_age(path: &std::path::Path) -> Option<Duration> {
-    let m = std::fs::metadata(path).ok()?.modified().ok()?;
-    Some(
-        std::time::SystemTime::now()
-            .duration_since(m)
-            .unwrap_or_default(),
-    )
+/// What identifies one version of a heartbeat file: a beat changes at least one of these.
+/// Compared only with itself, never with a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(m: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// A heartbeat file's metadata; `None` when missing.
+pub fn heartbeat_meta(path: &std::path::Path) -> Option<std::fs::Metadata> {
+    std::fs::metadata(path).ok()
 }
 
 #[cfg(test)]
@@ -849,6 +900,26 @@ mod tests {
             }),
             "only the first 4 KiB count"
         );
+    }
+
+    #[test]
+    fn a_heartbeat_ages_on_the_boot_clock_from_its_last_change() {
+        let stamp = |mtime: i64| Stamp {
+            dev: 1,
+            ino: 2,
+            size: 0,
+            mtime: (mtime, 0),
+            ctime: (mtime, 0),
+        };
+        let mut c = CheckRt::new();
+        // First look: its age counts from now, whatever its date.
+        assert_eq!(c.beat_age(stamp(i64::MAX / 2), s(100)), s(0));
+        assert_eq!(c.beat_age(stamp(i64::MAX / 2), s(103)), s(3));
+        // Any change is a beat, even to an earlier date (a clock set back).
+        assert_eq!(c.beat_age(stamp(5), s(104)), s(0));
+        assert_eq!(c.beat_age(stamp(5), s(106)), s(2));
+        c.reset(&cfg(1), s(200));
+        assert_eq!(c.beat_age(stamp(5), s(201)), s(0), "a new pin looks afresh");
     }
 
     #[test]
