@@ -130,6 +130,21 @@ pub enum Absent {
     NoMatch,
     /// The pinned process is gone (found by polling /proc).
     PinGone,
+    /// The pidfile names a process that started before the service's last pinned process
+    /// (`pinned`): not the service's current daemon, whatever the pidfile says. Left alone.
+    OlderThanPin {
+        pid: i32,
+        pinned: i32,
+    },
+    /// The pidfile has not changed since it named the process custos pinned before, which is
+    /// gone: its PID now belongs to another process. Left alone.
+    Reused(i32),
+    /// The pidfile has not changed since custos saw it in an earlier boot: its PID means
+    /// nothing in this one. Left alone.
+    EarlierBoot(i32),
+    /// The pidfile names a process that belongs to custos for something else: another
+    /// service's pinned process, or a script or check custos runs. Left alone.
+    Taken(i32),
 }
 
 impl fmt::Display for Absent {
@@ -153,17 +168,76 @@ impl fmt::Display for Absent {
             Absent::WrongExe(p) => write!(f, "pid {p} runs another program (left alone)"),
             Absent::NoMatch => f.write_str("no process runs the configured exe"),
             Absent::PinGone => f.write_str("pinned process is gone"),
+            Absent::OlderThanPin { pid, pinned } => write!(
+                f,
+                "pidfile is stale: pid {pid} started before pid {pinned}, the service's last pinned process, so it is not the service (left alone)"
+            ),
+            Absent::Reused(p) => write!(
+                f,
+                "pidfile is stale: unchanged since it named the process custos pinned before, which is gone; pid {p} is another process now (PID reused; left alone)"
+            ),
+            Absent::EarlierBoot(p) => write!(
+                f,
+                "pidfile is stale: unchanged since custos saw it in an earlier boot; pid {p} is another process now (left alone)"
+            ),
+            Absent::Taken(p) => write!(
+                f,
+                "pidfile names pid {p}, which custos runs for something else (another service, a script or a check): left alone"
+            ),
         }
+    }
+}
+
+/// Why a live process named by a pidfile can neither be verified as the service's process nor
+/// ruled out. custos then holds: it neither starts the service (that could make a second
+/// copy) nor signals the process (it could be a stranger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doubt {
+    /// The pidfile's mtime lies ahead of the wall clock: the clock went back since it was
+    /// written, so when it was written is unknown.
+    Future,
+    /// The pidfile looks written before the process started, which would make it stale, but
+    /// a wall-clock step custos did not witness may lie between the two.
+    Older,
+}
+
+impl fmt::Display for Doubt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Doubt::Future => "the pidfile's mtime is in the future (the wall clock went back since it was written?), so when it was written is unknown",
+            Doubt::Older => "the pidfile looks written before the process started (stale), but a wall-clock step custos did not witness may lie between",
+        })
+    }
+}
+
+impl Absent {
+    /// Whether the reason names a live process that custos leaves alone (worth saying at once,
+    /// even while a start is under way).
+    pub fn leaves_a_process_alone(&self) -> bool {
+        matches!(
+            self,
+            Absent::StalePidfile(_)
+                | Absent::FuturePidfile(_)
+                | Absent::NeverPinned(..)
+                | Absent::OlderThanPin { .. }
+                | Absent::Reused(_)
+                | Absent::EarlierBoot(_)
+                | Absent::Taken(_)
+                | Absent::WrongExe(_)
+        )
     }
 }
 
 /// What one probe of a service's identity found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observation {
+    /// A process verified as the service's.
     Alive(Pin),
     Absent(Absent),
     /// `exe`/`args` match this many processes: none of them is touched.
     Ambiguous(u16),
+    /// The pidfile names this live process, which can be neither verified nor ruled out.
+    Unverified(Pin, Doubt),
 }
 
 /// Why a start attempt failed.
@@ -216,6 +290,9 @@ pub enum StartWhy {
     Failed(StartFailure),
     /// The second half of a restart that was asked for.
     Restart(RestartWhy),
+    /// `custos start` while held: the operator says the held process (this PID) is not the
+    /// service.
+    OverHeld(i32),
 }
 
 impl fmt::Display for StartWhy {
@@ -225,6 +302,10 @@ impl fmt::Display for StartWhy {
             StartWhy::Died(c) => write!(f, "died: {c}"),
             StartWhy::Failed(s) => write!(f, "previous attempt failed: {s}"),
             StartWhy::Restart(r) => write!(f, "restart: {r}"),
+            StartWhy::OverHeld(p) => write!(
+                f,
+                "asked by the operator: pid {p}, held as unverified, is not the service (it is left alone)"
+            ),
         }
     }
 }
@@ -304,6 +385,13 @@ pub enum Phase {
     GivenUp,
     /// Identity is ambiguous (several processes match): custos neither starts nor signals.
     Held(u16),
+    /// The pidfile names a live process that can be neither verified nor ruled out: custos
+    /// neither starts nor signals, until it exits, the pidfile changes, or an operator decides
+    /// (`custos start`: it is not the service; `custos adopt`: it is).
+    Unverified {
+        pin: Pin,
+        doubt: Doubt,
+    },
     /// `custos stop` or `custos unmonitor`: not watched, not started, until `start`/`monitor`.
     Unmonitored,
 }
@@ -344,6 +432,8 @@ pub enum Op {
     Monitor,
     /// Stop watching; the process is left as it is.
     Unmonitor,
+    /// The held, unverified process is the service: pin it.
+    Adopt,
 }
 
 /// What the effectors must do, in order. Each carries its cause for the log.
@@ -429,6 +519,14 @@ pub enum Note {
     StopPending,
     /// A stop asked during a start cannot be carried out: the start ended held.
     StopDropped,
+    /// Held: the pidfile names `pin`, which can be neither verified nor ruled out.
+    Held {
+        pin: Pin,
+        doubt: Doubt,
+    },
+    /// While a start is under way or waited for: the pidfile names a live process that is not
+    /// the service (said once per change).
+    LeftAlone(Absent),
 }
 
 impl fmt::Display for Note {
@@ -467,6 +565,12 @@ impl fmt::Display for Note {
             Note::StopPending => f.write_str(
                 "stop asked while it starts: it will be stopped once its process is up",
             ),
+            Note::Held { pin, doubt } => write!(
+                f,
+                "held: the pidfile names pid {}, which cannot be verified: {doubt}. custos neither starts the service nor signals pid {} until it exits or the pidfile changes; `custos start` says it is not the service (start it, leave it alone), `custos adopt` says it is (pin it)",
+                pin.pid, pin.pid
+            ),
+            Note::LeftAlone(a) => write!(f, "{a}"),
             Note::StopDropped => f.write_str(
                 "the stop asked during the start is dropped: the start ended held, and custos signals nothing it holds; ask again once it is resolved",
             ),
@@ -500,8 +604,9 @@ pub struct ServiceState {
     /// `custos stop` arrived while a start was under way: stop the process once it is up (or
     /// give up the start), instead of leaving a daemon it forked running unwatched.
     pub stop_pending: bool,
-    /// While a start looks for its process: why the last look found none (for the log).
-    pub seen: Option<Absent>,
+    /// While a start looks for its process: what the last look found instead (for the log, and
+    /// to hold rather than fail when it was a process that cannot be verified).
+    pub seen: Option<Observation>,
 }
 
 impl Default for ServiceState {
@@ -555,7 +660,11 @@ impl ServiceState {
     /// Whether the supervisor should probe identity (pidfile / exe scan) for this service now.
     pub fn wants_probe(&self) -> bool {
         match self.phase {
-            Phase::Unknown | Phase::Waiting { .. } | Phase::GivenUp | Phase::Held(_) => true,
+            Phase::Unknown
+            | Phase::Waiting { .. }
+            | Phase::GivenUp
+            | Phase::Held(_)
+            | Phase::Unverified { .. } => true,
             Phase::Starting { script, .. } => !script,
             Phase::Running { .. } | Phase::Stopping { .. } | Phase::Unmonitored => false,
         }
@@ -586,7 +695,11 @@ impl ServiceState {
         match (self.phase, event) {
             // ---- identity found
             (
-                Phase::Unknown | Phase::Waiting { .. } | Phase::GivenUp | Phase::Held(_),
+                Phase::Unknown
+                | Phase::Waiting { .. }
+                | Phase::GivenUp
+                | Phase::Held(_)
+                | Phase::Unverified { .. },
                 Event::Observed(Observation::Alive(pin)),
             ) => {
                 self.phase = Phase::Running { pin };
@@ -613,16 +726,42 @@ impl ServiceState {
                 }
             }
             // ---- a start looks for its process: remember why it is not there yet
-            (Phase::Starting { script: false, .. }, Event::Observed(Observation::Absent(why))) => {
-                self.seen = Some(why);
+            (
+                Phase::Starting { script: false, .. } | Phase::Waiting { .. },
+                Event::Observed(o @ (Observation::Absent(_) | Observation::Unverified(..))),
+            ) if !matches!(
+                (self.phase, o),
+                (Phase::Waiting { .. }, Observation::Unverified(..))
+            ) =>
+            {
+                if let Observation::Absent(a) = o {
+                    if a.leaves_a_process_alone() && self.seen != Some(o) {
+                        push(&mut out, Action::Log(Note::LeftAlone(a)));
+                    }
+                }
+                self.seen = Some(o);
+            }
+            // ---- a live process that can be neither verified nor ruled out: hold
+            (
+                Phase::Unknown | Phase::Waiting { .. } | Phase::Held(_) | Phase::Unverified { .. },
+                Event::Observed(Observation::Unverified(pin, doubt)),
+            ) => {
+                if self.phase != (Phase::Unverified { pin, doubt }) {
+                    push(&mut out, Action::Log(Note::Held { pin, doubt }));
+                }
+                self.phase = Phase::Unverified { pin, doubt };
             }
             // ---- nothing there at start-up: only start, never stop first
-            (Phase::Unknown | Phase::Held(_), Event::Observed(Observation::Absent(why))) => {
+            (
+                Phase::Unknown | Phase::Held(_) | Phase::Unverified { .. },
+                Event::Observed(Observation::Absent(why)),
+            ) => {
                 self.start(policy, StartWhy::NotRunning(why), now, &mut out);
             }
             (
                 Phase::Unknown
                 | Phase::Held(_)
+                | Phase::Unverified { .. }
                 | Phase::Waiting { .. }
                 | Phase::Starting { script: false, .. },
                 Event::Observed(Observation::Ambiguous(n)),
@@ -679,7 +818,21 @@ impl ServiceState {
                     push(&mut out, Action::KillScript(Script::Start));
                     StartFailure::ScriptTimeout(policy.start_timeout)
                 } else {
-                    StartFailure::NoProcess(policy.start_timeout, self.seen.take())
+                    match self.seen.take() {
+                        Some(Observation::Unverified(pin, doubt)) => {
+                            // Never a second copy on doubt: hold, and say why.
+                            self.phase = Phase::Unverified { pin, doubt };
+                            push(&mut out, Action::Log(Note::Held { pin, doubt }));
+                            if std::mem::take(&mut self.stop_pending) {
+                                push(&mut out, Action::Log(Note::StopDropped));
+                            }
+                            return out;
+                        }
+                        Some(Observation::Absent(a)) => {
+                            StartFailure::NoProcess(policy.start_timeout, Some(a))
+                        }
+                        _ => StartFailure::NoProcess(policy.start_timeout, None),
+                    }
                 };
                 self.start_failed(policy, failure, now, &mut out);
             }
@@ -884,6 +1037,21 @@ impl ServiceState {
                 };
             }
             (Phase::Stopping { .. }, Event::Operator(Op::Restart)) => {}
+            (Phase::Unverified { pin, .. }, Event::Operator(Op::Adopt)) => {
+                // The operator says the held process is the service.
+                self.fails = 0;
+                self.restarts.clear();
+                self.phase = Phase::Running { pin };
+                push(&mut out, Action::Pinned { pin, adopted: true });
+            }
+            (_, Event::Operator(Op::Adopt)) => {}
+            (Phase::Unverified { pin, .. }, Event::Operator(Op::Start)) => {
+                // The operator says the held process is not the service: start it, and leave
+                // that process alone.
+                self.fails = 0;
+                self.restarts.clear();
+                self.start(policy, StartWhy::OverHeld(pin.pid), now, &mut out);
+            }
             (Phase::Unmonitored, Event::Operator(Op::Stop | Op::Unmonitor)) => {}
             (Phase::Starting { .. }, Event::Operator(Op::Stop)) => {
                 // The start script may already have forked the daemon: let the start finish,
@@ -1032,7 +1200,7 @@ impl ServiceState {
     }
 
     fn start(&mut self, policy: &Policy, why: StartWhy, now: Mono, out: &mut Actions) {
-        let is_restart = !matches!(why, StartWhy::NotRunning(_));
+        let is_restart = !matches!(why, StartWhy::NotRunning(_) | StartWhy::OverHeld(_));
         if is_restart {
             if self.restarts.is_full() {
                 self.restarts.remove(0);
@@ -1133,6 +1301,10 @@ mod tests {
             },
             Phase::GivenUp,
             Phase::Held(2),
+            Phase::Unverified {
+                pin: OTHER,
+                doubt: Doubt::Older,
+            },
             Phase::Unmonitored,
         ];
         for step in [StopStep::Script, StopStep::Term, StopStep::Kill] {
@@ -1161,6 +1333,8 @@ mod tests {
             Event::Observed(Observation::Absent(Absent::PinGone)),
             Event::Observed(Observation::Ambiguous(2)),
             Event::Observed(Observation::Ambiguous(3)),
+            Event::Observed(Observation::Unverified(OTHER, Doubt::Future)),
+            Event::Observed(Observation::Unverified(PIN, Doubt::Older)),
             Event::Died {
                 pid: PIN.pid,
                 cause: Cause::Killed {
@@ -1203,6 +1377,7 @@ mod tests {
             Event::Operator(Op::Restart),
             Event::Operator(Op::Monitor),
             Event::Operator(Op::Unmonitor),
+            Event::Operator(Op::Adopt),
         ]
     }
 
@@ -1247,6 +1422,14 @@ mod tests {
                             }
                             _ => {}
                         }
+                    }
+                    if let Event::Observed(Observation::Unverified(..)) = event {
+                        assert!(
+                            !actions
+                                .iter()
+                                .any(|a| matches!(a, Action::Start { .. } | Action::Pinned { .. })),
+                            "started or pinned on doubt: {ctx}"
+                        );
                     }
                     if let Event::Observed(Observation::Ambiguous(_)) = event {
                         assert!(
@@ -2010,6 +2193,154 @@ mod tests {
                 pin: PIN,
                 adopted: true
             }]
+        );
+    }
+
+    #[test]
+    fn a_process_that_cannot_be_verified_is_held_until_it_goes_or_an_operator_decides() {
+        let p = policy(true);
+        let held = Phase::Unverified {
+            pin: OTHER,
+            doubt: Doubt::Older,
+        };
+        let unverified = Event::Observed(Observation::Unverified(OTHER, Doubt::Older));
+        // Found at start-up: held, said once.
+        let mut st = ServiceState::default();
+        let a = st.decide(&p, unverified, s(0));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Log(Note::Held {
+                pin: OTHER,
+                doubt: Doubt::Older
+            })]
+        );
+        assert_eq!(st.phase, held);
+        assert!(st.decide(&p, unverified, s(1)).is_empty());
+        assert!(st.wants_probe() && st.pin().is_none() && st.deadline().is_none());
+        // It exits (or the pidfile changes to name nothing): started.
+        let a = st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::DeadPid(OTHER.pid))),
+            s(2),
+        );
+        assert!(matches!(a[0], Action::Start { attempt: 1, .. }), "{a:?}");
+        // The operator says it is not the service: started, not counted as a restart.
+        let mut st = ServiceState {
+            phase: held,
+            ..Default::default()
+        };
+        let a = st.decide(&p, Event::Operator(Op::Start), s(3));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Start {
+                attempt: 1,
+                after: None,
+                why: StartWhy::OverHeld(OTHER.pid)
+            }]
+        );
+        assert_eq!(st.total_restarts, 0);
+        // The operator says it is the service: pinned.
+        let mut st = ServiceState {
+            phase: held,
+            ..Default::default()
+        };
+        let a = st.decide(&p, Event::Operator(Op::Adopt), s(3));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Pinned {
+                pin: OTHER,
+                adopted: true
+            }]
+        );
+        assert_eq!(st.phase, Phase::Running { pin: OTHER });
+        // Adopt means nothing when nothing is held.
+        let mut st = ServiceState::default();
+        assert!(st.decide(&p, Event::Operator(Op::Adopt), s(3)).is_empty());
+        assert_eq!(st.phase, Phase::Unknown);
+    }
+
+    #[test]
+    fn doubt_never_starts_a_second_copy() {
+        let p = policy(true);
+        let unverified = Event::Observed(Observation::Unverified(OTHER, Doubt::Future));
+        // During a backoff: the start is called off.
+        let mut st = running();
+        st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: Cause::Exited(1),
+            },
+            s(1),
+        );
+        st.decide(&p, unverified, s(1));
+        assert!(matches!(st.phase, Phase::Unverified { .. }));
+        assert!(st.decide(&p, Event::Deadline, s(5)).is_empty());
+        // After a start script: held at the deadline, not a failed attempt to retry.
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(0),
+        );
+        assert!(
+            st.decide(&p, unverified, s(1)).is_empty(),
+            "not before the deadline"
+        );
+        let a = st.decide(&p, Event::Deadline, s(10));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Log(Note::Held {
+                pin: OTHER,
+                doubt: Doubt::Future
+            })]
+        );
+        assert_eq!(st.fails, 0);
+        // Given up stays given up.
+        let mut st = ServiceState {
+            phase: Phase::GivenUp,
+            ..Default::default()
+        };
+        assert!(st.decide(&p, unverified, s(1)).is_empty());
+        assert_eq!(st.phase, Phase::GivenUp);
+    }
+
+    #[test]
+    fn a_start_that_finds_no_process_says_what_it_found() {
+        let p = policy(true);
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(0),
+        );
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::StalePidfile(77))),
+            s(1),
+        );
+        let a = st.decide(&p, Event::Deadline, s(10));
+        let failure = StartFailure::NoProcess(s(10), Some(Absent::StalePidfile(77)));
+        assert_eq!(a[0], Action::Log(Note::StartFailed(failure)));
+        assert!(
+            failure.to_string().contains(": pidfile is stale: pid 77"),
+            "{failure}"
         );
     }
 

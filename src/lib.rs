@@ -8,6 +8,7 @@ pub mod control;
 pub mod core;
 pub mod limits;
 pub mod pidfd;
+pub mod pins;
 pub mod procs;
 pub mod record;
 pub mod scripts;

@@ -11,7 +11,7 @@ const USAGE: &str = "\
 usage: custos run   [-c|--config PATH]   supervise in the foreground (from inittab)
        custos check [-c|--config PATH]   validate the config and say what custos will do
        custos [-c PATH | --socket PATH] status [--json]
-       custos [-c PATH | --socket PATH] start|stop|restart|monitor|unmonitor NAME
+       custos [-c PATH | --socket PATH] start|stop|restart|monitor|unmonitor|adopt NAME
        custos [-c PATH | --socket PATH] reload
        custos [-c PATH | --socket PATH] events [--follow] [--json]
        custos [-c PATH | --socket PATH] why NAME [--json]
@@ -30,13 +30,14 @@ const EXIT_SETUP: u8 = 3;
 const EXIT_UNREACHABLE: u8 = 4;
 
 /// Control commands and whether they take a service name.
-const CONTROL: [(&str, bool); 9] = [
+const CONTROL: [(&str, bool); 10] = [
     ("status", false),
     ("start", true),
     ("stop", true),
     ("restart", true),
     ("monitor", true),
     ("unmonitor", true),
+    ("adopt", true),
     ("reload", false),
     ("events", false),
     ("why", true),
@@ -279,7 +280,7 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
             Identify::Pidfile(p) => {
                 let _ = writeln!(
                     o,
-                    "  identity: the PID in {} (decimal, one line), pinned with its start time; a pidfile written before its process started is stale and its PID is left alone; custos itself, init (PID 1) and kernel threads are never pinned",
+                    "  identity: the PID in {} (decimal, one line), pinned with its start time. Verified without the wall clock when custos's start script started it or custos pinned it earlier in this boot; a pidfile met for the first time is judged by its mtime (2s slack for coarse timestamps), and a live process that cannot be verified is held (`custos start` / `custos adopt`), never started over; custos itself, init (PID 1) and kernel threads are never pinned",
                     p.display()
                 );
             }

@@ -101,9 +101,11 @@ pub enum Kind {
     Reload,
     /// custos asked for a reboot (`on_exhausted = "reboot"`).
     Reboot,
+    /// A pidfile names a live process that can be neither verified nor ruled out: held.
+    Held,
 }
 
-const KINDS: [(Kind, &str); 11] = [
+const KINDS: [(Kind, &str); 12] = [
     (Kind::Died, "died"),
     (Kind::Started, "started"),
     (Kind::StartFailed, "start-failed"),
@@ -115,6 +117,7 @@ const KINDS: [(Kind, &str); 11] = [
     (Kind::CustosStop, "custos-stop"),
     (Kind::Reload, "reload"),
     (Kind::Reboot, "reboot"),
+    (Kind::Held, "held"),
 ];
 
 impl Kind {

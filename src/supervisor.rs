@@ -20,6 +20,7 @@ use crate::core::{
 use crate::core::{Op, RestartWhy as Why};
 use crate::limits::{MAX_CHECKS, MAX_SERVICES};
 use crate::pidfd::{self, PidFd};
+use crate::pins;
 use crate::procs::{self, PinState};
 use crate::record::{self, Kind, Record};
 use crate::scripts::{self, OutputPipe};
@@ -61,6 +62,10 @@ pub struct Svc {
     checks: heapless::Vec<CheckRt, MAX_CHECKS>,
     /// Said once that a traced process is held back from check actions.
     traced_said: bool,
+    /// What custos knows about the service's process beyond its pidfile (identity evidence).
+    known: procs::Known,
+    /// The pidfile as the last probe read it.
+    last_read: Option<procs::PidfileStamp>,
 }
 
 fn policy_of(cfg: &ServiceConfig) -> Policy {
@@ -84,6 +89,8 @@ impl Svc {
             out: OutputPipe::new()?,
             checks: heapless::Vec::new(),
             traced_said: false,
+            known: procs::Known::default(),
+            last_read: None,
         }
         .with_checks())
     }
@@ -117,13 +124,6 @@ impl Svc {
         }
         for pid in killed {
             self.forget_killed(pid);
-        }
-    }
-
-    fn probe(&self) -> Observation {
-        match &self.cfg.identify {
-            Identify::Pidfile(p) => procs::probe_pidfile(p),
-            Identify::Exe { exe, args } => procs::probe_exe(exe, args.as_deref()),
         }
     }
 
@@ -170,6 +170,14 @@ pub struct Supervisor {
     table_changed: bool,
     /// The events of this and earlier boots (deaths, actions), kept in state_dir.
     pub record: Record,
+    /// This boot's id, for the pins file.
+    boot: String,
+    /// The wall clock as custos watches it: CLOCK_REALTIME minus CLOCK_BOOTTIME when last
+    /// looked at, and since when (boot clock) no step has been seen.
+    wall_offset: i128,
+    trusted_since: Mono,
+    /// Said once that the pins file cannot be written.
+    pins_warned: bool,
 }
 
 /// Why the loop ended.
@@ -295,7 +303,7 @@ impl Supervisor {
         for cfg in config.services.into_iter().take(MAX_SERVICES) {
             svcs.push(Svc::new(cfg)?);
         }
-        Ok(Supervisor {
+        let mut sup = Supervisor {
             config_path: config_path.to_path_buf(),
             settings: config.supervisor.clone(),
             interval: config.supervisor.interval,
@@ -303,6 +311,10 @@ impl Supervisor {
             signals,
             next_tick: Duration::ZERO,
             facilities: Facilities { subreaper, pidfd },
+            boot: record::read_boot_id().to_string(),
+            wall_offset: procs::wall_minus_boot(),
+            trusted_since: procs::boottime(),
+            pins_warned: false,
             watchdog,
             watchdog_cfg: config.watchdog,
             next_pet: Duration::ZERO,
@@ -312,7 +324,87 @@ impl Supervisor {
             degraded: false,
             table_changed: false,
             ticks: 0,
-        })
+        };
+        sup.load_pins();
+        Ok(sup)
+    }
+
+    /// Reads the pins file of an earlier run: in this boot, the processes to adopt again and
+    /// the wall clock as it was watched; from an earlier boot, the pidfiles it left behind.
+    fn load_pins(&mut self) {
+        let now = self.now();
+        let saved = match pins::load(&self.settings.state_dir) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                self.save_pins();
+                return;
+            }
+            Err(e) => {
+                warn!("pins: {e}; ignored: every pidfile is judged afresh");
+                self.save_pins();
+                return;
+            }
+        };
+        let same_boot = !self.boot.is_empty() && saved.boot == self.boot;
+        for s in self.svcs.iter_mut() {
+            let name = s.cfg.name.as_str();
+            let last = saved.last.iter().find(|(n, _)| n == name).map(|(_, p)| *p);
+            let old = saved.old.iter().find(|(n, _)| n == name).map(|(_, p)| *p);
+            if same_boot {
+                s.known.last = last;
+                s.known.earlier_boot = old;
+            } else {
+                s.known.earlier_boot = last.and_then(|p| p.stamp).or(old);
+            }
+        }
+        if same_boot {
+            // Slewing moves the offset by at most 500 ppm of the time since it was written.
+            let since = now.saturating_sub(saved.written_at);
+            let tolerance = 1_000_000_000i128 + (since.as_nanos() / 2000) as i128;
+            let step = self.wall_offset - saved.offset_ns;
+            if step.abs() <= tolerance {
+                self.trusted_since = saved.trusted_since.min(now);
+            } else {
+                warn!(
+                    "wall clock stepped {} while custos was not running: a stale-looking pidfile written before now is held, not trusted",
+                    StepText(step)
+                );
+            }
+            let n = self.svcs.iter().filter(|s| s.known.last.is_some()).count();
+            info!("pins: {n} process(es) pinned earlier in this boot will be adopted again if their pidfiles still name them");
+        }
+        self.save_pins();
+    }
+
+    /// Writes the pins file (the last pin of every service, the clock watch).
+    fn save_pins(&mut self) {
+        let saved = pins::Saved {
+            boot: self.boot.clone(),
+            offset_ns: self.wall_offset,
+            trusted_since: self.trusted_since,
+            written_at: self.now(),
+            last: self
+                .svcs
+                .iter()
+                .filter_map(|s| s.known.last.map(|p| (s.cfg.name.clone(), p)))
+                .collect(),
+            old: self
+                .svcs
+                .iter()
+                .filter_map(|s| s.known.earlier_boot.map(|p| (s.cfg.name.clone(), p)))
+                .collect(),
+        };
+        if let Err(e) = pins::save(&self.settings.state_dir, &saved) {
+            if !self.pins_warned {
+                self.pins_warned = true;
+                warn!(
+                    "pins: cannot write {}: {e}; a respawned custos will judge every pidfile afresh",
+                    pins::path(&self.settings.state_dir).display()
+                );
+            }
+        } else {
+            self.pins_warned = false;
+        }
     }
 
     fn now(&self) -> Mono {
@@ -821,9 +913,47 @@ impl Supervisor {
                 ),
             }
         } else if s.st.wants_probe() {
-            let obs = s.probe();
+            let obs = match &s.cfg.identify {
+                Identify::Pidfile(p) => {
+                    let taken = self.taken(i);
+                    let ctx = procs::Context {
+                        subreaper: self.facilities.subreaper,
+                        trusted_since: self.trusted_since,
+                        taken: &taken,
+                    };
+                    let (obs, stamp) = procs::probe_pidfile(p, &s.known, &ctx, now);
+                    self.svcs[i].last_read = stamp;
+                    obs
+                }
+                Identify::Exe { exe, args } => procs::probe_exe(exe, args.as_deref()),
+            };
             self.feed(i, Event::Observed(obs), now);
         }
+    }
+
+    /// PIDs custos runs for something other than service `i`: the other services' pins, and
+    /// every script and check program.
+    fn taken(&self, i: usize) -> heapless::Vec<i32, { MAX_SERVICES * (3 + MAX_CHECKS + 8) }> {
+        let mut v = heapless::Vec::new();
+        for (k, s) in self.svcs.iter().enumerate() {
+            if k != i {
+                if let Some(p) = s.st.pin() {
+                    let _ = v.push(p.pid);
+                }
+            }
+            if let Some((p, _)) = s.script {
+                let _ = v.push(p);
+            }
+            for p in &s.killed {
+                let _ = v.push(*p);
+            }
+            for c in &s.checks {
+                if let InFlight::Program { pid, .. } = c.inflight {
+                    let _ = v.push(pid);
+                }
+            }
+        }
+        v
     }
 
     /// The pinned process's pidfd is readable: it exited.
@@ -1046,6 +1176,16 @@ impl Supervisor {
                 self.note(Kind::Started, &name, &text);
                 let s = &mut self.svcs[i];
                 let name = s.cfg.name.as_str();
+                // What the start script's process will be verified by: started after this
+                // moment, named by a pidfile that changed since.
+                let before = match &s.cfg.identify {
+                    Identify::Pidfile(p) => procs::pidfile_stamp(p),
+                    Identify::Exe { .. } => None,
+                };
+                s.known.spawned = Some(procs::Spawned {
+                    at: procs::boottime(),
+                    before,
+                });
                 match scripts::spawn(&s.cfg.start, name, &s.out) {
                     Ok(pid) => {
                         debug!("{name}: `{}` runs as pid {pid}", s.cfg.start);
@@ -1157,6 +1297,12 @@ impl Supervisor {
                     c.reset(cfg, now);
                 }
                 s.traced_said = false;
+                s.known.last = Some(procs::LastPin {
+                    pid: pin.pid,
+                    start_ticks: pin.start_ticks,
+                    stamp: s.last_read.filter(|st| st.pid == pin.pid),
+                });
+                s.known.earlier_boot = None;
                 let how = s.how();
                 if adopted {
                     info!(
@@ -1166,6 +1312,7 @@ impl Supervisor {
                 } else {
                     info!("{name}: running as pid {} ({how})", pin.pid);
                 }
+                self.save_pins();
             }
             Action::Reboot => {
                 let name = s.cfg.name.clone();
@@ -1182,7 +1329,9 @@ impl Supervisor {
                     Note::Died { .. }
                     | Note::StartFailed(_)
                     | Note::SurvivesKill { .. }
-                    | Note::StopDropped => {
+                    | Note::StopDropped
+                    | Note::LeftAlone(_)
+                    | Note::Held { .. } => {
                         warn!("{name}: {note}")
                     }
                     Note::GivenUp { .. } | Note::Ambiguous(_) => error!("{name}: {note}"),
@@ -1192,6 +1341,7 @@ impl Supervisor {
                     Note::Died { .. } => Some(Kind::Died),
                     Note::StartFailed(_) => Some(Kind::StartFailed),
                     Note::GivenUp { .. } => Some(Kind::GaveUp),
+                    Note::Held { .. } => Some(Kind::Held),
                     Note::Restarting(Why::OperatorStop) | Note::Stopped | Note::Unmonitored => {
                         Some(Kind::Stopped)
                     }
@@ -1235,6 +1385,8 @@ impl Supervisor {
                         if s.cfg.identify != cfg.identify {
                             s.st.forget_identity();
                             s.pidfd = None;
+                            s.known = procs::Known::default();
+                            s.last_read = None;
                         }
                         s.policy = policy_of(&cfg);
                         s.cancel_checks();
@@ -1299,6 +1451,17 @@ impl Supervisor {
     }
 }
 
+/// A step of the wall clock (ns, signed), in words: "forward by 8760h", "back by 1.5s".
+struct StepText(i128);
+
+impl std::fmt::Display for StepText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let way = if self.0 < 0 { "back" } else { "forward" };
+        let d = Duration::from_nanos(u64::try_from(self.0.unsigned_abs()).unwrap_or(u64::MAX));
+        write!(f, "{way} by {}", Dur(d))
+    }
+}
+
 /// One recorded event as a JSON object.
 fn entry_json(e: &record::Entry) -> String {
     let mut s = String::with_capacity(256);
@@ -1326,6 +1489,7 @@ fn phase_word(p: &Phase) -> &'static str {
         Phase::Stopping { .. } => "stopping",
         Phase::GivenUp => "given-up",
         Phase::Held(_) => "ambiguous",
+        Phase::Unverified { .. } => "held",
         Phase::Unmonitored => "unmonitored",
     }
 }
@@ -1341,6 +1505,7 @@ impl Supervisor {
             "restart" => Some(Op::Restart),
             "monitor" => Some(Op::Monitor),
             "unmonitor" => Some(Op::Unmonitor),
+            "adopt" => Some(Op::Adopt),
             _ => None,
         };
         let reply = match (cmd, op) {
@@ -1403,7 +1568,7 @@ impl Supervisor {
             }
             _ => control::reply_text(
                 false,
-                &format!("unknown command `{cmd}`: status, start, stop, restart, monitor, unmonitor, reload, events, why"),
+                &format!("unknown command `{cmd}`: status, start, stop, restart, monitor, unmonitor, adopt, reload, events, why"),
             ),
         };
         let follow = cmd == "events" && req.follow;
@@ -1438,6 +1603,14 @@ impl Supervisor {
             let _ = write!(t, " restarts {}", s.st.total_restarts);
             if let Some(c) = s.st.last_death {
                 let _ = write!(t, " last death: {c}");
+            }
+            if let Phase::Unverified { pin, doubt } = s.st.phase {
+                let _ = write!(
+                    t,
+                    "\n    held: pid {} cannot be verified: {doubt}; `custos start {name}` if it is not the service, `custos adopt {name}` if it is",
+                    pin.pid,
+                    name = s.cfg.name
+                );
             }
             t.push('\n');
             for (c, cfg) in s.checks.iter().zip(s.cfg.checks.iter()) {
@@ -1501,6 +1674,10 @@ impl Supervisor {
                 None => s.push_str(",\"pid\":null,\"uptime_ms\":null"),
             }
             let _ = write!(s, ",\"restarts\":{}", v.st.total_restarts);
+            if let Phase::Unverified { pin, doubt } = v.st.phase {
+                let _ = write!(s, ",\"held_pid\":{},\"held_why\":", pin.pid);
+                control::json_str(&mut s, &doubt.to_string());
+            }
             match v.st.phase {
                 Phase::Waiting { until, .. } => {
                     let _ = write!(

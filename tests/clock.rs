@@ -140,3 +140,121 @@ fn a_heartbeat_is_judged_by_when_it_changed_never_by_its_date() {
     }
     assert!(log.contains("unchanged for"), "{log}");
 }
+
+fn ctl(c: &Custos, args: &[&str]) -> (Option<i32>, String) {
+    let out = custos_command()
+        .arg("--socket")
+        .arg(c.dir.join("custos.sock"))
+        .args(args)
+        .output()
+        .expect("run client");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn starts(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("starts"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// testd started by hand, before custos (as rcS would).
+fn testd_before_custos(dir: &Path) -> i32 {
+    let st = std::process::Command::new("/bin/sh")
+        .arg(format!("{FIXTURES}/testd"))
+        .arg("start")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("testd start");
+    assert!(st.success());
+    wait_pid(&dir.join("testd.pid"), 10)
+}
+
+/// A running service whose pidfile is dated a day or a year away from the wall clock (what a
+/// clock step between writing and reading it looks like): custos cannot verify it, so it holds
+/// (neither a second copy nor a signal), says why, and the hold ends when the process exits or
+/// the operator adopts it. (It was started again: "written before this boot" or "in the
+/// future", and both copies stayed alive.)
+#[test]
+fn a_pidfile_dated_far_from_now_never_makes_a_second_copy() {
+    for (name, off) in [
+        ("behind1y", -YEAR),
+        ("ahead1y", YEAR),
+        ("behind1d", -DAY),
+        ("ahead1d", DAY),
+    ] {
+        let dir = tempdir(&format!("pf-{name}"));
+        let pid = testd_before_custos(&dir);
+        set_mtime(&dir.join("testd.pid"), wall_now() + off);
+        let c = Custos::start(&dir, &testd_config(&dir, ""));
+        c.wait_log(
+            &format!("testd: held: the pidfile names pid {pid}, which cannot be verified"),
+            10,
+        );
+        c.wait_log("control: listening on", 10);
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(
+            starts(&dir),
+            vec![pid],
+            "{name}: a second copy:\n{}",
+            c.log_text()
+        );
+        let (_, out) = ctl(&c, &["status"]);
+        assert!(
+            out.contains("testd") && out.contains("held"),
+            "{name}: {out}"
+        );
+        if off < 0 {
+            // The operator says it is the service.
+            let (code, out) = ctl(&c, &["adopt", "testd"]);
+            assert_eq!(code, Some(0), "{out}");
+            c.wait_log(&format!("testd: found running as pid {pid}"), 10);
+        } else {
+            // It exits: the hold ends and the service is started.
+            kill(pid, libc::SIGKILL);
+            c.wait_log(
+                "testd: starting (attempt 1): not running: pidfile names pid",
+                10,
+            );
+            c.wait_log("testd: running as pid", 10);
+        }
+        assert!(!c.log_text().contains(&format!("to pid {pid}")));
+    }
+}
+
+/// custos killed and started again (inittab respawn, an upgrade) while its pidfile's dates say
+/// anything: it adopts exactly the process it pinned in this boot (pins file), never a second
+/// copy.
+#[test]
+fn a_respawned_custos_adopts_its_pins_again_whatever_the_dates() {
+    let dir = tempdir("respawn");
+    let cfg = testd_config(&dir, "");
+    let mut c = Custos::start(&dir, &cfg);
+    c.wait_log("testd: running as pid", 10);
+    let pid = wait_pid(&dir.join("testd.pid"), 10);
+    for off in [-YEAR, YEAR, -DAY] {
+        // SIGKILL: no orderly exit. Its harness must not clean up the daemon: forget it.
+        let _ = c.child.kill();
+        let _ = c.child.wait();
+        std::mem::forget(c);
+        set_mtime(&dir.join("testd.pid"), wall_now() + off);
+        c = Custos::start(&dir, &cfg);
+        c.wait_log(&format!("testd: found running as pid {pid}"), 10);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            starts(&dir),
+            vec![pid],
+            "{off}: a second copy:\n{}",
+            c.log_text()
+        );
+    }
+    // And it is still supervised: a crash is seen and the service started again.
+    kill(pid, libc::SIGKILL);
+    c.wait_log("testd: running as pid", 10);
+    assert_eq!(starts(&dir).len(), 2);
+}
