@@ -140,7 +140,7 @@ pub enum CheckKind {
     Cpu { max_percent: f64, over: Duration },
     /// Open file descriptors of the pinned process at most `max`.
     Fds { max: u64 },
-    /// The file's mtime is at most `max_age` old.
+    /// The file changed (as custos saw it, on the boot clock) at most `max_age` ago.
     Heartbeat { path: PathBuf, max_age: Duration },
     /// The program exits 0.
     Program { argv: Argv },

@@ -119,8 +119,6 @@ pub enum Absent {
     /// The pidfile was written before the process it names started, or before this boot: the
     /// PID was reused by an unrelated process, which custos leaves alone.
     StalePidfile(i32),
-    /// The pidfile's mtime is in the future (the clock went back): its PID cannot be verified.
-    FuturePidfile(i32),
     /// The pidfile names a process that can never be a service's: custos itself, init, a
     /// kernel thread, or one whose exe cannot be read. Never pinned, never signalled.
     NeverPinned(i32, Refusal),
@@ -156,10 +154,6 @@ impl fmt::Display for Absent {
             Absent::StalePidfile(p) => write!(
                 f,
                 "pidfile is stale: pid {p} started after the pidfile was written (PID reused; left alone)"
-            ),
-            Absent::FuturePidfile(p) => write!(
-                f,
-                "pidfile was written in the future (the clock went back?): pid {p} cannot be verified and is left alone"
             ),
             Absent::NeverPinned(p, r) => write!(
                 f,
@@ -217,7 +211,6 @@ impl Absent {
         matches!(
             self,
             Absent::StalePidfile(_)
-                | Absent::FuturePidfile(_)
                 | Absent::NeverPinned(..)
                 | Absent::OlderThanPin { .. }
                 | Absent::Reused(_)

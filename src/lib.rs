@@ -3,6 +3,7 @@
 //! config → core (pure decisions) → effectors (proc identity, scripts, signals) → one event loop.
 
 pub mod checks;
+pub mod clockstep;
 pub mod config;
 pub mod control;
 pub mod core;

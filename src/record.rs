@@ -103,9 +103,11 @@ pub enum Kind {
     Reboot,
     /// A pidfile names a live process that can be neither verified nor ruled out: held.
     Held,
+    /// The wall clock was stepped (the times of the entries around it jump).
+    ClockStep,
 }
 
-const KINDS: [(Kind, &str); 12] = [
+const KINDS: [(Kind, &str); 13] = [
     (Kind::Died, "died"),
     (Kind::Started, "started"),
     (Kind::StartFailed, "start-failed"),
@@ -118,6 +120,7 @@ const KINDS: [(Kind, &str); 12] = [
     (Kind::Reload, "reload"),
     (Kind::Reboot, "reboot"),
     (Kind::Held, "held"),
+    (Kind::ClockStep, "clock-step"),
 ];
 
 impl Kind {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use crate::checks::{CheckRt, Failure, InFlight, Verdict};
+use crate::clockstep::StepWatch;
 use crate::config::{self, CheckAction, Config, Dur, Identify, ServiceConfig};
 use crate::control::{self, Access, ControlServer, Ready, Request};
 use crate::core::{
@@ -29,7 +30,7 @@ use crate::watchdog::{BootStatus, Options, Watchdog, WatchdogConfig};
 
 /// Fds in one poll: the signalfd, plus a pidfd, an output pipe and the check sockets of each
 /// service.
-const MAX_POLL: usize = 1 + (2 + MAX_CHECKS) * MAX_SERVICES + 1 + control::MAX_CLIENTS;
+const MAX_POLL: usize = 1 + (2 + MAX_CHECKS) * MAX_SERVICES + 1 + control::MAX_CLIENTS + 1;
 
 /// What a polled fd belongs to.
 #[derive(Clone, Copy)]
@@ -40,6 +41,7 @@ enum Tag {
     Check(usize, usize),
     Listener,
     Client(usize),
+    ClockStep,
 }
 /// Children reaped per batch (deaths are handled before script exits within a batch).
 const REAP_BATCH: usize = 32;
@@ -178,6 +180,9 @@ pub struct Supervisor {
     trusted_since: Mono,
     /// Said once that the pins file cannot be written.
     pins_warned: bool,
+    /// Readable when the wall clock is set (None: timerfd unavailable; steps are then seen by
+    /// comparing the clocks each pass).
+    step_watch: Option<StepWatch>,
 }
 
 /// Why the loop ended.
@@ -315,6 +320,13 @@ impl Supervisor {
             wall_offset: procs::wall_minus_boot(),
             trusted_since: procs::boottime(),
             pins_warned: false,
+            step_watch: match StepWatch::new() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    warn!("cannot watch for wall-clock steps ({e}): they are found by comparing the clocks on each pass of the loop");
+                    None
+                }
+            },
             watchdog,
             watchdog_cfg: config.watchdog,
             next_pet: Duration::ZERO,
@@ -372,6 +384,30 @@ impl Supervisor {
             }
             let n = self.svcs.iter().filter(|s| s.known.last.is_some()).count();
             info!("pins: {n} process(es) pinned earlier in this boot will be adopted again if their pidfiles still name them");
+        }
+        self.save_pins();
+    }
+
+    /// Compares the wall clock with the boot clock: a step (`set`: the timerfd saw the clock
+    /// set; or a jump of the offset beyond what slewing does in a pass) is logged once, recorded,
+    /// and ends the time during which custos knows the wall clock to be continuous.
+    fn watch_wall_clock(&mut self, set: bool, now: Mono) {
+        let offset = procs::wall_minus_boot();
+        let step = offset - self.wall_offset;
+        self.wall_offset = offset;
+        if !set && step.abs() < 1_000_000_000 {
+            return;
+        }
+        self.trusted_since = now;
+        if step.abs() < 1_000_000 {
+            debug!("wall clock set (by {}ns)", step);
+        } else {
+            let text = format!(
+                "wall clock stepped {}: no timer, age or identity of custos depends on it (they use the boot clock); a stale-looking pidfile written before now is held, not trusted",
+                StepText(step)
+            );
+            warn!("{text}");
+            self.note(Kind::ClockStep, "", &text);
         }
         self.save_pins();
     }
@@ -669,6 +705,9 @@ impl Supervisor {
             }
         };
         add(self.signals.as_fd().as_raw_fd(), libc::POLLIN, Tag::Signals);
+        if let Some(w) = &self.step_watch {
+            add(w.as_fd().as_raw_fd(), libc::POLLIN, Tag::ClockStep);
+        }
         if let Some(c) = &self.control {
             c.poll_set(now, |fd, ev, k| {
                 add(fd, ev, k.map_or(Tag::Listener, Tag::Client))
@@ -717,6 +756,13 @@ impl Supervisor {
                 }
             }
         }
+        // A step of the wall clock: said before anything is judged in this pass.
+        let set = fds
+            .iter()
+            .zip(tags.iter())
+            .any(|(fd, tag)| matches!(tag, Tag::ClockStep) && fd.revents != 0)
+            && self.step_watch.as_ref().is_some_and(|w| w.stepped());
+        self.watch_wall_clock(set, now);
         // Reap on every pass: cheap, and a SIGCHLD coalesced with another is never lost.
         self.reap(now);
 
@@ -729,7 +775,7 @@ impl Supervisor {
                 continue;
             }
             match *tag {
-                Tag::Signals => {}
+                Tag::Signals | Tag::ClockStep => {}
                 Tag::Pidfd(i) if i < self.svcs.len() => self.pidfd_ready(i, now),
                 Tag::Output(i) if i < self.svcs.len() => {
                     let s = &mut self.svcs[i];
