@@ -193,6 +193,10 @@ pub enum Doubt {
     /// The pidfile looks written before the process started, which would make it stale, but
     /// a wall-clock step custos did not witness may lie between the two.
     Older,
+    /// The pidfile looks written after the process started, but custos saw the wall clock
+    /// stepped back since, and its mtime falls where the clock read the same twice: it may
+    /// be older than it looks.
+    SteppedBack,
 }
 
 impl fmt::Display for Doubt {
@@ -200,6 +204,7 @@ impl fmt::Display for Doubt {
         f.write_str(match self {
             Doubt::Future => "the pidfile's mtime is in the future (the wall clock went back since it was written?), so when it was written is unknown",
             Doubt::Older => "the pidfile looks written before the process started (stale), but a wall-clock step custos did not witness may lie between",
+            Doubt::SteppedBack => "the wall clock was stepped back since, and the pidfile's mtime falls where it read the same twice, so it may be older than it looks",
         })
     }
 }

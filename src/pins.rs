@@ -6,7 +6,7 @@
 //! ```text
 //! custos-pins 1
 //! boot 0e5a...-...
-//! clock <wall minus boot clock, ns> <trusted since, boot ns> <written at, boot ns>
+//! clock <wall minus boot clock, ns> <trusted since> <ambiguous before> <written at> (boot ns)
 //! pin <service> <pid> <start ticks> <pidfile stamp | ->
 //! old <service> <pidfile stamp>
 //! ```
@@ -34,6 +34,8 @@ pub struct Saved {
     pub offset_ns: i128,
     /// Since when (boot clock) custos has seen no step of the wall clock.
     pub trusted_since: Duration,
+    /// After a step back: mtimes reading before this (boot clock) may be older.
+    pub ambiguous_before: Duration,
     /// When it was written (boot clock).
     pub written_at: Duration,
     /// Per service: the process custos pinned last.
@@ -76,10 +78,11 @@ fn dur(t: &str) -> Option<Duration> {
 impl Saved {
     pub fn render(&self) -> String {
         let mut t = format!(
-            "{MAGIC}\nboot {}\nclock {} {} {}\n",
+            "{MAGIC}\nboot {}\nclock {} {} {} {}\n",
             self.boot,
             self.offset_ns,
             ns(self.trusted_since),
+            ns(self.ambiguous_before),
             ns(self.written_at)
         );
         for (name, p) in &self.last {
@@ -108,12 +111,13 @@ impl Saved {
             .ok_or("no clock line")?
             .split(' ')
             .collect();
-        if clock.len() != 3 {
+        if clock.len() != 4 {
             return Err("bad clock line".into());
         }
         saved.offset_ns = clock[0].parse().map_err(|_| "bad clock offset")?;
         saved.trusted_since = dur(clock[1]).ok_or("bad clock line")?;
-        saved.written_at = dur(clock[2]).ok_or("bad clock line")?;
+        saved.ambiguous_before = dur(clock[2]).ok_or("bad clock line")?;
+        saved.written_at = dur(clock[3]).ok_or("bad clock line")?;
         for (n, line) in lines.enumerate() {
             let bad = || format!("line {}: `{line}`", n + 4);
             let f: Vec<&str> = line.split(' ').collect();
@@ -194,6 +198,7 @@ mod tests {
             boot: "0e5a-1".into(),
             offset_ns: -1_000_000_000_000_000_007,
             trusted_since: Duration::from_millis(1500),
+            ambiguous_before: Duration::from_secs(3),
             written_at: Duration::from_secs(9),
             last: vec![
                 (
@@ -220,11 +225,11 @@ mod tests {
             "",
             "custos-pins 2\n",
             "custos-pins 1\nboot x\n",
-            "custos-pins 1\nboot x\nclock 1 2\n",
-            "custos-pins 1\nboot x\nclock 1 2 3\npin web 1 2\n",
-            "custos-pins 1\nboot x\nclock 1 2 3\npin web x 2 -\n",
-            "custos-pins 1\nboot x\nclock 1 2 3\nold web 1,2,3\n",
-            "custos-pins 1\nboot x\nclock 1 2 3\nmore\n",
+            "custos-pins 1\nboot x\nclock 1 2 3\n",
+            "custos-pins 1\nboot x\nclock 1 2 3 4\npin web 1 2\n",
+            "custos-pins 1\nboot x\nclock 1 2 3 4\npin web x 2 -\n",
+            "custos-pins 1\nboot x\nclock 1 2 3 4\nold web 1,2,3\n",
+            "custos-pins 1\nboot x\nclock 1 2 3 4\nmore\n",
         ] {
             assert!(Saved::parse(bad).is_err(), "{bad:?}");
         }

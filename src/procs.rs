@@ -300,6 +300,10 @@ pub struct Context<'a> {
     pub subreaper: bool,
     /// Since when (boot clock) custos has watched the wall clock and seen it stepped no more.
     pub trusted_since: Duration,
+    /// After custos saw the wall clock stepped back: mtimes that read (on the boot clock, as
+    /// the wall clock is now) before this may have been written before the step, earlier
+    /// than they read.
+    pub ambiguous_before: Duration,
     /// PIDs custos runs for something else: other services' pins, scripts, check programs.
     pub taken: &'a [i32],
 }
@@ -324,13 +328,15 @@ pub struct Named {
 ///    (boot clock), named by a pidfile that changed since, and that is custos's descendant (it
 ///    is the subreaper; without one this part cannot be checked) is the service;
 /// 4. met for the first time: a pidfile written (mtime) no earlier than MTIME_SLACK before the
-///    process started, and not in the future, names it; one written earlier is stale, when
-///    custos has watched the wall clock without a step since it was written; otherwise, and
-///    when the mtime lies in the future, custos cannot tell: the process is unverified.
+///    process started, and not in the future, names it (unless custos saw the clock stepped
+///    back since, and the mtime falls where the clock read the same twice); one written earlier
+///    is stale, when custos has watched the wall clock without a step since it was written;
+///    otherwise, and when the mtime lies in the future, custos cannot tell: the process is
+///    unverified.
 ///
-/// Only part 4 reads the wall clock, and a step can fool it only toward holding (never toward
-/// starting a second copy), except a step back that custos did not witness, which can make a
-/// stale first-met pidfile look fresh.
+/// Only part 4 reads the wall clock. A step custos saw can only make it hold (never start a
+/// second copy, never adopt); a step back custos did not see (before it first started in this
+/// boot) can make a stale first-met pidfile look fresh.
 pub fn judge(n: &Named, known: &Known, ctx: &Context<'_>, now: Duration) -> Observation {
     let pid = n.pin.pid;
     if let Some(last) = known.last {
@@ -363,7 +369,13 @@ pub fn judge(n: &Named, known: &Known, ctx: &Context<'_>, now: Duration) -> Obse
     let slack = MTIME_SLACK + tick();
     match n.written {
         Some(w) if w > now + slack => Observation::Unverified(n.pin, Doubt::Future),
-        Some(w) if w + slack >= n.pin.started => Observation::Alive(n.pin),
+        Some(w) if w + slack >= n.pin.started => {
+            if w < ctx.ambiguous_before {
+                Observation::Unverified(n.pin, Doubt::SteppedBack)
+            } else {
+                Observation::Alive(n.pin)
+            }
+        }
         Some(w) if w >= ctx.trusted_since => Observation::Absent(Absent::StalePidfile(pid)),
         _ => Observation::Unverified(n.pin, Doubt::Older),
     }
@@ -505,6 +517,7 @@ mod tests {
         let ctx = Context {
             subreaper: false,
             trusted_since,
+            ambiguous_before: Duration::ZERO,
             taken: &[],
         };
         probe_pidfile(path, &Known::default(), &ctx, boottime()).0
@@ -601,6 +614,7 @@ mod tests {
         let ctx = |trusted_since| Context {
             subreaper: true,
             trusted_since,
+            ambiguous_before: Duration::ZERO,
             taken: &[],
         };
         let now = s(200);
@@ -619,6 +633,16 @@ mod tests {
                 "{w:?}"
             );
         }
+        // custos saw the clock stepped back (by 50 s at boot second 150): an mtime that reads
+        // before 200 may be older than it reads.
+        let stepped = Context {
+            ambiguous_before: s(200),
+            ..ctx(s(150))
+        };
+        assert_eq!(
+            judge(&fresh, &none, &stepped, now),
+            Observation::Unverified(fresh.pin, Doubt::SteppedBack)
+        );
         // Written well before the process started.
         let old = named(Some(s(90)));
         assert_eq!(

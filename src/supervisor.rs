@@ -178,6 +178,8 @@ pub struct Supervisor {
     /// looked at, and since when (boot clock) no step has been seen.
     wall_offset: i128,
     trusted_since: Mono,
+    /// After a step back: mtimes that read before this may be older than they read.
+    ambiguous_before: Mono,
     /// Said once that the pins file cannot be written.
     pins_warned: bool,
     /// Readable when the wall clock is set (None: timerfd unavailable; steps are then seen by
@@ -319,6 +321,7 @@ impl Supervisor {
             boot: record::read_boot_id().to_string(),
             wall_offset: procs::wall_minus_boot(),
             trusted_since: procs::boottime(),
+            ambiguous_before: Duration::ZERO,
             pins_warned: false,
             step_watch: match StepWatch::new() {
                 Ok(w) => Some(w),
@@ -374,9 +377,11 @@ impl Supervisor {
             let since = now.saturating_sub(saved.written_at);
             let tolerance = 1_000_000_000i128 + (since.as_nanos() / 2000) as i128;
             let step = self.wall_offset - saved.offset_ns;
+            self.ambiguous_before = saved.ambiguous_before;
             if step.abs() <= tolerance {
                 self.trusted_since = saved.trusted_since.min(now);
             } else {
+                self.stepped(step, now);
                 warn!(
                     "wall clock stepped {} while custos was not running: a stale-looking pidfile written before now is held, not trusted",
                     StepText(step)
@@ -398,7 +403,7 @@ impl Supervisor {
         if !set && step.abs() < 1_000_000_000 {
             return;
         }
-        self.trusted_since = now;
+        self.stepped(step, now);
         if step.abs() < 1_000_000 {
             debug!("wall clock set (by {}ns)", step);
         } else {
@@ -412,12 +417,24 @@ impl Supervisor {
         self.save_pins();
     }
 
+    /// What a step of the wall clock by `step` ns, seen at `now`, changes: from now on the
+    /// clock is known continuous; after a step back, mtimes that read before now + the step
+    /// may have been written before it.
+    fn stepped(&mut self, step: i128, now: Mono) {
+        self.trusted_since = now;
+        if step < 0 {
+            let back = Duration::from_nanos(u64::try_from(-step).unwrap_or(u64::MAX));
+            self.ambiguous_before = self.ambiguous_before.max(now.saturating_add(back));
+        }
+    }
+
     /// Writes the pins file (the last pin of every service, the clock watch).
     fn save_pins(&mut self) {
         let saved = pins::Saved {
             boot: self.boot.clone(),
             offset_ns: self.wall_offset,
             trusted_since: self.trusted_since,
+            ambiguous_before: self.ambiguous_before,
             written_at: self.now(),
             last: self
                 .svcs
@@ -965,6 +982,7 @@ impl Supervisor {
                     let ctx = procs::Context {
                         subreaper: self.facilities.subreaper,
                         trusted_since: self.trusted_since,
+                        ambiguous_before: self.ambiguous_before,
                         taken: &taken,
                     };
                     let (obs, stamp) = procs::probe_pidfile(p, &s.known, &ctx, now);
