@@ -905,15 +905,9 @@ impl InitIdentity {
             None => exe,
         };
         let cmdline = std::fs::read("/proc/1/cmdline").ok()?;
-        let argv: Vec<String> = cmdline
-            .split(|&b| b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        // cmdline ends in a NUL: the last field is empty.
-        let argv = argv.split_last().map(|(_, a)| a).unwrap_or_default();
         Some(InitIdentity {
             exe,
-            args: argv.get(1..).map(|a| a.join(" ")).unwrap_or_default(),
+            args: args_of(&cmdline),
         })
     }
 
@@ -925,6 +919,18 @@ impl InitIdentity {
             || std::fs::canonicalize(&self.exe).is_ok_and(|c| c == exe);
         same_exe && args.is_none_or(|a| a == self.args)
     }
+}
+
+/// The arguments in a /proc/PID/cmdline as an `exe` identity reads them (procfs): empty fields
+/// dropped, the rest after argv[0] joined by spaces. busybox init pads its rewritten argv with
+/// NULs ("init\0\0\0..."), which reads as no arguments.
+fn args_of(cmdline: &[u8]) -> String {
+    let argv: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    argv.get(1..).map(|a| a.join(" ")).unwrap_or_default()
 }
 
 /// Parses and validates config text. A TOML syntax error is reported alone; unknown keys and
@@ -1871,6 +1877,9 @@ start_timeout = "5 parsecs"
             assert_eq!(e[0].key, "service.exe (service `x`)");
             assert!(e[0].message.contains("could match PID 1"), "{e:?}");
         }
+        // busybox init's own cmdline, as the emulated board shows it.
+        assert_eq!(args_of(b"init\0\0\0\0\0\0\0"), "");
+        assert_eq!(args_of(b"/sbin/init\0splash\0"), "splash");
         // Arguments init does not have: cannot match it.
         assert!(parse_with_init(&svc("args = \"httpd -f\"\n"), Some(&init)).is_ok());
         // Another program: fine.
