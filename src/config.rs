@@ -140,7 +140,7 @@ pub enum CheckKind {
     Cpu { max_percent: f64, over: Duration },
     /// Open file descriptors of the pinned process at most `max`.
     Fds { max: u64 },
-    /// The file's mtime is at most `max_age` old.
+    /// The file changed (as custos saw it, on the boot clock) at most `max_age` ago.
     Heartbeat { path: PathBuf, max_age: Duration },
     /// The program exits 0.
     Program { argv: Argv },
@@ -905,9 +905,67 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     })
 }
 
+/// What PID 1 (init) runs on this machine: its /proc/1/exe and its arguments joined by spaces,
+/// as an `exe` identity would see them. `None` when /proc/1 cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitIdentity {
+    pub exe: PathBuf,
+    pub args: String,
+}
+
+impl InitIdentity {
+    /// Reads /proc/1.
+    pub fn read() -> Option<InitIdentity> {
+        let exe = std::fs::read_link("/proc/1/exe").ok()?;
+        let exe = match exe
+            .as_os_str()
+            .as_encoded_bytes()
+            .strip_suffix(b" (deleted)")
+        {
+            Some(b) => PathBuf::from(String::from_utf8_lossy(b).into_owned()),
+            None => exe,
+        };
+        let cmdline = std::fs::read("/proc/1/cmdline").ok()?;
+        Some(InitIdentity {
+            exe,
+            args: args_of(&cmdline),
+        })
+    }
+
+    /// Whether the identity `exe` (+ `args`) could match this init: the same program (as
+    /// written, or once symlinks are resolved) and, when `args` is given, the same arguments.
+    pub fn could_match(&self, exe: &Path, args: Option<&str>) -> bool {
+        let same_exe = exe == self.exe
+            || std::fs::canonicalize(exe).is_ok_and(|c| c == self.exe)
+            || std::fs::canonicalize(&self.exe).is_ok_and(|c| c == exe);
+        same_exe && args.is_none_or(|a| a == self.args)
+    }
+}
+
+/// The arguments in a /proc/PID/cmdline as an `exe` identity reads them (procfs): empty fields
+/// dropped, the rest after argv[0] joined by spaces. busybox init pads its rewritten argv with
+/// NULs ("init\0\0\0..."), which reads as no arguments.
+fn args_of(cmdline: &[u8]) -> String {
+    let argv: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    argv.get(1..).map(|a| a.join(" ")).unwrap_or_default()
+}
+
 /// Parses and validates config text. A TOML syntax error is reported alone; unknown keys and
 /// values of the wrong type are all reported (in line order) before any value is checked.
+/// An `exe` identity that could match this machine's PID 1 is refused.
 pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+    parse_with_init(text, InitIdentity::read().as_ref())
+}
+
+/// [`parse`], with init's identity given (None: not checked).
+pub fn parse_with_init(
+    text: &str,
+    init: Option<&InitIdentity>,
+) -> Result<Config, Vec<ConfigError>> {
     let doc = DeTable::parse(text).map_err(|e| {
         vec![ConfigError {
             line: e.span().map(|s| line_of(text, s.start)),
@@ -918,6 +976,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     let mut v = Validator {
         text,
         errors: Vec::new(),
+        init,
     };
     let raw = v.read_config(doc.get_ref());
     if !v.errors.is_empty() {
@@ -944,6 +1003,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 struct Validator<'a> {
     text: &'a str,
     errors: Vec<ConfigError>,
+    init: Option<&'a InitIdentity>,
 }
 
 impl Validator<'_> {
@@ -1261,10 +1321,24 @@ impl Validator<'_> {
                     }
                     a.get_ref().clone()
                 });
-                Identify::Exe {
-                    exe: self.path(e, &k("exe")),
-                    args,
+                let exe = self.path(e, &k("exe"));
+                if let Some(init) = self.init.filter(|i| i.could_match(&exe, args.as_deref())) {
+                    let with = match &args {
+                        None => "with any arguments".to_string(),
+                        Some(a) => format!("with the arguments `{a}`"),
+                    };
+                    self.err(
+                        Some(e.span()),
+                        &k("exe"),
+                        format!(
+                            "`{}` {with} could match PID 1 (init runs {} `{}` here): custos never pins init; give `args` that init does not have, or use a pidfile",
+                            exe.display(),
+                            init.exe.display(),
+                            init.args
+                        ),
+                    );
                 }
+                Identify::Exe { exe, args }
             }
             (Some(p), Some(_)) => {
                 self.err(
@@ -1843,6 +1917,34 @@ start_timeout = "5 parsecs"
         let e = load(&big).expect_err("too big").to_string();
         assert!(e.contains("more than the 262144 custos reads"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_exe_identity_that_could_match_init_is_refused() {
+        let init = InitIdentity {
+            exe: "/bin/busybox".into(),
+            args: String::new(),
+        };
+        let svc = |extra: &str| {
+            format!("[[service]]\nname = \"x\"\nexe = \"/bin/busybox\"\n{extra}start = [\"/bin/true\"]\n")
+        };
+        for extra in ["", "args = \"\"\n"] {
+            let e = parse_with_init(&svc(extra), Some(&init)).expect_err("matches init");
+            assert_eq!(e[0].line, Some(3), "{e:?}");
+            assert_eq!(e[0].key, "service.exe (service `x`)");
+            assert!(e[0].message.contains("could match PID 1"), "{e:?}");
+        }
+        // busybox init's own cmdline, as the emulated board shows it.
+        assert_eq!(args_of(b"init\0\0\0\0\0\0\0"), "");
+        assert_eq!(args_of(b"/sbin/init\0splash\0"), "splash");
+        // Arguments init does not have: cannot match it.
+        assert!(parse_with_init(&svc("args = \"httpd -f\"\n"), Some(&init)).is_ok());
+        // Another program: fine.
+        let other = InitIdentity {
+            exe: "/sbin/systemd".into(),
+            args: "--system".into(),
+        };
+        assert!(parse_with_init(&svc(""), Some(&other)).is_ok());
     }
 
     #[test]

@@ -85,6 +85,30 @@ impl fmt::Display for SigName {
     }
 }
 
+/// Why a live process can never be a service's process, whatever a pidfile says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// custos itself: a pidfile naming it would make custos signal itself.
+    Custos,
+    /// PID 1, init: SIGTERM to busybox init reboots the board.
+    Init,
+    /// A kernel thread (PF_KTHREAD): not a program, never a service.
+    KernelThread,
+    /// /proc/PID/exe cannot be read: custos cannot tell what it runs.
+    NoExe,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::Custos => "custos itself",
+            Refusal::Init => "init (PID 1)",
+            Refusal::KernelThread => "a kernel thread",
+            Refusal::NoExe => "a process whose /proc/PID/exe cannot be read",
+        })
+    }
+}
+
 /// Why no process was identified for a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Absent {
@@ -98,14 +122,30 @@ pub enum Absent {
     /// The pidfile was written before the process it names started, or before this boot: the
     /// PID was reused by an unrelated process, which custos leaves alone.
     StalePidfile(i32),
-    /// The pidfile's mtime is in the future (the clock went back): its PID cannot be verified.
-    FuturePidfile(i32),
+    /// The pidfile names a process that can never be a service's: custos itself, init, a
+    /// kernel thread, or one whose exe cannot be read. Never pinned, never signalled.
+    NeverPinned(i32, Refusal),
     /// The PID's exe is not the configured one.
     WrongExe(i32),
     /// No process has the configured exe (and args).
     NoMatch,
     /// The pinned process is gone (found by polling /proc).
     PinGone,
+    /// The pidfile names a process that started before the service's last pinned process
+    /// (`pinned`): not the service's current daemon, whatever the pidfile says. Left alone.
+    OlderThanPin {
+        pid: i32,
+        pinned: i32,
+    },
+    /// The pidfile has not changed since it named the process custos pinned before, which is
+    /// gone: its PID now belongs to another process. Left alone.
+    Reused(i32),
+    /// The pidfile has not changed since custos saw it in an earlier boot: its PID means
+    /// nothing in this one. Left alone.
+    EarlierBoot(i32),
+    /// The pidfile names a process that belongs to custos for something else: another
+    /// service's pinned process, or a script or check custos runs. Left alone.
+    Taken(i32),
 }
 
 impl fmt::Display for Absent {
@@ -119,13 +159,29 @@ impl fmt::Display for Absent {
                 f,
                 "pidfile is stale: pid {p} started after the pidfile was written (PID reused; left alone)"
             ),
-            Absent::FuturePidfile(p) => write!(
+            Absent::NeverPinned(p, r) => write!(
                 f,
-                "pidfile was written in the future (the clock went back?): pid {p} cannot be verified and is left alone"
+                "pidfile names pid {p}, which is {r}: never pinned, never signalled"
             ),
             Absent::WrongExe(p) => write!(f, "pid {p} runs another program (left alone)"),
             Absent::NoMatch => f.write_str("no process runs the configured exe"),
             Absent::PinGone => f.write_str("pinned process is gone"),
+            Absent::OlderThanPin { pid, pinned } => write!(
+                f,
+                "pidfile is stale: pid {pid} started before pid {pinned}, the service's last pinned process, so it is not the service (left alone)"
+            ),
+            Absent::Reused(p) => write!(
+                f,
+                "pidfile is stale: unchanged since it named the process custos pinned before, which is gone; pid {p} is another process now (PID reused; left alone)"
+            ),
+            Absent::EarlierBoot(p) => write!(
+                f,
+                "pidfile is stale: unchanged since custos saw it in an earlier boot; pid {p} is another process now (left alone)"
+            ),
+            Absent::Taken(p) => write!(
+                f,
+                "pidfile names pid {p}, which custos runs for something else (another service, a script or a check): left alone"
+            ),
         }
     }
 }
@@ -145,13 +201,60 @@ impl fmt::Display for PidfileNotRegular {
     }
 }
 
+/// Why a live process named by a pidfile can neither be verified as the service's process nor
+/// ruled out. custos then holds: it neither starts the service (that could make a second
+/// copy) nor signals the process (it could be a stranger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doubt {
+    /// The pidfile's mtime lies ahead of the wall clock: the clock went back since it was
+    /// written, so when it was written is unknown.
+    Future,
+    /// The pidfile looks written before the process started, which would make it stale, but
+    /// a wall-clock step custos did not witness may lie between the two.
+    Older,
+    /// The pidfile looks written after the process started, but custos saw the wall clock
+    /// stepped back since, and its mtime falls where the clock read the same twice: it may
+    /// be older than it looks.
+    SteppedBack,
+}
+
+impl fmt::Display for Doubt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Doubt::Future => "the pidfile's mtime is in the future (the wall clock went back since it was written?), so when it was written is unknown",
+            Doubt::Older => "the pidfile looks written before the process started (stale), but a wall-clock step custos did not witness may lie between",
+            Doubt::SteppedBack => "the wall clock was stepped back since, and the pidfile's mtime falls where it read the same twice, so it may be older than it looks",
+        })
+    }
+}
+
+impl Absent {
+    /// Whether the reason names a live process that custos leaves alone (worth saying at once,
+    /// even while a start is under way).
+    pub fn leaves_a_process_alone(&self) -> bool {
+        matches!(
+            self,
+            Absent::StalePidfile(_)
+                | Absent::NeverPinned(..)
+                | Absent::OlderThanPin { .. }
+                | Absent::Reused(_)
+                | Absent::EarlierBoot(_)
+                | Absent::Taken(_)
+                | Absent::WrongExe(_)
+        )
+    }
+}
+
 /// What one probe of a service's identity found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observation {
+    /// A process verified as the service's.
     Alive(Pin),
     Absent(Absent),
     /// `exe`/`args` match this many processes: none of them is touched.
     Ambiguous(u16),
+    /// The pidfile names this live process, which can be neither verified nor ruled out.
+    Unverified(Pin, Doubt),
 }
 
 /// Why a start attempt failed.
@@ -161,8 +264,9 @@ pub enum StartFailure {
     Spawn(i32),
     ScriptStatus(Cause),
     ScriptTimeout(Duration),
-    /// The script exited 0 but no identified process appeared within start_timeout.
-    NoProcess(Duration),
+    /// The script exited 0 but no identified process appeared within start_timeout; the last
+    /// look found this instead.
+    NoProcess(Duration, Option<Absent>),
 }
 
 impl fmt::Display for StartFailure {
@@ -181,9 +285,14 @@ impl fmt::Display for StartFailure {
                     Dur(d)
                 )
             }
-            StartFailure::NoProcess(d) => write!(
+            StartFailure::NoProcess(d, None) => write!(
                 f,
                 "start script succeeded but no identified process appeared within {}",
+                Dur(d)
+            ),
+            StartFailure::NoProcess(d, Some(a)) => write!(
+                f,
+                "start script succeeded but no identified process appeared within {}: {a}",
                 Dur(d)
             ),
         }
@@ -198,6 +307,9 @@ pub enum StartWhy {
     Failed(StartFailure),
     /// The second half of a restart that was asked for.
     Restart(RestartWhy),
+    /// `custos start` while held: the operator says the held process (this PID) is not the
+    /// service.
+    OverHeld(i32),
 }
 
 impl fmt::Display for StartWhy {
@@ -207,6 +319,10 @@ impl fmt::Display for StartWhy {
             StartWhy::Died(c) => write!(f, "died: {c}"),
             StartWhy::Failed(s) => write!(f, "previous attempt failed: {s}"),
             StartWhy::Restart(r) => write!(f, "restart: {r}"),
+            StartWhy::OverHeld(p) => write!(
+                f,
+                "asked by the operator: pid {p}, held as unverified, is not the service (it is left alone)"
+            ),
         }
     }
 }
@@ -286,6 +402,13 @@ pub enum Phase {
     GivenUp,
     /// Identity is ambiguous (several processes match): custos neither starts nor signals.
     Held(u16),
+    /// The pidfile names a live process that can be neither verified nor ruled out: custos
+    /// neither starts nor signals, until it exits, the pidfile changes, or an operator decides
+    /// (`custos start`: it is not the service; `custos adopt`: it is).
+    Unverified {
+        pin: Pin,
+        doubt: Doubt,
+    },
     /// `custos stop` or `custos unmonitor`: not watched, not started, until `start`/`monitor`.
     Unmonitored,
 }
@@ -326,6 +449,8 @@ pub enum Op {
     Monitor,
     /// Stop watching; the process is left as it is.
     Unmonitor,
+    /// The held, unverified process is the service: pin it.
+    Adopt,
 }
 
 /// What the effectors must do, in order. Each carries its cause for the log.
@@ -409,6 +534,16 @@ pub enum Note {
     Unmonitored,
     Monitored,
     StopPending,
+    /// A stop asked during a start cannot be carried out: the start ended held.
+    StopDropped,
+    /// Held: the pidfile names `pin`, which can be neither verified nor ruled out.
+    Held {
+        pin: Pin,
+        doubt: Doubt,
+    },
+    /// While a start is under way or waited for: the pidfile names a live process that is not
+    /// the service (said once per change).
+    LeftAlone(Absent),
 }
 
 impl fmt::Display for Note {
@@ -447,6 +582,15 @@ impl fmt::Display for Note {
             Note::StopPending => f.write_str(
                 "stop asked while it starts: it will be stopped once its process is up",
             ),
+            Note::Held { pin, doubt } => write!(
+                f,
+                "held: the pidfile names pid {}, which cannot be verified: {doubt}. custos neither starts the service nor signals pid {} until it exits or the pidfile changes; `custos start` says it is not the service (start it, leave it alone), `custos adopt` says it is (pin it)",
+                pin.pid, pin.pid
+            ),
+            Note::LeftAlone(a) => write!(f, "{a}"),
+            Note::StopDropped => f.write_str(
+                "the stop asked during the start is dropped: the start ended held, and custos signals nothing it holds; ask again once it is resolved",
+            ),
             Note::SurvivesKill { pin, waited } => write!(
                 f,
                 "pid {} still alive {} after SIGKILL (uninterruptible sleep?); waiting",
@@ -477,6 +621,9 @@ pub struct ServiceState {
     /// `custos stop` arrived while a start was under way: stop the process once it is up (or
     /// give up the start), instead of leaving a daemon it forked running unwatched.
     pub stop_pending: bool,
+    /// While a start looks for its process: what the last look found instead (for the log, and
+    /// to hold rather than fail when it was a process that cannot be verified).
+    pub seen: Option<Observation>,
 }
 
 impl Default for ServiceState {
@@ -488,6 +635,7 @@ impl Default for ServiceState {
             total_restarts: 0,
             last_death: None,
             stop_pending: false,
+            seen: None,
         }
     }
 }
@@ -508,6 +656,13 @@ fn push(actions: &mut Actions, a: Action) {
 }
 
 impl ServiceState {
+    /// Forgets what custos knew about the service's process (its identity setting changed):
+    /// the next probe looks afresh.
+    pub fn forget_identity(&mut self) {
+        self.phase = Phase::Unknown;
+        self.stop_pending = false;
+    }
+
     /// The pinned process, if custos believes one is running.
     pub fn pin(&self) -> Option<Pin> {
         match self.phase {
@@ -522,7 +677,11 @@ impl ServiceState {
     /// Whether the supervisor should probe identity (pidfile / exe scan) for this service now.
     pub fn wants_probe(&self) -> bool {
         match self.phase {
-            Phase::Unknown | Phase::Waiting { .. } | Phase::GivenUp | Phase::Held(_) => true,
+            Phase::Unknown
+            | Phase::Waiting { .. }
+            | Phase::GivenUp
+            | Phase::Held(_)
+            | Phase::Unverified { .. } => true,
             Phase::Starting { script, .. } => !script,
             Phase::Running { .. } | Phase::Stopping { .. } | Phase::Unmonitored => false,
         }
@@ -553,7 +712,11 @@ impl ServiceState {
         match (self.phase, event) {
             // ---- identity found
             (
-                Phase::Unknown | Phase::Waiting { .. } | Phase::GivenUp | Phase::Held(_),
+                Phase::Unknown
+                | Phase::Waiting { .. }
+                | Phase::GivenUp
+                | Phase::Held(_)
+                | Phase::Unverified { .. },
                 Event::Observed(Observation::Alive(pin)),
             ) => {
                 self.phase = Phase::Running { pin };
@@ -579,19 +742,52 @@ impl ServiceState {
                     }
                 }
             }
+            // ---- a start looks for its process: remember why it is not there yet
+            (
+                Phase::Starting { script: false, .. } | Phase::Waiting { .. },
+                Event::Observed(o @ (Observation::Absent(_) | Observation::Unverified(..))),
+            ) if !matches!(
+                (self.phase, o),
+                (Phase::Waiting { .. }, Observation::Unverified(..))
+            ) =>
+            {
+                if let Observation::Absent(a) = o {
+                    if a.leaves_a_process_alone() && self.seen != Some(o) {
+                        push(&mut out, Action::Log(Note::LeftAlone(a)));
+                    }
+                }
+                self.seen = Some(o);
+            }
+            // ---- a live process that can be neither verified nor ruled out: hold
+            (
+                Phase::Unknown | Phase::Waiting { .. } | Phase::Held(_) | Phase::Unverified { .. },
+                Event::Observed(Observation::Unverified(pin, doubt)),
+            ) => {
+                if self.phase != (Phase::Unverified { pin, doubt }) {
+                    push(&mut out, Action::Log(Note::Held { pin, doubt }));
+                }
+                self.phase = Phase::Unverified { pin, doubt };
+            }
             // ---- nothing there at start-up: only start, never stop first
-            (Phase::Unknown | Phase::Held(_), Event::Observed(Observation::Absent(why))) => {
+            (
+                Phase::Unknown | Phase::Held(_) | Phase::Unverified { .. },
+                Event::Observed(Observation::Absent(why)),
+            ) => {
                 self.start(policy, StartWhy::NotRunning(why), now, &mut out);
             }
             (
                 Phase::Unknown
                 | Phase::Held(_)
+                | Phase::Unverified { .. }
                 | Phase::Waiting { .. }
                 | Phase::Starting { script: false, .. },
                 Event::Observed(Observation::Ambiguous(n)),
             ) => {
                 if !matches!(self.phase, Phase::Held(m) if m == n) {
                     push(&mut out, Action::Log(Note::Ambiguous(n)));
+                }
+                if std::mem::take(&mut self.stop_pending) {
+                    push(&mut out, Action::Log(Note::StopDropped));
                 }
                 // Held, whatever was under way: a start now could only add another look-alike.
                 self.phase = Phase::Held(n);
@@ -639,7 +835,21 @@ impl ServiceState {
                     push(&mut out, Action::KillScript(Script::Start));
                     StartFailure::ScriptTimeout(policy.start_timeout)
                 } else {
-                    StartFailure::NoProcess(policy.start_timeout)
+                    match self.seen.take() {
+                        Some(Observation::Unverified(pin, doubt)) => {
+                            // Never a second copy on doubt: hold, and say why.
+                            self.phase = Phase::Unverified { pin, doubt };
+                            push(&mut out, Action::Log(Note::Held { pin, doubt }));
+                            if std::mem::take(&mut self.stop_pending) {
+                                push(&mut out, Action::Log(Note::StopDropped));
+                            }
+                            return out;
+                        }
+                        Some(Observation::Absent(a)) => {
+                            StartFailure::NoProcess(policy.start_timeout, Some(a))
+                        }
+                        _ => StartFailure::NoProcess(policy.start_timeout, None),
+                    }
                 };
                 self.start_failed(policy, failure, now, &mut out);
             }
@@ -844,6 +1054,21 @@ impl ServiceState {
                 };
             }
             (Phase::Stopping { .. }, Event::Operator(Op::Restart)) => {}
+            (Phase::Unverified { pin, .. }, Event::Operator(Op::Adopt)) => {
+                // The operator says the held process is the service.
+                self.fails = 0;
+                self.restarts.clear();
+                self.phase = Phase::Running { pin };
+                push(&mut out, Action::Pinned { pin, adopted: true });
+            }
+            (_, Event::Operator(Op::Adopt)) => {}
+            (Phase::Unverified { pin, .. }, Event::Operator(Op::Start)) => {
+                // The operator says the held process is not the service: start it, and leave
+                // that process alone.
+                self.fails = 0;
+                self.restarts.clear();
+                self.start(policy, StartWhy::OverHeld(pin.pid), now, &mut out);
+            }
             (Phase::Unmonitored, Event::Operator(Op::Stop | Op::Unmonitor)) => {}
             (Phase::Starting { .. }, Event::Operator(Op::Stop)) => {
                 // The start script may already have forked the daemon: let the start finish,
@@ -882,6 +1107,11 @@ impl ServiceState {
             // asked for a service that is not running (it will be started by its own path),
             // a stray script exit, an observation while a script runs.
             _ => {}
+        }
+        // A stop asked during a start belongs to that start: whichever way the start ended,
+        // it must never stop a later one.
+        if !matches!(self.phase, Phase::Starting { .. }) {
+            self.stop_pending = false;
         }
         out
     }
@@ -987,7 +1217,7 @@ impl ServiceState {
     }
 
     fn start(&mut self, policy: &Policy, why: StartWhy, now: Mono, out: &mut Actions) {
-        let is_restart = !matches!(why, StartWhy::NotRunning(_));
+        let is_restart = !matches!(why, StartWhy::NotRunning(_) | StartWhy::OverHeld(_));
         if is_restart {
             if self.restarts.is_full() {
                 self.restarts.remove(0);
@@ -1006,6 +1236,7 @@ impl ServiceState {
             deadline: now + policy.start_timeout,
             script: true,
         };
+        self.seen = None;
         push(
             out,
             Action::Start {
@@ -1087,6 +1318,10 @@ mod tests {
             },
             Phase::GivenUp,
             Phase::Held(2),
+            Phase::Unverified {
+                pin: OTHER,
+                doubt: Doubt::Older,
+            },
             Phase::Unmonitored,
         ];
         for step in [StopStep::Script, StopStep::Term, StopStep::Kill] {
@@ -1115,6 +1350,8 @@ mod tests {
             Event::Observed(Observation::Absent(Absent::PinGone)),
             Event::Observed(Observation::Ambiguous(2)),
             Event::Observed(Observation::Ambiguous(3)),
+            Event::Observed(Observation::Unverified(OTHER, Doubt::Future)),
+            Event::Observed(Observation::Unverified(PIN, Doubt::Older)),
             Event::Died {
                 pid: PIN.pid,
                 cause: Cause::Killed {
@@ -1157,6 +1394,7 @@ mod tests {
             Event::Operator(Op::Restart),
             Event::Operator(Op::Monitor),
             Event::Operator(Op::Unmonitor),
+            Event::Operator(Op::Adopt),
         ]
     }
 
@@ -1201,6 +1439,14 @@ mod tests {
                             }
                             _ => {}
                         }
+                    }
+                    if let Event::Observed(Observation::Unverified(..)) = event {
+                        assert!(
+                            !actions
+                                .iter()
+                                .any(|a| matches!(a, Action::Start { .. } | Action::Pinned { .. })),
+                            "started or pinned on doubt: {ctx}"
+                        );
                     }
                     if let Event::Observed(Observation::Ambiguous(_)) = event {
                         assert!(
@@ -1463,6 +1709,185 @@ mod tests {
         assert!(matches!(a[0], Action::Start { attempt: 1, .. }), "{a:?}");
     }
 
+    /// A service whose start is under way (script exited 0, looking for the process) with a
+    /// `custos stop` pending.
+    fn starting_with_stop_pending(p: &Policy) -> ServiceState {
+        let mut st = ServiceState::default();
+        st.decide(
+            p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        st.decide(
+            p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(0),
+        );
+        let a = st.decide(p, Event::Operator(Op::Stop), s(1));
+        assert_eq!(a.as_slice(), &[Action::Log(Note::StopPending)]);
+        assert!(st.stop_pending);
+        st
+    }
+
+    /// Brings a service from wherever it is to running PIN through a start, and then through a
+    /// death and a second start: a stop asked long ago must not stop either.
+    fn no_stale_stop_later(p: &Policy, mut st: ServiceState, ctx: &str) {
+        assert!(!st.stop_pending, "{ctx}: still pending in {:?}", st.phase);
+        st.phase = Phase::Unknown;
+        let mut all = Vec::new();
+        let mut t = s(100);
+        all.extend(st.decide(
+            p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            t,
+        ));
+        all.extend(st.decide(
+            p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            t,
+        ));
+        all.extend(st.decide(p, Event::Observed(Observation::Alive(PIN)), t));
+        t += s(1000);
+        all.extend(st.decide(
+            p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: Cause::Exited(1),
+            },
+            t,
+        ));
+        all.extend(st.decide(p, Event::Deadline, t + s(1)));
+        all.extend(st.decide(
+            p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            t + s(1),
+        ));
+        all.extend(st.decide(p, Event::Observed(Observation::Alive(OTHER)), t + s(1)));
+        assert_eq!(st.phase, Phase::Running { pin: OTHER }, "{ctx}: {all:?}");
+        assert!(
+            !all.iter().any(|a| matches!(
+                a,
+                Action::RunStop { .. } | Action::Signal { .. } | Action::Log(Note::Restarting(_))
+            )),
+            "{ctx}: a stop asked long ago stopped an unrelated start: {all:?}"
+        );
+    }
+
+    #[test]
+    fn a_pending_stop_ends_when_the_start_becomes_held() {
+        let p = policy(true);
+        let mut st = starting_with_stop_pending(&p);
+        let a = st.decide(&p, Event::Observed(Observation::Ambiguous(2)), s(2));
+        assert_eq!(st.phase, Phase::Held(2));
+        assert!(a.contains(&Action::Log(Note::StopDropped)), "{a:?}");
+        // Resolved later: adopted and left running, not stopped days later.
+        let a = st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(3));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Pinned {
+                pin: PIN,
+                adopted: true
+            }]
+        );
+        no_stale_stop_later(&p, st, "held");
+    }
+
+    #[test]
+    fn a_pending_stop_ends_when_the_start_ends_any_way() {
+        let p = policy(true);
+        // Script failure, spawn failure, script timeout, no process: the stop is carried out
+        // (the service ends unmonitored) and forgotten.
+        let endings = [
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(1),
+            },
+            Event::SpawnFailed(libc::ENOENT),
+            Event::Deadline,
+        ];
+        for (n, end) in endings.into_iter().enumerate() {
+            let mut st = ServiceState::default();
+            st.decide(
+                &p,
+                Event::Observed(Observation::Absent(Absent::NoPidfile)),
+                s(0),
+            );
+            st.decide(&p, Event::Operator(Op::Stop), s(1));
+            if n == 2 {
+                // The script is done; no process appears before the deadline.
+                st.decide(
+                    &p,
+                    Event::ScriptExited {
+                        script: Script::Start,
+                        cause: Cause::Exited(0),
+                    },
+                    s(1),
+                );
+            }
+            let a = st.decide(&p, end, s(20));
+            assert_eq!(st.phase, Phase::Unmonitored, "{end:?}: {a:?}");
+            assert_eq!(
+                a.last(),
+                Some(&Action::Log(Note::Stopped)),
+                "{end:?}: {a:?}"
+            );
+            no_stale_stop_later(&p, st, &format!("{end:?}"));
+        }
+        // Brought up: stopped at once, and forgotten.
+        let mut st = starting_with_stop_pending(&p);
+        st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(2));
+        assert!(!st.stop_pending);
+    }
+
+    #[test]
+    fn every_operator_command_ends_a_pending_stop() {
+        let p = policy(true);
+        for op in [Op::Start, Op::Restart, Op::Monitor, Op::Unmonitor] {
+            let mut st = starting_with_stop_pending(&p);
+            st.decide(&p, Event::Operator(op), s(2));
+            no_stale_stop_later(&p, st, &format!("{op:?}"));
+        }
+    }
+
+    #[test]
+    fn a_pending_stop_ends_when_the_identity_setting_changes() {
+        let p = policy(true);
+        let mut st = starting_with_stop_pending(&p);
+        st.forget_identity();
+        assert_eq!(st.phase, Phase::Unknown);
+        no_stale_stop_later(&p, st, "reload");
+    }
+
+    /// Whatever the phase and the event, a pending stop never outlives the start it was asked
+    /// during.
+    #[test]
+    fn a_pending_stop_exists_only_while_a_start_is_under_way() {
+        for phase in all_phases() {
+            for event in all_events() {
+                let mut st = ServiceState {
+                    phase,
+                    stop_pending: matches!(phase, Phase::Starting { .. }),
+                    ..ServiceState::default()
+                };
+                st.decide(&policy(true), event, s(100));
+                assert!(
+                    !st.stop_pending || matches!(st.phase, Phase::Starting { .. }),
+                    "{phase:?} + {event:?} -> {:?} with a stop pending",
+                    st.phase
+                );
+            }
+        }
+    }
+
     #[test]
     fn a_stop_during_a_start_stops_what_the_start_brought_up() {
         let p = policy(true);
@@ -1617,7 +2042,10 @@ mod tests {
         let a = st.decide(&p, Event::Deadline, s(21));
         assert_eq!(
             a[0],
-            Action::Log(Note::StartFailed(StartFailure::NoProcess(s(10))))
+            Action::Log(Note::StartFailed(StartFailure::NoProcess(
+                s(10),
+                Some(Absent::NoPidfile)
+            )))
         );
         assert_eq!(st.fails, 2);
     }
@@ -1782,6 +2210,154 @@ mod tests {
                 pin: PIN,
                 adopted: true
             }]
+        );
+    }
+
+    #[test]
+    fn a_process_that_cannot_be_verified_is_held_until_it_goes_or_an_operator_decides() {
+        let p = policy(true);
+        let held = Phase::Unverified {
+            pin: OTHER,
+            doubt: Doubt::Older,
+        };
+        let unverified = Event::Observed(Observation::Unverified(OTHER, Doubt::Older));
+        // Found at start-up: held, said once.
+        let mut st = ServiceState::default();
+        let a = st.decide(&p, unverified, s(0));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Log(Note::Held {
+                pin: OTHER,
+                doubt: Doubt::Older
+            })]
+        );
+        assert_eq!(st.phase, held);
+        assert!(st.decide(&p, unverified, s(1)).is_empty());
+        assert!(st.wants_probe() && st.pin().is_none() && st.deadline().is_none());
+        // It exits (or the pidfile changes to name nothing): started.
+        let a = st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::DeadPid(OTHER.pid))),
+            s(2),
+        );
+        assert!(matches!(a[0], Action::Start { attempt: 1, .. }), "{a:?}");
+        // The operator says it is not the service: started, not counted as a restart.
+        let mut st = ServiceState {
+            phase: held,
+            ..Default::default()
+        };
+        let a = st.decide(&p, Event::Operator(Op::Start), s(3));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Start {
+                attempt: 1,
+                after: None,
+                why: StartWhy::OverHeld(OTHER.pid)
+            }]
+        );
+        assert_eq!(st.total_restarts, 0);
+        // The operator says it is the service: pinned.
+        let mut st = ServiceState {
+            phase: held,
+            ..Default::default()
+        };
+        let a = st.decide(&p, Event::Operator(Op::Adopt), s(3));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Pinned {
+                pin: OTHER,
+                adopted: true
+            }]
+        );
+        assert_eq!(st.phase, Phase::Running { pin: OTHER });
+        // Adopt means nothing when nothing is held.
+        let mut st = ServiceState::default();
+        assert!(st.decide(&p, Event::Operator(Op::Adopt), s(3)).is_empty());
+        assert_eq!(st.phase, Phase::Unknown);
+    }
+
+    #[test]
+    fn doubt_never_starts_a_second_copy() {
+        let p = policy(true);
+        let unverified = Event::Observed(Observation::Unverified(OTHER, Doubt::Future));
+        // During a backoff: the start is called off.
+        let mut st = running();
+        st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: Cause::Exited(1),
+            },
+            s(1),
+        );
+        st.decide(&p, unverified, s(1));
+        assert!(matches!(st.phase, Phase::Unverified { .. }));
+        assert!(st.decide(&p, Event::Deadline, s(5)).is_empty());
+        // After a start script: held at the deadline, not a failed attempt to retry.
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(0),
+        );
+        assert!(
+            st.decide(&p, unverified, s(1)).is_empty(),
+            "not before the deadline"
+        );
+        let a = st.decide(&p, Event::Deadline, s(10));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Log(Note::Held {
+                pin: OTHER,
+                doubt: Doubt::Future
+            })]
+        );
+        assert_eq!(st.fails, 0);
+        // Given up stays given up.
+        let mut st = ServiceState {
+            phase: Phase::GivenUp,
+            ..Default::default()
+        };
+        assert!(st.decide(&p, unverified, s(1)).is_empty());
+        assert_eq!(st.phase, Phase::GivenUp);
+    }
+
+    #[test]
+    fn a_start_that_finds_no_process_says_what_it_found() {
+        let p = policy(true);
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(0),
+        );
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::StalePidfile(77))),
+            s(1),
+        );
+        let a = st.decide(&p, Event::Deadline, s(10));
+        let failure = StartFailure::NoProcess(s(10), Some(Absent::StalePidfile(77)));
+        assert_eq!(a[0], Action::Log(Note::StartFailed(failure)));
+        assert!(
+            failure.to_string().contains(": pidfile is stale: pid 77"),
+            "{failure}"
         );
     }
 

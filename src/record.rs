@@ -126,9 +126,13 @@ pub enum Kind {
     Reload,
     /// custos asked for a reboot (`on_exhausted = "reboot"`).
     Reboot,
+    /// A pidfile names a live process that can be neither verified nor ruled out: held.
+    Held,
+    /// The wall clock was stepped (the times of the entries around it jump).
+    ClockStep,
 }
 
-const KINDS: [(Kind, &str); 11] = [
+const KINDS: [(Kind, &str); 13] = [
     (Kind::Died, "died"),
     (Kind::Started, "started"),
     (Kind::StartFailed, "start-failed"),
@@ -140,6 +144,8 @@ const KINDS: [(Kind, &str); 11] = [
     (Kind::CustosStop, "custos-stop"),
     (Kind::Reload, "reload"),
     (Kind::Reboot, "reboot"),
+    (Kind::Held, "held"),
+    (Kind::ClockStep, "clock-step"),
 ];
 
 impl Kind {
