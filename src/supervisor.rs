@@ -377,13 +377,16 @@ impl Supervisor {
         sup.load_pins();
         sup.renew_keeper(procs::boottime());
         // Last: from here on the loop must pet in time, and nothing above may delay it.
-        sup.watchdog = sup.watchdog_cfg.as_ref().and_then(|w| match Watchdog::open(w) {
-            Ok(wd) => Some(wd),
-            Err(e) => {
-                error!("watchdog: {e}; supervising without a hardware watchdog");
-                None
-            }
-        });
+        sup.watchdog = sup
+            .watchdog_cfg
+            .as_ref()
+            .and_then(|w| match Watchdog::open(w) {
+                Ok(wd) => Some(wd),
+                Err(e) => {
+                    error!("watchdog: {e}; supervising without a hardware watchdog");
+                    None
+                }
+            });
         Ok(sup)
     }
 
