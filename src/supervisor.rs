@@ -1318,7 +1318,10 @@ impl Supervisor {
             }
             Action::Log(note) => {
                 match note {
-                    Note::Died { .. } | Note::StartFailed(_) | Note::SurvivesKill { .. } => {
+                    Note::Died { .. }
+                    | Note::StartFailed(_)
+                    | Note::SurvivesKill { .. }
+                    | Note::CrashLooping { .. } => {
                         warn!("{name}: {note}")
                     }
                     Note::GivenUp { .. } | Note::Ambiguous(_) => error!("{name}: {note}"),
@@ -1465,6 +1468,34 @@ fn entry_json(e: &record::Entry) -> String {
     s
 }
 
+/// A service's state in one word for `custos status` and `why`: its phase, or "crash-looping"
+/// while failures in a row keep it at backoff_max.
+fn state_word(s: &Svc) -> &'static str {
+    match s.st.phase {
+        Phase::Waiting { .. } | Phase::Starting { .. } | Phase::Running { .. }
+            if s.st.crash_looping(&s.policy.restart) =>
+        {
+            "crash-looping"
+        }
+        ref p => phase_word(p),
+    }
+}
+
+/// What `status` and `why` add for a crash-looping service: how long, and how it ends.
+fn crash_loop_words(s: &Svc) -> String {
+    let r = &s.policy.restart;
+    let end = match r.max_restarts {
+        None => "never gives up".to_string(),
+        Some(n) => format!("gives up after {n} restarts within {}", Dur(r.window)),
+    };
+    format!(
+        "{} failures in a row, none ran {}; retried every {}; {end}",
+        s.st.fails,
+        Dur(r.stable_after),
+        Dur(r.backoff_max)
+    )
+}
+
 /// A phase in one word, for `custos status`.
 fn phase_word(p: &Phase) -> &'static str {
     match p {
@@ -1525,8 +1556,18 @@ impl Supervisor {
                     } else {
                         self.record.iter().collect()
                     };
+                    let looping = self
+                        .svcs
+                        .iter()
+                        .find(|s| for_one && s.cfg.name == name && s.st.crash_looping(&s.policy.restart));
                     if req.json {
-                        let mut s = String::from("{\"ok\":true,\"events\":[");
+                        let mut s = String::from("{\"ok\":true,");
+                        if let Some(v) = looping {
+                            s.push_str("\"now\":");
+                            control::json_str(&mut s, &format!("crash-looping: {}", crash_loop_words(v)));
+                            s.push(',');
+                        }
+                        s.push_str("\"events\":[");
                         for (n, e) in entries.iter().enumerate() {
                             if n > 0 {
                                 s.push(',');
@@ -1537,6 +1578,10 @@ impl Supervisor {
                         s
                     } else {
                         let mut t = String::new();
+                        if let Some(v) = looping {
+                            use std::fmt::Write as _;
+                            let _ = writeln!(t, "{name}: now crash-looping: {}", crash_loop_words(v));
+                        }
                         let boot = self.record.boot_id().to_string();
                         for e in &entries {
                             use std::fmt::Write as _;
@@ -1568,7 +1613,7 @@ impl Supervisor {
         use std::fmt::Write as _;
         let mut t = String::new();
         for s in &self.svcs {
-            let _ = write!(t, "{:<20} {:<11}", s.cfg.name, phase_word(&s.st.phase));
+            let _ = write!(t, "{:<20} {:<11}", s.cfg.name, state_word(s));
             if let Some(pin) = s.st.pin() {
                 let _ = write!(
                     t,
@@ -1585,6 +1630,9 @@ impl Supervisor {
                 let _ = write!(t, " last death: {c}");
             }
             t.push('\n');
+            if s.st.crash_looping(&s.policy.restart) {
+                let _ = writeln!(t, "    crash-looping: {}", crash_loop_words(s));
+            }
             if let Some(problem) = s.pidfile_problem() {
                 let _ = writeln!(t, "    {problem}");
             }
@@ -1636,7 +1684,15 @@ impl Supervisor {
             s.push_str("{\"name\":");
             control::json_str(&mut s, &v.cfg.name);
             s.push_str(",\"state\":");
+            control::json_str(&mut s, state_word(v));
+            s.push_str(",\"phase\":");
             control::json_str(&mut s, phase_word(&v.st.phase));
+            let _ = write!(
+                s,
+                ",\"crash_looping\":{},\"failures_in_a_row\":{}",
+                v.st.crash_looping(&v.policy.restart),
+                v.st.fails
+            );
             match v.st.pin() {
                 Some(pin) => {
                     let _ = write!(
