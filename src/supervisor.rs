@@ -1471,14 +1471,19 @@ fn entry_json(e: &record::Entry) -> String {
 /// A service's state in one word for `custos status` and `why`: its phase, or "crash-looping"
 /// while failures in a row keep it at backoff_max.
 fn state_word(s: &Svc) -> &'static str {
-    match s.st.phase {
-        Phase::Waiting { .. } | Phase::Starting { .. } | Phase::Running { .. }
-            if s.st.crash_looping(&s.policy.restart) =>
-        {
-            "crash-looping"
-        }
-        ref p => phase_word(p),
+    if crash_looping(s) {
+        "crash-looping"
+    } else {
+        phase_word(&s.st.phase)
     }
+}
+
+/// Crash-looping and still being tried (not given up, stopped or unmonitored).
+fn crash_looping(s: &Svc) -> bool {
+    matches!(
+        s.st.phase,
+        Phase::Waiting { .. } | Phase::Starting { .. } | Phase::Running { .. }
+    ) && s.st.crash_looping(&s.policy.restart)
 }
 
 /// What `status` and `why` add for a crash-looping service: how long, and how it ends.
@@ -1559,7 +1564,7 @@ impl Supervisor {
                     let looping = self
                         .svcs
                         .iter()
-                        .find(|s| for_one && s.cfg.name == name && s.st.crash_looping(&s.policy.restart));
+                        .find(|s| for_one && s.cfg.name == name && crash_looping(s));
                     if req.json {
                         let mut s = String::from("{\"ok\":true,");
                         if let Some(v) = looping {
@@ -1630,7 +1635,7 @@ impl Supervisor {
                 let _ = write!(t, " last death: {c}");
             }
             t.push('\n');
-            if s.st.crash_looping(&s.policy.restart) {
+            if crash_looping(s) {
                 let _ = writeln!(t, "    crash-looping: {}", crash_loop_words(s));
             }
             if let Some(problem) = s.pidfile_problem() {
@@ -1690,7 +1695,7 @@ impl Supervisor {
             let _ = write!(
                 s,
                 ",\"crash_looping\":{},\"failures_in_a_row\":{}",
-                v.st.crash_looping(&v.policy.restart),
+                crash_looping(v),
                 v.st.fails
             );
             match v.st.pin() {

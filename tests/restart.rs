@@ -95,7 +95,7 @@ fn a_death_after_a_stable_run_is_started_at_once() {
     // below the smallest backoff custos would have waited before (500 ms).
     eprintln!("restart after a stable run: start script ran {ms:.2} ms after the SIGKILL");
     if emulated() {
-        eprintln!("SKIP bound: under qemu-user the death is seen by polling /proc");
+        eprintln!("SKIP bound: custos runs emulated (qemu-user), at no host speed and maybe without pidfd");
     } else {
         assert!(ms < 200.0, "start script ran {ms:.2} ms after the death");
     }
@@ -120,6 +120,10 @@ fn thirty_crashes_in_a_row_and_still_restarting() {
     assert!(json.contains("\"state\":\"crash-looping\""), "{json}");
     let why = ctl(&c, &["why", "testd"]);
     assert!(why.contains("crash-looping"), "{why}");
+    eprintln!(
+        "status:\n{status}\nwhy (first line): {}",
+        why.lines().next().unwrap_or("")
+    );
     // The log: every death and every start keeps its line (rule 3), but the crash-loop
     // summary comes at most once per doubling of the failures in a row, and the per-attempt
     // "will start in" line stops once it is crash-looping.
