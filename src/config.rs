@@ -99,23 +99,35 @@ pub enum OnExhausted {
     Reboot,
 }
 
+/// How a service is restarted after deaths and failed starts.
+///
+/// Defaults are for a board nobody attends: a death after `stable_after` of running is
+/// started again at once; failures in a row back off from `backoff`, doubling, up to
+/// `backoff_max`; and there is no limit (`max_restarts` is `None`): a crash loop is retried at
+/// `backoff_max` for as long as it lasts, shown as crash-looping. A limit, and with it
+/// `on_exhausted`, applies only when the config asks for one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestartPolicy {
     pub backoff: Duration,
     pub backoff_max: Duration,
     pub stable_after: Duration,
-    pub max_restarts: u32,
+    /// Restarts within `window` before `on_exhausted`; `None`: never exhausted.
+    pub max_restarts: Option<u32>,
     pub window: Duration,
     pub on_exhausted: OnExhausted,
 }
+
+/// The limit a config gets when it writes `window` or `on_exhausted` but not `max_restarts`:
+/// the default before there was "unlimited", so that such a config keeps its meaning.
+pub const IMPLIED_MAX_RESTARTS: u32 = 10;
 
 impl Default for RestartPolicy {
     fn default() -> Self {
         RestartPolicy {
             backoff: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
-            stable_after: Duration::from_secs(60),
-            max_restarts: 10,
+            stable_after: Duration::from_secs(10),
+            max_restarts: None,
             window: Duration::from_secs(600),
             on_exhausted: OnExhausted::GiveUp,
         }
@@ -419,9 +431,15 @@ struct RawRestart {
     backoff: Option<Spanned<String>>,
     backoff_max: Option<Spanned<String>>,
     stable_after: Option<Spanned<String>>,
-    max_restarts: Option<Spanned<i64>>,
+    max_restarts: Option<Spanned<RawLimit>>,
     window: Option<Spanned<String>>,
     on_exhausted: Option<Spanned<String>>,
+}
+
+/// `max_restarts`: a count, or a word (only "unlimited" is valid).
+enum RawLimit {
+    Count(i64),
+    Word(String),
 }
 
 /// How the keys of one table are named in errors: `{prefix}{key}{suffix}`, e.g.
@@ -796,7 +814,16 @@ impl Validator<'_> {
             backoff: self.string(backoff, l, "backoff"),
             backoff_max: self.string(backoff_max, l, "backoff_max"),
             stable_after: self.string(stable_after, l, "stable_after"),
-            max_restarts: self.integer(max_restarts, l, "max_restarts"),
+            max_restarts: max_restarts.and_then(|m| match m.get_ref() {
+                DeValue::Integer(_) => self
+                    .int_of(m, l, "max_restarts")
+                    .map(|n| Spanned::new(m.span(), RawLimit::Count(n))),
+                DeValue::String(w) => Some(Spanned::new(m.span(), RawLimit::Word(w.to_string()))),
+                _ => {
+                    self.wrong_type(m, l, "max_restarts", "a count or \"unlimited\"");
+                    None
+                }
+            }),
             window: self.string(window, l, "window"),
             on_exhausted: self.string(on_exhausted, l, "on_exhausted"),
         }
@@ -1402,17 +1429,47 @@ impl Validator<'_> {
                 one,
             );
             restart.window = self.duration(&r.window, &k("restart.window"), restart.window, one);
-            if let Some(m) = &r.max_restarts {
-                let v = *m.get_ref();
-                if v < 1 || v > MAX_RESTART_HISTORY as i64 {
-                    self.err(
-                        Some(m.span()),
-                        &k("restart.max_restarts"),
-                        format!("{v} is out of range 1..={MAX_RESTART_HISTORY}"),
-                    );
-                } else {
-                    restart.max_restarts = v as u32;
+            // No limit unless the config asks for one. A config that writes `window` or
+            // `on_exhausted` without `max_restarts` asked for the limit that was the default
+            // then, and keeps it.
+            if r.window.is_some() || r.on_exhausted.is_some() {
+                restart.max_restarts = Some(IMPLIED_MAX_RESTARTS);
+            }
+            match r.max_restarts.as_ref().map(|m| (m.span(), m.get_ref())) {
+                None => {}
+                Some((span, RawLimit::Count(v))) => {
+                    if *v < 1 || *v > MAX_RESTART_HISTORY as i64 {
+                        self.err(
+                            Some(span),
+                            &k("restart.max_restarts"),
+                            format!(
+                                "{v} is out of range 1..={MAX_RESTART_HISTORY} (or \"unlimited\")"
+                            ),
+                        );
+                    } else {
+                        restart.max_restarts = Some(*v as u32);
+                    }
                 }
+                Some((_, RawLimit::Word(w))) if w == "unlimited" => {
+                    restart.max_restarts = None;
+                    for (key, set) in [
+                        ("window", r.window.as_ref().map(|v| v.span())),
+                        ("on_exhausted", r.on_exhausted.as_ref().map(|v| v.span())),
+                    ] {
+                        if let Some(at) = set {
+                            self.err(
+                                Some(at),
+                                &k(&format!("restart.{key}")),
+                                "has no effect with max_restarts = \"unlimited\" (never exhausted): remove it, or set max_restarts to a count".to_string(),
+                            );
+                        }
+                    }
+                }
+                Some((span, RawLimit::Word(w))) => self.err(
+                    Some(span),
+                    &k("restart.max_restarts"),
+                    format!("`{w}` is neither a count 1..={MAX_RESTART_HISTORY} nor \"unlimited\""),
+                ),
             }
             if let Some(o) = &r.on_exhausted {
                 match o.get_ref().as_str() {
@@ -1881,6 +1938,54 @@ start_timeout = "5 parsecs"
 
         let text = "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/x\"]\n[service.restart]\nmax_restarts = 65\n";
         assert!(errors(text).contains("65 is out of range 1..=64"));
+    }
+
+    #[test]
+    fn restarts_have_no_limit_unless_the_config_sets_one() {
+        let base = "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/x\"]\n";
+        let restart = |extra: &str| {
+            parse(&format!("{base}[service.restart]\n{extra}"))
+                .expect("valid")
+                .services[0]
+                .restart
+                .clone()
+        };
+        let d = parse(base).expect("valid").services[0].restart.clone();
+        assert_eq!(d.max_restarts, None, "never gives up by default");
+        assert_eq!(d.stable_after, Duration::from_secs(10));
+        assert_eq!(restart("backoff = \"1s\"\n").max_restarts, None);
+        assert_eq!(restart("max_restarts = \"unlimited\"\n").max_restarts, None);
+        assert_eq!(restart("max_restarts = 5\n").max_restarts, Some(5));
+        // What an older config wrote keeps its meaning: a window or an on_exhausted asked
+        // for the limit that was the default then.
+        let r = restart("on_exhausted = \"reboot\"\n");
+        assert_eq!(r.max_restarts, Some(IMPLIED_MAX_RESTARTS));
+        assert_eq!(r.on_exhausted, OnExhausted::Reboot);
+        assert_eq!(restart("window = \"1m\"\n").max_restarts, Some(10));
+        let r = restart("max_restarts = 3\nwindow = \"1m\"\n");
+        assert_eq!(
+            (r.max_restarts, r.window),
+            (Some(3), Duration::from_secs(60))
+        );
+
+        let e = errors(&format!(
+            "{base}[service.restart]\nmax_restarts = \"unlimited\"\non_exhausted = \"reboot\"\n"
+        ));
+        assert!(
+            e.contains(":7: service.restart.on_exhausted (service `x`): has no effect with max_restarts = \"unlimited\""),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{base}[service.restart]\nmax_restarts = \"forever\"\n"
+        ));
+        assert!(
+            e.contains("`forever` is neither a count 1..=64 nor \"unlimited\""),
+            "{e}"
+        );
+        let e = errors(&format!("{base}[service.restart]\nmax_restarts = 0\n"));
+        assert!(e.contains("0 is out of range 1..=64"), "{e}");
+        let e = errors(&format!("{base}[service.restart]\nmax_restarts = true\n"));
+        assert!(e.contains("expected a count or \"unlimited\""), "{e}");
     }
 
     #[test]

@@ -530,6 +530,20 @@ pub enum Note {
         delay: Duration,
         why: StartWhy,
     },
+    /// Failures in a row have brought the backoff to `backoff_max`: said when that happens and
+    /// again each time the count doubles, not at every attempt.
+    CrashLooping {
+        fails: u32,
+        every: Duration,
+        stable_after: Duration,
+        /// `max_restarts` and `window`, when the config sets a limit.
+        limit: Option<(u32, Duration)>,
+    },
+    /// A crash-looping service has now run `stable_after`: the loop is over.
+    Recovered {
+        fails: u32,
+        stable_after: Duration,
+    },
     Stopped,
     Unmonitored,
     Monitored,
@@ -598,6 +612,32 @@ impl fmt::Display for Note {
                 Dur(waited)
             ),
             Note::Backoff { delay, why } => write!(f, "will start in {}: {why}", Dur(delay)),
+            Note::CrashLooping {
+                fails,
+                every,
+                stable_after,
+                limit,
+            } => {
+                write!(
+                    f,
+                    "crash-looping: {fails} failures in a row, none ran {}; starting it every {}",
+                    Dur(stable_after),
+                    Dur(every)
+                )?;
+                match limit {
+                    None => f.write_str(", never gives up")?,
+                    Some((n, w)) => write!(f, " until {n} restarts within {}", Dur(w))?,
+                }
+                write!(f, " (said again at {} failures)", fails.saturating_mul(2))
+            }
+            Note::Recovered {
+                fails,
+                stable_after,
+            } => write!(
+                f,
+                "running {} after {fails} failures in a row: no longer crash-looping",
+                Dur(stable_after)
+            ),
         }
     }
 }
@@ -613,6 +653,12 @@ pub struct ServiceState {
     pub phase: Phase,
     /// Failures (deaths before `stable_after`, failed starts) since the last stable run.
     pub fails: u32,
+    /// While crash-looping: the count of `fails` at which the crash-loop line is logged again
+    /// (it doubles each time); 0 when not crash-looping.
+    pub loop_note: u32,
+    /// After failures, the time the running process will have run `stable_after`: then the
+    /// failures in a row are over.
+    pub stable_at: Option<Mono>,
     /// Times of restarts within the window, oldest first.
     pub restarts: HVec<Mono, MAX_RESTART_HISTORY>,
     /// Restarts since load, for status.
@@ -631,6 +677,8 @@ impl Default for ServiceState {
         ServiceState {
             phase: Phase::Unknown,
             fails: 0,
+            loop_note: 0,
+            stable_at: None,
             restarts: HVec::new(),
             total_restarts: 0,
             last_death: None,
@@ -692,8 +740,22 @@ impl ServiceState {
         match self.phase {
             Phase::Waiting { until, .. } => Some(until),
             Phase::Starting { deadline, .. } | Phase::Stopping { deadline, .. } => Some(deadline),
+            Phase::Running { .. } => self.stable_at,
             _ => None,
         }
+    }
+
+    /// Failures in a row have brought the backoff to `backoff_max`, and no run since has
+    /// lasted `stable_after`: it is retried at `backoff_max` (for good, unless a limit is set).
+    pub fn crash_looping(&self, r: &RestartPolicy) -> bool {
+        self.fails >= 2 && backoff(r, self.fails) >= r.backoff_max
+    }
+
+    /// Failures in a row are over: a stable run, or the operator's clean slate.
+    fn clear_fails(&mut self) {
+        self.fails = 0;
+        self.loop_note = 0;
+        self.stable_at = None;
     }
 
     /// Decides what to do about one event. Never signals anything but the pinned process,
@@ -720,10 +782,14 @@ impl ServiceState {
                 Event::Observed(Observation::Alive(pin)),
             ) => {
                 self.phase = Phase::Running { pin };
+                self.stable_at =
+                    (self.fails > 0).then(|| pin.started + policy.restart.stable_after);
                 push(&mut out, Action::Pinned { pin, adopted: true });
             }
             (Phase::Starting { script: false, .. }, Event::Observed(Observation::Alive(pin))) => {
                 self.phase = Phase::Running { pin };
+                self.stable_at =
+                    (self.fails > 0).then(|| pin.started + policy.restart.stable_after);
                 push(
                     &mut out,
                     Action::Pinned {
@@ -802,6 +868,21 @@ impl ServiceState {
                     now,
                     &mut out,
                 );
+            }
+            // ---- a run after failures has lasted stable_after
+            (Phase::Running { .. }, Event::Deadline)
+                if self.stable_at.is_some_and(|t| now >= t) =>
+            {
+                if self.crash_looping(&policy.restart) {
+                    push(
+                        &mut out,
+                        Action::Log(Note::Recovered {
+                            fails: self.fails,
+                            stable_after: policy.restart.stable_after,
+                        }),
+                    );
+                }
+                self.clear_fails();
             }
             // ---- backoff over
             (Phase::Waiting { why, .. }, Event::Deadline) => {
@@ -1098,7 +1179,7 @@ impl ServiceState {
             (_, Event::Operator(Op::Start | Op::Monitor | Op::Restart)) => {
                 // Unknown, Waiting, GivenUp, Held, Unmonitored: look again with a clean slate;
                 // the next probe adopts a running process or starts a missing one.
-                self.fails = 0;
+                self.clear_fails();
                 self.restarts.clear();
                 self.phase = Phase::Unknown;
                 push(&mut out, Action::Log(Note::Monitored));
@@ -1136,8 +1217,17 @@ impl ServiceState {
             }),
         );
         push(out, Action::Unpin);
+        self.stable_at = None;
         if uptime >= policy.restart.stable_after {
-            self.fails = 0;
+            // A death after a stable run: started again at once, no backoff. Only failures in a
+            // row (runs shorter than stable_after, failed starts) wait.
+            self.clear_fails();
+            if self.window_full(&policy.restart, now) {
+                self.give_up(policy, out);
+            } else {
+                self.start(policy, StartWhy::Died(cause), now, out);
+            }
+            return;
         }
         self.fails = self.fails.saturating_add(1);
         self.schedule(policy, StartWhy::Died(cause), now, out);
@@ -1172,10 +1262,31 @@ impl ServiceState {
             until: now + delay,
             why,
         };
-        push(out, Action::Log(Note::Backoff { delay, why }));
+        if !self.crash_looping(r) {
+            push(out, Action::Log(Note::Backoff { delay, why }));
+            return;
+        }
+        // Crash-looping: each attempt still logs its death and its start with the cause; the
+        // loop itself is said when it begins and each time the failures in a row double.
+        if self.loop_note == 0 || self.fails >= self.loop_note {
+            self.loop_note = self.fails.saturating_mul(2);
+            push(
+                out,
+                Action::Log(Note::CrashLooping {
+                    fails: self.fails,
+                    every: delay,
+                    stable_after: r.stable_after,
+                    limit: r.max_restarts.map(|n| (n, r.window)),
+                }),
+            );
+        }
     }
 
+    /// Whether `max_restarts` restarts happened within `window`; never without a limit.
     fn window_full(&mut self, r: &RestartPolicy, now: Mono) -> bool {
+        let Some(max) = r.max_restarts else {
+            return false;
+        };
         while let Some(&first) = self.restarts.first() {
             if now.saturating_sub(first) >= r.window {
                 self.restarts.remove(0);
@@ -1183,7 +1294,7 @@ impl ServiceState {
                 break;
             }
         }
-        self.restarts.len() >= r.max_restarts as usize
+        self.restarts.len() >= max as usize
     }
 
     /// The start half of a requested restart: counts against max_restarts, no backoff.
@@ -1207,7 +1318,7 @@ impl ServiceState {
         push(
             out,
             Action::Log(Note::GivenUp {
-                restarts: r.max_restarts,
+                restarts: r.max_restarts.unwrap_or(0),
                 window: r.window,
             }),
         );
@@ -1277,7 +1388,7 @@ mod tests {
                 backoff: Duration::from_millis(500),
                 backoff_max: Duration::from_secs(4),
                 stable_after: Duration::from_secs(60),
-                max_restarts: 3,
+                max_restarts: Some(3),
                 window: Duration::from_secs(600),
                 ..RestartPolicy::default()
             },
@@ -1630,7 +1741,7 @@ mod tests {
     fn on_exhausted_reboot_asks_for_a_reboot_when_giving_up() {
         let mut p = policy(true);
         p.restart.on_exhausted = OnExhausted::Reboot;
-        p.restart.max_restarts = 1;
+        p.restart.max_restarts = Some(1);
         let mut st = running();
         let cause = Cause::Exited(1);
         st.decide(
@@ -1971,26 +2082,232 @@ mod tests {
     }
 
     #[test]
-    fn a_stable_run_resets_the_backoff() {
-        let p = policy(true);
+    fn a_death_after_a_stable_run_is_started_at_once() {
+        let mut p = policy(true);
+        p.restart.max_restarts = None;
         let mut st = ServiceState {
             phase: Phase::Running { pin: PIN },
             fails: 5,
             ..Default::default()
         };
-        st.decide(
+        let cause = Cause::Killed {
+            signal: 9,
+            core: false,
+        };
+        let a = st.decide(
             &p,
             Event::Died {
                 pid: PIN.pid,
-                cause: Cause::Exited(1),
+                cause,
             },
             s(61),
         );
-        assert_eq!(st.fails, 1);
-        assert!(
-            matches!(st.phase, Phase::Waiting { until, .. } if until == s(61) + Duration::from_millis(500))
+        assert_eq!(
+            a.last(),
+            Some(&Action::Start {
+                attempt: 1,
+                after: None,
+                why: StartWhy::Died(cause)
+            }),
+            "{a:?}"
         );
+        assert!(
+            !a.iter()
+                .any(|x| matches!(x, Action::Log(Note::Backoff { .. }))),
+            "{a:?}"
+        );
+        assert!(matches!(st.phase, Phase::Starting { script: true, .. }));
+        // It comes up and dies again at once: from now on the backoff applies and doubles.
+        let mut t = s(61);
+        let mut delays = Vec::new();
+        for n in 0..3u64 {
+            let pin = Pin {
+                pid: 5000 + n as i32,
+                start_ticks: 100 + n,
+                started: t,
+            };
+            st.decide(
+                &p,
+                Event::ScriptExited {
+                    script: Script::Start,
+                    cause: Cause::Exited(0),
+                },
+                t,
+            );
+            st.decide(&p, Event::Observed(Observation::Alive(pin)), t);
+            t += s(1);
+            st.decide(
+                &p,
+                Event::Died {
+                    pid: pin.pid,
+                    cause,
+                },
+                t,
+            );
+            match st.phase {
+                Phase::Waiting { until, .. } => {
+                    delays.push(until - t);
+                    t = until;
+                    st.decide(&p, Event::Deadline, t);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(delays, vec![Duration::from_millis(500), s(1), s(2)]);
+        assert_eq!(st.fails, 3);
         assert_eq!(backoff(&p.restart, 20), s(4), "capped at backoff_max");
+    }
+
+    #[test]
+    fn by_default_a_crash_loop_never_gives_up() {
+        let p = Policy {
+            restart: RestartPolicy {
+                backoff: Duration::from_millis(100),
+                backoff_max: s(1),
+                ..RestartPolicy::default()
+            },
+            start_timeout: s(10),
+            stop_timeout: s(5),
+            has_stop: true,
+        };
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        let mut t = s(0);
+        let mut delays = Vec::new();
+        let mut notes = Vec::new();
+        for n in 0..30u64 {
+            let pin = Pin {
+                pid: 5000 + n as i32,
+                start_ticks: 100 + n,
+                started: t,
+            };
+            st.decide(
+                &p,
+                Event::ScriptExited {
+                    script: Script::Start,
+                    cause: Cause::Exited(0),
+                },
+                t,
+            );
+            st.decide(&p, Event::Observed(Observation::Alive(pin)), t);
+            t += Duration::from_millis(300);
+            let a = st.decide(
+                &p,
+                Event::Died {
+                    pid: pin.pid,
+                    cause: Cause::Exited(3),
+                },
+                t,
+            );
+            notes.extend(a.iter().filter_map(|x| match x {
+                Action::Log(n @ (Note::Backoff { .. } | Note::CrashLooping { .. })) => Some(*n),
+                _ => None,
+            }));
+            match st.phase {
+                Phase::Waiting { until, .. } => {
+                    delays.push(until - t);
+                    t = until;
+                    let a = st.decide(&p, Event::Deadline, t);
+                    assert!(matches!(a[0], Action::Start { .. }), "{a:?}");
+                }
+                other => panic!("crash {}: unexpected {other:?}", n + 1),
+            }
+        }
+        assert_eq!(st.total_restarts, 30);
+        let ms = Duration::from_millis;
+        assert_eq!(&delays[..5], &[ms(100), ms(200), ms(400), ms(800), s(1)]);
+        assert!(delays[4..].iter().all(|&d| d == s(1)), "{delays:?}");
+        // The log: a backoff line per attempt until it crash-loops at backoff_max; then the
+        // crash-loop line when it begins and at each doubling of the failures in a row.
+        let backoffs = notes
+            .iter()
+            .filter(|n| matches!(n, Note::Backoff { .. }))
+            .count();
+        assert_eq!(backoffs, 4, "{notes:?}");
+        let loops: Vec<u32> = notes
+            .iter()
+            .filter_map(|n| match n {
+                Note::CrashLooping { fails, .. } => Some(*fails),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(loops, vec![5, 10, 20], "{notes:?}");
+        assert_eq!(
+            notes[4].to_string(),
+            "crash-looping: 5 failures in a row, none ran 10s; starting it every 1s, never gives up (said again at 10 failures)"
+        );
+        assert!(st.crash_looping(&p.restart));
+        // A run that lasts stable_after ends the loop, on a deadline of its own (for status).
+        st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            t,
+        );
+        let pin = Pin {
+            pid: 6000,
+            start_ticks: 1,
+            started: t,
+        };
+        st.decide(&p, Event::Observed(Observation::Alive(pin)), t);
+        assert_eq!(st.deadline(), Some(t + s(10)));
+        assert!(st.decide(&p, Event::Deadline, t + s(9)).is_empty());
+        let a = st.decide(&p, Event::Deadline, t + s(10));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Log(Note::Recovered {
+                fails: 30,
+                stable_after: s(10)
+            })]
+        );
+        assert!(!st.crash_looping(&p.restart));
+        assert_eq!((st.fails, st.deadline()), (0, None));
+    }
+
+    #[test]
+    fn a_limit_the_config_sets_still_gives_up_while_crash_looping() {
+        let mut p = policy(true);
+        p.restart.backoff_max = p.restart.backoff;
+        p.restart.max_restarts = Some(3);
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        let mut t = s(0);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let a = st.decide(&p, Event::SpawnFailed(libc::ENOENT), t);
+            seen.extend(a.iter().copied());
+            match st.phase {
+                Phase::Waiting { until, .. } => {
+                    t = until;
+                    st.decide(&p, Event::Deadline, t);
+                }
+                _ => break,
+            }
+        }
+        assert_eq!(st.phase, Phase::GivenUp, "{seen:?}");
+        let line = seen
+            .iter()
+            .find_map(|a| match a {
+                Action::Log(n @ Note::CrashLooping { .. }) => Some(n.to_string()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        assert!(
+            line.ends_with(
+                "starting it every 500ms until 3 restarts within 10m (said again at 4 failures)"
+            ),
+            "{line}"
+        );
     }
 
     #[test]

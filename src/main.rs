@@ -370,19 +370,27 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
             }
         }
         let r = &s.restart;
+        let end = match r.max_restarts {
+            None => format!(
+                "it never gives up: it keeps trying every {} and shows it as crash-looping (max_restarts = \"unlimited\", the default)",
+                Dur(r.backoff_max)
+            ),
+            Some(n) => format!(
+                "after {n} restarts within {} it gives up{}",
+                Dur(r.window),
+                if r.on_exhausted == OnExhausted::Reboot {
+                    " and reboots the board (sync, stop petting the watchdog, reboot(2) if it has not reset)"
+                } else {
+                    " until a reload or `custos start`"
+                }
+            ),
+        };
         let _ = writeln!(
             o,
-            "  after a death: start again after {}, doubling per failure up to {}; {} of running resets that; after {} restarts within {} it gives up{}",
+            "  after a death: a death after {} of running is started again at once; failures in a row (shorter runs, failed starts) wait {}, doubling up to {}; {end}",
+            Dur(r.stable_after),
             Dur(r.backoff),
             Dur(r.backoff_max),
-            Dur(r.stable_after),
-            r.max_restarts,
-            Dur(r.window),
-            if r.on_exhausted == OnExhausted::Reboot {
-                " and reboots the board (sync, stop petting the watchdog, reboot(2) if it has not reset)"
-            } else {
-                ""
-            }
         );
         for c in &s.checks {
             let act = match c.action {

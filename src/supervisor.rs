@@ -1536,7 +1536,8 @@ impl Supervisor {
                     | Note::SurvivesKill { .. }
                     | Note::StopDropped
                     | Note::LeftAlone(_)
-                    | Note::Held { .. } => {
+                    | Note::Held { .. }
+                    | Note::CrashLooping { .. } => {
                         warn!("{name}: {note}")
                     }
                     Note::GivenUp { .. } | Note::Ambiguous(_) => error!("{name}: {note}"),
@@ -1697,6 +1698,39 @@ fn entry_json(e: &record::Entry) -> String {
     s
 }
 
+/// A service's state in one word for `custos status` and `why`: its phase, or "crash-looping"
+/// while failures in a row keep it at backoff_max.
+fn state_word(s: &Svc) -> &'static str {
+    if crash_looping(s) {
+        "crash-looping"
+    } else {
+        phase_word(&s.st.phase)
+    }
+}
+
+/// Crash-looping and still being tried (not given up, stopped or unmonitored).
+fn crash_looping(s: &Svc) -> bool {
+    matches!(
+        s.st.phase,
+        Phase::Waiting { .. } | Phase::Starting { .. } | Phase::Running { .. }
+    ) && s.st.crash_looping(&s.policy.restart)
+}
+
+/// What `status` and `why` add for a crash-looping service: how long, and how it ends.
+fn crash_loop_words(s: &Svc) -> String {
+    let r = &s.policy.restart;
+    let end = match r.max_restarts {
+        None => "never gives up".to_string(),
+        Some(n) => format!("gives up after {n} restarts within {}", Dur(r.window)),
+    };
+    format!(
+        "{} failures in a row, none ran {}; retried every {}; {end}",
+        s.st.fails,
+        Dur(r.stable_after),
+        Dur(r.backoff_max)
+    )
+}
+
 /// A phase in one word, for `custos status`.
 fn phase_word(p: &Phase) -> &'static str {
     match p {
@@ -1759,8 +1793,18 @@ impl Supervisor {
                     } else {
                         self.record.iter().collect()
                     };
+                    let looping = self
+                        .svcs
+                        .iter()
+                        .find(|s| for_one && s.cfg.name == name && crash_looping(s));
                     if req.json {
-                        let mut s = String::from("{\"ok\":true,\"events\":[");
+                        let mut s = String::from("{\"ok\":true,");
+                        if let Some(v) = looping {
+                            s.push_str("\"now\":");
+                            control::json_str(&mut s, &format!("crash-looping: {}", crash_loop_words(v)));
+                            s.push(',');
+                        }
+                        s.push_str("\"events\":[");
                         for (n, e) in entries.iter().enumerate() {
                             if n > 0 {
                                 s.push(',');
@@ -1771,6 +1815,10 @@ impl Supervisor {
                         s
                     } else {
                         let mut t = String::new();
+                        if let Some(v) = looping {
+                            use std::fmt::Write as _;
+                            let _ = writeln!(t, "{name}: now crash-looping: {}", crash_loop_words(v));
+                        }
                         let boot = self.record.boot_id().to_string();
                         for e in &entries {
                             use std::fmt::Write as _;
@@ -1802,7 +1850,7 @@ impl Supervisor {
         use std::fmt::Write as _;
         let mut t = String::new();
         for s in &self.svcs {
-            let _ = write!(t, "{:<20} {:<11}", s.cfg.name, phase_word(&s.st.phase));
+            let _ = write!(t, "{:<20} {:<11}", s.cfg.name, state_word(s));
             if let Some(pin) = s.st.pin() {
                 let _ = write!(
                     t,
@@ -1831,6 +1879,9 @@ impl Supervisor {
                 );
             }
             t.push('\n');
+            if crash_looping(s) {
+                let _ = writeln!(t, "    crash-looping: {}", crash_loop_words(s));
+            }
             if let Some(problem) = s.pidfile_problem() {
                 let _ = writeln!(t, "    {problem}");
             }
@@ -1882,7 +1933,15 @@ impl Supervisor {
             s.push_str("{\"name\":");
             control::json_str(&mut s, &v.cfg.name);
             s.push_str(",\"state\":");
+            control::json_str(&mut s, state_word(v));
+            s.push_str(",\"phase\":");
             control::json_str(&mut s, phase_word(&v.st.phase));
+            let _ = write!(
+                s,
+                ",\"crash_looping\":{},\"failures_in_a_row\":{}",
+                crash_looping(v),
+                v.st.fails
+            );
             match v.st.pin() {
                 Some(pin) => {
                     let _ = write!(
