@@ -518,16 +518,25 @@ impl Supervisor {
                 .filter_map(|s| s.known.earlier_boot.map(|p| (s.cfg.name.clone(), p)))
                 .collect(),
         };
-        if let Err(e) = pins::save(&self.settings.state_dir, &saved) {
-            if !self.pins_warned {
+        // Through the record's writer thread: a slow disk must not delay the loop.
+        let r = self
+            .record
+            .write_side(pins::FILE_NAME, saved.render().into_bytes());
+        self.pins_written(r);
+    }
+
+    /// Says once that the pins file cannot be written, and again once it can after that.
+    fn pins_written(&mut self, r: io::Result<()>) {
+        match r {
+            Err(e) if !self.pins_warned => {
                 self.pins_warned = true;
                 warn!(
                     "pins: cannot write {}: {e}; a respawned custos will judge every pidfile afresh",
                     pins::path(&self.settings.state_dir).display()
                 );
             }
-        } else {
-            self.pins_warned = false;
+            Err(_) => {}
+            Ok(()) => self.pins_warned = false,
         }
     }
 
@@ -946,6 +955,9 @@ impl Supervisor {
         // Never waits: hands a snapshot to the writer thread and picks up its outcomes.
         if let Some(w) = self.record.flush(now) {
             warn!("{w}");
+        }
+        if let Some(r) = self.record.side_outcome() {
+            self.pins_written(r);
         }
         let end = self.now();
         self.pet(now, end);
