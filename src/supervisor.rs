@@ -1096,8 +1096,11 @@ impl Supervisor {
 
     /// PIDs custos runs for something other than service `i`: the other services' pins, and
     /// every script and check program.
-    fn taken(&self, i: usize) -> heapless::Vec<i32, { MAX_SERVICES * (3 + MAX_CHECKS + 8) }> {
+    fn taken(&self, i: usize) -> heapless::Vec<i32, { MAX_SERVICES * (3 + MAX_CHECKS + 8) + 1 }> {
         let mut v = heapless::Vec::new();
+        if let Some(k) = self.keeper.pid() {
+            let _ = v.push(k);
+        }
         for (k, s) in self.svcs.iter().enumerate() {
             if k != i {
                 if let Some(p) = s.st.pin() {
