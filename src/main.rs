@@ -327,6 +327,11 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
             let _ = writeln!(o, "watchdog: none ([watchdog] absent)");
         }
     }
+    let _ = writeln!(
+        o,
+        "{}",
+        custos::boot::describe(&cfg.boot, &cfg.supervisor.state_dir)
+    );
     for s in &cfg.services {
         let _ = writeln!(o, "\n{}:", s.name);
         match &s.identify {
