@@ -126,7 +126,7 @@ impl fmt::Display for End {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             End::Running => "is still running",
-            End::Orderly => "ended in order (custos was stopped by SIGTERM or SIGINT)",
+            End::Orderly => "ended in order (custos was stopped by SIGTERM or SIGINT, or told by `custos shutdown`)",
             End::Reboot => "ended in a reboot custos requested",
             End::Watchdog => "ended in a watchdog reset (the driver reports CARDRESET)",
             End::Unexplained => "ended unexplained (no orderly stop, no reboot request, no watchdog reset reported: a hang the driver does not report, a power cut, or a reboot by someone else)",
@@ -370,6 +370,14 @@ impl BootLog {
         warning
     }
 
+    /// Hands over what changed, waiting for the mailbox's lock (held only for a swap) but not
+    /// for the disk: before an exit, so that this write runs while custos waits for the record.
+    pub fn hand_over_now(&mut self, now: Duration) {
+        if self.dirty {
+            self.hand_over(now, true);
+        }
+    }
+
     /// Before custos exits or reboots: hands over what changed and waits at most `bound`.
     pub fn finish(&mut self, now: Duration, bound: Duration) -> Option<String> {
         if self.dirty {
@@ -437,6 +445,14 @@ pub fn describe(cfg: &BootConfig, state_dir: &Path) -> String {
         cfg.max_resets,
         cfg.clear_after
     )
+}
+
+/// The boots in `state_dir`, oldest first (for the client); `None` if unreadable or corrupt.
+pub fn load(state_dir: &Path) -> Option<Vec<Boot>> {
+    match read_file(&state_dir.join(FILE_NAME)) {
+        Ok(Ok(ring)) => Some(ring.into_iter().collect()),
+        _ => None,
+    }
 }
 
 fn read_file(path: &Path) -> io::Result<Result<Deque<Boot, MAX_BOOTS>, String>> {

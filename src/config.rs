@@ -53,6 +53,8 @@ pub enum LogTarget {
     Syslog,
 }
 
+/// Where custos keeps its record and boots when the config does not say.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/custos";
 /// Where the control socket is when the config does not say.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/custos.sock";
 
@@ -1081,7 +1083,7 @@ impl Validator<'_> {
     fn config(&mut self, raw: RawConfig) -> Config {
         let mut supervisor = SupervisorConfig {
             interval: Duration::from_secs(1),
-            state_dir: PathBuf::from("/var/lib/custos"),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             control_group: None,
             log: LogTarget::Stderr,

@@ -485,14 +485,22 @@ impl Supervisor {
             "",
             &format!("custos stopped by {}", SigName(sig)),
         );
-        let now = self.now();
-        if let Some(w) = self.boots.finish(now, record::FINAL_WRITE_WAIT) {
-            warn!("{w}");
-        }
-        if let Some(w) = self.record.finish(now, record::FINAL_WRITE_WAIT) {
-            warn!("{w}");
-        }
+        self.finish_writes();
         exit
+    }
+
+    /// Before an exit or a reboot: both writer threads get what changed, and custos waits for
+    /// both together at most FINAL_WRITE_WAIT.
+    fn finish_writes(&mut self) {
+        let start = self.now();
+        self.boots.hand_over_now(start);
+        if let Some(w) = self.record.finish(start, record::FINAL_WRITE_WAIT) {
+            warn!("{w}");
+        }
+        let left = record::FINAL_WRITE_WAIT.saturating_sub(self.now().saturating_sub(start));
+        if let Some(w) = self.boots.finish(self.now(), left) {
+            warn!("{w}");
+        }
     }
 
     /// Settles how the previous boot ended, adds this one to the boots in state_dir, and asks
@@ -528,6 +536,10 @@ impl Supervisor {
                     info!("{line}");
                 }
             }
+        }
+        if self.boots.current().is_some_and(|b| b.good) {
+            // Found good by an earlier custos in this boot.
+            self.good_at = None;
         }
         let v = self.boots.verdict(&self.boot_cfg);
         self.guard = Some(v);
@@ -668,12 +680,7 @@ impl Supervisor {
         if self.reboot_at.is_some_and(|t| now >= t) {
             error!("reboot: the board has not been reset: calling reboot(2)");
             // Petting has stopped on purpose: the loop may wait, bounded, for the record.
-            if let Some(w) = self.boots.finish(now, record::FINAL_WRITE_WAIT) {
-                warn!("{w}");
-            }
-            if let Some(w) = self.record.finish(now, record::FINAL_WRITE_WAIT) {
-                warn!("{w}");
-            }
+            self.finish_writes();
             // SAFETY: sync(2) and reboot(2) take no pointers.
             unsafe { libc::sync() };
             if unsafe { libc::reboot(libc::RB_AUTOBOOT) } < 0 {
@@ -1605,6 +1612,19 @@ impl Supervisor {
                     control::reply_text(true, &self.status_text(now))
                 }
             }
+            ("shutdown", None) => {
+                // Init runs the shutdown sequence before its SIGTERM reaches custos, and that
+                // sequence may unmount state_dir: the end is written now. custos goes on
+                // supervising (and petting) until it is stopped.
+                info!("control: shutdown: this boot is ending in order");
+                self.boots.end(End::Orderly);
+                self.good_at = None;
+                self.flush_boots(now);
+                control::reply_text(
+                    true,
+                    "boot: this boot is recorded as ending in order; custos goes on supervising until it is stopped",
+                )
+            }
             ("reload", None) => match self.reload(now) {
                 Ok(msg) => control::reply_text(true, &msg),
                 Err(msg) => control::reply_text(false, &msg),
@@ -1651,7 +1671,7 @@ impl Supervisor {
             }
             _ => control::reply_text(
                 false,
-                &format!("unknown command `{cmd}`: status, start, stop, restart, monitor, unmonitor, reload, events, why"),
+                &format!("unknown command `{cmd}`: status, start, stop, restart, monitor, unmonitor, reload, events, why, shutdown"),
             ),
         };
         let follow = cmd == "events" && req.follow;

@@ -231,3 +231,49 @@ fn the_guard_clears_after_good_boots_and_a_respawn_is_not_a_boot() {
     let text = c.log_text();
     assert!(!text.contains("DEGRADED"), "{text}");
 }
+
+/// A shutdown that unmounts state_dir before init's SIGTERM reaches custos (busybox init runs
+/// `::shutdown:` lines first) records its orderly end with `custos shutdown`, run before the
+/// unmount: the end is on disk when the command returns, and custos goes on supervising.
+#[test]
+fn a_shutdown_command_records_an_orderly_end_before_the_disk_goes() {
+    if skip() {
+        return;
+    }
+    let dir = tempdir("boot-shutdown");
+    let cfg = testd_config(&dir, "");
+    let mut c = boot(&dir, &cfg, 1);
+    c.wait_log("testd: running as pid", 20);
+    let out = custos_command()
+        .args(["shutdown", "-c"])
+        .arg(&c.config)
+        .env("CUSTOS_TEST_BOOT_ID", boot_id(1))
+        .output()
+        .expect("custos shutdown");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("recorded as ending in order"), "{text}");
+    let boots = fs::read_to_string(dir.join("boots")).expect("boots");
+    assert!(
+        boots.contains(&format!("\t{}\torderly\t", boot_id(1))),
+        "not on disk when the command returned:\n{boots}"
+    );
+    // The disk is gone (unmounted): nothing custos writes from here on reaches it.
+    let starts = fs::read_to_string(dir.join("starts")).unwrap_or_default();
+    fs::remove_dir_all(&dir).expect("rm");
+    fs::create_dir_all(&dir).expect("mkdir");
+    fs::write(dir.join("boots"), &boots).expect("put back the boots as the disk had them");
+    // For the harness, which kills the daemons it finds there.
+    fs::write(dir.join("starts"), starts).expect("starts");
+    c.signal(libc::SIGKILL);
+    let _ = c.child.wait();
+    let c = boot(&dir, &cfg, 2);
+    c.wait_log(
+        &format!("the previous boot ({}) ended in order", boot_id(1)),
+        1,
+    );
+}

@@ -344,7 +344,35 @@ def t9_boot_loop_guard(b):
     resets = [ln.rstrip() for ln in out.splitlines() if re.search(r"\bwatchdog-reset: ", ln)]
     check(len(resets) == 2 and resets[0].endswith("(earlier boot)") and not resets[1].endswith("(earlier boot)"),
           f"`custos events`: expected a watchdog-reset of the earlier boot and one of this one:\n{out}", b)
+    # Boots 4 and 5 follow an orderly reboot (init's SIGTERM reaches custos): one good boot
+    # does not clear the guard (clear_after = 2), two in a row do.
+    for n in (4, 5):
+        mark = reboot_in_order(b)
+        b.wait_console(re.compile(r"the previous boot \([0-9a-f-]+\) ended in order"), BOOT,
+                       f"boot {n}: the previous boot's orderly end")
+        shell_after(b, mark)
+        _, _, out = b.run("custos status")
+        if n == 4:
+            check("DEGRADED: the boot-loop guard is on: 2 recent boot(s) ended badly" in out,
+                  f"boot 4: one good boot cleared the guard:\n{out}", b)
+        else:
+            check("boot-loop guard: clear: 0 recent boot(s) ended badly" in out and "DEGRADED" not in out,
+                  f"boot 5: two good boots in a row did not clear the guard:\n{out}", b)
+    _, _, out = b.run("cat /var/lib/custos/boots")
+    ends = [ln.split("\t")[2] for ln in out.splitlines() if ln.count("\t") == 3]
+    check(ends == ["watchdog-reset", "watchdog-reset", "orderly", "orderly", "running"],
+          f"/var/lib/custos/boots after 5 boots:\n{out}", b)
     return {"second_reset_to_guard_line_s": round(t_guard - marks[1], 2)}
+
+
+def reboot_in_order(b):
+    """`reboot` at the shell: busybox init sends SIGTERM to custos, then reboots the board (QMP
+    RESET). Moves the console cursor to the new boot and returns that mark."""
+    b.send("reboot\n")
+    _, ev = b.wait_event(("RESET", "SHUTDOWN"), 60)
+    check(ev["event"] == "RESET", f"expected RESET after `reboot`, got {ev}", b)
+    b.cursor = b.mark()
+    return b.cursor
 
 
 # ------------------------------------------------------------------------- what custos starts
