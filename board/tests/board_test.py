@@ -365,6 +365,42 @@ def t9_boot_loop_guard(b):
     return {"second_reset_to_guard_line_s": round(t_guard - marks[1], 2)}
 
 
+@test(archs=("armv7", "aarch64"))
+def t14_boot_loop_guard_softdog(b):
+    # softdog reports no reset (WDIOC_GETBOOTSTATUS is 0): the boots it resets end
+    # "unexplained", which the guard counts all the same. [boot] max_resets = 1: the third boot
+    # is degraded.
+    booted(b)
+    b.cursor = (0, 0)
+    b.wait_console(STATE_MOUNTED, 1, "the state disk mounted by rcS")
+    b.shell()
+    for n in (2, 3):
+        _, _, out = b.run("for i in $(seq 50); do grep -q $(cat /proc/sys/kernel/random/boot_id) "
+                          "/var/lib/custos/boots && break; sleep 0.1; done; echo boots-has-this-boot=$i")
+        check("boots-has-this-boot=" in out and "boots-has-this-boot=50" not in out,
+              f"boot {n - 1} is not in /var/lib/custos/boots:\n{out}", b)
+        signal_custos(b, "9")
+        _, ev = b.wait_event(("RESET", "SHUTDOWN"), TIMEOUT + 5)
+        check(ev["event"] == "RESET" and ev["data"].get("reason") == RESET_REASON,
+              f"expected RESET with reason {RESET_REASON}, got {ev}", b)
+        mark = b.mark()
+        b.cursor = mark
+        b.wait_console(re.compile(r"the previous boot \([0-9a-f-]+\) ended unexplained"), BOOT,
+                       f"boot {n}: the softdog reset read as unexplained")
+        shell_after(b, mark)
+        _, _, out = b.run("custos status")
+        if n == 2:
+            check("boot-loop guard: clear: 1 recent boot(s) ended badly" in out and "DEGRADED" not in out,
+                  f"boot 2:\n{out}", b)
+        else:
+            check("DEGRADED: the boot-loop guard is on: 2 recent boot(s) ended badly" in out,
+                  f"boot 3: the guard did not trip:\n{out}", b)
+    text = b.console_since(mark)
+    check("previous reset was caused by the watchdog" not in text,
+          "softdog reported a reset: this test means a driver that does not", b)
+    return {}
+
+
 def reboot_in_order(b):
     """`reboot` at the shell: busybox init sends SIGTERM to custos, then reboots the board (QMP
     RESET). Moves the console cursor to the new boot and returns that mark."""
@@ -652,6 +688,7 @@ VARIANTS = {
     "t6_i6300esb_reset_reported_at_next_boot": dict(inittab="once", i6300esb=True, reboot=True),
     "t8_record_survives_a_reset": dict(inittab="once", i6300esb=True, reboot=True, disk=True),
     "t9_boot_loop_guard": dict(inittab="once", config="boot-loop", i6300esb=True, reboot=True, disk=True),
+    "t14_boot_loop_guard_softdog": dict(inittab="once", config="boot-loop", reboot=True, disk=True),
     CHILDREN: dict(inittab="children", config="children"),
     "t13_console_stall_no_reset": dict(config="stall"),
 }
