@@ -144,14 +144,14 @@ fn a_boot_loop_trips_the_guard_without_a_watchdog() {
                 "on_exhausted = \"reboot\": not rebooting: the boot-loop guard is on",
                 30,
             );
-            let status = Command::new(env!("CARGO_BIN_EXE_custos"))
+            let status = custos_command()
                 .args(["status", "--socket"])
                 .arg(dir.join("custos.sock"))
                 .output()
                 .expect("status");
             let out = String::from_utf8_lossy(&status.stdout);
             assert!(out.contains("DEGRADED"), "status:\n{out}");
-            let why = Command::new(env!("CARGO_BIN_EXE_custos"))
+            let why = custos_command()
                 .args(["why", "testd", "--socket"])
                 .arg(dir.join("custos.sock"))
                 .output()
