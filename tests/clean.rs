@@ -359,16 +359,16 @@ fn keepers(logs: &[&Path]) -> Vec<i32> {
     pids
 }
 
-/// Kills the daemon's session and waits until every keeper in `pids` has exited: a keeper lives
-/// only as long as custos or a writer of its pipes.
-fn keepers_exit_after(daemon: i32, pids: &[i32]) {
+/// Every keeper in `pids` is named apart from custos and holds pipes only. Call while the
+/// daemon lives (a keeper whose writers are gone exits, and a zombie has no cmdline).
+fn keepers_hold_pipes_only(pids: &[i32]) {
     assert!(!pids.is_empty());
     for &k in pids {
         // Named apart from custos (comm and argv[0]), so that `pidof custos`, `killall custos`
         // and `pkill -x custos` find custos alone. (qemu-user shows its own name.)
         let comm = fs::read_to_string(format!("/proc/{k}/comm")).unwrap_or_default();
         let cmdline = fs::read(format!("/proc/{k}/cmdline")).unwrap_or_default();
-        if !emulated() && !comm.is_empty() {
+        if !emulated() && alive(k) {
             assert_eq!(comm.trim(), "custos-keeper");
             assert!(cmdline.starts_with(b"custos-keeper\0"), "{cmdline:?}");
         }
@@ -386,6 +386,12 @@ fn keepers_exit_after(daemon: i32, pids: &[i32]) {
             }
         }
     }
+}
+
+/// Kills the daemon's session and waits until every keeper in `pids` has exited: a keeper lives
+/// only as long as custos or a writer of its pipes.
+fn keepers_exit_after(daemon: i32, pids: &[i32]) {
+    assert!(!pids.is_empty());
     kill(-daemon, libc::SIGKILL);
     let end = Instant::now() + Duration::from_secs(5);
     while pids.iter().any(|&k| alive(k)) {
@@ -410,6 +416,7 @@ fn a_daemon_writing_to_its_stdout_outlives_a_killed_custos() {
     still_alive_after(pid, 600, "after custos was killed");
     burst_goes_through(&dir, pid, "after custos was killed");
     let c = adopted_by_a_new_custos(&dir, &config, pid);
+    keepers_hold_pipes_only(&keepers(&[&first]));
     drop(c);
     keepers_exit_after(pid, &keepers(&[&first]));
 }
@@ -438,6 +445,7 @@ fn a_daemon_writing_to_its_stdout_outlives_custos_s_exit() {
     still_alive_after(pid, 600, "after custos exited on SIGTERM");
     burst_goes_through(&dir, pid, "after custos exited");
     let c = adopted_by_a_new_custos(&dir, &config, pid);
+    keepers_hold_pipes_only(&keepers(&[&first]));
     drop(c);
     keepers_exit_after(pid, &keepers(&[&first]));
 }
@@ -461,6 +469,7 @@ fn a_daemon_writing_to_its_stdout_outlives_the_removal_of_its_service() {
         2,
         "a keeper, and one more after the reload: {pids:?}"
     );
+    keepers_hold_pipes_only(&pids);
     drop(c);
     keepers_exit_after(pid, &pids);
 }
