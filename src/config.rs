@@ -897,12 +897,32 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     if buf.len() as u64 > MAX_CONFIG_BYTES {
         return Err(too_big(buf.len() as u64));
     }
-    let text = String::from_utf8(buf)
-        .map_err(|_| fail("cannot read: stream did not contain valid UTF-8".to_string()))?;
-    parse(&text).map_err(|errors| ConfigErrors {
+    parse_bytes(&buf).map_err(|errors| ConfigErrors {
         file: path.to_path_buf(),
         errors,
     })
+}
+
+/// Parses config bytes as `parse` does; bytes that are not UTF-8 are an error naming the line
+/// and column (in bytes) of the first bad byte.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Config, Vec<ConfigError>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let line_start = bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        vec![ConfigError {
+            line: Some(line_of(bytes, at)),
+            key: String::new(),
+            message: format!(
+                "not UTF-8: byte 0x{:02x} at column {}",
+                bytes.get(at).copied().unwrap_or(0),
+                at - line_start + 1
+            ),
+        }]
+    })?;
+    parse(text)
 }
 
 /// Parses and validates config text. A TOML syntax error is reported alone; unknown keys and
@@ -932,8 +952,8 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()
+fn line_of(text: &(impl AsRef<[u8]> + ?Sized), offset: usize) -> usize {
+    text.as_ref()
         .iter()
         .take(offset)
         .filter(|&&b| b == b'\n')
@@ -1842,6 +1862,21 @@ start_timeout = "5 parsecs"
         std::fs::write(&big, vec![b'#'; MAX_CONFIG_BYTES as usize + 1]).expect("write");
         let e = load(&big).expect_err("too big").to_string();
         assert!(e.contains("more than the 262144 custos reads"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_non_utf8_config_names_the_line_of_its_first_bad_byte() {
+        let dir = std::env::temp_dir().join(format!("custos-cfgutf8-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("custos.toml");
+        std::fs::write(&file, b"[supervisor]\ninterval = \"2s\"\n# caf\xe9\n# \xff\n").expect("write");
+        let e = load(&file).expect_err("not UTF-8");
+        assert_eq!(e.errors.len(), 1, "{e}");
+        assert_eq!(e.errors[0].line, Some(3), "{e}");
+        let e = e.to_string();
+        assert!(e.contains("custos.toml:3: not UTF-8: byte 0xe9 at column 6"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

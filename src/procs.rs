@@ -81,9 +81,14 @@ pub fn check_pin(pin: Pin) -> PinState {
 /// procfs's full Status parser costs ~21 KB of binary for the three fields custos needs.
 pub fn status_field(pid: i32, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_value(&text, key).map(str::to_string)
+}
+
+/// The value of `key` in /proc/PID/status text (`Key:\tvalue` lines), trimmed.
+pub fn status_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        (k == key).then(|| v.trim().to_string())
+        (k == key).then(|| v.trim())
     })
 }
 
