@@ -673,7 +673,7 @@ impl Default for CheckRt {
 pub fn rss_bytes(pid: i32) -> Option<u64> {
     let p = procfs::process::Process::new(pid).ok()?;
     let statm = p.statm().ok()?;
-    Some(statm.resident * procfs::page_size())
+    Some(statm.resident.saturating_mul(procfs::page_size()))
 }
 
 /// Open file descriptors of a process.
@@ -684,9 +684,8 @@ pub fn fd_count(pid: i32) -> Option<u64> {
 
 /// utime + stime of a process, in clock ticks.
 pub fn cpu_ticks(pid: i32) -> Option<u64> {
-    let p = procfs::process::Process::new(pid).ok()?;
-    let s = p.stat().ok()?;
-    Some(s.utime + s.stime)
+    let s = crate::procs::stat_fields(pid).ok()??;
+    Some(s.utime.saturating_add(s.stime))
 }
 
 /// How old a heartbeat file is (by mtime). Only its metadata is read (stat(2), following

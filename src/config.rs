@@ -1871,12 +1871,19 @@ start_timeout = "5 parsecs"
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("custos.toml");
-        std::fs::write(&file, b"[supervisor]\ninterval = \"2s\"\n# caf\xe9\n# \xff\n").expect("write");
+        std::fs::write(
+            &file,
+            b"[supervisor]\ninterval = \"2s\"\n# caf\xe9\n# \xff\n",
+        )
+        .expect("write");
         let e = load(&file).expect_err("not UTF-8");
         assert_eq!(e.errors.len(), 1, "{e}");
         assert_eq!(e.errors[0].line, Some(3), "{e}");
         let e = e.to_string();
-        assert!(e.contains("custos.toml:3: not UTF-8: byte 0xe9 at column 6"), "{e}");
+        assert!(
+            e.contains("custos.toml:3: not UTF-8: byte 0xe9 at column 6"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
