@@ -30,6 +30,8 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     /// Absent section: no hardware watchdog.
     pub watchdog: Option<WatchdogConfig>,
+    /// What is valid but likely not meant (`custos check` and every load print them).
+    pub warnings: Vec<ConfigError>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -277,6 +279,24 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// The warnings, one line each: `FILE:LINE: warning: KEY: message`.
+    pub fn warning_lines(&self, file: &Path) -> Vec<String> {
+        self.warnings
+            .iter()
+            .map(|w| {
+                let line = w.line.map(|l| format!(":{l}")).unwrap_or_default();
+                format!(
+                    "{}{line}: warning: {}: {}",
+                    file.display(),
+                    w.key,
+                    w.message
+                )
+            })
+            .collect()
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Durations: "250ms", "5s", "2m", "1h".
@@ -952,6 +972,16 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     }
 }
 
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest watchdog timeout any driver accepts: softdog's max_timeout (drivers/watchdog/
+/// softdog.c); hardware watchdogs allow less (the driver refuses or clamps, and custos says so).
+pub const MAX_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(65535);
+/// The shortest period of a program check (each run forks and execs a program).
+pub const MIN_PROGRAM_EVERY: Duration = Duration::from_secs(1);
+
 fn line_of(text: &(impl AsRef<[u8]> + ?Sized), offset: usize) -> usize {
     text.as_ref()
         .iter()
@@ -980,7 +1010,7 @@ impl Validator<'_> {
         v: &Option<Spanned<String>>,
         key: &str,
         default: Duration,
-        min: Duration,
+        (min, max): (Duration, Duration),
     ) -> Duration {
         let Some(v) = v else { return default };
         match parse_duration(v.get_ref()) {
@@ -989,6 +1019,14 @@ impl Validator<'_> {
                     Some(v.span()),
                     key,
                     format!("{} is shorter than the minimum {}", Dur(d), Dur(min)),
+                );
+                default
+            }
+            Ok(d) if d > max => {
+                self.err(
+                    Some(v.span()),
+                    key,
+                    format!("{} is longer than the maximum {}", Dur(d), Dur(max)),
                 );
                 default
             }
@@ -1087,7 +1125,7 @@ impl Validator<'_> {
                 &s.interval,
                 "supervisor.interval",
                 supervisor.interval,
-                Duration::from_millis(10),
+                (Duration::from_millis(10), MINUTE),
             );
             if let Some(d) = &s.state_dir {
                 supervisor.state_dir = self.path(d, "supervisor.state_dir");
@@ -1154,14 +1192,41 @@ impl Validator<'_> {
             for c in &mut svc.checks {
                 if c.every.is_zero() {
                     c.every = supervisor.interval;
+                    if matches!(c.kind, CheckKind::Program { .. }) {
+                        c.every = c.every.max(MIN_PROGRAM_EVERY);
+                    }
                 }
             }
         }
         let watchdog = raw.watchdog.as_ref().map(|w| self.watchdog(w));
+        let mut warnings = Vec::new();
+        if watchdog.is_none() {
+            for (i, s) in raw.service.iter().enumerate() {
+                let Some(o) = s
+                    .get_ref()
+                    .restart
+                    .as_ref()
+                    .and_then(|r| r.get_ref().on_exhausted.as_ref())
+                else {
+                    continue;
+                };
+                if o.get_ref() == "reboot" {
+                    warnings.push(ConfigError {
+                        line: Some(line_of(self.text, o.span().start)),
+                        key: match s.get_ref().name.as_ref() {
+                            Some(n) => format!("service.restart.on_exhausted (service `{}`)", n.get_ref()),
+                            None => format!("service[{i}].restart.on_exhausted"),
+                        },
+                        message: "\"reboot\" with no [watchdog]: custos calls reboot(2) at once, no hardware watchdog resets a board that hangs on the way, and the boot-loop guard (which counts watchdog resets) cannot stop a reboot loop".to_string(),
+                    });
+                }
+            }
+        }
         Config {
             supervisor,
             services,
             watchdog,
+            warnings,
         }
     }
 
@@ -1173,9 +1238,24 @@ impl Validator<'_> {
             None => PathBuf::from("/dev/watchdog"),
         };
         let sec = Duration::from_secs(1);
-        let timeout = self.duration(&w.timeout, "watchdog.timeout", Duration::from_secs(15), sec);
+        let timeout = self.duration(
+            &w.timeout,
+            "watchdog.timeout",
+            Duration::from_secs(15),
+            (sec, Duration::MAX),
+        );
         if let Some(t) = &w.timeout {
-            if timeout.subsec_millis() != 0 {
+            if timeout > MAX_WATCHDOG_TIMEOUT {
+                self.err(
+                    Some(t.span()),
+                    "watchdog.timeout",
+                    format!(
+                        "{}s is longer than the maximum {}s (softdog's limit; most hardware watchdogs allow far less)",
+                        timeout.as_secs(),
+                        MAX_WATCHDOG_TIMEOUT.as_secs()
+                    ),
+                );
+            } else if timeout.subsec_millis() != 0 {
                 self.err(
                     Some(t.span()),
                     "watchdog.timeout",
@@ -1187,7 +1267,7 @@ impl Validator<'_> {
             &w.pet_every,
             "watchdog.pet_every",
             timeout / 3,
-            Duration::from_millis(10),
+            (Duration::from_millis(10), Duration::MAX),
         );
         if pet_every >= timeout {
             let span = w.pet_every.as_ref().map(|p| p.span()).or(at);
@@ -1203,20 +1283,28 @@ impl Validator<'_> {
         }
         let max_resets = match &w.max_resets {
             None => 3,
-            Some(m) => u32::try_from(*m.get_ref()).unwrap_or_else(|_| {
-                self.err(
-                    Some(m.span()),
-                    "watchdog.max_resets",
-                    format!("{} is not a count (0 or more)", m.get_ref()),
-                );
-                3
-            }),
+            Some(m) => match u32::try_from(*m.get_ref()) {
+                Ok(v) if v as usize <= crate::record::MAX_RECORDS => v,
+                _ => {
+                    self.err(
+                        Some(m.span()),
+                        "watchdog.max_resets",
+                        format!(
+                            "{} is out of range 0..={} (resets are counted in the record, which holds {} events)",
+                            m.get_ref(),
+                            crate::record::MAX_RECORDS,
+                            crate::record::MAX_RECORDS
+                        ),
+                    );
+                    3
+                }
+            },
         };
         let reset_window = self.duration(
             &w.reset_window,
             "watchdog.reset_window",
             Duration::from_secs(3600),
-            sec,
+            (sec, WEEK),
         );
         WatchdogConfig {
             device,
@@ -1272,7 +1360,13 @@ impl Validator<'_> {
             }
             (None, Some(e)) => {
                 let args = s.args.as_ref().map(|a| {
-                    if a.get_ref().len() > MAX_ARG_LEN {
+                    if a.get_ref().is_empty() {
+                        self.err(
+                            Some(a.span()),
+                            &k("args"),
+                            "empty: leave `args` out to match any arguments",
+                        );
+                    } else if a.get_ref().len() > MAX_ARG_LEN {
                         self.err(
                             Some(a.span()),
                             &k("args"),
@@ -1321,33 +1415,38 @@ impl Validator<'_> {
             &s.start_timeout,
             &k("start_timeout"),
             Duration::from_secs(10),
-            Duration::from_millis(1),
+            (Duration::from_millis(1), 10 * MINUTE),
         );
         let stop_timeout = self.duration(
             &s.stop_timeout,
             &k("stop_timeout"),
             Duration::from_secs(5),
-            Duration::from_millis(1),
+            (Duration::from_millis(1), 10 * MINUTE),
         );
         let mut restart = RestartPolicy::default();
         if let Some(r) = &s.restart {
             let r = r.get_ref();
             let one = Duration::from_millis(1);
-            restart.backoff =
-                self.duration(&r.backoff, &k("restart.backoff"), restart.backoff, one);
+            restart.backoff = self.duration(
+                &r.backoff,
+                &k("restart.backoff"),
+                restart.backoff,
+                (one, HOUR),
+            );
             restart.backoff_max = self.duration(
                 &r.backoff_max,
                 &k("restart.backoff_max"),
                 restart.backoff_max,
-                one,
+                (one, HOUR),
             );
             restart.stable_after = self.duration(
                 &r.stable_after,
                 &k("restart.stable_after"),
                 restart.stable_after,
-                one,
+                (one, DAY),
             );
-            restart.window = self.duration(&r.window, &k("restart.window"), restart.window, one);
+            restart.window =
+                self.duration(&r.window, &k("restart.window"), restart.window, (one, DAY));
             if let Some(m) = &r.max_restarts {
                 let v = *m.get_ref();
                 if v < 1 || v > MAX_RESTART_HISTORY as i64 {
@@ -1618,7 +1717,7 @@ impl Validator<'_> {
                     &c.over,
                     &k("over"),
                     Duration::from_secs(30),
-                    Duration::from_millis(1),
+                    (Duration::from_millis(1), HOUR),
                 );
                 CheckKind::Cpu { max_percent, over }
             }
@@ -1637,7 +1736,7 @@ impl Validator<'_> {
                     &c.max_age,
                     &k("max_age"),
                     Duration::from_secs(30),
-                    Duration::from_millis(1),
+                    (Duration::from_millis(1), DAY),
                 );
                 CheckKind::Heartbeat { path, max_age }
             }
@@ -1653,15 +1752,20 @@ impl Validator<'_> {
             },
         };
         let one = Duration::from_millis(1);
-        let timeout = self.duration(&c.timeout, &k("timeout"), Duration::from_secs(5), one);
-        // Zero stands for "the supervisor interval", filled in once the [supervisor] table is read.
-        let every = self.duration(
-            &c.every,
-            &k("every"),
-            Duration::ZERO,
-            Duration::from_millis(10),
+        let timeout = self.duration(
+            &c.timeout,
+            &k("timeout"),
+            Duration::from_secs(5),
+            (one, MINUTE),
         );
-        let grace = self.duration(&c.grace, &k("grace"), Duration::from_secs(10), one);
+        // Zero stands for "the supervisor interval", filled in once the [supervisor] table is read.
+        // A program check forks and execs each time: not more than once a second.
+        let floor = match kind {
+            CheckKind::Program { .. } => MIN_PROGRAM_EVERY,
+            _ => Duration::from_millis(10),
+        };
+        let every = self.duration(&c.every, &k("every"), Duration::ZERO, (floor, DAY));
+        let grace = self.duration(&c.grace, &k("grace"), Duration::from_secs(10), (one, HOUR));
         let failures = match &c.failures {
             None => 1,
             Some(f) => match u32::try_from(*f.get_ref()) {
@@ -1885,6 +1989,140 @@ start_timeout = "5 parsecs"
             "{e}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_duration_and_count_has_an_upper_bound() {
+        let svc = "[[service]]\nname = \"a\"\npidfile = \"/run/a.pid\"\nstart = [\"/bin/a\"]\n";
+        for (text, want) in [
+            (
+                "[supervisor]\ninterval = \"2m\"\n".to_string(),
+                ":2: supervisor.interval: 2m is longer than the maximum 1m",
+            ),
+            (
+                format!("{svc}start_timeout = \"11m\"\n"),
+                "service.start_timeout (service `a`): 11m is longer than the maximum 10m",
+            ),
+            (
+                format!("{svc}stop_timeout = \"1h\"\n"),
+                "service.stop_timeout (service `a`): 1h is longer than the maximum 10m",
+            ),
+            (
+                format!("{svc}[service.restart]\nbackoff = \"2h\"\nbackoff_max = \"2h\"\n"),
+                "service.restart.backoff (service `a`): 2h is longer than the maximum 1h",
+            ),
+            (
+                format!("{svc}[service.restart]\nbackoff_max = \"2h\"\n"),
+                "service.restart.backoff_max (service `a`): 2h is longer than the maximum 1h",
+            ),
+            (
+                format!("{svc}[service.restart]\nstable_after = \"25h\"\n"),
+                "service.restart.stable_after (service `a`): 25h is longer than the maximum 24h",
+            ),
+            (
+                format!("{svc}[service.restart]\nwindow = \"25h\"\n"),
+                "service.restart.window (service `a`): 25h is longer than the maximum 24h",
+            ),
+            (
+                format!("{svc}[[service.check]]\nkind = \"tcp\"\nport = 80\ntimeout = \"2m\"\n"),
+                "timeout: 2m is longer than the maximum 1m",
+            ),
+            (
+                format!("{svc}[[service.check]]\nkind = \"tcp\"\nport = 80\nevery = \"25h\"\n"),
+                "every: 25h is longer than the maximum 24h",
+            ),
+            (
+                format!("{svc}[[service.check]]\nkind = \"tcp\"\nport = 80\ngrace = \"2h\"\n"),
+                "grace: 2h is longer than the maximum 1h",
+            ),
+            (
+                format!("{svc}[[service.check]]\nkind = \"cpu\"\nmax_percent = 50.0\nover = \"2h\"\n"),
+                "over: 2h is longer than the maximum 1h",
+            ),
+            (
+                format!("{svc}[[service.check]]\nkind = \"heartbeat\"\npath = \"/run/hb\"\nmax_age = \"25h\"\n"),
+                "max_age: 25h is longer than the maximum 24h",
+            ),
+            (
+                "[watchdog]\nreset_window = \"169h\"\n".to_string(),
+                ":2: watchdog.reset_window: 169h is longer than the maximum 168h",
+            ),
+            (
+                "[watchdog]\nmax_resets = 65\n".to_string(),
+                ":2: watchdog.max_resets: 65 is out of range 0..=64",
+            ),
+        ] {
+            let e = errors(&text);
+            assert!(e.contains(want), "{text}\nwant: {want}\ngot: {e}");
+        }
+        // At the bound itself: accepted.
+        parse(&format!("[supervisor]\ninterval = \"1m\"\n{svc}start_timeout = \"10m\"\n[watchdog]\nreset_window = \"168h\"\nmax_resets = 64\n")).expect("at the bounds");
+    }
+
+    #[test]
+    fn watchdog_timeout_is_within_what_drivers_accept() {
+        let e = errors("[watchdog]\ntimeout = \"65536s\"\n");
+        assert!(
+            e.contains(":2: watchdog.timeout: 65536s is longer than the maximum 65535s"),
+            "{e}"
+        );
+        let e = errors("[watchdog]\ntimeout = \"2000h\"\n");
+        assert!(e.contains("is longer than the maximum 65535s"), "{e}");
+        let w = parse("[watchdog]\ntimeout = \"65535s\"\n")
+            .expect("softdog's maximum")
+            .watchdog
+            .expect("watchdog");
+        assert_eq!(w.timeout, Duration::from_secs(65535));
+    }
+
+    #[test]
+    fn program_checks_run_at_most_once_a_second() {
+        let svc = "[supervisor]\ninterval = \"250ms\"\n[[service]]\nname = \"a\"\npidfile = \"/run/a.pid\"\nstart = [\"/bin/a\"]\n[[service.check]]\nkind = \"program\"\nargv = [\"/bin/true\"]\n";
+        let e = errors(&format!("{svc}every = \"500ms\"\n"));
+        assert!(
+            e.contains(
+                ":10: service.check[0] (service `a`).every: 500ms is shorter than the minimum 1s"
+            ),
+            "{e}"
+        );
+        // Unset: the supervisor interval, but never under the floor.
+        let c = parse(svc).expect("valid");
+        assert_eq!(c.services[0].checks[0].every, Duration::from_secs(1));
+        // Other kinds keep the interval.
+        let c = parse(&svc.replace(
+            "kind = \"program\"\nargv = [\"/bin/true\"]",
+            "kind = \"tcp\"\nport = 80",
+        ))
+        .expect("valid");
+        assert_eq!(c.services[0].checks[0].every, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn empty_args_are_refused() {
+        let e = errors(
+            "[[service]]\nname = \"a\"\nexe = \"/bin/a\"\nargs = \"\"\nstart = [\"/bin/a\"]\n",
+        );
+        assert!(
+            e.contains(
+                ":4: service.args (service `a`): empty: leave `args` out to match any arguments"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reboot_without_a_watchdog_is_warned_about() {
+        let text = "[[service]]\nname = \"a\"\npidfile = \"/run/a.pid\"\nstart = [\"/bin/a\"]\n[service.restart]\non_exhausted = \"reboot\"\n";
+        let c = parse(text).expect("valid, with a warning");
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert_eq!(c.warnings[0].line, Some(6));
+        assert!(
+            c.warnings[0].message.contains("no [watchdog]"),
+            "{:?}",
+            c.warnings
+        );
+        let c = parse(&format!("{text}[watchdog]\n")).expect("valid");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]
