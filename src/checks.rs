@@ -56,6 +56,8 @@ pub enum Failure {
     HeartbeatMissing,
     /// The heartbeat path is not a regular file (a FIFO, a device, a directory, ...).
     HeartbeatNotRegular(crate::files::Kind),
+    /// The heartbeat file has not changed for `age` (on the boot clock, since custos saw it
+    /// change or first looked at it).
     HeartbeatOld {
         age: Duration,
         max: Duration,
@@ -102,7 +104,12 @@ impl fmt::Display for Failure {
                 write!(f, "heartbeat file is {k}, not a regular file")
             }
             Failure::HeartbeatOld { age, max } => {
-                write!(f, "heartbeat file is {} old, over {}", Dur(age), Dur(max))
+                write!(
+                    f,
+                    "heartbeat file unchanged for {}, over {}",
+                    Dur(age),
+                    Dur(max)
+                )
             }
             Failure::Program(c) => write!(f, "program {c}"),
             Failure::ProgramSpawn(e) => {
@@ -536,6 +543,8 @@ pub struct CheckRt {
     /// Last CPU sample (time, utime+stime ticks) and since when usage has been over the limit.
     cpu_sample: Option<(Mono, u64)>,
     cpu_over_since: Option<Mono>,
+    /// The heartbeat file as last seen, and since when (boot clock) it has looked so.
+    beat: Option<(Stamp, Mono)>,
 }
 
 impl CheckRt {
@@ -546,6 +555,7 @@ impl CheckRt {
             inflight: InFlight::Idle,
             cpu_sample: None,
             cpu_over_since: None,
+            beat: None,
         }
     }
 
@@ -556,6 +566,7 @@ impl CheckRt {
         self.inflight = InFlight::Idle;
         self.cpu_sample = None;
         self.cpu_over_since = None;
+        self.beat = None;
     }
 
     /// The deadline of the work in flight, or when the next probe is due.
@@ -624,11 +635,21 @@ impl CheckRt {
                 }),
                 Some(_) => Ok(()),
             }),
-            CheckKind::Heartbeat { path, max_age } => Some(match heartbeat_age(path) {
-                Err(f) => Err(f),
-                Ok(age) if age > *max_age => Err(Failure::HeartbeatOld { age, max: *max_age }),
-                Ok(_) => Ok(()),
-            }),
+            CheckKind::Heartbeat { path, max_age } => {
+                let stamp = match heartbeat_meta(path) {
+                    Ok(m) => Stamp::of(&m),
+                    Err(f) => {
+                        self.beat = None;
+                        return Some(Err(f));
+                    }
+                };
+                let age = self.beat_age(stamp, now);
+                Some(if age > *max_age {
+                    Err(Failure::HeartbeatOld { age, max: *max_age })
+                } else {
+                    Ok(())
+                })
+            }
             CheckKind::Cpu { max_percent, over } => {
                 let Some(ticks) = cpu_ticks(pid) else {
                     return Some(Err(Failure::ProcGone));
@@ -663,6 +684,20 @@ impl CheckRt {
     }
 }
 
+impl CheckRt {
+    /// How long the heartbeat file has looked like `stamp`, on the boot clock. Any change of
+    /// its timestamps, size or inode is a beat, whatever the dates say: the wall clock that
+    /// wrote them may have been stepped either way. A file first looked at counts from now.
+    pub fn beat_age(&mut self, stamp: Stamp, now: Mono) -> Duration {
+        let since = match self.beat {
+            Some((seen, since)) if seen == stamp => since,
+            _ => now,
+        };
+        self.beat = Some((stamp, since));
+        now.saturating_sub(since)
+    }
+}
+
 impl Default for CheckRt {
     fn default() -> Self {
         CheckRt::new()
@@ -688,20 +723,41 @@ pub fn cpu_ticks(pid: i32) -> Option<u64> {
     Some(s.utime.saturating_add(s.stime))
 }
 
-/// How old a heartbeat file is (by mtime). Only its metadata is read (stat(2), following
-/// symlinks): the file is never opened, so a FIFO or a device there cannot block or be armed;
-/// anything but a regular file fails the check.
-pub fn heartbeat_age(path: &std::path::Path) -> Result<Duration, Failure> {
+/// What identifies one version of a heartbeat file: a beat changes at least one of these.
+/// Compared only with itself, never with a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(m: &std::fs::Metadata) -> Stamp {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// A heartbeat file's metadata. Only its metadata is read (stat(2), following symlinks): the
+/// file is never opened, so a FIFO or a device there cannot block or be armed; anything but a
+/// regular file fails the check.
+pub fn heartbeat_meta(path: &std::path::Path) -> Result<std::fs::Metadata, Failure> {
     let meta = std::fs::metadata(path).map_err(|_| Failure::HeartbeatMissing)?;
     if !meta.is_file() {
         use std::os::unix::fs::MetadataExt;
         let kind = crate::files::Kind::of(meta.mode() as libc::mode_t);
         return Err(Failure::HeartbeatNotRegular(kind));
     }
-    let m = meta.modified().map_err(|_| Failure::HeartbeatMissing)?;
-    Ok(std::time::SystemTime::now()
-        .duration_since(m)
-        .unwrap_or_default())
+    Ok(meta)
 }
 
 #[cfg(test)]
@@ -868,26 +924,46 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("beat");
         std::fs::write(&file, "").expect("write");
-        assert!(heartbeat_age(&file).is_ok_and(|a| a < s(60)));
+        assert!(heartbeat_meta(&file).is_ok());
         assert_eq!(
-            heartbeat_age(&dir.join("none")),
-            Err(Failure::HeartbeatMissing)
+            heartbeat_meta(&dir.join("none")).err(),
+            Some(Failure::HeartbeatMissing)
         );
         let fifo = dir.join("fifo");
         let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        let e = heartbeat_age(&fifo).expect_err("a FIFO");
+        let e = heartbeat_meta(&fifo).expect_err("a FIFO");
         assert_eq!(
             e.to_string(),
             "heartbeat file is a FIFO, not a regular file"
         );
-        let e = heartbeat_age(&dir).expect_err("a directory");
+        let e = heartbeat_meta(&dir).expect_err("a directory");
         assert_eq!(
             e.to_string(),
             "heartbeat file is a directory, not a regular file"
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_heartbeat_ages_on_the_boot_clock_from_its_last_change() {
+        let stamp = |mtime: i64| Stamp {
+            dev: 1,
+            ino: 2,
+            size: 0,
+            mtime: (mtime, 0),
+            ctime: (mtime, 0),
+        };
+        let mut c = CheckRt::new();
+        // First look: its age counts from now, whatever its date.
+        assert_eq!(c.beat_age(stamp(i64::MAX / 2), s(100)), s(0));
+        assert_eq!(c.beat_age(stamp(i64::MAX / 2), s(103)), s(3));
+        // Any change is a beat, even to an earlier date (a clock set back).
+        assert_eq!(c.beat_age(stamp(5), s(104)), s(0));
+        assert_eq!(c.beat_age(stamp(5), s(106)), s(2));
+        c.reset(&cfg(1), s(200));
+        assert_eq!(c.beat_age(stamp(5), s(201)), s(0), "a new pin looks afresh");
     }
 
     #[test]

@@ -101,23 +101,35 @@ pub enum OnExhausted {
     Reboot,
 }
 
+/// How a service is restarted after deaths and failed starts.
+///
+/// Defaults are for a board nobody attends: a death after `stable_after` of running is
+/// started again at once; failures in a row back off from `backoff`, doubling, up to
+/// `backoff_max`; and there is no limit (`max_restarts` is `None`): a crash loop is retried at
+/// `backoff_max` for as long as it lasts, shown as crash-looping. A limit, and with it
+/// `on_exhausted`, applies only when the config asks for one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestartPolicy {
     pub backoff: Duration,
     pub backoff_max: Duration,
     pub stable_after: Duration,
-    pub max_restarts: u32,
+    /// Restarts within `window` before `on_exhausted`; `None`: never exhausted.
+    pub max_restarts: Option<u32>,
     pub window: Duration,
     pub on_exhausted: OnExhausted,
 }
+
+/// The limit a config gets when it writes `window` or `on_exhausted` but not `max_restarts`:
+/// the default before there was "unlimited", so that such a config keeps its meaning.
+pub const IMPLIED_MAX_RESTARTS: u32 = 10;
 
 impl Default for RestartPolicy {
     fn default() -> Self {
         RestartPolicy {
             backoff: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
-            stable_after: Duration::from_secs(60),
-            max_restarts: 10,
+            stable_after: Duration::from_secs(10),
+            max_restarts: None,
             window: Duration::from_secs(600),
             on_exhausted: OnExhausted::GiveUp,
         }
@@ -142,7 +154,7 @@ pub enum CheckKind {
     Cpu { max_percent: f64, over: Duration },
     /// Open file descriptors of the pinned process at most `max`.
     Fds { max: u64 },
-    /// The file's mtime is at most `max_age` old.
+    /// The file changed (as custos saw it, on the boot clock) at most `max_age` ago.
     Heartbeat { path: PathBuf, max_age: Duration },
     /// The program exits 0.
     Program { argv: Argv },
@@ -439,9 +451,15 @@ struct RawRestart {
     backoff: Option<Spanned<String>>,
     backoff_max: Option<Spanned<String>>,
     stable_after: Option<Spanned<String>>,
-    max_restarts: Option<Spanned<i64>>,
+    max_restarts: Option<Spanned<RawLimit>>,
     window: Option<Spanned<String>>,
     on_exhausted: Option<Spanned<String>>,
+}
+
+/// `max_restarts`: a count, or a word (only "unlimited" is valid).
+enum RawLimit {
+    Count(i64),
+    Word(String),
 }
 
 /// How the keys of one table are named in errors: `{prefix}{key}{suffix}`, e.g.
@@ -816,7 +834,16 @@ impl Validator<'_> {
             backoff: self.string(backoff, l, "backoff"),
             backoff_max: self.string(backoff_max, l, "backoff_max"),
             stable_after: self.string(stable_after, l, "stable_after"),
-            max_restarts: self.integer(max_restarts, l, "max_restarts"),
+            max_restarts: max_restarts.and_then(|m| match m.get_ref() {
+                DeValue::Integer(_) => self
+                    .int_of(m, l, "max_restarts")
+                    .map(|n| Spanned::new(m.span(), RawLimit::Count(n))),
+                DeValue::String(w) => Some(Spanned::new(m.span(), RawLimit::Word(w.to_string()))),
+                _ => {
+                    self.wrong_type(m, l, "max_restarts", "a count or \"unlimited\"");
+                    None
+                }
+            }),
             window: self.string(window, l, "window"),
             on_exhausted: self.string(on_exhausted, l, "on_exhausted"),
         }
@@ -945,9 +972,67 @@ pub fn parse_bytes(bytes: &[u8]) -> Result<Config, Vec<ConfigError>> {
     parse(text)
 }
 
+/// What PID 1 (init) runs on this machine: its /proc/1/exe and its arguments joined by spaces,
+/// as an `exe` identity would see them. `None` when /proc/1 cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitIdentity {
+    pub exe: PathBuf,
+    pub args: String,
+}
+
+impl InitIdentity {
+    /// Reads /proc/1.
+    pub fn read() -> Option<InitIdentity> {
+        let exe = std::fs::read_link("/proc/1/exe").ok()?;
+        let exe = match exe
+            .as_os_str()
+            .as_encoded_bytes()
+            .strip_suffix(b" (deleted)")
+        {
+            Some(b) => PathBuf::from(String::from_utf8_lossy(b).into_owned()),
+            None => exe,
+        };
+        let cmdline = std::fs::read("/proc/1/cmdline").ok()?;
+        Some(InitIdentity {
+            exe,
+            args: args_of(&cmdline),
+        })
+    }
+
+    /// Whether the identity `exe` (+ `args`) could match this init: the same program (as
+    /// written, or once symlinks are resolved) and, when `args` is given, the same arguments.
+    pub fn could_match(&self, exe: &Path, args: Option<&str>) -> bool {
+        let same_exe = exe == self.exe
+            || std::fs::canonicalize(exe).is_ok_and(|c| c == self.exe)
+            || std::fs::canonicalize(&self.exe).is_ok_and(|c| c == exe);
+        same_exe && args.is_none_or(|a| a == self.args)
+    }
+}
+
+/// The arguments in a /proc/PID/cmdline as an `exe` identity reads them (procfs): empty fields
+/// dropped, the rest after argv[0] joined by spaces. busybox init pads its rewritten argv with
+/// NULs ("init\0\0\0..."), which reads as no arguments.
+fn args_of(cmdline: &[u8]) -> String {
+    let argv: Vec<String> = cmdline
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    argv.get(1..).map(|a| a.join(" ")).unwrap_or_default()
+}
+
 /// Parses and validates config text. A TOML syntax error is reported alone; unknown keys and
 /// values of the wrong type are all reported (in line order) before any value is checked.
+/// An `exe` identity that could match this machine's PID 1 is refused.
 pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+    parse_with_init(text, InitIdentity::read().as_ref())
+}
+
+/// [`parse`], with init's identity given (None: not checked).
+pub fn parse_with_init(
+    text: &str,
+    init: Option<&InitIdentity>,
+) -> Result<Config, Vec<ConfigError>> {
     let doc = DeTable::parse(text).map_err(|e| {
         vec![ConfigError {
             line: e.span().map(|s| line_of(text, s.start)),
@@ -958,6 +1043,7 @@ pub fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
     let mut v = Validator {
         text,
         errors: Vec::new(),
+        init,
     };
     let raw = v.read_config(doc.get_ref());
     if !v.errors.is_empty() {
@@ -994,6 +1080,7 @@ fn line_of(text: &(impl AsRef<[u8]> + ?Sized), offset: usize) -> usize {
 struct Validator<'a> {
     text: &'a str,
     errors: Vec<ConfigError>,
+    init: Option<&'a InitIdentity>,
 }
 
 impl Validator<'_> {
@@ -1375,10 +1462,24 @@ impl Validator<'_> {
                     }
                     a.get_ref().clone()
                 });
-                Identify::Exe {
-                    exe: self.path(e, &k("exe")),
-                    args,
+                let exe = self.path(e, &k("exe"));
+                if let Some(init) = self.init.filter(|i| i.could_match(&exe, args.as_deref())) {
+                    let with = match &args {
+                        None => "with any arguments".to_string(),
+                        Some(a) => format!("with the arguments `{a}`"),
+                    };
+                    self.err(
+                        Some(e.span()),
+                        &k("exe"),
+                        format!(
+                            "`{}` {with} could match PID 1 (init runs {} `{}` here): custos never pins init; give `args` that init does not have, or use a pidfile",
+                            exe.display(),
+                            init.exe.display(),
+                            init.args
+                        ),
+                    );
                 }
+                Identify::Exe { exe, args }
             }
             (Some(p), Some(_)) => {
                 self.err(
@@ -1447,17 +1548,47 @@ impl Validator<'_> {
             );
             restart.window =
                 self.duration(&r.window, &k("restart.window"), restart.window, (one, DAY));
-            if let Some(m) = &r.max_restarts {
-                let v = *m.get_ref();
-                if v < 1 || v > MAX_RESTART_HISTORY as i64 {
-                    self.err(
-                        Some(m.span()),
-                        &k("restart.max_restarts"),
-                        format!("{v} is out of range 1..={MAX_RESTART_HISTORY}"),
-                    );
-                } else {
-                    restart.max_restarts = v as u32;
+            // No limit unless the config asks for one. A config that writes `window` or
+            // `on_exhausted` without `max_restarts` asked for the limit that was the default
+            // then, and keeps it.
+            if r.window.is_some() || r.on_exhausted.is_some() {
+                restart.max_restarts = Some(IMPLIED_MAX_RESTARTS);
+            }
+            match r.max_restarts.as_ref().map(|m| (m.span(), m.get_ref())) {
+                None => {}
+                Some((span, RawLimit::Count(v))) => {
+                    if *v < 1 || *v > MAX_RESTART_HISTORY as i64 {
+                        self.err(
+                            Some(span),
+                            &k("restart.max_restarts"),
+                            format!(
+                                "{v} is out of range 1..={MAX_RESTART_HISTORY} (or \"unlimited\")"
+                            ),
+                        );
+                    } else {
+                        restart.max_restarts = Some(*v as u32);
+                    }
                 }
+                Some((_, RawLimit::Word(w))) if w == "unlimited" => {
+                    restart.max_restarts = None;
+                    for (key, set) in [
+                        ("window", r.window.as_ref().map(|v| v.span())),
+                        ("on_exhausted", r.on_exhausted.as_ref().map(|v| v.span())),
+                    ] {
+                        if let Some(at) = set {
+                            self.err(
+                                Some(at),
+                                &k(&format!("restart.{key}")),
+                                "has no effect with max_restarts = \"unlimited\" (never exhausted): remove it, or set max_restarts to a count".to_string(),
+                            );
+                        }
+                    }
+                }
+                Some((span, RawLimit::Word(w))) => self.err(
+                    Some(span),
+                    &k("restart.max_restarts"),
+                    format!("`{w}` is neither a count 1..={MAX_RESTART_HISTORY} nor \"unlimited\""),
+                ),
             }
             if let Some(o) = &r.on_exhausted {
                 match o.get_ref().as_str() {
@@ -1934,6 +2065,54 @@ start_timeout = "5 parsecs"
     }
 
     #[test]
+    fn restarts_have_no_limit_unless_the_config_sets_one() {
+        let base = "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/x\"]\n";
+        let restart = |extra: &str| {
+            parse(&format!("{base}[service.restart]\n{extra}"))
+                .expect("valid")
+                .services[0]
+                .restart
+                .clone()
+        };
+        let d = parse(base).expect("valid").services[0].restart.clone();
+        assert_eq!(d.max_restarts, None, "never gives up by default");
+        assert_eq!(d.stable_after, Duration::from_secs(10));
+        assert_eq!(restart("backoff = \"1s\"\n").max_restarts, None);
+        assert_eq!(restart("max_restarts = \"unlimited\"\n").max_restarts, None);
+        assert_eq!(restart("max_restarts = 5\n").max_restarts, Some(5));
+        // What an older config wrote keeps its meaning: a window or an on_exhausted asked
+        // for the limit that was the default then.
+        let r = restart("on_exhausted = \"reboot\"\n");
+        assert_eq!(r.max_restarts, Some(IMPLIED_MAX_RESTARTS));
+        assert_eq!(r.on_exhausted, OnExhausted::Reboot);
+        assert_eq!(restart("window = \"1m\"\n").max_restarts, Some(10));
+        let r = restart("max_restarts = 3\nwindow = \"1m\"\n");
+        assert_eq!(
+            (r.max_restarts, r.window),
+            (Some(3), Duration::from_secs(60))
+        );
+
+        let e = errors(&format!(
+            "{base}[service.restart]\nmax_restarts = \"unlimited\"\non_exhausted = \"reboot\"\n"
+        ));
+        assert!(
+            e.contains(":7: service.restart.on_exhausted (service `x`): has no effect with max_restarts = \"unlimited\""),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{base}[service.restart]\nmax_restarts = \"forever\"\n"
+        ));
+        assert!(
+            e.contains("`forever` is neither a count 1..=64 nor \"unlimited\""),
+            "{e}"
+        );
+        let e = errors(&format!("{base}[service.restart]\nmax_restarts = 0\n"));
+        assert!(e.contains("0 is out of range 1..=64"), "{e}");
+        let e = errors(&format!("{base}[service.restart]\nmax_restarts = true\n"));
+        assert!(e.contains("expected a count or \"unlimited\""), "{e}");
+    }
+
+    #[test]
     fn only_a_regular_config_file_is_read_and_within_its_size() {
         let dir = std::env::temp_dir().join(format!("custos-cfgload-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -2123,6 +2302,33 @@ start_timeout = "5 parsecs"
         );
         let c = parse(&format!("{text}[watchdog]\n")).expect("valid");
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn an_exe_identity_that_could_match_init_is_refused() {
+        let init = InitIdentity {
+            exe: "/bin/busybox".into(),
+            args: String::new(),
+        };
+        let svc = |extra: &str| {
+            format!("[[service]]\nname = \"x\"\nexe = \"/bin/busybox\"\n{extra}start = [\"/bin/true\"]\n")
+        };
+        // (`args = ""` is refused on its own: see empty_args_are_refused.)
+        let e = parse_with_init(&svc(""), Some(&init)).expect_err("matches init");
+        assert_eq!(e[0].line, Some(3), "{e:?}");
+        assert_eq!(e[0].key, "service.exe (service `x`)");
+        assert!(e[0].message.contains("could match PID 1"), "{e:?}");
+        // busybox init's own cmdline, as the emulated board shows it.
+        assert_eq!(args_of(b"init\0\0\0\0\0\0\0"), "");
+        assert_eq!(args_of(b"/sbin/init\0splash\0"), "splash");
+        // Arguments init does not have: cannot match it.
+        assert!(parse_with_init(&svc("args = \"httpd -f\"\n"), Some(&init)).is_ok());
+        // Another program: fine.
+        let other = InitIdentity {
+            exe: "/sbin/systemd".into(),
+            args: "--system".into(),
+        };
+        assert!(parse_with_init(&svc(""), Some(&other)).is_ok());
     }
 
     #[test]

@@ -85,6 +85,30 @@ impl fmt::Display for SigName {
     }
 }
 
+/// Why a live process can never be a service's process, whatever a pidfile says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// custos itself: a pidfile naming it would make custos signal itself.
+    Custos,
+    /// PID 1, init: SIGTERM to busybox init reboots the board.
+    Init,
+    /// A kernel thread (PF_KTHREAD): not a program, never a service.
+    KernelThread,
+    /// /proc/PID/exe cannot be read: custos cannot tell what it runs.
+    NoExe,
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Refusal::Custos => "custos itself",
+            Refusal::Init => "init (PID 1)",
+            Refusal::KernelThread => "a kernel thread",
+            Refusal::NoExe => "a process whose /proc/PID/exe cannot be read",
+        })
+    }
+}
+
 /// Why no process was identified for a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Absent {
@@ -98,14 +122,30 @@ pub enum Absent {
     /// The pidfile was written before the process it names started, or before this boot: the
     /// PID was reused by an unrelated process, which custos leaves alone.
     StalePidfile(i32),
-    /// The pidfile's mtime is in the future (the clock went back): its PID cannot be verified.
-    FuturePidfile(i32),
+    /// The pidfile names a process that can never be a service's: custos itself, init, a
+    /// kernel thread, or one whose exe cannot be read. Never pinned, never signalled.
+    NeverPinned(i32, Refusal),
     /// The PID's exe is not the configured one.
     WrongExe(i32),
     /// No process has the configured exe (and args).
     NoMatch,
     /// The pinned process is gone (found by polling /proc).
     PinGone,
+    /// The pidfile names a process that started before the service's last pinned process
+    /// (`pinned`): not the service's current daemon, whatever the pidfile says. Left alone.
+    OlderThanPin {
+        pid: i32,
+        pinned: i32,
+    },
+    /// The pidfile has not changed since it named the process custos pinned before, which is
+    /// gone: its PID now belongs to another process. Left alone.
+    Reused(i32),
+    /// The pidfile has not changed since custos saw it in an earlier boot: its PID means
+    /// nothing in this one. Left alone.
+    EarlierBoot(i32),
+    /// The pidfile names a process that belongs to custos for something else: another
+    /// service's pinned process, or a script or check custos runs. Left alone.
+    Taken(i32),
 }
 
 impl fmt::Display for Absent {
@@ -119,13 +159,29 @@ impl fmt::Display for Absent {
                 f,
                 "pidfile is stale: pid {p} started after the pidfile was written (PID reused; left alone)"
             ),
-            Absent::FuturePidfile(p) => write!(
+            Absent::NeverPinned(p, r) => write!(
                 f,
-                "pidfile was written in the future (the clock went back?): pid {p} cannot be verified and is left alone"
+                "pidfile names pid {p}, which is {r}: never pinned, never signalled"
             ),
             Absent::WrongExe(p) => write!(f, "pid {p} runs another program (left alone)"),
             Absent::NoMatch => f.write_str("no process runs the configured exe"),
             Absent::PinGone => f.write_str("pinned process is gone"),
+            Absent::OlderThanPin { pid, pinned } => write!(
+                f,
+                "pidfile is stale: pid {pid} started before pid {pinned}, the service's last pinned process, so it is not the service (left alone)"
+            ),
+            Absent::Reused(p) => write!(
+                f,
+                "pidfile is stale: unchanged since it named the process custos pinned before, which is gone; pid {p} is another process now (PID reused; left alone)"
+            ),
+            Absent::EarlierBoot(p) => write!(
+                f,
+                "pidfile is stale: unchanged since custos saw it in an earlier boot; pid {p} is another process now (left alone)"
+            ),
+            Absent::Taken(p) => write!(
+                f,
+                "pidfile names pid {p}, which custos runs for something else (another service, a script or a check): left alone"
+            ),
         }
     }
 }
@@ -145,13 +201,60 @@ impl fmt::Display for PidfileNotRegular {
     }
 }
 
+/// Why a live process named by a pidfile can neither be verified as the service's process nor
+/// ruled out. custos then holds: it neither starts the service (that could make a second
+/// copy) nor signals the process (it could be a stranger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doubt {
+    /// The pidfile's mtime lies ahead of the wall clock: the clock went back since it was
+    /// written, so when it was written is unknown.
+    Future,
+    /// The pidfile looks written before the process started, which would make it stale, but
+    /// a wall-clock step custos did not witness may lie between the two.
+    Older,
+    /// The pidfile looks written after the process started, but custos saw the wall clock
+    /// stepped back since, and its mtime falls where the clock read the same twice: it may
+    /// be older than it looks.
+    SteppedBack,
+}
+
+impl fmt::Display for Doubt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Doubt::Future => "the pidfile's mtime is in the future (the wall clock went back since it was written?), so when it was written is unknown",
+            Doubt::Older => "the pidfile looks written before the process started (stale), but a wall-clock step custos did not witness may lie between",
+            Doubt::SteppedBack => "the wall clock was stepped back since, and the pidfile's mtime falls where it read the same twice, so it may be older than it looks",
+        })
+    }
+}
+
+impl Absent {
+    /// Whether the reason names a live process that custos leaves alone (worth saying at once,
+    /// even while a start is under way).
+    pub fn leaves_a_process_alone(&self) -> bool {
+        matches!(
+            self,
+            Absent::StalePidfile(_)
+                | Absent::NeverPinned(..)
+                | Absent::OlderThanPin { .. }
+                | Absent::Reused(_)
+                | Absent::EarlierBoot(_)
+                | Absent::Taken(_)
+                | Absent::WrongExe(_)
+        )
+    }
+}
+
 /// What one probe of a service's identity found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observation {
+    /// A process verified as the service's.
     Alive(Pin),
     Absent(Absent),
     /// `exe`/`args` match this many processes: none of them is touched.
     Ambiguous(u16),
+    /// The pidfile names this live process, which can be neither verified nor ruled out.
+    Unverified(Pin, Doubt),
 }
 
 /// Why a start attempt failed.
@@ -161,8 +264,9 @@ pub enum StartFailure {
     Spawn(i32),
     ScriptStatus(Cause),
     ScriptTimeout(Duration),
-    /// The script exited 0 but no identified process appeared within start_timeout.
-    NoProcess(Duration),
+    /// The script exited 0 but no identified process appeared within start_timeout; the last
+    /// look found this instead.
+    NoProcess(Duration, Option<Absent>),
 }
 
 impl fmt::Display for StartFailure {
@@ -181,9 +285,14 @@ impl fmt::Display for StartFailure {
                     Dur(d)
                 )
             }
-            StartFailure::NoProcess(d) => write!(
+            StartFailure::NoProcess(d, None) => write!(
                 f,
                 "start script succeeded but no identified process appeared within {}",
+                Dur(d)
+            ),
+            StartFailure::NoProcess(d, Some(a)) => write!(
+                f,
+                "start script succeeded but no identified process appeared within {}: {a}",
                 Dur(d)
             ),
         }
@@ -198,6 +307,9 @@ pub enum StartWhy {
     Failed(StartFailure),
     /// The second half of a restart that was asked for.
     Restart(RestartWhy),
+    /// `custos start` while held: the operator says the held process (this PID) is not the
+    /// service.
+    OverHeld(i32),
 }
 
 impl fmt::Display for StartWhy {
@@ -207,6 +319,10 @@ impl fmt::Display for StartWhy {
             StartWhy::Died(c) => write!(f, "died: {c}"),
             StartWhy::Failed(s) => write!(f, "previous attempt failed: {s}"),
             StartWhy::Restart(r) => write!(f, "restart: {r}"),
+            StartWhy::OverHeld(p) => write!(
+                f,
+                "asked by the operator: pid {p}, held as unverified, is not the service (it is left alone)"
+            ),
         }
     }
 }
@@ -286,6 +402,13 @@ pub enum Phase {
     GivenUp,
     /// Identity is ambiguous (several processes match): custos neither starts nor signals.
     Held(u16),
+    /// The pidfile names a live process that can be neither verified nor ruled out: custos
+    /// neither starts nor signals, until it exits, the pidfile changes, or an operator decides
+    /// (`custos start`: it is not the service; `custos adopt`: it is).
+    Unverified {
+        pin: Pin,
+        doubt: Doubt,
+    },
     /// `custos stop` or `custos unmonitor`: not watched, not started, until `start`/`monitor`.
     Unmonitored,
 }
@@ -326,6 +449,8 @@ pub enum Op {
     Monitor,
     /// Stop watching; the process is left as it is.
     Unmonitor,
+    /// The held, unverified process is the service: pin it.
+    Adopt,
 }
 
 /// What the effectors must do, in order. Each carries its cause for the log.
@@ -405,10 +530,34 @@ pub enum Note {
         delay: Duration,
         why: StartWhy,
     },
+    /// Failures in a row have brought the backoff to `backoff_max`: said when that happens and
+    /// again each time the count doubles, not at every attempt.
+    CrashLooping {
+        fails: u32,
+        every: Duration,
+        stable_after: Duration,
+        /// `max_restarts` and `window`, when the config sets a limit.
+        limit: Option<(u32, Duration)>,
+    },
+    /// A crash-looping service has now run `stable_after`: the loop is over.
+    Recovered {
+        fails: u32,
+        stable_after: Duration,
+    },
     Stopped,
     Unmonitored,
     Monitored,
     StopPending,
+    /// A stop asked during a start cannot be carried out: the start ended held.
+    StopDropped,
+    /// Held: the pidfile names `pin`, which can be neither verified nor ruled out.
+    Held {
+        pin: Pin,
+        doubt: Doubt,
+    },
+    /// While a start is under way or waited for: the pidfile names a live process that is not
+    /// the service (said once per change).
+    LeftAlone(Absent),
 }
 
 impl fmt::Display for Note {
@@ -447,6 +596,15 @@ impl fmt::Display for Note {
             Note::StopPending => f.write_str(
                 "stop asked while it starts: it will be stopped once its process is up",
             ),
+            Note::Held { pin, doubt } => write!(
+                f,
+                "held: the pidfile names pid {}, which cannot be verified: {doubt}. custos neither starts the service nor signals pid {} until it exits or the pidfile changes; `custos start` says it is not the service (start it, leave it alone), `custos adopt` says it is (pin it)",
+                pin.pid, pin.pid
+            ),
+            Note::LeftAlone(a) => write!(f, "{a}"),
+            Note::StopDropped => f.write_str(
+                "the stop asked during the start is dropped: the start ended held, and custos signals nothing it holds; ask again once it is resolved",
+            ),
             Note::SurvivesKill { pin, waited } => write!(
                 f,
                 "pid {} still alive {} after SIGKILL (uninterruptible sleep?); waiting",
@@ -454,6 +612,32 @@ impl fmt::Display for Note {
                 Dur(waited)
             ),
             Note::Backoff { delay, why } => write!(f, "will start in {}: {why}", Dur(delay)),
+            Note::CrashLooping {
+                fails,
+                every,
+                stable_after,
+                limit,
+            } => {
+                write!(
+                    f,
+                    "crash-looping: {fails} failures in a row, none ran {}; starting it every {}",
+                    Dur(stable_after),
+                    Dur(every)
+                )?;
+                match limit {
+                    None => f.write_str(", never gives up")?,
+                    Some((n, w)) => write!(f, " until {n} restarts within {}", Dur(w))?,
+                }
+                write!(f, " (said again at {} failures)", fails.saturating_mul(2))
+            }
+            Note::Recovered {
+                fails,
+                stable_after,
+            } => write!(
+                f,
+                "running {} after {fails} failures in a row: no longer crash-looping",
+                Dur(stable_after)
+            ),
         }
     }
 }
@@ -469,6 +653,12 @@ pub struct ServiceState {
     pub phase: Phase,
     /// Failures (deaths before `stable_after`, failed starts) since the last stable run.
     pub fails: u32,
+    /// While crash-looping: the count of `fails` at which the crash-loop line is logged again
+    /// (it doubles each time); 0 when not crash-looping.
+    pub loop_note: u32,
+    /// After failures, the time the running process will have run `stable_after`: then the
+    /// failures in a row are over.
+    pub stable_at: Option<Mono>,
     /// Times of restarts within the window, oldest first.
     pub restarts: HVec<Mono, MAX_RESTART_HISTORY>,
     /// Restarts since load, for status.
@@ -477,6 +667,9 @@ pub struct ServiceState {
     /// `custos stop` arrived while a start was under way: stop the process once it is up (or
     /// give up the start), instead of leaving a daemon it forked running unwatched.
     pub stop_pending: bool,
+    /// While a start looks for its process: what the last look found instead (for the log, and
+    /// to hold rather than fail when it was a process that cannot be verified).
+    pub seen: Option<Observation>,
 }
 
 impl Default for ServiceState {
@@ -484,10 +677,13 @@ impl Default for ServiceState {
         ServiceState {
             phase: Phase::Unknown,
             fails: 0,
+            loop_note: 0,
+            stable_at: None,
             restarts: HVec::new(),
             total_restarts: 0,
             last_death: None,
             stop_pending: false,
+            seen: None,
         }
     }
 }
@@ -508,6 +704,13 @@ fn push(actions: &mut Actions, a: Action) {
 }
 
 impl ServiceState {
+    /// Forgets what custos knew about the service's process (its identity setting changed):
+    /// the next probe looks afresh.
+    pub fn forget_identity(&mut self) {
+        self.phase = Phase::Unknown;
+        self.stop_pending = false;
+    }
+
     /// The pinned process, if custos believes one is running.
     pub fn pin(&self) -> Option<Pin> {
         match self.phase {
@@ -522,7 +725,11 @@ impl ServiceState {
     /// Whether the supervisor should probe identity (pidfile / exe scan) for this service now.
     pub fn wants_probe(&self) -> bool {
         match self.phase {
-            Phase::Unknown | Phase::Waiting { .. } | Phase::GivenUp | Phase::Held(_) => true,
+            Phase::Unknown
+            | Phase::Waiting { .. }
+            | Phase::GivenUp
+            | Phase::Held(_)
+            | Phase::Unverified { .. } => true,
             Phase::Starting { script, .. } => !script,
             Phase::Running { .. } | Phase::Stopping { .. } | Phase::Unmonitored => false,
         }
@@ -533,8 +740,22 @@ impl ServiceState {
         match self.phase {
             Phase::Waiting { until, .. } => Some(until),
             Phase::Starting { deadline, .. } | Phase::Stopping { deadline, .. } => Some(deadline),
+            Phase::Running { .. } => self.stable_at,
             _ => None,
         }
+    }
+
+    /// Failures in a row have brought the backoff to `backoff_max`, and no run since has
+    /// lasted `stable_after`: it is retried at `backoff_max` (for good, unless a limit is set).
+    pub fn crash_looping(&self, r: &RestartPolicy) -> bool {
+        self.fails >= 2 && backoff(r, self.fails) >= r.backoff_max
+    }
+
+    /// Failures in a row are over: a stable run, or the operator's clean slate.
+    fn clear_fails(&mut self) {
+        self.fails = 0;
+        self.loop_note = 0;
+        self.stable_at = None;
     }
 
     /// Decides what to do about one event. Never signals anything but the pinned process,
@@ -553,14 +774,22 @@ impl ServiceState {
         match (self.phase, event) {
             // ---- identity found
             (
-                Phase::Unknown | Phase::Waiting { .. } | Phase::GivenUp | Phase::Held(_),
+                Phase::Unknown
+                | Phase::Waiting { .. }
+                | Phase::GivenUp
+                | Phase::Held(_)
+                | Phase::Unverified { .. },
                 Event::Observed(Observation::Alive(pin)),
             ) => {
                 self.phase = Phase::Running { pin };
+                self.stable_at =
+                    (self.fails > 0).then(|| pin.started + policy.restart.stable_after);
                 push(&mut out, Action::Pinned { pin, adopted: true });
             }
             (Phase::Starting { script: false, .. }, Event::Observed(Observation::Alive(pin))) => {
                 self.phase = Phase::Running { pin };
+                self.stable_at =
+                    (self.fails > 0).then(|| pin.started + policy.restart.stable_after);
                 push(
                     &mut out,
                     Action::Pinned {
@@ -579,19 +808,52 @@ impl ServiceState {
                     }
                 }
             }
+            // ---- a start looks for its process: remember why it is not there yet
+            (
+                Phase::Starting { script: false, .. } | Phase::Waiting { .. },
+                Event::Observed(o @ (Observation::Absent(_) | Observation::Unverified(..))),
+            ) if !matches!(
+                (self.phase, o),
+                (Phase::Waiting { .. }, Observation::Unverified(..))
+            ) =>
+            {
+                if let Observation::Absent(a) = o {
+                    if a.leaves_a_process_alone() && self.seen != Some(o) {
+                        push(&mut out, Action::Log(Note::LeftAlone(a)));
+                    }
+                }
+                self.seen = Some(o);
+            }
+            // ---- a live process that can be neither verified nor ruled out: hold
+            (
+                Phase::Unknown | Phase::Waiting { .. } | Phase::Held(_) | Phase::Unverified { .. },
+                Event::Observed(Observation::Unverified(pin, doubt)),
+            ) => {
+                if self.phase != (Phase::Unverified { pin, doubt }) {
+                    push(&mut out, Action::Log(Note::Held { pin, doubt }));
+                }
+                self.phase = Phase::Unverified { pin, doubt };
+            }
             // ---- nothing there at start-up: only start, never stop first
-            (Phase::Unknown | Phase::Held(_), Event::Observed(Observation::Absent(why))) => {
+            (
+                Phase::Unknown | Phase::Held(_) | Phase::Unverified { .. },
+                Event::Observed(Observation::Absent(why)),
+            ) => {
                 self.start(policy, StartWhy::NotRunning(why), now, &mut out);
             }
             (
                 Phase::Unknown
                 | Phase::Held(_)
+                | Phase::Unverified { .. }
                 | Phase::Waiting { .. }
                 | Phase::Starting { script: false, .. },
                 Event::Observed(Observation::Ambiguous(n)),
             ) => {
                 if !matches!(self.phase, Phase::Held(m) if m == n) {
                     push(&mut out, Action::Log(Note::Ambiguous(n)));
+                }
+                if std::mem::take(&mut self.stop_pending) {
+                    push(&mut out, Action::Log(Note::StopDropped));
                 }
                 // Held, whatever was under way: a start now could only add another look-alike.
                 self.phase = Phase::Held(n);
@@ -606,6 +868,21 @@ impl ServiceState {
                     now,
                     &mut out,
                 );
+            }
+            // ---- a run after failures has lasted stable_after
+            (Phase::Running { .. }, Event::Deadline)
+                if self.stable_at.is_some_and(|t| now >= t) =>
+            {
+                if self.crash_looping(&policy.restart) {
+                    push(
+                        &mut out,
+                        Action::Log(Note::Recovered {
+                            fails: self.fails,
+                            stable_after: policy.restart.stable_after,
+                        }),
+                    );
+                }
+                self.clear_fails();
             }
             // ---- backoff over
             (Phase::Waiting { why, .. }, Event::Deadline) => {
@@ -639,7 +916,21 @@ impl ServiceState {
                     push(&mut out, Action::KillScript(Script::Start));
                     StartFailure::ScriptTimeout(policy.start_timeout)
                 } else {
-                    StartFailure::NoProcess(policy.start_timeout)
+                    match self.seen.take() {
+                        Some(Observation::Unverified(pin, doubt)) => {
+                            // Never a second copy on doubt: hold, and say why.
+                            self.phase = Phase::Unverified { pin, doubt };
+                            push(&mut out, Action::Log(Note::Held { pin, doubt }));
+                            if std::mem::take(&mut self.stop_pending) {
+                                push(&mut out, Action::Log(Note::StopDropped));
+                            }
+                            return out;
+                        }
+                        Some(Observation::Absent(a)) => {
+                            StartFailure::NoProcess(policy.start_timeout, Some(a))
+                        }
+                        _ => StartFailure::NoProcess(policy.start_timeout, None),
+                    }
                 };
                 self.start_failed(policy, failure, now, &mut out);
             }
@@ -844,6 +1135,21 @@ impl ServiceState {
                 };
             }
             (Phase::Stopping { .. }, Event::Operator(Op::Restart)) => {}
+            (Phase::Unverified { pin, .. }, Event::Operator(Op::Adopt)) => {
+                // The operator says the held process is the service.
+                self.fails = 0;
+                self.restarts.clear();
+                self.phase = Phase::Running { pin };
+                push(&mut out, Action::Pinned { pin, adopted: true });
+            }
+            (_, Event::Operator(Op::Adopt)) => {}
+            (Phase::Unverified { pin, .. }, Event::Operator(Op::Start)) => {
+                // The operator says the held process is not the service: start it, and leave
+                // that process alone.
+                self.fails = 0;
+                self.restarts.clear();
+                self.start(policy, StartWhy::OverHeld(pin.pid), now, &mut out);
+            }
             (Phase::Unmonitored, Event::Operator(Op::Stop | Op::Unmonitor)) => {}
             (Phase::Starting { .. }, Event::Operator(Op::Stop)) => {
                 // The start script may already have forked the daemon: let the start finish,
@@ -873,7 +1179,7 @@ impl ServiceState {
             (_, Event::Operator(Op::Start | Op::Monitor | Op::Restart)) => {
                 // Unknown, Waiting, GivenUp, Held, Unmonitored: look again with a clean slate;
                 // the next probe adopts a running process or starts a missing one.
-                self.fails = 0;
+                self.clear_fails();
                 self.restarts.clear();
                 self.phase = Phase::Unknown;
                 push(&mut out, Action::Log(Note::Monitored));
@@ -882,6 +1188,11 @@ impl ServiceState {
             // asked for a service that is not running (it will be started by its own path),
             // a stray script exit, an observation while a script runs.
             _ => {}
+        }
+        // A stop asked during a start belongs to that start: whichever way the start ended,
+        // it must never stop a later one.
+        if !matches!(self.phase, Phase::Starting { .. }) {
+            self.stop_pending = false;
         }
         out
     }
@@ -906,8 +1217,17 @@ impl ServiceState {
             }),
         );
         push(out, Action::Unpin);
+        self.stable_at = None;
         if uptime >= policy.restart.stable_after {
-            self.fails = 0;
+            // A death after a stable run: started again at once, no backoff. Only failures in a
+            // row (runs shorter than stable_after, failed starts) wait.
+            self.clear_fails();
+            if self.window_full(&policy.restart, now) {
+                self.give_up(policy, out);
+            } else {
+                self.start(policy, StartWhy::Died(cause), now, out);
+            }
+            return;
         }
         self.fails = self.fails.saturating_add(1);
         self.schedule(policy, StartWhy::Died(cause), now, out);
@@ -942,10 +1262,31 @@ impl ServiceState {
             until: now + delay,
             why,
         };
-        push(out, Action::Log(Note::Backoff { delay, why }));
+        if !self.crash_looping(r) {
+            push(out, Action::Log(Note::Backoff { delay, why }));
+            return;
+        }
+        // Crash-looping: each attempt still logs its death and its start with the cause; the
+        // loop itself is said when it begins and each time the failures in a row double.
+        if self.loop_note == 0 || self.fails >= self.loop_note {
+            self.loop_note = self.fails.saturating_mul(2);
+            push(
+                out,
+                Action::Log(Note::CrashLooping {
+                    fails: self.fails,
+                    every: delay,
+                    stable_after: r.stable_after,
+                    limit: r.max_restarts.map(|n| (n, r.window)),
+                }),
+            );
+        }
     }
 
+    /// Whether `max_restarts` restarts happened within `window`; never without a limit.
     fn window_full(&mut self, r: &RestartPolicy, now: Mono) -> bool {
+        let Some(max) = r.max_restarts else {
+            return false;
+        };
         while let Some(&first) = self.restarts.first() {
             if now.saturating_sub(first) >= r.window {
                 self.restarts.remove(0);
@@ -953,7 +1294,7 @@ impl ServiceState {
                 break;
             }
         }
-        self.restarts.len() >= r.max_restarts as usize
+        self.restarts.len() >= max as usize
     }
 
     /// The start half of a requested restart: counts against max_restarts, no backoff.
@@ -977,7 +1318,7 @@ impl ServiceState {
         push(
             out,
             Action::Log(Note::GivenUp {
-                restarts: r.max_restarts,
+                restarts: r.max_restarts.unwrap_or(0),
                 window: r.window,
             }),
         );
@@ -987,7 +1328,7 @@ impl ServiceState {
     }
 
     fn start(&mut self, policy: &Policy, why: StartWhy, now: Mono, out: &mut Actions) {
-        let is_restart = !matches!(why, StartWhy::NotRunning(_));
+        let is_restart = !matches!(why, StartWhy::NotRunning(_) | StartWhy::OverHeld(_));
         if is_restart {
             if self.restarts.is_full() {
                 self.restarts.remove(0);
@@ -1006,6 +1347,7 @@ impl ServiceState {
             deadline: now + policy.start_timeout,
             script: true,
         };
+        self.seen = None;
         push(
             out,
             Action::Start {
@@ -1046,7 +1388,7 @@ mod tests {
                 backoff: Duration::from_millis(500),
                 backoff_max: Duration::from_secs(4),
                 stable_after: Duration::from_secs(60),
-                max_restarts: 3,
+                max_restarts: Some(3),
                 window: Duration::from_secs(600),
                 ..RestartPolicy::default()
             },
@@ -1087,6 +1429,10 @@ mod tests {
             },
             Phase::GivenUp,
             Phase::Held(2),
+            Phase::Unverified {
+                pin: OTHER,
+                doubt: Doubt::Older,
+            },
             Phase::Unmonitored,
         ];
         for step in [StopStep::Script, StopStep::Term, StopStep::Kill] {
@@ -1115,6 +1461,8 @@ mod tests {
             Event::Observed(Observation::Absent(Absent::PinGone)),
             Event::Observed(Observation::Ambiguous(2)),
             Event::Observed(Observation::Ambiguous(3)),
+            Event::Observed(Observation::Unverified(OTHER, Doubt::Future)),
+            Event::Observed(Observation::Unverified(PIN, Doubt::Older)),
             Event::Died {
                 pid: PIN.pid,
                 cause: Cause::Killed {
@@ -1157,6 +1505,7 @@ mod tests {
             Event::Operator(Op::Restart),
             Event::Operator(Op::Monitor),
             Event::Operator(Op::Unmonitor),
+            Event::Operator(Op::Adopt),
         ]
     }
 
@@ -1201,6 +1550,14 @@ mod tests {
                             }
                             _ => {}
                         }
+                    }
+                    if let Event::Observed(Observation::Unverified(..)) = event {
+                        assert!(
+                            !actions
+                                .iter()
+                                .any(|a| matches!(a, Action::Start { .. } | Action::Pinned { .. })),
+                            "started or pinned on doubt: {ctx}"
+                        );
                     }
                     if let Event::Observed(Observation::Ambiguous(_)) = event {
                         assert!(
@@ -1384,7 +1741,7 @@ mod tests {
     fn on_exhausted_reboot_asks_for_a_reboot_when_giving_up() {
         let mut p = policy(true);
         p.restart.on_exhausted = OnExhausted::Reboot;
-        p.restart.max_restarts = 1;
+        p.restart.max_restarts = Some(1);
         let mut st = running();
         let cause = Cause::Exited(1);
         st.decide(
@@ -1461,6 +1818,185 @@ mod tests {
             s(4),
         );
         assert!(matches!(a[0], Action::Start { attempt: 1, .. }), "{a:?}");
+    }
+
+    /// A service whose start is under way (script exited 0, looking for the process) with a
+    /// `custos stop` pending.
+    fn starting_with_stop_pending(p: &Policy) -> ServiceState {
+        let mut st = ServiceState::default();
+        st.decide(
+            p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        st.decide(
+            p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(0),
+        );
+        let a = st.decide(p, Event::Operator(Op::Stop), s(1));
+        assert_eq!(a.as_slice(), &[Action::Log(Note::StopPending)]);
+        assert!(st.stop_pending);
+        st
+    }
+
+    /// Brings a service from wherever it is to running PIN through a start, and then through a
+    /// death and a second start: a stop asked long ago must not stop either.
+    fn no_stale_stop_later(p: &Policy, mut st: ServiceState, ctx: &str) {
+        assert!(!st.stop_pending, "{ctx}: still pending in {:?}", st.phase);
+        st.phase = Phase::Unknown;
+        let mut all = Vec::new();
+        let mut t = s(100);
+        all.extend(st.decide(
+            p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            t,
+        ));
+        all.extend(st.decide(
+            p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            t,
+        ));
+        all.extend(st.decide(p, Event::Observed(Observation::Alive(PIN)), t));
+        t += s(1000);
+        all.extend(st.decide(
+            p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: Cause::Exited(1),
+            },
+            t,
+        ));
+        all.extend(st.decide(p, Event::Deadline, t + s(1)));
+        all.extend(st.decide(
+            p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            t + s(1),
+        ));
+        all.extend(st.decide(p, Event::Observed(Observation::Alive(OTHER)), t + s(1)));
+        assert_eq!(st.phase, Phase::Running { pin: OTHER }, "{ctx}: {all:?}");
+        assert!(
+            !all.iter().any(|a| matches!(
+                a,
+                Action::RunStop { .. } | Action::Signal { .. } | Action::Log(Note::Restarting(_))
+            )),
+            "{ctx}: a stop asked long ago stopped an unrelated start: {all:?}"
+        );
+    }
+
+    #[test]
+    fn a_pending_stop_ends_when_the_start_becomes_held() {
+        let p = policy(true);
+        let mut st = starting_with_stop_pending(&p);
+        let a = st.decide(&p, Event::Observed(Observation::Ambiguous(2)), s(2));
+        assert_eq!(st.phase, Phase::Held(2));
+        assert!(a.contains(&Action::Log(Note::StopDropped)), "{a:?}");
+        // Resolved later: adopted and left running, not stopped days later.
+        let a = st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(3));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Pinned {
+                pin: PIN,
+                adopted: true
+            }]
+        );
+        no_stale_stop_later(&p, st, "held");
+    }
+
+    #[test]
+    fn a_pending_stop_ends_when_the_start_ends_any_way() {
+        let p = policy(true);
+        // Script failure, spawn failure, script timeout, no process: the stop is carried out
+        // (the service ends unmonitored) and forgotten.
+        let endings = [
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(1),
+            },
+            Event::SpawnFailed(libc::ENOENT),
+            Event::Deadline,
+        ];
+        for (n, end) in endings.into_iter().enumerate() {
+            let mut st = ServiceState::default();
+            st.decide(
+                &p,
+                Event::Observed(Observation::Absent(Absent::NoPidfile)),
+                s(0),
+            );
+            st.decide(&p, Event::Operator(Op::Stop), s(1));
+            if n == 2 {
+                // The script is done; no process appears before the deadline.
+                st.decide(
+                    &p,
+                    Event::ScriptExited {
+                        script: Script::Start,
+                        cause: Cause::Exited(0),
+                    },
+                    s(1),
+                );
+            }
+            let a = st.decide(&p, end, s(20));
+            assert_eq!(st.phase, Phase::Unmonitored, "{end:?}: {a:?}");
+            assert_eq!(
+                a.last(),
+                Some(&Action::Log(Note::Stopped)),
+                "{end:?}: {a:?}"
+            );
+            no_stale_stop_later(&p, st, &format!("{end:?}"));
+        }
+        // Brought up: stopped at once, and forgotten.
+        let mut st = starting_with_stop_pending(&p);
+        st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(2));
+        assert!(!st.stop_pending);
+    }
+
+    #[test]
+    fn every_operator_command_ends_a_pending_stop() {
+        let p = policy(true);
+        for op in [Op::Start, Op::Restart, Op::Monitor, Op::Unmonitor] {
+            let mut st = starting_with_stop_pending(&p);
+            st.decide(&p, Event::Operator(op), s(2));
+            no_stale_stop_later(&p, st, &format!("{op:?}"));
+        }
+    }
+
+    #[test]
+    fn a_pending_stop_ends_when_the_identity_setting_changes() {
+        let p = policy(true);
+        let mut st = starting_with_stop_pending(&p);
+        st.forget_identity();
+        assert_eq!(st.phase, Phase::Unknown);
+        no_stale_stop_later(&p, st, "reload");
+    }
+
+    /// Whatever the phase and the event, a pending stop never outlives the start it was asked
+    /// during.
+    #[test]
+    fn a_pending_stop_exists_only_while_a_start_is_under_way() {
+        for phase in all_phases() {
+            for event in all_events() {
+                let mut st = ServiceState {
+                    phase,
+                    stop_pending: matches!(phase, Phase::Starting { .. }),
+                    ..ServiceState::default()
+                };
+                st.decide(&policy(true), event, s(100));
+                assert!(
+                    !st.stop_pending || matches!(st.phase, Phase::Starting { .. }),
+                    "{phase:?} + {event:?} -> {:?} with a stop pending",
+                    st.phase
+                );
+            }
+        }
     }
 
     #[test]
@@ -1546,26 +2082,232 @@ mod tests {
     }
 
     #[test]
-    fn a_stable_run_resets_the_backoff() {
-        let p = policy(true);
+    fn a_death_after_a_stable_run_is_started_at_once() {
+        let mut p = policy(true);
+        p.restart.max_restarts = None;
         let mut st = ServiceState {
             phase: Phase::Running { pin: PIN },
             fails: 5,
             ..Default::default()
         };
-        st.decide(
+        let cause = Cause::Killed {
+            signal: 9,
+            core: false,
+        };
+        let a = st.decide(
             &p,
             Event::Died {
                 pid: PIN.pid,
-                cause: Cause::Exited(1),
+                cause,
             },
             s(61),
         );
-        assert_eq!(st.fails, 1);
-        assert!(
-            matches!(st.phase, Phase::Waiting { until, .. } if until == s(61) + Duration::from_millis(500))
+        assert_eq!(
+            a.last(),
+            Some(&Action::Start {
+                attempt: 1,
+                after: None,
+                why: StartWhy::Died(cause)
+            }),
+            "{a:?}"
         );
+        assert!(
+            !a.iter()
+                .any(|x| matches!(x, Action::Log(Note::Backoff { .. }))),
+            "{a:?}"
+        );
+        assert!(matches!(st.phase, Phase::Starting { script: true, .. }));
+        // It comes up and dies again at once: from now on the backoff applies and doubles.
+        let mut t = s(61);
+        let mut delays = Vec::new();
+        for n in 0..3u64 {
+            let pin = Pin {
+                pid: 5000 + n as i32,
+                start_ticks: 100 + n,
+                started: t,
+            };
+            st.decide(
+                &p,
+                Event::ScriptExited {
+                    script: Script::Start,
+                    cause: Cause::Exited(0),
+                },
+                t,
+            );
+            st.decide(&p, Event::Observed(Observation::Alive(pin)), t);
+            t += s(1);
+            st.decide(
+                &p,
+                Event::Died {
+                    pid: pin.pid,
+                    cause,
+                },
+                t,
+            );
+            match st.phase {
+                Phase::Waiting { until, .. } => {
+                    delays.push(until - t);
+                    t = until;
+                    st.decide(&p, Event::Deadline, t);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(delays, vec![Duration::from_millis(500), s(1), s(2)]);
+        assert_eq!(st.fails, 3);
         assert_eq!(backoff(&p.restart, 20), s(4), "capped at backoff_max");
+    }
+
+    #[test]
+    fn by_default_a_crash_loop_never_gives_up() {
+        let p = Policy {
+            restart: RestartPolicy {
+                backoff: Duration::from_millis(100),
+                backoff_max: s(1),
+                ..RestartPolicy::default()
+            },
+            start_timeout: s(10),
+            stop_timeout: s(5),
+            has_stop: true,
+        };
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        let mut t = s(0);
+        let mut delays = Vec::new();
+        let mut notes = Vec::new();
+        for n in 0..30u64 {
+            let pin = Pin {
+                pid: 5000 + n as i32,
+                start_ticks: 100 + n,
+                started: t,
+            };
+            st.decide(
+                &p,
+                Event::ScriptExited {
+                    script: Script::Start,
+                    cause: Cause::Exited(0),
+                },
+                t,
+            );
+            st.decide(&p, Event::Observed(Observation::Alive(pin)), t);
+            t += Duration::from_millis(300);
+            let a = st.decide(
+                &p,
+                Event::Died {
+                    pid: pin.pid,
+                    cause: Cause::Exited(3),
+                },
+                t,
+            );
+            notes.extend(a.iter().filter_map(|x| match x {
+                Action::Log(n @ (Note::Backoff { .. } | Note::CrashLooping { .. })) => Some(*n),
+                _ => None,
+            }));
+            match st.phase {
+                Phase::Waiting { until, .. } => {
+                    delays.push(until - t);
+                    t = until;
+                    let a = st.decide(&p, Event::Deadline, t);
+                    assert!(matches!(a[0], Action::Start { .. }), "{a:?}");
+                }
+                other => panic!("crash {}: unexpected {other:?}", n + 1),
+            }
+        }
+        assert_eq!(st.total_restarts, 30);
+        let ms = Duration::from_millis;
+        assert_eq!(&delays[..5], &[ms(100), ms(200), ms(400), ms(800), s(1)]);
+        assert!(delays[4..].iter().all(|&d| d == s(1)), "{delays:?}");
+        // The log: a backoff line per attempt until it crash-loops at backoff_max; then the
+        // crash-loop line when it begins and at each doubling of the failures in a row.
+        let backoffs = notes
+            .iter()
+            .filter(|n| matches!(n, Note::Backoff { .. }))
+            .count();
+        assert_eq!(backoffs, 4, "{notes:?}");
+        let loops: Vec<u32> = notes
+            .iter()
+            .filter_map(|n| match n {
+                Note::CrashLooping { fails, .. } => Some(*fails),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(loops, vec![5, 10, 20], "{notes:?}");
+        assert_eq!(
+            notes[4].to_string(),
+            "crash-looping: 5 failures in a row, none ran 10s; starting it every 1s, never gives up (said again at 10 failures)"
+        );
+        assert!(st.crash_looping(&p.restart));
+        // A run that lasts stable_after ends the loop, on a deadline of its own (for status).
+        st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            t,
+        );
+        let pin = Pin {
+            pid: 6000,
+            start_ticks: 1,
+            started: t,
+        };
+        st.decide(&p, Event::Observed(Observation::Alive(pin)), t);
+        assert_eq!(st.deadline(), Some(t + s(10)));
+        assert!(st.decide(&p, Event::Deadline, t + s(9)).is_empty());
+        let a = st.decide(&p, Event::Deadline, t + s(10));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Log(Note::Recovered {
+                fails: 30,
+                stable_after: s(10)
+            })]
+        );
+        assert!(!st.crash_looping(&p.restart));
+        assert_eq!((st.fails, st.deadline()), (0, None));
+    }
+
+    #[test]
+    fn a_limit_the_config_sets_still_gives_up_while_crash_looping() {
+        let mut p = policy(true);
+        p.restart.backoff_max = p.restart.backoff;
+        p.restart.max_restarts = Some(3);
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        let mut t = s(0);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let a = st.decide(&p, Event::SpawnFailed(libc::ENOENT), t);
+            seen.extend(a.iter().copied());
+            match st.phase {
+                Phase::Waiting { until, .. } => {
+                    t = until;
+                    st.decide(&p, Event::Deadline, t);
+                }
+                _ => break,
+            }
+        }
+        assert_eq!(st.phase, Phase::GivenUp, "{seen:?}");
+        let line = seen
+            .iter()
+            .find_map(|a| match a {
+                Action::Log(n @ Note::CrashLooping { .. }) => Some(n.to_string()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        assert!(
+            line.ends_with(
+                "starting it every 500ms until 3 restarts within 10m (said again at 4 failures)"
+            ),
+            "{line}"
+        );
     }
 
     #[test]
@@ -1617,7 +2359,10 @@ mod tests {
         let a = st.decide(&p, Event::Deadline, s(21));
         assert_eq!(
             a[0],
-            Action::Log(Note::StartFailed(StartFailure::NoProcess(s(10))))
+            Action::Log(Note::StartFailed(StartFailure::NoProcess(
+                s(10),
+                Some(Absent::NoPidfile)
+            )))
         );
         assert_eq!(st.fails, 2);
     }
@@ -1782,6 +2527,154 @@ mod tests {
                 pin: PIN,
                 adopted: true
             }]
+        );
+    }
+
+    #[test]
+    fn a_process_that_cannot_be_verified_is_held_until_it_goes_or_an_operator_decides() {
+        let p = policy(true);
+        let held = Phase::Unverified {
+            pin: OTHER,
+            doubt: Doubt::Older,
+        };
+        let unverified = Event::Observed(Observation::Unverified(OTHER, Doubt::Older));
+        // Found at start-up: held, said once.
+        let mut st = ServiceState::default();
+        let a = st.decide(&p, unverified, s(0));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Log(Note::Held {
+                pin: OTHER,
+                doubt: Doubt::Older
+            })]
+        );
+        assert_eq!(st.phase, held);
+        assert!(st.decide(&p, unverified, s(1)).is_empty());
+        assert!(st.wants_probe() && st.pin().is_none() && st.deadline().is_none());
+        // It exits (or the pidfile changes to name nothing): started.
+        let a = st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::DeadPid(OTHER.pid))),
+            s(2),
+        );
+        assert!(matches!(a[0], Action::Start { attempt: 1, .. }), "{a:?}");
+        // The operator says it is not the service: started, not counted as a restart.
+        let mut st = ServiceState {
+            phase: held,
+            ..Default::default()
+        };
+        let a = st.decide(&p, Event::Operator(Op::Start), s(3));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Start {
+                attempt: 1,
+                after: None,
+                why: StartWhy::OverHeld(OTHER.pid)
+            }]
+        );
+        assert_eq!(st.total_restarts, 0);
+        // The operator says it is the service: pinned.
+        let mut st = ServiceState {
+            phase: held,
+            ..Default::default()
+        };
+        let a = st.decide(&p, Event::Operator(Op::Adopt), s(3));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Pinned {
+                pin: OTHER,
+                adopted: true
+            }]
+        );
+        assert_eq!(st.phase, Phase::Running { pin: OTHER });
+        // Adopt means nothing when nothing is held.
+        let mut st = ServiceState::default();
+        assert!(st.decide(&p, Event::Operator(Op::Adopt), s(3)).is_empty());
+        assert_eq!(st.phase, Phase::Unknown);
+    }
+
+    #[test]
+    fn doubt_never_starts_a_second_copy() {
+        let p = policy(true);
+        let unverified = Event::Observed(Observation::Unverified(OTHER, Doubt::Future));
+        // During a backoff: the start is called off.
+        let mut st = running();
+        st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: Cause::Exited(1),
+            },
+            s(1),
+        );
+        st.decide(&p, unverified, s(1));
+        assert!(matches!(st.phase, Phase::Unverified { .. }));
+        assert!(st.decide(&p, Event::Deadline, s(5)).is_empty());
+        // After a start script: held at the deadline, not a failed attempt to retry.
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(0),
+        );
+        assert!(
+            st.decide(&p, unverified, s(1)).is_empty(),
+            "not before the deadline"
+        );
+        let a = st.decide(&p, Event::Deadline, s(10));
+        assert_eq!(
+            a.as_slice(),
+            &[Action::Log(Note::Held {
+                pin: OTHER,
+                doubt: Doubt::Future
+            })]
+        );
+        assert_eq!(st.fails, 0);
+        // Given up stays given up.
+        let mut st = ServiceState {
+            phase: Phase::GivenUp,
+            ..Default::default()
+        };
+        assert!(st.decide(&p, unverified, s(1)).is_empty());
+        assert_eq!(st.phase, Phase::GivenUp);
+    }
+
+    #[test]
+    fn a_start_that_finds_no_process_says_what_it_found() {
+        let p = policy(true);
+        let mut st = ServiceState::default();
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::NoPidfile)),
+            s(0),
+        );
+        st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Start,
+                cause: Cause::Exited(0),
+            },
+            s(0),
+        );
+        st.decide(
+            &p,
+            Event::Observed(Observation::Absent(Absent::StalePidfile(77))),
+            s(1),
+        );
+        let a = st.decide(&p, Event::Deadline, s(10));
+        let failure = StartFailure::NoProcess(s(10), Some(Absent::StalePidfile(77)));
+        assert_eq!(a[0], Action::Log(Note::StartFailed(failure)));
+        assert!(
+            failure.to_string().contains(": pidfile is stale: pid 77"),
+            "{failure}"
         );
     }
 

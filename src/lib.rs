@@ -4,6 +4,7 @@
 
 pub mod checks;
 pub mod child;
+pub mod clockstep;
 pub mod config;
 pub mod control;
 pub mod core;
@@ -12,6 +13,7 @@ pub mod keeper;
 pub mod limits;
 pub mod logger;
 pub mod pidfd;
+pub mod pins;
 pub mod procs;
 pub mod record;
 pub mod scripts;

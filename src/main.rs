@@ -17,7 +17,7 @@ const USAGE: &str = "\
 usage: custos run   [-c|--config PATH]   supervise in the foreground (from inittab)
        custos check [-c|--config PATH]   validate the config and say what custos will do
        custos [-c PATH | --socket PATH] status [--json]
-       custos [-c PATH | --socket PATH] start|stop|restart|monitor|unmonitor NAME
+       custos [-c PATH | --socket PATH] start|stop|restart|monitor|unmonitor|adopt NAME
        custos [-c PATH | --socket PATH] reload
        custos [-c PATH | --socket PATH] events [--follow] [--json]
        custos [-c PATH | --socket PATH] why NAME [--json]
@@ -38,13 +38,14 @@ const EXIT_SETUP: u8 = 3;
 const EXIT_UNREACHABLE: u8 = 4;
 
 /// Control commands and whether they take a service name.
-const CONTROL: [(&str, bool); 9] = [
+const CONTROL: [(&str, bool); 10] = [
     ("status", false),
     ("start", true),
     ("stop", true),
     ("restart", true),
     ("monitor", true),
     ("unmonitor", true),
+    ("adopt", true),
     ("reload", false),
     ("events", false),
     ("why", true),
@@ -343,14 +344,14 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
             Identify::Pidfile(p) => {
                 let _ = writeln!(
                     o,
-                    "  identity: the PID in {} (decimal, one line), pinned with its start time; a pidfile written before its process started is stale and its PID is left alone",
+                    "  identity: the PID in {} (decimal, one line), pinned with its start time. Verified without the wall clock when custos's start script started it or custos pinned it earlier in this boot; a pidfile met for the first time is judged by its mtime (2s slack for coarse timestamps), and a live process that cannot be verified is held (`custos start` / `custos adopt`), never started over; custos itself, init (PID 1) and kernel threads are never pinned",
                     p.display()
                 );
             }
             Identify::Exe { exe, args } => {
                 let _ = writeln!(
                     o,
-                    "  identity: the one process running {}{}, pinned with its start time; if several match, none is touched and nothing is started",
+                    "  identity: the one process running {}{}, pinned with its start time; if several match, none is touched and nothing is started; custos itself and init (PID 1) never match",
                     exe.display(),
                     args.as_deref().map(|a| format!(" with arguments `{a}`")).unwrap_or_default()
                 );
@@ -379,19 +380,27 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
             }
         }
         let r = &s.restart;
+        let end = match r.max_restarts {
+            None => format!(
+                "it never gives up: it keeps trying every {} and shows it as crash-looping (max_restarts = \"unlimited\", the default)",
+                Dur(r.backoff_max)
+            ),
+            Some(n) => format!(
+                "after {n} restarts within {} it gives up{}",
+                Dur(r.window),
+                if r.on_exhausted == OnExhausted::Reboot {
+                    " and reboots the board (sync, stop petting the watchdog, reboot(2) if it has not reset)"
+                } else {
+                    " until a reload or `custos start`"
+                }
+            ),
+        };
         let _ = writeln!(
             o,
-            "  after a death: start again after {}, doubling per failure up to {}; {} of running resets that; after {} restarts within {} it gives up{}",
+            "  after a death: a death after {} of running is started again at once; failures in a row (shorter runs, failed starts) wait {}, doubling up to {}; {end}",
+            Dur(r.stable_after),
             Dur(r.backoff),
             Dur(r.backoff_max),
-            Dur(r.stable_after),
-            r.max_restarts,
-            Dur(r.window),
-            if r.on_exhausted == OnExhausted::Reboot {
-                " and reboots the board (sync, stop petting the watchdog, reboot(2) if it has not reset)"
-            } else {
-                ""
-            }
         );
         for c in &s.checks {
             let act = match c.action {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use procfs::process::Process;
 use procfs::ProcError;
 
-use crate::core::{Absent, Observation, Pin};
+use crate::core::{Absent, Doubt, Observation, Pin, Refusal};
 use crate::files::{self, FileError, Kind};
 use crate::limits::MAX_PIDFILE_BYTES;
 
@@ -23,6 +23,33 @@ pub struct ProcStat {
     pub start_ticks: u64,
     /// The state letter: R, S, D, Z, T, t, ...
     pub state: char,
+    /// The kernel's per-process flags (PF_*).
+    pub flags: u32,
+    /// The parent's PID.
+    pub ppid: i32,
+}
+
+/// PF_KTHREAD: the process is a kernel thread.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Whether the live process `pid` (with `stat`) must never be pinned, and why.
+pub fn refusal(pid: i32, stat: &ProcStat) -> Option<Refusal> {
+    if pid == own_pid() {
+        Some(Refusal::Custos)
+    } else if pid == 1 {
+        Some(Refusal::Init)
+    } else if stat.flags & PF_KTHREAD != 0 {
+        Some(Refusal::KernelThread)
+    } else if std::fs::read_link(format!("/proc/{pid}/exe")).is_err() {
+        Some(Refusal::NoExe)
+    } else {
+        None
+    }
+}
+
+/// custos's own PID.
+pub fn own_pid() -> i32 {
+    std::process::id() as i32
 }
 
 /// Reads /proc/PID/stat; `None` when there is no such process (or it vanished while read).
@@ -36,6 +63,8 @@ pub fn stat_checked(pid: i32) -> Result<Option<ProcStat>, ProcError> {
     Ok(stat_fields(pid)?.map(|s| ProcStat {
         start_ticks: s.start_ticks,
         state: s.state,
+        flags: s.flags,
+        ppid: s.ppid,
     }))
 }
 
@@ -68,6 +97,9 @@ pub fn exit_status(pid: i32) -> Option<i32> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StatFields {
     pub state: char,
+    pub ppid: i32,
+    /// The kernel's per-process flags (PF_*).
+    pub flags: u32,
     /// utime, stime: clock ticks spent in user and kernel mode.
     pub utime: u64,
     pub stime: u64,
@@ -92,11 +124,14 @@ pub fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
     let (Some(state), None) = (state.next(), state.next()) else {
         return None;
     };
-    // Fields 4.. by number (proc(5)): utime 14, stime 15, starttime 22, exit_code 52.
+    // Fields 4.. by number (proc(5)): ppid 4, flags 9, utime 14, stime 15, starttime 22,
+    // exit_code 52.
     let fields: Vec<&str> = f.take(49).collect();
     let num = |n: usize| fields.get(n - 4)?.parse::<u64>().ok();
     Some(StatFields {
         state,
+        ppid: fields.first()?.parse().ok()?,
+        flags: fields.get(9 - 4)?.parse().ok()?,
         utime: num(14)?,
         stime: num(15)?,
         start_ticks: num(22)?,
@@ -166,8 +201,8 @@ pub enum PidfileError {
     NotRegular(Kind),
 }
 
-/// Parses pidfile contents strictly: decimal digits, a PID > 1 that Linux can hand out,
-/// and at most one trailing newline.
+/// Parses pidfile contents strictly: decimal digits, a PID >= 1 that Linux can hand out,
+/// and at most one trailing newline. (PID 1 parses, so that custos can say it refuses init.)
 pub fn parse_pid(bytes: &[u8]) -> Option<i32> {
     let digits = bytes.strip_suffix(b"\n").unwrap_or(bytes);
     if digits.is_empty() || digits.len() > 7 || !digits.iter().all(u8::is_ascii_digit) {
@@ -177,17 +212,17 @@ pub fn parse_pid(bytes: &[u8]) -> Option<i32> {
     for d in digits {
         n = n * 10 + i64::from(d - b'0');
     }
-    if n <= 1 || n > PID_MAX_LIMIT {
+    if !(1..=PID_MAX_LIMIT).contains(&n) {
         return None;
     }
     i32::try_from(n).ok()
 }
 
-/// Reads a pidfile; returns the PID and the file's mtime (seconds.nanos since the epoch).
-/// Whoever can write the pidfile's directory (often the service's own user) decides what is
-/// there: only a regular file is opened, never through a symlink, and never in a way that
-/// can block (a FIFO, a terminal) or arm a device (/dev/watchdog); see `files`.
-pub fn read_pidfile(path: &Path) -> Result<(i32, Duration), PidfileError> {
+/// Reads a pidfile; returns the PID and the file's metadata. Whoever can write the pidfile's
+/// directory (often the service's own user) decides what is there: only a regular file is
+/// opened, never through a symlink, and never in a way that can block (a FIFO, a terminal) or
+/// arm a device (/dev/watchdog); see `files`.
+pub fn read_pidfile(path: &Path) -> Result<(i32, std::fs::Metadata), PidfileError> {
     let mut f = match files::open_regular(path, false) {
         Ok(f) => f,
         Err(FileError::Kind(k)) => return Err(PidfileError::NotRegular(k)),
@@ -200,10 +235,47 @@ pub fn read_pidfile(path: &Path) -> Result<(i32, Duration), PidfileError> {
         return Err(PidfileError::Invalid);
     }
     let pid = parse_pid(&buf[..len]).ok_or(PidfileError::Invalid)?;
-    let mtime = u64::try_from(meta.mtime())
-        .map(|s| Duration::new(s, u32::try_from(meta.mtime_nsec()).unwrap_or(0)))
-        .unwrap_or_default();
-    Ok((pid, mtime))
+    Ok((pid, meta))
+}
+
+/// One version of a pidfile: the PID it names and what any rewrite changes (inode, size,
+/// timestamps). Compared only with itself, never with a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PidfileStamp {
+    pub pid: i32,
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl PidfileStamp {
+    pub fn of(pid: i32, m: &std::fs::Metadata) -> PidfileStamp {
+        PidfileStamp {
+            pid,
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// The pidfile's stamp now; `None` when it is missing or holds no valid PID.
+pub fn pidfile_stamp(path: &Path) -> Option<PidfileStamp> {
+    read_pidfile(path)
+        .ok()
+        .map(|(pid, m)| PidfileStamp::of(pid, &m))
+}
+
+/// A file's mtime on the boot clock (through the wall clock as it is now); `None` when that
+/// lies before this boot.
+fn mtime_on_boot_clock(m: &std::fs::Metadata) -> Option<Duration> {
+    let wall = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+    let boot = wall - wall_minus_boot();
+    u64::try_from(boot).ok().map(Duration::from_nanos)
 }
 
 fn clock(id: libc::clockid_t) -> Duration {
@@ -219,13 +291,12 @@ fn clock(id: libc::clockid_t) -> Duration {
     )
 }
 
-/// Converts a wall-clock time (since the epoch) to time since boot, on CLOCK_BOOTTIME — the
-/// clock /proc/PID/stat start times count on. `None` when it lies before this boot.
-pub fn wall_to_boot(wall: Duration) -> Option<Duration> {
-    let now_wall = clock(libc::CLOCK_REALTIME);
-    let now_boot = clock(libc::CLOCK_BOOTTIME);
-    let age = now_wall.saturating_sub(wall);
-    now_boot.checked_sub(age)
+/// CLOCK_REALTIME minus CLOCK_BOOTTIME, in nanoseconds: the wall clock's reading of the
+/// moment of boot. Slewing moves it slowly (at most 500 ppm); a step moves it at once.
+pub fn wall_minus_boot() -> i128 {
+    let wall = clock(libc::CLOCK_REALTIME).as_nanos() as i128;
+    let boot = clock(libc::CLOCK_BOOTTIME).as_nanos() as i128;
+    wall - boot
 }
 
 /// Now on CLOCK_BOOTTIME: the supervisor's clock.
@@ -254,46 +325,180 @@ pub fn ticks_per_second() -> u64 {
     procfs::ticks_per_second().max(1)
 }
 
-/// Whether a pidfile written at `mtime` (wall clock) can name a process that started at
-/// `start_ticks`: a pidfile is written after its process starts. One written earlier, or
-/// before this boot, names a reused PID.
-pub fn pidfile_is_stale(mtime: Duration, start_ticks: u64) -> bool {
-    let Some(written) = wall_to_boot(mtime) else {
-        return true;
-    };
-    let tps = ticks_per_second();
-    let started = ticks_to_boot(start_ticks);
-    // Start times have tick resolution; allow one tick and a little clock skew.
-    let slack = Duration::from_millis(1000 / tps + 20);
-    written + slack < started
+/// How far a pidfile's mtime may lie before the start of the process it names and still
+/// count as written after it: filesystems keep timestamps in whole seconds (ext4 with 128-byte
+/// inodes, JFFS2) or two (FAT), truncated, so a pidfile written 0.9 s after its process
+/// started can carry an mtime 0.1 s before it (or 1.9 s on FAT).
+pub const MTIME_SLACK: Duration = Duration::from_secs(2);
+
+/// One clock tick of /proc start times.
+pub fn tick() -> Duration {
+    Duration::from_nanos(1_000_000_000 / ticks_per_second())
 }
 
-/// Whether a pidfile's mtime lies in the future (the clock was set back since it was
-/// written, e.g. a board without a real-time clock): then nothing about it can be verified.
-pub fn pidfile_in_future(mtime: Duration) -> bool {
-    mtime > clock(libc::CLOCK_REALTIME) + Duration::from_secs(2)
+/// The last start script custos ran for a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spawned {
+    /// When it was spawned, on the boot clock.
+    pub at: Duration,
+    /// The pidfile just before.
+    pub before: Option<PidfileStamp>,
 }
 
-/// Identifies a service's process from its pidfile.
-pub fn probe_pidfile(path: &Path) -> Observation {
-    let (pid, mtime) = match read_pidfile(path) {
-        Ok(v) => v,
-        Err(PidfileError::Missing) => return Observation::Absent(Absent::NoPidfile),
-        Err(PidfileError::Invalid) => return Observation::Absent(Absent::BadPidfile),
-        Err(PidfileError::NotRegular(k)) => {
-            return Observation::Absent(Absent::PidfileNotRegular(k))
+/// The process custos pinned last for a service (in this run, or in an earlier run of this
+/// boot, from the pins file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LastPin {
+    pub pid: i32,
+    pub start_ticks: u64,
+    /// The pidfile as custos read it for this pin.
+    pub stamp: Option<PidfileStamp>,
+}
+
+/// What custos knows about a service beyond what its pidfile says now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Known {
+    pub spawned: Option<Spawned>,
+    pub last: Option<LastPin>,
+    /// The pidfile as custos last saw it in an earlier boot.
+    pub earlier_boot: Option<PidfileStamp>,
+}
+
+/// What holds for all services at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// custos is the child subreaper: what its start scripts leave running are its children.
+    pub subreaper: bool,
+    /// Since when (boot clock) custos has watched the wall clock and seen it stepped no more.
+    pub trusted_since: Duration,
+    /// After custos saw the wall clock stepped back: mtimes that read (on the boot clock, as
+    /// the wall clock is now) before this may have been written before the step, earlier
+    /// than they read.
+    pub ambiguous_before: Duration,
+    /// PIDs custos runs for something else: other services' pins, scripts, check programs.
+    pub taken: &'a [i32],
+}
+
+/// What was read about the live process a pidfile names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Named {
+    pub pin: Pin,
+    pub stamp: PidfileStamp,
+    /// The pidfile's mtime on the boot clock; `None`: before this boot, by the wall clock now.
+    pub written: Option<Duration>,
+    /// The process descends from custos (checked only when it matters: after a start).
+    pub descendant: bool,
+}
+
+/// Decides whether the live process a pidfile names is the service's, in this order:
+/// 1. the process custos pinned last is adopted again, exactly (same PID and start time);
+/// 2. one that started before it is not the service; a pidfile unchanged since it named it, or
+///    since an earlier boot, names a reused PID; a process custos runs for something else is
+///    not the service;
+/// 3. after custos ran the start script: a process that started after the script was spawned
+///    (boot clock), named by a pidfile that changed since, and that is custos's descendant (it
+///    is the subreaper; without one this part cannot be checked) is the service;
+/// 4. met for the first time: a pidfile written (mtime) no earlier than MTIME_SLACK before the
+///    process started, and not in the future, names it (unless custos saw the clock stepped
+///    back since, and the mtime falls where the clock read the same twice); one written earlier
+///    is stale, when custos has watched the wall clock without a step since it was written;
+///    otherwise, and when the mtime lies in the future, custos cannot tell: the process is
+///    unverified.
+///
+/// Only part 4 reads the wall clock. A step custos saw can only make it hold (never start a
+/// second copy, never adopt); a step back custos did not see (before it first started in this
+/// boot) can make a stale first-met pidfile look fresh.
+pub fn judge(n: &Named, known: &Known, ctx: &Context<'_>, now: Duration) -> Observation {
+    let pid = n.pin.pid;
+    if let Some(last) = known.last {
+        if last.pid == pid && last.start_ticks == n.pin.start_ticks {
+            return Observation::Alive(n.pin);
         }
-    };
-    match stat(pid) {
-        None => Observation::Absent(Absent::DeadPid(pid)),
-        Some(s) if s.state == 'Z' || s.state == 'X' => Observation::Absent(Absent::DeadPid(pid)),
-        Some(_) if !is_process(pid) => Observation::Absent(Absent::BadPidfile),
-        Some(_) if pidfile_in_future(mtime) => Observation::Absent(Absent::FuturePidfile(pid)),
-        Some(s) if pidfile_is_stale(mtime, s.start_ticks) => {
-            Observation::Absent(Absent::StalePidfile(pid))
+        if n.pin.start_ticks < last.start_ticks {
+            return Observation::Absent(Absent::OlderThanPin {
+                pid,
+                pinned: last.pid,
+            });
         }
-        Some(s) => Observation::Alive(pin(pid, s.start_ticks)),
+        if last.stamp == Some(n.stamp) {
+            return Observation::Absent(Absent::Reused(pid));
+        }
     }
+    if known.earlier_boot == Some(n.stamp) {
+        return Observation::Absent(Absent::EarlierBoot(pid));
+    }
+    if ctx.taken.contains(&pid) {
+        return Observation::Absent(Absent::Taken(pid));
+    }
+    if let Some(sp) = known.spawned {
+        // Start times are whole ticks, rounded down.
+        let after_spawn = n.pin.started + tick() > sp.at;
+        if after_spawn && sp.before != Some(n.stamp) && (n.descendant || !ctx.subreaper) {
+            return Observation::Alive(n.pin);
+        }
+    }
+    let slack = MTIME_SLACK + tick();
+    match n.written {
+        Some(w) if w > now + slack => Observation::Unverified(n.pin, Doubt::Future),
+        Some(w) if w + slack >= n.pin.started => {
+            if w < ctx.ambiguous_before {
+                Observation::Unverified(n.pin, Doubt::SteppedBack)
+            } else {
+                Observation::Alive(n.pin)
+            }
+        }
+        Some(w) if w >= ctx.trusted_since => Observation::Absent(Absent::StalePidfile(pid)),
+        _ => Observation::Unverified(n.pin, Doubt::Older),
+    }
+}
+
+/// Whether `pid` descends from process `ancestor` (bounded walk up the parents).
+pub fn descends_from(pid: i32, ancestor: i32) -> bool {
+    let mut p = pid;
+    for _ in 0..64 {
+        match stat(p) {
+            Some(s) if s.ppid == ancestor => return true,
+            Some(s) if s.ppid > 1 => p = s.ppid,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Identifies a service's process from its pidfile (see [`judge`]). Also returns the
+/// pidfile's stamp, to remember with a pin.
+pub fn probe_pidfile(
+    path: &Path,
+    known: &Known,
+    ctx: &Context<'_>,
+    now: Duration,
+) -> (Observation, Option<PidfileStamp>) {
+    let (pid, meta) = match read_pidfile(path) {
+        Ok(v) => v,
+        Err(PidfileError::Missing) => return (Observation::Absent(Absent::NoPidfile), None),
+        Err(PidfileError::Invalid) => return (Observation::Absent(Absent::BadPidfile), None),
+        Err(PidfileError::NotRegular(k)) => {
+            return (Observation::Absent(Absent::PidfileNotRegular(k)), None)
+        }
+    };
+    let stamp = PidfileStamp::of(pid, &meta);
+    let absent = |a| (Observation::Absent(a), Some(stamp));
+    let s = match stat(pid) {
+        None => return absent(Absent::DeadPid(pid)),
+        Some(s) if s.state == 'Z' || s.state == 'X' => return absent(Absent::DeadPid(pid)),
+        Some(_) if !is_process(pid) => return absent(Absent::BadPidfile),
+        Some(s) => s,
+    };
+    if let Some(r) = refusal(pid, &s) {
+        return absent(Absent::NeverPinned(pid, r));
+    }
+    let named = Named {
+        pin: pin(pid, s.start_ticks),
+        stamp,
+        written: mtime_on_boot_clock(&meta),
+        descendant: known.spawned.is_some() && descends_from(pid, own_pid()),
+    };
+    (judge(&named, known, ctx, now), Some(stamp))
 }
 
 fn exe_matches(p: &Process, exe: &Path, args: Option<&str>) -> bool {
@@ -318,11 +523,12 @@ pub fn probe_exe(exe: &Path, args: Option<&str>) -> Observation {
     let Ok(all) = procfs::process::all_processes() else {
         return Observation::Absent(Absent::NoMatch);
     };
-    let me = std::process::id() as i32;
+    let me = own_pid();
     let mut found: Option<Pin> = None;
     let mut count: u16 = 0;
     for p in all.flatten() {
-        if p.pid == me || !exe_matches(&p, exe, args) {
+        // Never custos itself or init, whatever they run (kernel threads have no exe).
+        if p.pid == me || p.pid == 1 || !exe_matches(&p, exe, args) {
             continue;
         }
         let Ok(s) = p.stat() else { continue };
@@ -351,7 +557,6 @@ mod tests {
         for bad in [
             &b""[..],
             b"\n",
-            b"1\n",
             b"0\n",
             b"-5\n",
             b" 12\n",
@@ -382,38 +587,81 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_pidfile_written_before_its_process_started_is_stale() {
-        let dir = std::env::temp_dir().join(format!("custos-procs-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("tmp dir");
-        let path = dir.join("x.pid");
-        let me = std::process::id();
-        let mut f = std::fs::File::create(&path).expect("create");
-        writeln!(f, "{me}").expect("write");
-        drop(f);
-        // Written now, after this process started: fresh.
-        assert!(matches!(probe_pidfile(&path), Observation::Alive(p) if p.pid == me as i32));
-        // Back-date it to one hour before boot-relative start: a reused PID.
-        let old = libc::timespec {
-            tv_sec: 1_000_000,
+    fn probe(path: &Path, trusted_since: Duration) -> Observation {
+        let ctx = Context {
+            subreaper: false,
+            trusted_since,
+            ambiguous_before: Duration::ZERO,
+            taken: &[],
+        };
+        probe_pidfile(path, &Known::default(), &ctx, boottime()).0
+    }
+
+    fn set_mtime(path: &Path, wall_secs: i64) {
+        #[allow(clippy::useless_conversion)]
+        let t = libc::timespec {
+            tv_sec: wall_secs.try_into().unwrap_or(0),
             tv_nsec: 0,
         };
-        let times = [old, old];
+        let times = [t, t];
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
         // SAFETY: valid NUL-terminated path and a two-element timespec array.
         let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), times.as_ptr(), 0) };
         assert_eq!(rc, 0);
+    }
+
+    #[test]
+    fn a_pidfile_met_for_the_first_time_is_judged_by_its_mtime_or_held() {
+        let dir = std::env::temp_dir().join(format!("custos-procs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let path = dir.join("x.pid");
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("100")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        let mut f = std::fs::File::create(&path).expect("create");
+        writeln!(f, "{pid}").expect("write");
+        drop(f);
+        // Written now, after this process started: fresh.
+        let now = boottime();
+        assert!(matches!(probe(&path, now), Observation::Alive(p) if p.pid == pid));
+        let wall = clock(libc::CLOCK_REALTIME).as_secs() as i64;
+        // Written 5 s before the process started: stale when custos watched the clock since
+        // (no step can lie between), held when it did not.
+        set_mtime(&path, wall - 5);
         assert_eq!(
-            probe_pidfile(&path),
-            Observation::Absent(Absent::StalePidfile(me as i32))
+            probe(&path, Duration::ZERO),
+            Observation::Absent(Absent::StalePidfile(pid))
+        );
+        assert!(matches!(
+            probe(&path, now),
+            Observation::Unverified(p, Doubt::Older) if p.pid == pid
+        ));
+        // Before this boot, or in the future: held.
+        set_mtime(&path, 1_000_000);
+        assert!(matches!(
+            probe(&path, Duration::ZERO),
+            Observation::Unverified(_, Doubt::Older)
+        ));
+        set_mtime(&path, wall + 3600);
+        assert!(matches!(
+            probe(&path, Duration::ZERO),
+            Observation::Unverified(_, Doubt::Future)
+        ));
+        // custos never pins itself.
+        let me = std::process::id();
+        std::fs::write(&path, format!("{me}\n")).expect("write");
+        assert_eq!(
+            probe(&path, now),
+            Observation::Absent(Absent::NeverPinned(me as i32, Refusal::Custos))
         );
         std::fs::write(&path, "garbage\n").expect("write");
-        assert_eq!(
-            probe_pidfile(&path),
-            Observation::Absent(Absent::BadPidfile)
-        );
+        assert_eq!(probe(&path, now), Observation::Absent(Absent::BadPidfile));
         std::fs::remove_file(&path).expect("rm");
-        assert_eq!(probe_pidfile(&path), Observation::Absent(Absent::NoPidfile));
+        assert_eq!(probe(&path, now), Observation::Absent(Absent::NoPidfile));
+        let _ = child.kill();
+        let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -430,6 +678,8 @@ mod tests {
             f,
             StatFields {
                 state: 'S',
+                ppid: 1,
+                flags: 4194560,
                 utime: 7,
                 stime: 9,
                 start_ticks: 12345,
@@ -453,5 +703,198 @@ mod tests {
         ] {
             assert_eq!(parse_stat(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
+    }
+
+    #[test]
+    fn identity_is_judged_without_the_wall_clock_where_custos_knows_more() {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let stamp = |pid: i32, ino: u64| PidfileStamp {
+            pid,
+            dev: 1,
+            ino,
+            size: 4,
+            mtime: (0, 0),
+            ctime: (0, 0),
+        };
+        // A process started at boot second 100, named by a pidfile written (by the wall
+        // clock now) at 100.5: the plain case.
+        let named = |written: Option<Duration>| Named {
+            pin: pin(500, 100 * ticks_per_second()),
+            stamp: stamp(500, 7),
+            written,
+            descendant: false,
+        };
+        let ctx = |trusted_since| Context {
+            subreaper: true,
+            trusted_since,
+            ambiguous_before: Duration::ZERO,
+            taken: &[],
+        };
+        let now = s(200);
+        let none = Known::default();
+        let fresh = named(Some(s(100) + ms(500)));
+        assert_eq!(
+            judge(&fresh, &none, &ctx(s(0)), now),
+            Observation::Alive(fresh.pin)
+        );
+        // Coarse timestamps (whole seconds, two on FAT) truncate: tolerated.
+        for w in [s(99), s(98) + ms(100)] {
+            let n = named(Some(w));
+            assert_eq!(
+                judge(&n, &none, &ctx(now), now),
+                Observation::Alive(n.pin),
+                "{w:?}"
+            );
+        }
+        // custos saw the clock stepped back (by 50 s at boot second 150): an mtime that reads
+        // before 200 may be older than it reads.
+        let stepped = Context {
+            ambiguous_before: s(200),
+            ..ctx(s(150))
+        };
+        assert_eq!(
+            judge(&fresh, &none, &stepped, now),
+            Observation::Unverified(fresh.pin, Doubt::SteppedBack)
+        );
+        // Written well before the process started.
+        let old = named(Some(s(90)));
+        assert_eq!(
+            judge(&old, &none, &ctx(s(50)), now),
+            Observation::Absent(Absent::StalePidfile(500)),
+            "custos watched the clock since: stale"
+        );
+        assert_eq!(
+            judge(&old, &none, &ctx(s(95)), now),
+            Observation::Unverified(old.pin, Doubt::Older),
+            "a step custos did not see may lie between: held"
+        );
+        assert_eq!(
+            judge(&named(None), &none, &ctx(s(0)), now),
+            Observation::Unverified(old.pin, Doubt::Older),
+            "before this boot by the wall clock now: held"
+        );
+        assert_eq!(
+            judge(&named(Some(s(300))), &none, &ctx(s(0)), now),
+            Observation::Unverified(old.pin, Doubt::Future)
+        );
+        // The process custos pinned last (this run or an earlier one in this boot): adopted
+        // again whatever the mtime says.
+        let last = LastPin {
+            pid: 500,
+            start_ticks: 100 * ticks_per_second(),
+            stamp: Some(stamp(500, 7)),
+        };
+        let k = Known {
+            last: Some(last),
+            ..Known::default()
+        };
+        for w in [None, Some(s(300)), Some(s(1))] {
+            let n = named(w);
+            assert_eq!(judge(&n, &k, &ctx(now), now), Observation::Alive(n.pin));
+        }
+        // A process older than the last pinned one: never adopted, whatever the mtime.
+        let k = Known {
+            last: Some(LastPin {
+                pid: 400,
+                start_ticks: 150 * ticks_per_second(),
+                stamp: None,
+            }),
+            ..Known::default()
+        };
+        assert_eq!(
+            judge(&fresh, &k, &ctx(s(0)), now),
+            Observation::Absent(Absent::OlderThanPin {
+                pid: 500,
+                pinned: 400
+            })
+        );
+        // The pidfile unchanged since it named the last pin, which is gone: PID reused.
+        let reused = Named {
+            pin: pin(500, 160 * ticks_per_second()),
+            ..fresh
+        };
+        let k = Known {
+            last: Some(LastPin {
+                pid: 500,
+                start_ticks: 150 * ticks_per_second(),
+                stamp: Some(stamp(500, 7)),
+            }),
+            ..Known::default()
+        };
+        assert_eq!(
+            judge(&reused, &k, &ctx(s(0)), now),
+            Observation::Absent(Absent::Reused(500))
+        );
+        // Unchanged since an earlier boot.
+        let k = Known {
+            earlier_boot: Some(stamp(500, 7)),
+            ..Known::default()
+        };
+        assert_eq!(
+            judge(&fresh, &k, &ctx(s(0)), now),
+            Observation::Absent(Absent::EarlierBoot(500))
+        );
+        // Another service's process, a script, a check.
+        let taken = Context {
+            taken: &[500],
+            ..ctx(s(0))
+        };
+        assert_eq!(
+            judge(&fresh, &none, &taken, now),
+            Observation::Absent(Absent::Taken(500))
+        );
+        // After a start: a descendant that started after the spawn, named by a pidfile that
+        // changed since, is the service, whatever the mtime says.
+        let spawned = |before| Known {
+            spawned: Some(Spawned { at: s(99), before }),
+            ..Known::default()
+        };
+        let ours = Named {
+            descendant: true,
+            ..named(None)
+        };
+        assert_eq!(
+            judge(&ours, &spawned(None), &ctx(now), now),
+            Observation::Alive(ours.pin)
+        );
+        assert_eq!(
+            judge(&ours, &spawned(Some(stamp(321, 6))), &ctx(now), now),
+            Observation::Alive(ours.pin)
+        );
+        // Not so when the pidfile did not change, the process started before the spawn, or
+        // (with a subreaper) it is not custos's descendant: then the mtime decides.
+        let unchanged = spawned(Some(stamp(500, 7)));
+        assert!(matches!(
+            judge(&ours, &unchanged, &ctx(now), now),
+            Observation::Unverified(..)
+        ));
+        let early = Known {
+            spawned: Some(Spawned {
+                at: s(101),
+                before: None,
+            }),
+            ..Known::default()
+        };
+        assert!(matches!(
+            judge(&ours, &early, &ctx(now), now),
+            Observation::Unverified(..)
+        ));
+        let stranger = Named {
+            descendant: false,
+            ..ours
+        };
+        assert!(matches!(
+            judge(&stranger, &spawned(None), &ctx(now), now),
+            Observation::Unverified(..)
+        ));
+        let no_subreaper = Context {
+            subreaper: false,
+            ..ctx(now)
+        };
+        assert_eq!(
+            judge(&stranger, &spawned(None), &no_subreaper, now),
+            Observation::Alive(stranger.pin)
+        );
     }
 }

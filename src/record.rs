@@ -126,9 +126,13 @@ pub enum Kind {
     Reload,
     /// custos asked for a reboot (`on_exhausted = "reboot"`).
     Reboot,
+    /// A pidfile names a live process that can be neither verified nor ruled out: held.
+    Held,
+    /// The wall clock was stepped (the times of the entries around it jump).
+    ClockStep,
 }
 
-const KINDS: [(Kind, &str); 11] = [
+const KINDS: [(Kind, &str); 13] = [
     (Kind::Died, "died"),
     (Kind::Started, "started"),
     (Kind::StartFailed, "start-failed"),
@@ -140,6 +144,8 @@ const KINDS: [(Kind, &str); 11] = [
     (Kind::CustosStop, "custos-stop"),
     (Kind::Reload, "reload"),
     (Kind::Reboot, "reboot"),
+    (Kind::Held, "held"),
+    (Kind::ClockStep, "clock-step"),
 ];
 
 impl Kind {
@@ -476,6 +482,8 @@ pub struct Record {
     boot: BootId,
     /// Changed since the last snapshot handed to the writer (or a write of it failed).
     dirty: bool,
+    /// The last hand-over found the mailbox locked and waits for its retry.
+    deferred: bool,
     /// The earliest time (supervisor clock) the next snapshot may be handed over.
     next_write: Mono,
     /// The last write failed (and was reported).
@@ -492,6 +500,7 @@ impl Record {
             entries: Deque::new(),
             boot: read_boot_id(),
             dirty: false,
+            deferred: false,
             next_write: Duration::ZERO,
             failing: false,
             writes: 0,
@@ -613,7 +622,14 @@ impl Record {
 
     /// Waits, for at most `bound`, until the writer has no snapshot in hand or in its mailbox;
     /// then picks up its outcome like `flush`.
+    ///
+    /// A hand-over that found the mailbox locked (the writer swapping) is made now, waiting for
+    /// the lock: it was due.
     pub fn wait_written(&mut self, bound: Duration) -> Option<Warning> {
+        if self.deferred && self.dirty {
+            let now = crate::procs::boottime();
+            self.hand_over(now, true);
+        }
         let w = self.writer.as_ref()?;
         if !w.wait_idle(bound) {
             let _ = self.collect();
@@ -622,7 +638,7 @@ impl Record {
                 waited: bound,
             });
         }
-        self.collect()
+        self.collect_with(true)
     }
 
     /// Files written so far (as far as the loop has picked up the writer's outcomes).
@@ -686,15 +702,22 @@ impl Record {
         let data = serialize(&self.entries);
         if w.post(data, wait) {
             self.dirty = false;
+            self.deferred = false;
             self.next_write = now + MIN_WRITE_INTERVAL;
         } else {
+            self.deferred = true;
             self.next_write = now + LOCK_RETRY;
         }
     }
 
     /// The writer's outcomes since the last look (a try-lock: nothing if it is busy swapping).
     fn collect(&mut self) -> Option<Warning> {
-        let (written, outcome) = self.writer.as_ref()?.take_outcome()?;
+        self.collect_with(false)
+    }
+
+    /// `collect`; with `wait`, it takes the lock even while the writer is swapping (brief).
+    fn collect_with(&mut self, wait: bool) -> Option<Warning> {
+        let (written, outcome) = self.writer.as_ref()?.take_outcome(wait)?;
         self.writes += written;
         match outcome? {
             Ok(()) => {
@@ -825,8 +848,12 @@ impl Writer {
     }
 
     /// Files written and the last outcome since the last call; `None` if the lock is taken.
-    fn take_outcome(&self) -> Option<(u64, Option<io::Result<()>>)> {
-        let mut m = try_lock(&self.shared.mailbox)?;
+    fn take_outcome(&self, wait: bool) -> Option<(u64, Option<io::Result<()>>)> {
+        let mut m = if wait {
+            lock(&self.shared.mailbox)
+        } else {
+            try_lock(&self.shared.mailbox)?
+        };
         let written = std::mem::take(&mut m.written);
         Some((written, m.outcome.take()))
     }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use log::{debug, error, info, warn};
 
 use crate::checks::{CheckRt, Failure, InFlight, Verdict};
+use crate::clockstep::StepWatch;
 use crate::config::{self, CheckAction, Config, Dur, Identify, ServiceConfig};
 use crate::control::{self, Access, ControlServer, Ready, Request};
 use crate::core::{
@@ -22,6 +23,7 @@ use crate::files::Kind as FileKind;
 use crate::keeper::Keeper;
 use crate::limits::{MAX_CHECKS, MAX_SERVICES};
 use crate::pidfd::{self, PidFd};
+use crate::pins;
 use crate::procs::{self, PinState};
 use crate::record::{self, Kind, Record};
 use crate::scripts::{self, OutputPipe};
@@ -29,8 +31,9 @@ use crate::signals::Signals;
 use crate::watchdog::{BootStatus, Options, Watchdog, WatchdogConfig};
 
 /// Fds in one poll: the signalfd, plus a pidfd, an output pipe and the check sockets of each
-/// service, the control socket and its clients, and stderr while log bytes wait for it.
-const MAX_POLL: usize = 1 + (2 + MAX_CHECKS) * MAX_SERVICES + 1 + control::MAX_CLIENTS + 1;
+/// service, the control socket and its clients, stderr while log bytes wait for it, and the
+/// wall-clock step watch.
+const MAX_POLL: usize = 1 + (2 + MAX_CHECKS) * MAX_SERVICES + 1 + control::MAX_CLIENTS + 1 + 1;
 
 /// What a polled fd belongs to.
 #[derive(Clone, Copy)]
@@ -42,6 +45,7 @@ enum Tag {
     Listener,
     Client(usize),
     Log,
+    ClockStep,
 }
 /// Children reaped per batch (deaths are handled before script exits within a batch).
 const REAP_BATCH: usize = 32;
@@ -66,6 +70,10 @@ pub struct Svc {
     traced_said: bool,
     /// The pidfile is not a regular file (said once per change; shown by `custos status`).
     pidfile_kind: Option<FileKind>,
+    /// What custos knows about the service's process beyond its pidfile (identity evidence).
+    known: procs::Known,
+    /// The pidfile as the last probe read it.
+    last_read: Option<procs::PidfileStamp>,
 }
 
 fn policy_of(cfg: &ServiceConfig) -> Policy {
@@ -90,6 +98,8 @@ impl Svc {
             checks: heapless::Vec::new(),
             traced_said: false,
             pidfile_kind: None,
+            known: procs::Known::default(),
+            last_read: None,
         }
         .with_checks())
     }
@@ -123,13 +133,6 @@ impl Svc {
         }
         for pid in killed {
             self.forget_killed(pid);
-        }
-    }
-
-    fn probe(&self) -> Observation {
-        match &self.cfg.identify {
-            Identify::Pidfile(p) => procs::probe_pidfile(p),
-            Identify::Exe { exe, args } => procs::probe_exe(exe, args.as_deref()),
         }
     }
 
@@ -208,6 +211,19 @@ pub struct Supervisor {
     keeper_started: Mono,
     /// The running keeper (if any) does not hold every pipe: starting a new one failed.
     keeper_stale: bool,
+    /// This boot's id, for the pins file.
+    boot: String,
+    /// The wall clock as custos watches it: CLOCK_REALTIME minus CLOCK_BOOTTIME when last
+    /// looked at, and since when (boot clock) no step has been seen.
+    wall_offset: i128,
+    trusted_since: Mono,
+    /// After a step back: mtimes that read before this may be older than they read.
+    ambiguous_before: Mono,
+    /// Said once that the pins file cannot be written.
+    pins_warned: bool,
+    /// Readable when the wall clock is set (None: timerfd unavailable; steps are then seen by
+    /// comparing the clocks each pass).
+    step_watch: Option<StepWatch>,
 }
 
 /// Why the loop ended.
@@ -230,6 +246,10 @@ fn cause_of(status: i32) -> Cause {
 /// Signals the pinned process: through its pidfd, or without one by PID right after checking
 /// its start time. Never anything else (Rule 1).
 fn signal_pin(pidfd: Option<&PidFd>, pin: Pin, signal: i32) -> io::Result<()> {
+    // Never init or custos itself, whatever was pinned (pins are refused for them already).
+    if pin.pid <= 1 || pin.pid == procs::own_pid() {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
     match pidfd {
         Some(fd) => fd.send_signal(signal),
         None => match procs::check_pin(pin) {
@@ -321,18 +341,7 @@ impl Supervisor {
         for cfg in config.services.into_iter().take(MAX_SERVICES) {
             svcs.push(Svc::new(cfg)?);
         }
-        // Last: from here on the loop must pet in time, and nothing above may delay it.
-        let watchdog = config
-            .watchdog
-            .as_ref()
-            .and_then(|w| match Watchdog::open(w) {
-                Ok(wd) => Some(wd),
-                Err(e) => {
-                    error!("watchdog: {e}; supervising without a hardware watchdog");
-                    None
-                }
-            });
-        Ok(Supervisor {
+        let mut sup = Supervisor {
             config_path: config_path.to_path_buf(),
             settings: config.supervisor.clone(),
             interval: config.supervisor.interval,
@@ -340,7 +349,19 @@ impl Supervisor {
             signals,
             next_tick: Duration::ZERO,
             facilities: Facilities { subreaper, pidfd },
-            watchdog,
+            boot: record::read_boot_id().to_string(),
+            wall_offset: procs::wall_minus_boot(),
+            trusted_since: procs::boottime(),
+            ambiguous_before: Duration::ZERO,
+            pins_warned: false,
+            step_watch: match StepWatch::new() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    warn!("cannot watch for wall-clock steps ({e}): they are found by comparing the clocks on each pass of the loop");
+                    None
+                }
+            },
+            watchdog: None,
             watchdog_cfg: config.watchdog,
             next_pet: Duration::ZERO,
             reboot_at: None,
@@ -352,11 +373,21 @@ impl Supervisor {
             keeper: Keeper::new(),
             keeper_started: Duration::ZERO,
             keeper_stale: false,
-        })
-        .map(|mut s| {
-            s.renew_keeper(procs::boottime());
-            s
-        })
+        };
+        sup.load_pins();
+        sup.renew_keeper(procs::boottime());
+        // Last: from here on the loop must pet in time, and nothing above may delay it.
+        sup.watchdog = sup
+            .watchdog_cfg
+            .as_ref()
+            .and_then(|w| match Watchdog::open(w) {
+                Ok(wd) => Some(wd),
+                Err(e) => {
+                    error!("watchdog: {e}; supervising without a hardware watchdog");
+                    None
+                }
+            });
+        Ok(sup)
     }
 
     /// Forks an output keeper holding every service's pipe (and the retired ones), replacing
@@ -381,6 +412,122 @@ impl Supervisor {
                 }
                 self.keeper_stale = true;
             }
+        }
+    }
+
+    /// Reads the pins file of an earlier run: in this boot, the processes to adopt again and
+    /// the wall clock as it was watched; from an earlier boot, the pidfiles it left behind.
+    fn load_pins(&mut self) {
+        let now = self.now();
+        let saved = match pins::load(&self.settings.state_dir) {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                self.save_pins();
+                return;
+            }
+            Err(e) => {
+                warn!("pins: {e}; ignored: every pidfile is judged afresh");
+                self.save_pins();
+                return;
+            }
+        };
+        let same_boot = !self.boot.is_empty() && saved.boot == self.boot;
+        for s in self.svcs.iter_mut() {
+            let name = s.cfg.name.as_str();
+            let last = saved.last.iter().find(|(n, _)| n == name).map(|(_, p)| *p);
+            let old = saved.old.iter().find(|(n, _)| n == name).map(|(_, p)| *p);
+            if same_boot {
+                s.known.last = last;
+                s.known.earlier_boot = old;
+            } else {
+                s.known.earlier_boot = last.and_then(|p| p.stamp).or(old);
+            }
+        }
+        if same_boot {
+            // Slewing moves the offset by at most 500 ppm of the time since it was written.
+            let since = now.saturating_sub(saved.written_at);
+            let tolerance = 1_000_000_000i128 + (since.as_nanos() / 2000) as i128;
+            let step = self.wall_offset - saved.offset_ns;
+            self.ambiguous_before = saved.ambiguous_before;
+            if step.abs() <= tolerance {
+                self.trusted_since = saved.trusted_since.min(now);
+            } else {
+                self.stepped(step, now);
+                warn!(
+                    "wall clock stepped {} while custos was not running: a stale-looking pidfile written before now is held, not trusted",
+                    StepText(step)
+                );
+            }
+            let n = self.svcs.iter().filter(|s| s.known.last.is_some()).count();
+            info!("pins: {n} process(es) pinned earlier in this boot will be adopted again if their pidfiles still name them");
+        }
+        self.save_pins();
+    }
+
+    /// Compares the wall clock with the boot clock: a step (`set`: the timerfd saw the clock
+    /// set; or a jump of the offset beyond what slewing does in a pass) is logged once, recorded,
+    /// and ends the time during which custos knows the wall clock to be continuous.
+    fn watch_wall_clock(&mut self, set: bool, now: Mono) {
+        let offset = procs::wall_minus_boot();
+        let step = offset - self.wall_offset;
+        self.wall_offset = offset;
+        if !set && step.abs() < 1_000_000_000 {
+            return;
+        }
+        self.stepped(step, now);
+        if step.abs() < 1_000_000 {
+            debug!("wall clock set (by {}ns)", step);
+        } else {
+            let text = format!(
+                "wall clock stepped {}: no timer, age or identity of custos depends on it (they use the boot clock); a stale-looking pidfile written before now is held, not trusted",
+                StepText(step)
+            );
+            warn!("{text}");
+            self.note(Kind::ClockStep, "", &text);
+        }
+        self.save_pins();
+    }
+
+    /// What a step of the wall clock by `step` ns, seen at `now`, changes: from now on the
+    /// clock is known continuous; after a step back, mtimes that read before now + the step
+    /// may have been written before it.
+    fn stepped(&mut self, step: i128, now: Mono) {
+        self.trusted_since = now;
+        if step < 0 {
+            let back = Duration::from_nanos(u64::try_from(-step).unwrap_or(u64::MAX));
+            self.ambiguous_before = self.ambiguous_before.max(now.saturating_add(back));
+        }
+    }
+
+    /// Writes the pins file (the last pin of every service, the clock watch).
+    fn save_pins(&mut self) {
+        let saved = pins::Saved {
+            boot: self.boot.clone(),
+            offset_ns: self.wall_offset,
+            trusted_since: self.trusted_since,
+            ambiguous_before: self.ambiguous_before,
+            written_at: self.now(),
+            last: self
+                .svcs
+                .iter()
+                .filter_map(|s| s.known.last.map(|p| (s.cfg.name.clone(), p)))
+                .collect(),
+            old: self
+                .svcs
+                .iter()
+                .filter_map(|s| s.known.earlier_boot.map(|p| (s.cfg.name.clone(), p)))
+                .collect(),
+        };
+        if let Err(e) = pins::save(&self.settings.state_dir, &saved) {
+            if !self.pins_warned {
+                self.pins_warned = true;
+                warn!(
+                    "pins: cannot write {}: {e}; a respawned custos will judge every pidfile afresh",
+                    pins::path(&self.settings.state_dir).display()
+                );
+            }
+        } else {
+            self.pins_warned = false;
         }
     }
 
@@ -650,6 +797,9 @@ impl Supervisor {
             }
         };
         add(self.signals.as_fd().as_raw_fd(), libc::POLLIN, Tag::Signals);
+        if let Some(w) = &self.step_watch {
+            add(w.as_fd().as_raw_fd(), libc::POLLIN, Tag::ClockStep);
+        }
         if let Some(c) = &self.control {
             c.poll_set(now, |fd, ev, k| {
                 add(fd, ev, k.map_or(Tag::Listener, Tag::Client))
@@ -701,6 +851,13 @@ impl Supervisor {
                 }
             }
         }
+        // A step of the wall clock: said before anything is judged in this pass.
+        let set = fds
+            .iter()
+            .zip(tags.iter())
+            .any(|(fd, tag)| matches!(tag, Tag::ClockStep) && fd.revents != 0)
+            && self.step_watch.as_ref().is_some_and(|w| w.stepped());
+        self.watch_wall_clock(set, now);
         // Reap on every pass: cheap, and a SIGCHLD coalesced with another is never lost.
         self.reap(now);
 
@@ -713,7 +870,7 @@ impl Supervisor {
                 continue;
             }
             match *tag {
-                Tag::Signals => {}
+                Tag::Signals | Tag::ClockStep => {}
                 Tag::Pidfd(i) if i < self.svcs.len() => self.pidfd_ready(i, now),
                 Tag::Output(i) if i < self.svcs.len() => {
                     let s = &mut self.svcs[i];
@@ -905,10 +1062,49 @@ impl Supervisor {
                 ),
             }
         } else if s.st.wants_probe() {
-            let obs = s.probe();
+            let obs = match &s.cfg.identify {
+                Identify::Pidfile(p) => {
+                    let taken = self.taken(i);
+                    let ctx = procs::Context {
+                        subreaper: self.facilities.subreaper,
+                        trusted_since: self.trusted_since,
+                        ambiguous_before: self.ambiguous_before,
+                        taken: &taken,
+                    };
+                    let (obs, stamp) = procs::probe_pidfile(p, &s.known, &ctx, now);
+                    self.svcs[i].last_read = stamp;
+                    obs
+                }
+                Identify::Exe { exe, args } => procs::probe_exe(exe, args.as_deref()),
+            };
             self.svcs[i].watch_pidfile(&obs);
             self.feed(i, Event::Observed(obs), now);
         }
+    }
+
+    /// PIDs custos runs for something other than service `i`: the other services' pins, and
+    /// every script and check program.
+    fn taken(&self, i: usize) -> heapless::Vec<i32, { MAX_SERVICES * (3 + MAX_CHECKS + 8) }> {
+        let mut v = heapless::Vec::new();
+        for (k, s) in self.svcs.iter().enumerate() {
+            if k != i {
+                if let Some(p) = s.st.pin() {
+                    let _ = v.push(p.pid);
+                }
+            }
+            if let Some((p, _)) = s.script {
+                let _ = v.push(p);
+            }
+            for p in &s.killed {
+                let _ = v.push(*p);
+            }
+            for c in &s.checks {
+                if let InFlight::Program { pid, .. } = c.inflight {
+                    let _ = v.push(pid);
+                }
+            }
+        }
+        v
     }
 
     /// The pinned process's pidfd is readable: it exited.
@@ -1184,6 +1380,16 @@ impl Supervisor {
                 self.note(Kind::Started, &name, &text);
                 let s = &mut self.svcs[i];
                 let name = s.cfg.name.as_str();
+                // What the start script's process will be verified by: started after this
+                // moment, named by a pidfile that changed since.
+                let before = match &s.cfg.identify {
+                    Identify::Pidfile(p) => procs::pidfile_stamp(p),
+                    Identify::Exe { .. } => None,
+                };
+                s.known.spawned = Some(procs::Spawned {
+                    at: procs::boottime(),
+                    before,
+                });
                 match scripts::spawn(&s.cfg.start, name, &s.out) {
                     Ok(pid) => {
                         debug!("{name}: `{}` runs as pid {pid}", s.cfg.start);
@@ -1296,6 +1502,12 @@ impl Supervisor {
                 }
                 s.traced_said = false;
                 s.pidfile_kind = None;
+                s.known.last = Some(procs::LastPin {
+                    pid: pin.pid,
+                    start_ticks: pin.start_ticks,
+                    stamp: s.last_read.filter(|st| st.pid == pin.pid),
+                });
+                s.known.earlier_boot = None;
                 let how = s.how();
                 if adopted {
                     info!(
@@ -1305,6 +1517,7 @@ impl Supervisor {
                 } else {
                     info!("{name}: running as pid {} ({how})", pin.pid);
                 }
+                self.save_pins();
             }
             Action::Reboot => {
                 let name = s.cfg.name.clone();
@@ -1318,7 +1531,13 @@ impl Supervisor {
             }
             Action::Log(note) => {
                 match note {
-                    Note::Died { .. } | Note::StartFailed(_) | Note::SurvivesKill { .. } => {
+                    Note::Died { .. }
+                    | Note::StartFailed(_)
+                    | Note::SurvivesKill { .. }
+                    | Note::StopDropped
+                    | Note::LeftAlone(_)
+                    | Note::Held { .. }
+                    | Note::CrashLooping { .. } => {
                         warn!("{name}: {note}")
                     }
                     Note::GivenUp { .. } | Note::Ambiguous(_) => error!("{name}: {note}"),
@@ -1328,6 +1547,7 @@ impl Supervisor {
                     Note::Died { .. } => Some(Kind::Died),
                     Note::StartFailed(_) => Some(Kind::StartFailed),
                     Note::GivenUp { .. } => Some(Kind::GaveUp),
+                    Note::Held { .. } => Some(Kind::Held),
                     Note::Restarting(Why::OperatorStop) | Note::Stopped | Note::Unmonitored => {
                         Some(Kind::Stopped)
                     }
@@ -1375,8 +1595,10 @@ impl Supervisor {
                     if s.cfg != cfg {
                         info!("{}: config changed", cfg.name);
                         if s.cfg.identify != cfg.identify {
-                            s.st.phase = Phase::Unknown;
+                            s.st.forget_identity();
                             s.pidfd = None;
+                            s.known = procs::Known::default();
+                            s.last_read = None;
                         }
                         s.policy = policy_of(&cfg);
                         s.cancel_checks();
@@ -1453,6 +1675,17 @@ impl Supervisor {
     }
 }
 
+/// A step of the wall clock (ns, signed), in words: "forward by 8760h", "back by 1.5s".
+struct StepText(i128);
+
+impl std::fmt::Display for StepText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let way = if self.0 < 0 { "back" } else { "forward" };
+        let d = Duration::from_nanos(u64::try_from(self.0.unsigned_abs()).unwrap_or(u64::MAX));
+        write!(f, "{way} by {}", Dur(d))
+    }
+}
+
 /// One recorded event as a JSON object.
 fn entry_json(e: &record::Entry) -> String {
     let mut s = String::with_capacity(256);
@@ -1470,6 +1703,39 @@ fn entry_json(e: &record::Entry) -> String {
     s
 }
 
+/// A service's state in one word for `custos status` and `why`: its phase, or "crash-looping"
+/// while failures in a row keep it at backoff_max.
+fn state_word(s: &Svc) -> &'static str {
+    if crash_looping(s) {
+        "crash-looping"
+    } else {
+        phase_word(&s.st.phase)
+    }
+}
+
+/// Crash-looping and still being tried (not given up, stopped or unmonitored).
+fn crash_looping(s: &Svc) -> bool {
+    matches!(
+        s.st.phase,
+        Phase::Waiting { .. } | Phase::Starting { .. } | Phase::Running { .. }
+    ) && s.st.crash_looping(&s.policy.restart)
+}
+
+/// What `status` and `why` add for a crash-looping service: how long, and how it ends.
+fn crash_loop_words(s: &Svc) -> String {
+    let r = &s.policy.restart;
+    let end = match r.max_restarts {
+        None => "never gives up".to_string(),
+        Some(n) => format!("gives up after {n} restarts within {}", Dur(r.window)),
+    };
+    format!(
+        "{} failures in a row, none ran {}; retried every {}; {end}",
+        s.st.fails,
+        Dur(r.stable_after),
+        Dur(r.backoff_max)
+    )
+}
+
 /// A phase in one word, for `custos status`.
 fn phase_word(p: &Phase) -> &'static str {
     match p {
@@ -1480,6 +1746,7 @@ fn phase_word(p: &Phase) -> &'static str {
         Phase::Stopping { .. } => "stopping",
         Phase::GivenUp => "given-up",
         Phase::Held(_) => "ambiguous",
+        Phase::Unverified { .. } => "held",
         Phase::Unmonitored => "unmonitored",
     }
 }
@@ -1495,6 +1762,7 @@ impl Supervisor {
             "restart" => Some(Op::Restart),
             "monitor" => Some(Op::Monitor),
             "unmonitor" => Some(Op::Unmonitor),
+            "adopt" => Some(Op::Adopt),
             _ => None,
         };
         let reply = match (cmd, op) {
@@ -1530,8 +1798,18 @@ impl Supervisor {
                     } else {
                         self.record.iter().collect()
                     };
+                    let looping = self
+                        .svcs
+                        .iter()
+                        .find(|s| for_one && s.cfg.name == name && crash_looping(s));
                     if req.json {
-                        let mut s = String::from("{\"ok\":true,\"events\":[");
+                        let mut s = String::from("{\"ok\":true,");
+                        if let Some(v) = looping {
+                            s.push_str("\"now\":");
+                            control::json_str(&mut s, &format!("crash-looping: {}", crash_loop_words(v)));
+                            s.push(',');
+                        }
+                        s.push_str("\"events\":[");
                         for (n, e) in entries.iter().enumerate() {
                             if n > 0 {
                                 s.push(',');
@@ -1542,6 +1820,10 @@ impl Supervisor {
                         s
                     } else {
                         let mut t = String::new();
+                        if let Some(v) = looping {
+                            use std::fmt::Write as _;
+                            let _ = writeln!(t, "{name}: now crash-looping: {}", crash_loop_words(v));
+                        }
                         let boot = self.record.boot_id().to_string();
                         for e in &entries {
                             use std::fmt::Write as _;
@@ -1557,7 +1839,7 @@ impl Supervisor {
             }
             _ => control::reply_text(
                 false,
-                &format!("unknown command `{cmd}`: status, start, stop, restart, monitor, unmonitor, reload, events, why"),
+                &format!("unknown command `{cmd}`: status, start, stop, restart, monitor, unmonitor, adopt, reload, events, why"),
             ),
         };
         let follow = cmd == "events" && req.follow;
@@ -1573,7 +1855,7 @@ impl Supervisor {
         use std::fmt::Write as _;
         let mut t = String::new();
         for s in &self.svcs {
-            let _ = write!(t, "{:<20} {:<11}", s.cfg.name, phase_word(&s.st.phase));
+            let _ = write!(t, "{:<20} {:<11}", s.cfg.name, state_word(s));
             if let Some(pin) = s.st.pin() {
                 let _ = write!(
                     t,
@@ -1582,14 +1864,29 @@ impl Supervisor {
                     Dur(now.saturating_sub(pin.started))
                 );
             }
-            if let Phase::Waiting { until, .. } = s.st.phase {
-                let _ = write!(t, " next start in {}", Dur(until.saturating_sub(now)));
+            if let Phase::Waiting { until, why } = s.st.phase {
+                let _ = write!(
+                    t,
+                    " next start in {} ({why})",
+                    Dur(until.saturating_sub(now))
+                );
             }
             let _ = write!(t, " restarts {}", s.st.total_restarts);
             if let Some(c) = s.st.last_death {
                 let _ = write!(t, " last death: {c}");
             }
+            if let Phase::Unverified { pin, doubt } = s.st.phase {
+                let _ = write!(
+                    t,
+                    "\n    held: pid {} cannot be verified: {doubt}; `custos start {name}` if it is not the service, `custos adopt {name}` if it is",
+                    pin.pid,
+                    name = s.cfg.name
+                );
+            }
             t.push('\n');
+            if crash_looping(s) {
+                let _ = writeln!(t, "    crash-looping: {}", crash_loop_words(s));
+            }
             if let Some(problem) = s.pidfile_problem() {
                 let _ = writeln!(t, "    {problem}");
             }
@@ -1641,7 +1938,15 @@ impl Supervisor {
             s.push_str("{\"name\":");
             control::json_str(&mut s, &v.cfg.name);
             s.push_str(",\"state\":");
+            control::json_str(&mut s, state_word(v));
+            s.push_str(",\"phase\":");
             control::json_str(&mut s, phase_word(&v.st.phase));
+            let _ = write!(
+                s,
+                ",\"crash_looping\":{},\"failures_in_a_row\":{}",
+                crash_looping(v),
+                v.st.fails
+            );
             match v.st.pin() {
                 Some(pin) => {
                     let _ = write!(
@@ -1654,6 +1959,10 @@ impl Supervisor {
                 None => s.push_str(",\"pid\":null,\"uptime_ms\":null"),
             }
             let _ = write!(s, ",\"restarts\":{}", v.st.total_restarts);
+            if let Phase::Unverified { pin, doubt } = v.st.phase {
+                let _ = write!(s, ",\"held_pid\":{},\"held_why\":", pin.pid);
+                control::json_str(&mut s, &doubt.to_string());
+            }
             match v.st.phase {
                 Phase::Waiting { until, .. } => {
                     let _ = write!(

@@ -94,3 +94,34 @@ fn usage_errors_exit_2_and_help_and_version_exit_0() {
     assert_eq!(code, Some(0));
     assert!(out.starts_with("custos "));
 }
+
+#[test]
+fn check_says_how_restarts_end_in_plain_words() {
+    let dir = tempdir("cli-restart");
+    let base = "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/true\"]\n";
+    let p = dir.join("default.toml");
+    fs::write(&p, base).expect("write");
+    let (code, out, _) = run(&["check", "-c", p.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("a death after 10s of running is started again at once"),
+        "{out}"
+    );
+    assert!(
+        out.contains("it never gives up: it keeps trying every 1m and shows it as crash-looping"),
+        "{out}"
+    );
+    // An old config that asked for a reboot, relying on the former default limit, keeps it.
+    let p = dir.join("reboot.toml");
+    fs::write(
+        &p,
+        format!("{base}[service.restart]\non_exhausted = \"reboot\"\n"),
+    )
+    .expect("write");
+    let (code, out, _) = run(&["check", "-c", p.to_str().expect("utf-8")]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("after 10 restarts within 10m it gives up and reboots the board"),
+        "{out}"
+    );
+}

@@ -617,6 +617,103 @@ def t13_console_stall_no_reset(b):
             "dropped_note": printable(found[1]).strip()[:120]}
 
 
+# ---------------------------------------------------------------- wall-clock steps (identity)
+# Real steps of the board's clock with `date -s`, a year each way, while web_server runs, is
+# checked, crashes and custos itself is respawned: custos must log each step once, start no
+# second copy, adopt no stranger, restart nothing that is healthy and miss no restart.
+# (Only ever on the emulated boards: the host's clock is shared and never changed.)
+
+YEAR = 365 * 24 * 3600
+
+
+def httpd_count(b):
+    # httpd is busybox run by start-stop-daemon ("/bin/busybox httpd -f ..."): count by command line.
+    _, _, out = b.run("echo httpd-count=$(for p in /proc/[0-9]*; do tr '\\0' ' ' <$p/cmdline 2>/dev/null"
+                      " | grep -q '^[^ ]*busybox httpd -f' && echo $p; done | wc -l)")
+    m = re.search(r"^httpd-count=(\d+)", out, re.M)
+    check(m, f"no httpd count:\n{out}", b)
+    return int(m.group(1))
+
+
+def settle(b, secs):
+    """Lets the board run for `secs` seconds, reading the console."""
+    end = time.monotonic() + secs
+    while time.monotonic() < end:
+        b.pump(end - time.monotonic())
+
+
+def step_clock(b, secs):
+    """Steps the board's wall clock by `secs` (date -s @...) and waits for custos's one line."""
+    way = "forward" if secs > 0 else "back"
+    b.run(f"date -s @$(( $(date +%s) + ({secs}) )) >/dev/null")
+    _, line, _ = b.wait_console(re.compile(rf"wall clock stepped {way} by \d+h"), 10)
+    return line
+
+
+def crash_and_restart(b):
+    """kill -9 of web_server: custos sees the death with its cause and starts exactly one."""
+    _, _, out = b.run("echo web-pid=$(cat /var/run/web_server.pid)")
+    old = re.search(r"^web-pid=(\d+)", out, re.M).group(1)
+    b.run("kill -9 $(cat /var/run/web_server.pid)")
+    b.wait_console(re.compile(rf"web_server: died: .*\(pid {old}, up "), 10)
+    _, _, m = b.wait_console(re.compile(r"web_server: running as pid (\d+) \(pidfile"), 15)
+    check(m.group(1) != old, "restarted with the old pid", b)
+    return m.group(1)
+
+
+def respawn_custos(b, pid):
+    """kill -9 of custos: init respawns it, and it adopts exactly the pinned web_server."""
+    signal_custos(b, "9")
+    b.wait_console(STARTING, 10, "custos started again by init")
+    b.wait_console(f"web_server: found running as pid {pid} (pidfile", 10)
+
+
+@test()
+def t14_wall_clock_steps_change_nothing(b):
+    booted(b)
+    b.cursor = (0, 0)
+    b.wait_console(re.compile(r"web_server: (found )?running as pid \d+"), 10)
+    b.shell()
+    start_mark = b.mark()
+    # custos's own child from here on (started after the script, the subreaper's descendant).
+    pid = crash_and_restart(b)
+    steps = 0
+    for secs in (YEAR, -2 * YEAR, YEAR):
+        step_clock(b, secs)
+        steps += 1
+        # Checked for a while across the step: healthy, so nothing happens.
+        settle(b, 3)
+        check(httpd_count(b) == 1, f"after a step of {secs} s: not exactly one httpd", b)
+        # custos respawned with the pidfile written before the step: it adopts its pin.
+        respawn_custos(b, pid)
+        check(httpd_count(b) == 1, f"after a respawn past a step of {secs} s: not one httpd", b)
+        pid = crash_and_restart(b)
+        check(httpd_count(b) == 1, f"after a crash past a step of {secs} s: not one httpd", b)
+    settle(b, 3)
+    text = b.console_since(start_mark)
+    for bad in ("held:", "pidfile is stale", "restarting:", "no identified process"):
+        check(bad not in text, f"`{bad}` on the console across the clock steps", b)
+    counted = re.search(r"check http \S+ failed \(\d+/\d+\)", text)
+    check(not counted, f"a check failure counted across the clock steps: {counted and counted.group(0)}", b)
+    starts = re.findall(r"web_server: starting \(attempt", text)
+    check(len(starts) == 1 + steps, f"{len(starts)} starts for {1 + steps} crashes", b)
+    check(len(re.findall(r"wall clock stepped", text)) == steps, "each step logged once", b)
+    b.expect_no_event(("SHUTDOWN", "RESET"), 0.1)
+    return {"steps": steps, "starts": len(starts)}
+
+
+@test()
+def t15_check_refuses_an_exe_identity_that_matches_init(b):
+    booted(b)
+    b.shell()
+    b.run("printf '[[service]]\\nname = \"x\"\\nexe = \"/bin/busybox\"\\nargs = \"\"\\n"
+          "start = [\"/bin/true\"]\\n' >/tmp/init-exe.toml")
+    _, _, out = b.run("custos check -c /tmp/init-exe.toml; echo check-rc=$?")
+    check("check-rc=1" in out and "could match PID 1" in out,
+          f"`custos check` accepted an identity that matches init:\n{out}", b)
+    return {}
+
+
 VARIANTS = {
     "t3b_custos_sigkill_once_resets": dict(inittab="once"),
     "t5a_magic_close_sigterm_no_reset": dict(inittab="once", config="magic-close"),

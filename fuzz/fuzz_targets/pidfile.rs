@@ -4,6 +4,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Some(pid) = custos::procs::parse_pid(data) {
-        assert!(pid > 1 && pid <= 4_194_304, "parsed PID {pid} out of range");
+        assert!((1..=4_194_304).contains(&pid), "parsed PID {pid} out of range");
     }
 });
