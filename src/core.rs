@@ -96,6 +96,9 @@ pub enum Refusal {
     KernelThread,
     /// /proc/PID/exe cannot be read: custos cannot tell what it runs.
     NoExe,
+    /// An output keeper of custos (this one's or an earlier run's): the custos binary named
+    /// `custos-keeper`.
+    Keeper,
 }
 
 impl fmt::Display for Refusal {
@@ -105,6 +108,7 @@ impl fmt::Display for Refusal {
             Refusal::Init => "init (PID 1)",
             Refusal::KernelThread => "a kernel thread",
             Refusal::NoExe => "a process whose /proc/PID/exe cannot be read",
+            Refusal::Keeper => "custos's output keeper",
         })
     }
 }

@@ -148,9 +148,12 @@ impl Saved {
     }
 }
 
+/// The pins file's name in state_dir.
+pub const FILE_NAME: &str = "pins";
+
 /// Where the pins file lives.
 pub fn path(state_dir: &Path) -> PathBuf {
-    state_dir.join("pins")
+    state_dir.join(FILE_NAME)
 }
 
 /// Reads the pins file: `Ok(None)` when there is none.

@@ -42,9 +42,26 @@ pub fn refusal(pid: i32, stat: &ProcStat) -> Option<Refusal> {
         Some(Refusal::KernelThread)
     } else if std::fs::read_link(format!("/proc/{pid}/exe")).is_err() {
         Some(Refusal::NoExe)
+    } else if is_keeper(pid) {
+        Some(Refusal::Keeper)
     } else {
         None
     }
+}
+
+/// Whether `pid` is an output keeper of custos (crate::keeper): named `custos-keeper` and
+/// running the same binary as this custos. Such a process holds pipes, never a service.
+pub fn is_keeper(pid: i32) -> bool {
+    let named = std::fs::read(format!("/proc/{pid}/comm"))
+        .is_ok_and(|c| c.strip_suffix(b"\n").unwrap_or(&c) == b"custos-keeper");
+    named
+        && match (
+            std::fs::read_link(format!("/proc/{pid}/exe")),
+            std::fs::read_link("/proc/self/exe"),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
 }
 
 /// custos's own PID.
@@ -528,7 +545,7 @@ pub fn probe_exe(exe: &Path, args: Option<&str>) -> Observation {
     let mut count: u16 = 0;
     for p in all.flatten() {
         // Never custos itself or init, whatever they run (kernel threads have no exe).
-        if p.pid == me || p.pid == 1 || !exe_matches(&p, exe, args) {
+        if p.pid == me || p.pid == 1 || !exe_matches(&p, exe, args) || is_keeper(p.pid) {
             continue;
         }
         let Ok(s) = p.stat() else { continue };

@@ -484,6 +484,8 @@ pub struct Record {
     dirty: bool,
     /// The last hand-over found the mailbox locked and waits for its retry.
     deferred: bool,
+    /// A side file that found the mailbox locked, for the next `flush`.
+    side_pending: Option<(&'static str, Vec<u8>)>,
     /// The earliest time (supervisor clock) the next snapshot may be handed over.
     next_write: Mono,
     /// The last write failed (and was reported).
@@ -501,6 +503,7 @@ impl Record {
             boot: read_boot_id(),
             dirty: false,
             deferred: false,
+            side_pending: None,
             next_write: Duration::ZERO,
             failing: false,
             writes: 0,
@@ -596,10 +599,36 @@ impl Record {
     /// was handed over `MIN_WRITE_INTERVAL` ago. Never waits: call it on every pass of the loop.
     pub fn flush(&mut self, now: Mono) -> Option<Warning> {
         let warning = self.collect();
+        if let (Some((name, data)), Some(w)) = (self.side_pending.take(), &self.writer) {
+            if !w.post_side(name, data.clone()) {
+                self.side_pending = Some((name, data));
+            }
+        }
         if self.flush_due().is_some_and(|due| due <= now) {
             self.hand_over(now, false);
         }
         warning
+    }
+
+    /// Has the writer thread write `data` as `state_dir/name` (a temporary file, then a rename;
+    /// no fsync), off the loop: a slow disk delays the file, never the loop. A newer call
+    /// replaces one not written yet; one that meets the writer's lock taken is retried by the
+    /// next `flush`. Without a writer (a memory-only record) nothing is written: Err.
+    pub fn write_side(&mut self, name: &'static str, data: Vec<u8>) -> io::Result<()> {
+        let Some(w) = &self.writer else {
+            return Err(io::Error::other("the record is kept in memory only"));
+        };
+        if !w.post_side(name, data.clone()) {
+            self.side_pending = Some((name, data));
+        } else {
+            self.side_pending = None;
+        }
+        Ok(())
+    }
+
+    /// The outcome of the last side-file write, once.
+    pub fn side_outcome(&mut self) -> Option<io::Result<()>> {
+        self.writer.as_ref()?.take_side_outcome()
     }
 
     /// Like `flush`, ignoring the interval: before a stop or a reboot. Never waits.
@@ -750,6 +779,12 @@ struct Mailbox {
     written: u64,
     /// The outcome of the last finished write, until the loop looks.
     outcome: Option<io::Result<()>>,
+    /// A small side file (name in state_dir, whole content) not taken by the writer yet,
+    /// written with a rename but no fsync: the pins file, rewritten often, worth little after
+    /// a power cut.
+    side: Option<(&'static str, Vec<u8>)>,
+    /// The outcome of the last side-file write, until the loop looks.
+    side_outcome: Option<io::Result<()>>,
     /// The `Record` is gone: the writer ends once its mailbox is empty.
     closed: bool,
 }
@@ -791,6 +826,8 @@ impl Writer {
                 busy: false,
                 written: 0,
                 outcome: None,
+                side: None,
+                side_outcome: None,
                 closed: false,
             }),
             wake: Condvar::new(),
@@ -847,6 +884,25 @@ impl Writer {
         true
     }
 
+    /// Leaves a side file in the mailbox (replacing one not written yet); false if the lock is
+    /// taken.
+    fn post_side(&self, name: &'static str, data: Vec<u8>) -> bool {
+        let old = {
+            let Some(mut m) = try_lock(&self.shared.mailbox) else {
+                return false;
+            };
+            m.side.replace((name, data))
+        };
+        drop(old);
+        self.shared.wake.notify_one();
+        true
+    }
+
+    /// The last side-file outcome since the last call; `None` if none or the lock is taken.
+    fn take_side_outcome(&self) -> Option<io::Result<()>> {
+        try_lock(&self.shared.mailbox)?.side_outcome.take()
+    }
+
     /// Files written and the last outcome since the last call; `None` if the lock is taken.
     fn take_outcome(&self, wait: bool) -> Option<(u64, Option<io::Result<()>>)> {
         let mut m = if wait {
@@ -862,7 +918,7 @@ impl Writer {
     fn wait_idle(&self, bound: Duration) -> bool {
         let end = crate::procs::boottime() + bound;
         let mut m = lock(&self.shared.mailbox);
-        while m.busy || m.next.is_some() {
+        while m.busy || m.next.is_some() || m.side.is_some() {
             let left = end.saturating_sub(crate::procs::boottime());
             if left.is_zero() {
                 return false;
@@ -912,6 +968,15 @@ fn write_loop(shared: &Shared, dir: &Path) {
                 m.written += 1;
             }
             m.outcome = Some(outcome);
+            shared.idle.notify_all();
+        } else if let Some((name, data)) = m.side.take() {
+            m.busy = true;
+            drop(m);
+            let outcome = write_side_file(dir, name, &data);
+            drop(data);
+            m = lock(&shared.mailbox);
+            m.busy = false;
+            m.side_outcome = Some(outcome);
             shared.idle.notify_all();
         } else if m.closed {
             return;
@@ -1139,6 +1204,27 @@ fn serialize(entries: &Deque<Entry, MAX_RECORDS>) -> Vec<u8> {
 
 /// Temp file in the same directory, fsync, rename over, fsync the directory. In the writer
 /// thread only.
+/// A side file: a temporary file in `dir`, then a rename over `name`; no fsync.
+fn write_side_file(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let done = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        drop(f);
+        fs::rename(&tmp, dir.join(name))
+    })();
+    if done.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    done
+}
+
 fn write_atomic(dir: &Path, data: &[u8]) -> io::Result<()> {
     let tmp = dir.join(TEMP_NAME);
     let result = (|| {

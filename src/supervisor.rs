@@ -518,16 +518,25 @@ impl Supervisor {
                 .filter_map(|s| s.known.earlier_boot.map(|p| (s.cfg.name.clone(), p)))
                 .collect(),
         };
-        if let Err(e) = pins::save(&self.settings.state_dir, &saved) {
-            if !self.pins_warned {
+        // Through the record's writer thread: a slow disk must not delay the loop.
+        let r = self
+            .record
+            .write_side(pins::FILE_NAME, saved.render().into_bytes());
+        self.pins_written(r);
+    }
+
+    /// Says once that the pins file cannot be written, and again once it can after that.
+    fn pins_written(&mut self, r: io::Result<()>) {
+        match r {
+            Err(e) if !self.pins_warned => {
                 self.pins_warned = true;
                 warn!(
                     "pins: cannot write {}: {e}; a respawned custos will judge every pidfile afresh",
                     pins::path(&self.settings.state_dir).display()
                 );
             }
-        } else {
-            self.pins_warned = false;
+            Err(_) => {}
+            Ok(()) => self.pins_warned = false,
         }
     }
 
@@ -947,6 +956,9 @@ impl Supervisor {
         if let Some(w) = self.record.flush(now) {
             warn!("{w}");
         }
+        if let Some(r) = self.record.side_outcome() {
+            self.pins_written(r);
+        }
         let end = self.now();
         self.pet(now, end);
         None
@@ -1084,8 +1096,11 @@ impl Supervisor {
 
     /// PIDs custos runs for something other than service `i`: the other services' pins, and
     /// every script and check program.
-    fn taken(&self, i: usize) -> heapless::Vec<i32, { MAX_SERVICES * (3 + MAX_CHECKS + 8) }> {
+    fn taken(&self, i: usize) -> heapless::Vec<i32, { MAX_SERVICES * (3 + MAX_CHECKS + 8) + 1 }> {
         let mut v = heapless::Vec::new();
+        if let Some(k) = self.keeper.pid() {
+            let _ = v.push(k);
+        }
         for (k, s) in self.svcs.iter().enumerate() {
             if k != i {
                 if let Some(p) = s.st.pin() {

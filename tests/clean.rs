@@ -464,3 +464,48 @@ fn a_daemon_writing_to_its_stdout_outlives_the_removal_of_its_service() {
     drop(c);
     keepers_exit_after(pid, &pids);
 }
+
+#[test]
+fn an_exe_identity_never_matches_the_output_keeper() {
+    if emulated() {
+        println!("SKIP: under qemu-user every emulated process runs the emulator's exe");
+        return;
+    }
+    // A copy of the binary, so that only this custos and its keeper run it.
+    let dir = tempdir("clean-keeper-exe");
+    let copy = dir.join("custos-copy");
+    fs::copy(env!("CARGO_BIN_EXE_custos"), &copy).expect("copy");
+    let config = format!(
+        "[supervisor]\ninterval = \"100ms\"\nstate_dir = \"{d}\"\ncontrol_socket = \"{d}/custos.sock\"\n\n\
+         [[service]]\nname = \"other\"\nexe = \"{exe}\"\nstart = [\"/bin/sh\", \"-c\", \"exit 0\"]\nstart_timeout = \"1s\"\n",
+        d = dir.display(),
+        exe = copy.display()
+    );
+    let c = Custos::start_with(&dir, &config, |cmd| {
+        *cmd = {
+            let mut n = Command::new(&copy);
+            n.args(["run", "-c"])
+                .arg(dir.join("custos.toml"))
+                .env("RUST_LOG", "debug")
+                .stdin(std::process::Stdio::null())
+                .stdout(fs::File::create(dir.join("custos.log")).expect("log"))
+                .stderr(
+                    fs::OpenOptions::new()
+                        .append(true)
+                        .open(dir.join("custos.log"))
+                        .expect("log"),
+                );
+            n
+        };
+    });
+    c.wait_log("output keeper runs as pid", 10);
+    c.wait_log("other: starting (attempt 1)", 10);
+    std::thread::sleep(Duration::from_millis(1500));
+    let keeper = keepers(&[&c.log])[0];
+    let log = c.log_text();
+    assert!(
+        !log.contains(&format!("running as pid {keeper}")),
+        "the keeper was taken for the service:\n{log}"
+    );
+    assert!(!log.contains(&format!("to pid {keeper}")), "{log}");
+}
