@@ -13,6 +13,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+pub use crate::boot::BootConfig;
 use crate::limits::*;
 pub use crate::watchdog::WatchdogConfig;
 
@@ -32,6 +33,8 @@ pub struct Config {
     pub watchdog: Option<WatchdogConfig>,
     /// What is valid but likely not meant (`custos check` and every load print them).
     pub warnings: Vec<ConfigError>,
+    /// The boot-loop guard (defaults when the section is absent).
+    pub boot: BootConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +55,8 @@ pub enum LogTarget {
     Syslog,
 }
 
+/// Where custos keeps its record and boots when the config does not say.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/custos";
 /// Where the control socket is when the config does not say.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/custos.sock";
 
@@ -389,7 +394,14 @@ type Value<'i> = Spanned<DeValue<'i>>;
 struct RawConfig {
     supervisor: Option<Spanned<RawSupervisor>>,
     watchdog: Option<Spanned<RawWatchdog>>,
+    boot: Option<Spanned<RawBoot>>,
     service: Vec<Spanned<RawService>>,
+}
+
+struct RawBoot {
+    max_resets: Option<Spanned<i64>>,
+    clear_after: Option<Spanned<i64>>,
+    good_after: Option<Spanned<String>>,
 }
 
 struct RawWatchdog {
@@ -696,14 +708,17 @@ impl Validator<'_> {
 
     fn read_config(&mut self, doc: &DeTable<'_>) -> RawConfig {
         let top = Label::new("", "");
-        let [supervisor, watchdog, service] =
-            self.fields(doc, ["supervisor", "watchdog", "service"], &top);
+        let [supervisor, watchdog, boot, service] =
+            self.fields(doc, ["supervisor", "watchdog", "boot", "service"], &top);
         let supervisor = self
             .table(supervisor, &top, "supervisor")
             .map(|(span, t)| Spanned::new(span, self.read_supervisor(t)));
         let watchdog = self
             .table(watchdog, &top, "watchdog")
             .map(|(span, t)| Spanned::new(span, self.read_watchdog(t)));
+        let boot = self
+            .table(boot, &top, "boot")
+            .map(|(span, t)| Spanned::new(span, self.read_boot(t)));
         let service = self
             .tables(service, &top, "service")
             .into_iter()
@@ -713,7 +728,19 @@ impl Validator<'_> {
         RawConfig {
             supervisor,
             watchdog,
+            boot,
             service,
+        }
+    }
+
+    fn read_boot(&mut self, t: &DeTable<'_>) -> RawBoot {
+        let l = Label::new("boot.", "");
+        let [max_resets, clear_after, good_after] =
+            self.fields(t, ["max_resets", "clear_after", "good_after"], &l);
+        RawBoot {
+            max_resets: self.integer(max_resets, &l, "max_resets"),
+            clear_after: self.integer(clear_after, &l, "clear_after"),
+            good_after: self.string(good_after, &l, "good_after"),
         }
     }
 
@@ -1061,7 +1088,6 @@ pub fn parse_with_init(
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
-const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The longest watchdog timeout any driver accepts: softdog's max_timeout (drivers/watchdog/
 /// softdog.c); hardware watchdogs allow less (the driver refuses or clamps, and custos says so).
 pub const MAX_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(65535);
@@ -1201,7 +1227,7 @@ impl Validator<'_> {
     fn config(&mut self, raw: RawConfig) -> Config {
         let mut supervisor = SupervisorConfig {
             interval: Duration::from_secs(1),
-            state_dir: PathBuf::from("/var/lib/custos"),
+            state_dir: PathBuf::from(DEFAULT_STATE_DIR),
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             control_group: None,
             log: LogTarget::Stderr,
@@ -1304,16 +1330,98 @@ impl Validator<'_> {
                             Some(n) => format!("service.restart.on_exhausted (service `{}`)", n.get_ref()),
                             None => format!("service[{i}].restart.on_exhausted"),
                         },
-                        message: "\"reboot\" with no [watchdog]: custos calls reboot(2) at once, no hardware watchdog resets a board that hangs on the way, and the boot-loop guard (which counts watchdog resets) cannot stop a reboot loop".to_string(),
+                        message: "\"reboot\" with no [watchdog]: custos calls reboot(2) at once, and no hardware watchdog resets the board if it hangs on the way".to_string(),
                     });
                 }
             }
         }
+        let boot = self.boot(&raw);
         Config {
             supervisor,
             services,
             watchdog,
             warnings,
+            boot,
+        }
+    }
+
+    /// A count within `0..=max` (or `1..=max`), else an error and the default.
+    fn count(
+        &mut self,
+        v: &Option<Spanned<i64>>,
+        key: &str,
+        min: u32,
+        max: u32,
+        default: u32,
+    ) -> u32 {
+        let Some(v) = v else { return default };
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                self.err(
+                    Some(v.span()),
+                    key,
+                    format!("{} is not within {min}..={max}", v.get_ref()),
+                );
+                default
+            }
+        }
+    }
+
+    /// `[boot]`. The guard's `max_resets` was once a `[watchdog]` key: it is still read there
+    /// when `[boot]` does not set it (`[watchdog] reset_window` is read and ignored: the guard
+    /// counts boots, not time).
+    fn boot(&mut self, raw: &RawConfig) -> BootConfig {
+        let d = BootConfig::default();
+        let b = raw.boot.as_ref().map(|b| b.get_ref());
+        let legacy = raw
+            .watchdog
+            .as_ref()
+            .and_then(|w| w.get_ref().max_resets.as_ref());
+        let max = crate::boot::MAX_MAX_RESETS;
+        let max_resets = match (b.and_then(|b| b.max_resets.as_ref()), legacy) {
+            (Some(_), Some(l)) => {
+                self.err(
+                    Some(l.span()),
+                    "watchdog.max_resets",
+                    "set in [boot] too: keep boot.max_resets only",
+                );
+                d.max_resets
+            }
+            (Some(m), None) => {
+                self.count(&Some(m.clone()), "boot.max_resets", 0, max, d.max_resets)
+            }
+            (None, Some(l)) => self.count(
+                &Some(l.clone()),
+                "watchdog.max_resets",
+                0,
+                max,
+                d.max_resets,
+            ),
+            (None, None) => d.max_resets,
+        };
+        let (clear_after, good_after) = match b {
+            None => (d.clear_after, d.good_after),
+            Some(b) => (
+                self.count(
+                    &b.clear_after,
+                    "boot.clear_after",
+                    1,
+                    crate::boot::MAX_CLEAR_AFTER,
+                    d.clear_after,
+                ),
+                self.duration(
+                    &b.good_after,
+                    "boot.good_after",
+                    d.good_after,
+                    (Duration::from_secs(1), DAY),
+                ),
+            ),
+        };
+        BootConfig {
+            max_resets,
+            clear_after,
+            good_after,
         }
     }
 
@@ -1368,38 +1476,18 @@ impl Validator<'_> {
                 ),
             );
         }
-        let max_resets = match &w.max_resets {
-            None => 3,
-            Some(m) => match u32::try_from(*m.get_ref()) {
-                Ok(v) if v as usize <= crate::record::MAX_RECORDS => v,
-                _ => {
-                    self.err(
-                        Some(m.span()),
-                        "watchdog.max_resets",
-                        format!(
-                            "{} is out of range 0..={} (resets are counted in the record, which holds {} events)",
-                            m.get_ref(),
-                            crate::record::MAX_RECORDS,
-                            crate::record::MAX_RECORDS
-                        ),
-                    );
-                    3
-                }
-            },
-        };
-        let reset_window = self.duration(
+        // Read for the old configs that set it; the guard counts boots, not time.
+        let _ = self.duration(
             &w.reset_window,
             "watchdog.reset_window",
             Duration::from_secs(3600),
-            (sec, WEEK),
+            (sec, Duration::MAX),
         );
         WatchdogConfig {
             device,
             timeout,
             pet_every,
             magic_close: w.magic_close.as_ref().is_some_and(|m| *m.get_ref()),
-            max_resets,
-            reset_window,
         }
     }
 
@@ -2223,19 +2311,15 @@ start_timeout = "5 parsecs"
                 "max_age: 25h is longer than the maximum 24h",
             ),
             (
-                "[watchdog]\nreset_window = \"169h\"\n".to_string(),
-                ":2: watchdog.reset_window: 169h is longer than the maximum 168h",
-            ),
-            (
-                "[watchdog]\nmax_resets = 65\n".to_string(),
-                ":2: watchdog.max_resets: 65 is out of range 0..=64",
+                "[boot]\ngood_after = \"25h\"\n".to_string(),
+                ":2: boot.good_after: 25h is longer than the maximum 24h",
             ),
         ] {
             let e = errors(&text);
             assert!(e.contains(want), "{text}\nwant: {want}\ngot: {e}");
         }
         // At the bound itself: accepted.
-        parse(&format!("[supervisor]\ninterval = \"1m\"\n{svc}start_timeout = \"10m\"\n[watchdog]\nreset_window = \"168h\"\nmax_resets = 64\n")).expect("at the bounds");
+        parse(&format!("[supervisor]\ninterval = \"1m\"\n{svc}start_timeout = \"10m\"\n[boot]\ngood_after = \"24h\"\n")).expect("at the bounds");
     }
 
     #[test]
@@ -2448,6 +2532,54 @@ max_age = "30s"
     }
 
     #[test]
+    fn the_boot_section() {
+        let c = parse("").expect("valid");
+        assert_eq!(c.boot, BootConfig::default());
+        assert_eq!(
+            (c.boot.max_resets, c.boot.clear_after, c.boot.good_after),
+            (3, 2, Duration::from_secs(600))
+        );
+        let c = parse("[boot]\nmax_resets = 0\nclear_after = 8\ngood_after = \"90s\"\n")
+            .expect("valid");
+        assert_eq!(
+            (c.boot.max_resets, c.boot.clear_after, c.boot.good_after),
+            (0, 8, Duration::from_secs(90))
+        );
+        let e = errors(
+            "[boot]\nmax_resets = 17\nclear_after = 0\ngood_after = \"500ms\"\nwindow = 3\n",
+        );
+        assert!(
+            e.contains(
+                ":5: boot.window: unknown key; allowed here: max_resets, clear_after, good_after"
+            ),
+            "{e}"
+        );
+        let e = errors("[boot]\nmax_resets = 17\nclear_after = 0\ngood_after = \"500ms\"\n");
+        assert!(
+            e.contains(":2: boot.max_resets: 17 is not within 0..=16"),
+            "{e}"
+        );
+        assert!(
+            e.contains(":3: boot.clear_after: 0 is not within 1..=8"),
+            "{e}"
+        );
+        assert!(
+            e.contains(":4: boot.good_after: 500ms is shorter than the minimum 1s"),
+            "{e}"
+        );
+        // The old spelling in [watchdog] is still read; reset_window is read and ignored.
+        let c = parse("[watchdog]\nmax_resets = 1\nreset_window = \"1h\"\n").expect("valid");
+        assert_eq!(c.boot.max_resets, 1);
+        let e = errors("[watchdog]\nmax_resets = 1\n[boot]\nmax_resets = 2\n");
+        assert!(
+            e.contains(":2: watchdog.max_resets: set in [boot] too: keep boot.max_resets only"),
+            "{e}"
+        );
+        assert!(errors("[watchdog]\nmax_resets = -1\n")
+            .contains("watchdog.max_resets: -1 is not within 0..=16"));
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
@@ -2476,7 +2608,7 @@ max_age = "30s"
         let e = errors("colour = 1\n");
         assert_eq!(
             e,
-            "/etc/custos.toml:1: colour: unknown key; allowed here: supervisor, watchdog, service"
+            "/etc/custos.toml:1: colour: unknown key; allowed here: supervisor, watchdog, boot, service"
         );
         let e = errors(&format!(
             "{SVC}restart_delay = \"1s\"\n[service.restart]\ntries = 3\n[[service.check]]\nkind = \"tcp\"\nport = 22\nretries = 2\n"
@@ -2596,7 +2728,7 @@ max_age = "30s"
         assert_eq!(checks[2].kind, CheckKind::Fds { max: 1024 });
         let w = c.watchdog.expect("section");
         assert!(w.magic_close);
-        assert_eq!(w.max_resets, 0);
+        assert_eq!(c.boot.max_resets, 0);
         let e = errors(&format!(
             "{SVC}[[service.check]]\nkind = \"cpu\"\nmax_percent = 1e400\n"
         ));

@@ -2,6 +2,7 @@
 //!
 //! config → core (pure decisions) → effectors (proc identity, scripts, signals) → one event loop.
 
+pub mod boot;
 pub mod checks;
 pub mod child;
 pub mod clockstep;

@@ -21,6 +21,8 @@ usage: custos run   [-c|--config PATH]   supervise in the foreground (from initt
        custos [-c PATH | --socket PATH] reload
        custos [-c PATH | --socket PATH] events [--follow] [--json]
        custos [-c PATH | --socket PATH] why NAME [--json]
+       custos [-c PATH] shutdown             record that this boot ends in order (run it from
+                                             the shutdown sequence before state_dir is unmounted)
        custos --version | --help
 
 The default config is /etc/custos.toml; the control commands find the socket there
@@ -38,7 +40,7 @@ const EXIT_SETUP: u8 = 3;
 const EXIT_UNREACHABLE: u8 = 4;
 
 /// Control commands and whether they take a service name.
-const CONTROL: [(&str, bool); 10] = [
+const CONTROL: [(&str, bool); 11] = [
     ("status", false),
     ("start", true),
     ("stop", true),
@@ -49,6 +51,7 @@ const CONTROL: [(&str, bool); 10] = [
     ("reload", false),
     ("events", false),
     ("why", true),
+    ("shutdown", false),
 ];
 
 fn main() -> ExitCode {
@@ -103,13 +106,17 @@ fn main() -> ExitCode {
                 ));
             }
             let socket = socket.unwrap_or_else(|| socket_from_config(&path));
-            client(
+            let code = client(
                 &socket,
                 c,
                 name.unwrap_or(""),
                 json,
                 follow && c == "events",
-            )
+            );
+            if c == "shutdown" && code == ExitCode::SUCCESS {
+                return wait_orderly(&path);
+            }
+            code
         }
         None => usage("no command given"),
     }
@@ -222,6 +229,33 @@ fn client(socket: &std::path::Path, cmd: &str, name: &str, json: bool, follow: b
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_INVALID)
+    }
+}
+
+/// After `shutdown`: waits (at most 3 s) until this boot's end is on disk, so that what the
+/// shutdown sequence does next (unmount state_dir) cannot lose it.
+fn wait_orderly(path: &std::path::Path) -> ExitCode {
+    let dir = config::load(path)
+        .map(|c| c.supervisor.state_dir)
+        .unwrap_or_else(|_| PathBuf::from(config::DEFAULT_STATE_DIR));
+    let id = custos::record::read_boot_id();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        if custos::boot::load(&dir).is_some_and(|boots| {
+            boots
+                .iter()
+                .any(|b| b.id == id && b.end == custos::boot::End::Orderly)
+        }) {
+            return ExitCode::SUCCESS;
+        }
+        if std::time::Instant::now() > end {
+            err(&format!(
+                "custos: this boot's orderly end is not in {} after 3s (a slow or read-only disk?)",
+                dir.join(custos::boot::FILE_NAME).display()
+            ));
+            return ExitCode::from(EXIT_INVALID);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
@@ -338,6 +372,11 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
             let _ = writeln!(o, "watchdog: none ([watchdog] absent)");
         }
     }
+    let _ = writeln!(
+        o,
+        "{}",
+        custos::boot::describe(&cfg.boot, &cfg.supervisor.state_dir)
+    );
     for s in &cfg.services {
         let _ = writeln!(o, "\n{}:", s.name);
         match &s.identify {

@@ -536,7 +536,9 @@ fn exe_matches(p: &Process, exe: &Path, args: Option<&str>) -> bool {
 
 /// Identifies a service's process by its exe (and args): exactly one match pins it; several
 /// are ambiguous and none of them is touched.
-pub fn probe_exe(exe: &Path, args: Option<&str>) -> Observation {
+/// `taken`: PIDs custos runs for something else (its output keeper, scripts, other services'
+/// pins), never this service's process.
+pub fn probe_exe(exe: &Path, args: Option<&str>, taken: &[i32]) -> Observation {
     let Ok(all) = procfs::process::all_processes() else {
         return Observation::Absent(Absent::NoMatch);
     };
@@ -545,7 +547,12 @@ pub fn probe_exe(exe: &Path, args: Option<&str>) -> Observation {
     let mut count: u16 = 0;
     for p in all.flatten() {
         // Never custos itself or init, whatever they run (kernel threads have no exe).
-        if p.pid == me || p.pid == 1 || !exe_matches(&p, exe, args) || is_keeper(p.pid) {
+        if p.pid == me
+            || p.pid == 1
+            || taken.contains(&p.pid)
+            || !exe_matches(&p, exe, args)
+            || is_keeper(p.pid)
+        {
             continue;
         }
         let Ok(s) = p.stat() else { continue };

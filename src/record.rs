@@ -269,7 +269,7 @@ fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
     (era * 146_097 + doe).checked_sub(719_468)
 }
 
-fn parse_utc(s: &str) -> Option<u64> {
+pub(crate) fn parse_utc(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     if b.len() != TIME_LEN
         || b[4] != b'-'
@@ -329,12 +329,24 @@ pub fn crc32(data: &[u8]) -> u32 {
 }
 
 /// This boot's id, from /proc/sys/kernel/random/boot_id; empty when unreadable.
+///
+/// A debug build (tests only: `cargo test` builds custos this way) takes the id from the
+/// environment variable `CUSTOS_TEST_BOOT_ID` when it is set, so that the tests can run custos
+/// against one state_dir as in several boots. A release build (what `scripts/build` makes and
+/// boards run) has no such code: its boot id comes from the kernel alone.
 pub fn read_boot_id() -> BootId {
     let mut id = BootId::new();
     let mut buf = [0u8; 64];
-    let n = File::open("/proc/sys/kernel/random/boot_id")
+    #[cfg_attr(not(debug_assertions), allow(unused_mut))]
+    let mut n = File::open("/proc/sys/kernel/random/boot_id")
         .and_then(|mut f| f.read(&mut buf))
         .unwrap_or(0);
+    #[cfg(debug_assertions)]
+    if let Some(v) = std::env::var_os("CUSTOS_TEST_BOOT_ID") {
+        let v = v.as_encoded_bytes();
+        n = v.len().min(buf.len());
+        buf[..n].copy_from_slice(&v[..n]);
+    }
     if let Ok(s) = std::str::from_utf8(&buf[..n]) {
         let s = s.trim();
         if s.len() == BOOT_ID_LEN && s.bytes().all(|c| c.is_ascii_hexdigit() || c == b'-') {
@@ -548,7 +560,7 @@ impl Record {
                 let _ = warnings.push(Warning::Unreadable { path, error });
             }
         }
-        match Writer::start(state_dir) {
+        match Writer::start(state_dir, RECORD_NAMES) {
             Ok(w) => {
                 rec.dir = Some(state_dir.to_path_buf());
                 rec.writer = Some(w);
@@ -696,27 +708,6 @@ impl Record {
             .filter(move |e| e.service.as_str() == name)
     }
 
-    /// For a boot-loop guard: how many boots (distinct boot ids; an entry without one counts
-    /// alone) recorded a `WatchdogReset` at `now_wall - window` or later. An entry later than
-    /// `now_wall` (the clock went back: a board without RTC before NTP) counts as recent, so the
-    /// guard errs on the side of not rebooting again.
-    pub fn watchdog_resets_within(&self, now_wall: u64, window: Duration) -> usize {
-        let since = now_wall.saturating_sub(window.as_secs());
-        let mut boots: HVec<&str, MAX_RECORDS> = HVec::new();
-        let mut anonymous = 0;
-        for e in self.entries.iter() {
-            if e.kind != Kind::WatchdogReset || e.time < since {
-                continue;
-            }
-            if e.boot.is_empty() {
-                anonymous += 1;
-            } else if !boots.contains(&e.boot.as_str()) {
-                let _ = boots.push(e.boot.as_str());
-            }
-        }
-        boots.len() + anonymous
-    }
-
     fn file_path(&self) -> PathBuf {
         self.dir
             .as_ref()
@@ -812,14 +803,29 @@ fn try_lock(m: &Mutex<Mailbox>) -> Option<MutexGuard<'_, Mailbox>> {
 
 /// The loop's handle on the writer thread. The thread is detached: dropping the handle tells it
 /// to end after its last write, and a write stuck on a dead disk ends with the process.
-struct Writer {
+pub(crate) struct Writer {
     shared: Arc<Shared>,
 }
+
+/// The files one writer thread writes: the file, its temporary, and the thread's name.
+#[derive(Clone, Copy)]
+pub(crate) struct Names {
+    pub file: &'static str,
+    pub temp: &'static str,
+    pub thread: &'static std::ffi::CStr,
+}
+
+/// The record's files.
+const RECORD_NAMES: Names = Names {
+    file: FILE_NAME,
+    temp: TEMP_NAME,
+    thread: c"custos-record",
+};
 
 impl Writer {
     /// Starts the thread with pthread_create, detached, on a small stack (std's thread spawn
     /// costs 16 KiB more of the armv7 binary). It inherits the caller's signal mask.
-    fn start(dir: &Path) -> io::Result<Writer> {
+    pub(crate) fn start(dir: &Path, names: Names) -> io::Result<Writer> {
         let shared = Arc::new(Shared {
             mailbox: Mutex::new(Mailbox {
                 next: None,
@@ -833,7 +839,8 @@ impl Writer {
             wake: Condvar::new(),
             idle: Condvar::new(),
         });
-        let theirs: *mut WriterArgs = Box::into_raw(Box::new((Arc::clone(&shared), dir.into())));
+        let theirs: *mut WriterArgs =
+            Box::into_raw(Box::new((Arc::clone(&shared), dir.into(), names)));
         // SAFETY: attr is initialized by pthread_attr_init before use and destroyed after;
         // pthread_create gets a valid function and an argument that only the new thread uses
         // (it takes ownership of the box); on failure the box is taken back here.
@@ -867,7 +874,7 @@ impl Writer {
     }
 
     /// Leaves `data` in the mailbox. Without `wait` it gives up (false) if the lock is taken.
-    fn post(&self, data: Vec<u8>, wait: bool) -> bool {
+    pub(crate) fn post(&self, data: Vec<u8>, wait: bool) -> bool {
         let old = {
             let Some(mut m) = (if wait {
                 Some(lock(&self.shared.mailbox))
@@ -904,7 +911,7 @@ impl Writer {
     }
 
     /// Files written and the last outcome since the last call; `None` if the lock is taken.
-    fn take_outcome(&self, wait: bool) -> Option<(u64, Option<io::Result<()>>)> {
+    pub(crate) fn take_outcome(&self, wait: bool) -> Option<(u64, Option<io::Result<()>>)> {
         let mut m = if wait {
             lock(&self.shared.mailbox)
         } else {
@@ -915,7 +922,7 @@ impl Writer {
     }
 
     /// Whether the writer became idle (nothing in hand, nothing in the mailbox) within `bound`.
-    fn wait_idle(&self, bound: Duration) -> bool {
+    pub(crate) fn wait_idle(&self, bound: Duration) -> bool {
         let end = crate::procs::boottime() + bound;
         let mut m = lock(&self.shared.mailbox);
         while m.busy || m.next.is_some() || m.side.is_some() {
@@ -941,26 +948,26 @@ impl Drop for Writer {
 }
 
 /// What the writer thread is given: the mailbox and the state directory.
-type WriterArgs = (Arc<Shared>, PathBuf);
+type WriterArgs = (Arc<Shared>, PathBuf, Names);
 
 extern "C" fn writer_main(arg: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: arg is the box leaked by Writer::start for this thread alone.
     let args = unsafe { Box::from_raw(arg.cast::<WriterArgs>()) };
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    unsafe { libc::prctl(libc::PR_SET_NAME, c"custos-record".as_ptr(), 0, 0, 0) };
-    write_loop(&args.0, &args.1);
+    unsafe { libc::prctl(libc::PR_SET_NAME, args.2.thread.as_ptr(), 0, 0, 0) };
+    write_loop(&args.0, &args.1, args.2);
     std::ptr::null_mut()
 }
 
 /// The writer thread: takes the newest snapshot, writes it (the lock released), reports.
 /// It never pets the watchdog and never logs: the loop does both.
-fn write_loop(shared: &Shared, dir: &Path) {
+fn write_loop(shared: &Shared, dir: &Path, names: Names) {
     let mut m = lock(&shared.mailbox);
     loop {
         if let Some(data) = m.next.take() {
             m.busy = true;
             drop(m);
-            let outcome = write_atomic(dir, &data);
+            let outcome = write_atomic(dir, names, &data);
             drop(data);
             m = lock(&shared.mailbox);
             m.busy = false;
@@ -987,7 +994,7 @@ fn write_loop(shared: &Shared, dir: &Path) {
 }
 
 /// Makes sure `dir` exists and is a writable directory.
-fn usable_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn usable_dir(dir: &Path) -> io::Result<()> {
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(io::Error::from_raw_os_error(libc::ENOTDIR)),
@@ -1225,8 +1232,8 @@ fn write_side_file(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
     done
 }
 
-fn write_atomic(dir: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = dir.join(TEMP_NAME);
+fn write_atomic(dir: &Path, names: Names, data: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(names.temp);
     let result = (|| {
         let mut f = OpenOptions::new()
             .write(true)
@@ -1237,7 +1244,7 @@ fn write_atomic(dir: &Path, data: &[u8]) -> io::Result<()> {
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);
-        fs::rename(&tmp, dir.join(FILE_NAME))?;
+        fs::rename(&tmp, dir.join(names.file))?;
         // The rename itself is durable only once the directory is.
         File::open(dir)?.sync_all()
     })();
@@ -1735,29 +1742,6 @@ mod tests {
         assert_eq!(unescape::<8>("end\\"), None);
         assert_eq!(unescape::<2>("abc"), None);
         let _ = fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn watchdog_resets_are_counted_per_boot_within_the_window() {
-        let mut r = Record::in_memory();
-        let day = 86_400;
-        let t0 = 1_732_521_600;
-        let reset = |t: u64, boot: &str| Entry::new(t, boot, "", Kind::WatchdogReset, "CARDRESET");
-        r.push(reset(t0 - 2 * day, "old"), s(0));
-        r.push(reset(t0 - 600, "b1"), s(0));
-        r.push(reset(t0 - 590, "b1"), s(0)); // custos restarted within the same boot
-        r.push(entry(0, "x", Kind::Died, "not a reset"), s(0));
-        r.push(reset(t0 - 300, "b2"), s(0));
-        r.push(reset(t0 + 50, "b3"), s(0)); // clock went back: counted
-        assert_eq!(r.watchdog_resets_within(t0, Duration::from_secs(3600)), 3);
-        assert_eq!(
-            r.watchdog_resets_within(t0, Duration::from_secs(3 * day)),
-            4
-        );
-        assert_eq!(
-            r.watchdog_resets_within(t0 + 10 * day, Duration::from_secs(60)),
-            0
-        );
     }
 
     #[test]

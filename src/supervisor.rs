@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use log::{debug, error, info, warn};
 
+use crate::boot::{self, Begin, BootConfig, BootLog, End};
 use crate::checks::{CheckRt, Failure, InFlight, Verdict};
 use crate::clockstep::StepWatch;
 use crate::config::{self, CheckAction, Config, Dur, Identify, ServiceConfig};
@@ -198,6 +199,15 @@ pub struct Supervisor {
     control: Option<ControlServer>,
     /// Boot-loop guard tripped: no reboot escalation this boot.
     degraded: bool,
+    /// The boots seen in state_dir, apart from the record.
+    boots: BootLog,
+    /// `[boot]` as custos started with it (a reload changes it at the next start).
+    boot_cfg: BootConfig,
+    /// What the guard found when custos started in this boot.
+    guard: Option<boot::Verdict>,
+    /// This boot counts as good from this time on (supervisor clock), unless custos asks for a
+    /// reboot first; `None` once marked.
+    good_at: Option<Mono>,
     /// Ticks of the /proc poll since start-up.
     ticks: u64,
     /// The service table was replaced (a reload) during this pass: poll results that name
@@ -323,6 +333,10 @@ impl Supervisor {
         for w in warnings {
             warn!("{w}");
         }
+        let (boots, warnings) = BootLog::open(&config.supervisor.state_dir);
+        for w in warnings {
+            warn!("{w}");
+        }
         let access = Access {
             gid: config.supervisor.control_group.as_ref().map(|g| g.1),
         };
@@ -368,6 +382,10 @@ impl Supervisor {
             control,
             record,
             degraded: false,
+            boots,
+            good_at: Some(procs::boottime() + config.boot.good_after),
+            boot_cfg: config.boot,
+            guard: None,
             table_changed: false,
             ticks: 0,
             keeper: Keeper::new(),
@@ -606,19 +624,7 @@ impl Supervisor {
                 self.note(Kind::WatchdogReset, "", &text);
             }
         }
-        if let Some(cfg) = &self.watchdog_cfg {
-            let resets = self
-                .record
-                .watchdog_resets_within(record::wall_now(), cfg.reset_window);
-            if resets > cfg.max_resets as usize {
-                self.degraded = true;
-                error!(
-                    "boot-loop guard: {resets} boots ended in a watchdog reset within {} (max_resets = {}): DEGRADED MODE: on_exhausted = \"reboot\" will not reboot this boot; services are still supervised",
-                    Dur(cfg.reset_window),
-                    cfg.max_resets
-                );
-            }
-        }
+        self.begin_boot();
         if let Some(c) = &self.control {
             info!("control: listening on {}", c.path.display());
         }
@@ -628,17 +634,95 @@ impl Supervisor {
             }
         };
         self.close_watchdog();
+        self.boots.end(End::Orderly);
         let Exit::Signal(sig) = exit;
         self.note(
             Kind::CustosStop,
             "",
             &format!("custos stopped by {}", SigName(sig)),
         );
-        let now = self.now();
-        if let Some(w) = self.record.finish(now, record::FINAL_WRITE_WAIT) {
+        self.finish_writes();
+        exit
+    }
+
+    /// Before an exit or a reboot: both writer threads get what changed, and custos waits for
+    /// both together at most FINAL_WRITE_WAIT.
+    fn finish_writes(&mut self) {
+        let start = self.now();
+        self.boots.hand_over_now(start);
+        if let Some(w) = self.record.finish(start, record::FINAL_WRITE_WAIT) {
             warn!("{w}");
         }
-        exit
+        let left = record::FINAL_WRITE_WAIT.saturating_sub(self.now().saturating_sub(start));
+        if let Some(w) = self.boots.finish(self.now(), left) {
+            warn!("{w}");
+        }
+    }
+
+    /// Settles how the previous boot ended, adds this one to the boots in state_dir, and asks
+    /// the boot-loop guard. With or without a watchdog: the guard counts boots.
+    fn begin_boot(&mut self) {
+        let cardreset = self
+            .watchdog
+            .as_ref()
+            .is_some_and(|wd| wd.boot_status & crate::watchdog::WDIOF_CARDRESET != 0);
+        let id = self.record.boot_id().to_string();
+        let shown = if id.is_empty() {
+            "(no boot id)"
+        } else {
+            id.as_str()
+        };
+        match self.boots.begin(&id, record::wall_now(), cardreset) {
+            Begin::Again => info!("boot: custos restarted within this boot ({shown})"),
+            Begin::New(None) => info!("boot: this is boot {shown}; no earlier boot is known"),
+            Begin::New(Some(prev)) => {
+                let line = format!(
+                    "boot: this is boot {shown}; the previous boot ({}) {}{}",
+                    prev.id,
+                    prev.end,
+                    if prev.good && prev.end != End::Orderly {
+                        ", after it had counted as good"
+                    } else {
+                        ""
+                    }
+                );
+                if prev.bad() {
+                    warn!("{line}");
+                } else {
+                    info!("{line}");
+                }
+            }
+        }
+        if self.boots.current().is_some_and(|b| b.good) {
+            // Found good by an earlier custos in this boot.
+            self.good_at = None;
+        }
+        let v = self.boots.verdict(&self.boot_cfg);
+        self.guard = Some(v);
+        let cfg = &self.boot_cfg;
+        if v.tripped {
+            self.degraded = true;
+            self.boots.set_degraded();
+            error!(
+                "boot-loop guard: {} recent boot(s) ended badly (a reboot custos requested, or a watchdog reset or an unexplained end within good_after {}), more than max_resets = {}: DEGRADED MODE: on_exhausted = \"reboot\" will not reboot this boot; services are still supervised; clears after {} good boot(s) in a row",
+                v.bad,
+                Dur(cfg.good_after),
+                cfg.max_resets,
+                cfg.clear_after
+            );
+        } else {
+            info!(
+                "boot-loop guard: clear: {} recent boot(s) ended badly (trips above max_resets = {})",
+                v.bad, cfg.max_resets
+            );
+        }
+        self.flush_boots(self.now());
+    }
+
+    fn flush_boots(&mut self, now: Mono) {
+        if let Some(w) = self.boots.flush(now) {
+            warn!("{w}");
+        }
     }
 
     /// Records an event (deaths, actions: what `custos events` and `custos why` show, across
@@ -726,6 +810,9 @@ impl Supervisor {
             error!("{name}: on_exhausted = \"reboot\": not rebooting: the boot-loop guard is on (degraded mode)");
             return;
         }
+        self.boots.end(End::Reboot);
+        self.good_at = None;
+        self.flush_boots(now);
         // SAFETY: sync(2) takes no arguments.
         unsafe { libc::sync() };
         match &self.watchdog {
@@ -749,9 +836,7 @@ impl Supervisor {
         if self.reboot_at.is_some_and(|t| now >= t) {
             error!("reboot: the board has not been reset: calling reboot(2)");
             // Petting has stopped on purpose: the loop may wait, bounded, for the record.
-            if let Some(w) = self.record.finish(now, record::FINAL_WRITE_WAIT) {
-                warn!("{w}");
-            }
+            self.finish_writes();
             // SAFETY: sync(2) and reboot(2) take no pointers.
             unsafe { libc::sync() };
             if unsafe { libc::reboot(libc::RB_AUTOBOOT) } < 0 {
@@ -773,6 +858,12 @@ impl Supervisor {
             deadline = deadline.min(t);
         }
         if let Some(t) = self.record.flush_due() {
+            deadline = deadline.min(t);
+        }
+        if let Some(t) = self.boots.flush_due() {
+            deadline = deadline.min(t);
+        }
+        if let Some(t) = self.good_at {
             deadline = deadline.min(t);
         }
         if let Some(t) = self.control.as_ref().and_then(|c| c.deadline()) {
@@ -952,6 +1043,14 @@ impl Supervisor {
         if let Some(c) = &mut self.control {
             c.sweep(now);
         }
+        if self.good_at.is_some_and(|t| now >= t) && self.reboot_at.is_none() {
+            self.good_at = None;
+            self.boots.mark_good();
+            info!(
+                "boot: custos has run {} in this boot without asking for a reboot: this boot counts as good for the boot-loop guard",
+                Dur(self.boot_cfg.good_after)
+            );
+        }
         // Never waits: hands a snapshot to the writer thread and picks up its outcomes.
         if let Some(w) = self.record.flush(now) {
             warn!("{w}");
@@ -959,6 +1058,7 @@ impl Supervisor {
         if let Some(r) = self.record.side_outcome() {
             self.pins_written(r);
         }
+        self.flush_boots(now);
         let end = self.now();
         self.pet(now, end);
         None
@@ -1087,7 +1187,9 @@ impl Supervisor {
                     self.svcs[i].last_read = stamp;
                     obs
                 }
-                Identify::Exe { exe, args } => procs::probe_exe(exe, args.as_deref()),
+                Identify::Exe { exe, args } => {
+                    procs::probe_exe(exe, args.as_deref(), &self.taken(i))
+                }
             };
             self.svcs[i].watch_pidfile(&obs);
             self.feed(i, Event::Observed(obs), now);
@@ -1673,6 +1775,9 @@ impl Supervisor {
         {
             warn!("[supervisor] log, control_socket, control_group and state_dir take effect when custos is restarted");
         }
+        if new.boot != self.boot_cfg {
+            warn!("boot: [boot] changed: the new settings take effect when custos is restarted");
+        }
         if new.watchdog != self.watchdog_cfg {
             warn!("watchdog: [watchdog] changed: the new settings take effect when custos is restarted");
         }
@@ -1797,6 +1902,19 @@ impl Supervisor {
                     control::reply_text(true, &self.status_text(now))
                 }
             }
+            ("shutdown", None) => {
+                // Init runs the shutdown sequence before its SIGTERM reaches custos, and that
+                // sequence may unmount state_dir: the end is written now. custos goes on
+                // supervising (and petting) until it is stopped.
+                info!("control: shutdown: this boot is ending in order");
+                self.boots.end(End::Orderly);
+                self.good_at = None;
+                self.flush_boots(now);
+                control::reply_text(
+                    true,
+                    "boot: this boot is recorded as ending in order; custos goes on supervising until it is stopped",
+                )
+            }
             ("reload", None) => match self.reload(now) {
                 Ok(msg) => control::reply_text(true, &msg),
                 Err(msg) => control::reply_text(false, &msg),
@@ -1848,13 +1966,16 @@ impl Supervisor {
                         if entries.is_empty() {
                             t.push_str("no events recorded\n");
                         }
+                        if for_one && self.degraded {
+                            t.push_str(&self.guard_text());
+                        }
                         control::reply_text(true, t.trim_end())
                     }
                 }
             }
             _ => control::reply_text(
                 false,
-                &format!("unknown command `{cmd}`: status, start, stop, restart, monitor, unmonitor, adopt, reload, events, why"),
+                &format!("unknown command `{cmd}`: status, start, stop, restart, monitor, unmonitor, adopt, reload, events, why, shutdown"),
             ),
         };
         let follow = cmd == "events" && req.follow;
@@ -1937,10 +2058,25 @@ impl Supervisor {
             }
             _ => t.push_str("watchdog: none configured\n"),
         }
-        if self.degraded {
-            t.push_str("DEGRADED: the boot-loop guard is on: no reboot escalation this boot\n");
-        }
+        t.push_str(&self.guard_text());
         t.trim_end().to_string()
+    }
+
+    /// The boot-loop guard in one line (`status`; `why` too when it is on).
+    fn guard_text(&self) -> String {
+        let bad = self.guard.map_or(0, |v| v.bad);
+        let cfg = &self.boot_cfg;
+        if self.degraded {
+            format!(
+                "DEGRADED: the boot-loop guard is on: {bad} recent boot(s) ended badly, more than max_resets = {}: no reboot escalation this boot; clears after {} good boot(s) in a row\n",
+                cfg.max_resets, cfg.clear_after
+            )
+        } else {
+            format!(
+                "boot-loop guard: clear: {bad} recent boot(s) ended badly (trips above max_resets = {})\n",
+                cfg.max_resets
+            )
+        }
     }
 
     fn status_json(&self, now: Mono) -> String {
@@ -2029,7 +2165,18 @@ impl Supervisor {
             }
             _ => s.push_str("null"),
         }
-        let _ = write!(s, ",\"degraded\":{}", self.degraded);
+        let _ = write!(
+            s,
+            ",\"degraded\":{},\"boot\":{{\"bad_boots\":{},\"max_resets\":{},\"clear_after\":{},\"good\":{}",
+            self.degraded,
+            self.guard.map_or(0, |v| v.bad),
+            self.boot_cfg.max_resets,
+            self.boot_cfg.clear_after,
+            self.boots.current().is_some_and(|b| b.good)
+        );
+        s.push_str(",\"boot_id\":");
+        control::json_str(&mut s, self.record.boot_id());
+        s.push('}');
         s.push_str("}\n");
         s
     }

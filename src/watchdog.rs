@@ -120,10 +120,6 @@ pub struct WatchdogConfig {
     pub timeout: Duration,
     pub pet_every: Duration,
     pub magic_close: bool,
-    /// Boot-loop guard: more watchdog resets than this within `reset_window` (counted from the
-    /// record of earlier boots) and custos starts degraded: no reboot escalation.
-    pub max_resets: u32,
-    pub reset_window: Duration,
 }
 
 enum Backend {
@@ -352,8 +348,6 @@ mod tests {
             timeout: Duration::from_secs(5),
             pet_every: Duration::from_secs(1),
             magic_close: true,
-            max_resets: 3,
-            reset_window: Duration::from_secs(3600),
         };
         let mut wd = Watchdog::open(&cfg).expect("open");
         assert!(
