@@ -1330,7 +1330,7 @@ impl Validator<'_> {
                             Some(n) => format!("service.restart.on_exhausted (service `{}`)", n.get_ref()),
                             None => format!("service[{i}].restart.on_exhausted"),
                         },
-                        message: "\"reboot\" with no [watchdog]: custos calls reboot(2) at once, and no hardware watchdog resets the board if it hangs on the way".to_string(),
+                        message: "\"reboot\" with no [watchdog]: custos reboots the board itself at once, and no hardware watchdog resets it if it hangs on the way".to_string(),
                     });
                 }
             }
