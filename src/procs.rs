@@ -555,12 +555,24 @@ pub fn probe_exe(exe: &Path, args: Option<&str>, taken: &[i32]) -> Observation {
         {
             continue;
         }
-        let Ok(s) = p.stat() else { continue };
+        // Read through the same /proc/PID directory handle as the exe: a PID reused since
+        // cannot lend its stat.
+        let mut text = Vec::new();
+        let read = p
+            .open_relative("stat")
+            .map(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 4096), &mut text));
+        let Some(s) = read
+            .ok()
+            .and_then(|r| r.ok())
+            .and_then(|_| parse_stat(&text))
+        else {
+            continue;
+        };
         if s.state == 'Z' || s.state == 'X' {
             continue;
         }
         count = count.saturating_add(1);
-        found = Some(pin(p.pid, s.starttime));
+        found = Some(pin(p.pid, s.start_ticks));
     }
     match (count, found) {
         (1, Some(pin)) => Observation::Alive(pin),
