@@ -465,7 +465,8 @@ fn read_file(path: &Path) -> io::Result<Result<Deque<Boot, MAX_BOOTS>, String>> 
     Ok(parse(&data))
 }
 
-fn parse(data: &[u8]) -> Result<Deque<Boot, MAX_BOOTS>, String> {
+/// Parses the bytes of a boots file (header, then one line per boot).
+pub fn parse(data: &[u8]) -> Result<Deque<Boot, MAX_BOOTS>, String> {
     let text = std::str::from_utf8(data).map_err(|_| "not UTF-8".to_string())?;
     let (header, body) = text
         .split_once('\n')

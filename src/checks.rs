@@ -708,7 +708,7 @@ impl Default for CheckRt {
 pub fn rss_bytes(pid: i32) -> Option<u64> {
     let p = procfs::process::Process::new(pid).ok()?;
     let statm = p.statm().ok()?;
-    Some(statm.resident * procfs::page_size())
+    Some(statm.resident.saturating_mul(procfs::page_size()))
 }
 
 /// Open file descriptors of a process.
@@ -719,9 +719,8 @@ pub fn fd_count(pid: i32) -> Option<u64> {
 
 /// utime + stime of a process, in clock ticks.
 pub fn cpu_ticks(pid: i32) -> Option<u64> {
-    let p = procfs::process::Process::new(pid).ok()?;
-    let s = p.stat().ok()?;
-    Some(s.utime + s.stime)
+    let s = crate::procs::stat_fields(pid).ok()??;
+    Some(s.utime.saturating_add(s.stime))
 }
 
 /// What identifies one version of a heartbeat file: a beat changes at least one of these.

@@ -31,6 +31,8 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     /// Absent section: no hardware watchdog.
     pub watchdog: Option<WatchdogConfig>,
+    /// What is valid but likely not meant (`custos check` and every load print them).
+    pub warnings: Vec<ConfigError>,
     /// The boot-loop guard (defaults when the section is absent).
     pub boot: BootConfig,
 }
@@ -294,6 +296,24 @@ impl fmt::Display for ConfigErrors {
 }
 
 impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// The warnings, one line each: `FILE:LINE: warning: KEY: message`.
+    pub fn warning_lines(&self, file: &Path) -> Vec<String> {
+        self.warnings
+            .iter()
+            .map(|w| {
+                let line = w.line.map(|l| format!(":{l}")).unwrap_or_default();
+                format!(
+                    "{}{line}: warning: {}: {}",
+                    file.display(),
+                    w.key,
+                    w.message
+                )
+            })
+            .collect()
+    }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Durations: "250ms", "5s", "2m", "1h".
@@ -951,12 +971,32 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     if buf.len() as u64 > MAX_CONFIG_BYTES {
         return Err(too_big(buf.len() as u64));
     }
-    let text = String::from_utf8(buf)
-        .map_err(|_| fail("cannot read: stream did not contain valid UTF-8".to_string()))?;
-    parse(&text).map_err(|errors| ConfigErrors {
+    parse_bytes(&buf).map_err(|errors| ConfigErrors {
         file: path.to_path_buf(),
         errors,
     })
+}
+
+/// Parses config bytes as `parse` does; bytes that are not UTF-8 are an error naming the line
+/// and column (in bytes) of the first bad byte.
+pub fn parse_bytes(bytes: &[u8]) -> Result<Config, Vec<ConfigError>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let line_start = bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        vec![ConfigError {
+            line: Some(line_of(bytes, at)),
+            key: String::new(),
+            message: format!(
+                "not UTF-8: byte 0x{:02x} at column {}",
+                bytes.get(at).copied().unwrap_or(0),
+                at - line_start + 1
+            ),
+        }]
+    })?;
+    parse(text)
 }
 
 /// What PID 1 (init) runs on this machine: its /proc/1/exe and its arguments joined by spaces,
@@ -1045,8 +1085,17 @@ pub fn parse_with_init(
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+/// The longest watchdog timeout any driver accepts: softdog's max_timeout (drivers/watchdog/
+/// softdog.c); hardware watchdogs allow less (the driver refuses or clamps, and custos says so).
+pub const MAX_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(65535);
+/// The shortest period of a program check (each run forks and execs a program).
+pub const MIN_PROGRAM_EVERY: Duration = Duration::from_secs(1);
+
+fn line_of(text: &(impl AsRef<[u8]> + ?Sized), offset: usize) -> usize {
+    text.as_ref()
         .iter()
         .take(offset)
         .filter(|&&b| b == b'\n')
@@ -1074,7 +1123,7 @@ impl Validator<'_> {
         v: &Option<Spanned<String>>,
         key: &str,
         default: Duration,
-        min: Duration,
+        (min, max): (Duration, Duration),
     ) -> Duration {
         let Some(v) = v else { return default };
         match parse_duration(v.get_ref()) {
@@ -1083,6 +1132,14 @@ impl Validator<'_> {
                     Some(v.span()),
                     key,
                     format!("{} is shorter than the minimum {}", Dur(d), Dur(min)),
+                );
+                default
+            }
+            Ok(d) if d > max => {
+                self.err(
+                    Some(v.span()),
+                    key,
+                    format!("{} is longer than the maximum {}", Dur(d), Dur(max)),
                 );
                 default
             }
@@ -1181,7 +1238,7 @@ impl Validator<'_> {
                 &s.interval,
                 "supervisor.interval",
                 supervisor.interval,
-                Duration::from_millis(10),
+                (Duration::from_millis(10), MINUTE),
             );
             if let Some(d) = &s.state_dir {
                 supervisor.state_dir = self.path(d, "supervisor.state_dir");
@@ -1248,15 +1305,42 @@ impl Validator<'_> {
             for c in &mut svc.checks {
                 if c.every.is_zero() {
                     c.every = supervisor.interval;
+                    if matches!(c.kind, CheckKind::Program { .. }) {
+                        c.every = c.every.max(MIN_PROGRAM_EVERY);
+                    }
                 }
             }
         }
         let watchdog = raw.watchdog.as_ref().map(|w| self.watchdog(w));
+        let mut warnings = Vec::new();
+        if watchdog.is_none() {
+            for (i, s) in raw.service.iter().enumerate() {
+                let Some(o) = s
+                    .get_ref()
+                    .restart
+                    .as_ref()
+                    .and_then(|r| r.get_ref().on_exhausted.as_ref())
+                else {
+                    continue;
+                };
+                if o.get_ref() == "reboot" {
+                    warnings.push(ConfigError {
+                        line: Some(line_of(self.text, o.span().start)),
+                        key: match s.get_ref().name.as_ref() {
+                            Some(n) => format!("service.restart.on_exhausted (service `{}`)", n.get_ref()),
+                            None => format!("service[{i}].restart.on_exhausted"),
+                        },
+                        message: "\"reboot\" with no [watchdog]: custos reboots the board itself at once, and no hardware watchdog resets it if it hangs on the way".to_string(),
+                    });
+                }
+            }
+        }
         let boot = self.boot(&raw);
         Config {
             supervisor,
             services,
             watchdog,
+            warnings,
             boot,
         }
     }
@@ -1330,7 +1414,7 @@ impl Validator<'_> {
                     &b.good_after,
                     "boot.good_after",
                     d.good_after,
-                    Duration::from_secs(1),
+                    (Duration::from_secs(1), DAY),
                 ),
             ),
         };
@@ -1349,9 +1433,24 @@ impl Validator<'_> {
             None => PathBuf::from("/dev/watchdog"),
         };
         let sec = Duration::from_secs(1);
-        let timeout = self.duration(&w.timeout, "watchdog.timeout", Duration::from_secs(15), sec);
+        let timeout = self.duration(
+            &w.timeout,
+            "watchdog.timeout",
+            Duration::from_secs(15),
+            (sec, Duration::MAX),
+        );
         if let Some(t) = &w.timeout {
-            if timeout.subsec_millis() != 0 {
+            if timeout > MAX_WATCHDOG_TIMEOUT {
+                self.err(
+                    Some(t.span()),
+                    "watchdog.timeout",
+                    format!(
+                        "{}s is longer than the maximum {}s (softdog's limit; most hardware watchdogs allow far less)",
+                        timeout.as_secs(),
+                        MAX_WATCHDOG_TIMEOUT.as_secs()
+                    ),
+                );
+            } else if timeout.subsec_millis() != 0 {
                 self.err(
                     Some(t.span()),
                     "watchdog.timeout",
@@ -1363,7 +1462,7 @@ impl Validator<'_> {
             &w.pet_every,
             "watchdog.pet_every",
             timeout / 3,
-            Duration::from_millis(10),
+            (Duration::from_millis(10), Duration::MAX),
         );
         if pet_every >= timeout {
             let span = w.pet_every.as_ref().map(|p| p.span()).or(at);
@@ -1382,7 +1481,7 @@ impl Validator<'_> {
             &w.reset_window,
             "watchdog.reset_window",
             Duration::from_secs(3600),
-            sec,
+            (sec, Duration::MAX),
         );
         WatchdogConfig {
             device,
@@ -1436,7 +1535,13 @@ impl Validator<'_> {
             }
             (None, Some(e)) => {
                 let args = s.args.as_ref().map(|a| {
-                    if a.get_ref().len() > MAX_ARG_LEN {
+                    if a.get_ref().is_empty() {
+                        self.err(
+                            Some(a.span()),
+                            &k("args"),
+                            "empty: leave `args` out to match any arguments",
+                        );
+                    } else if a.get_ref().len() > MAX_ARG_LEN {
                         self.err(
                             Some(a.span()),
                             &k("args"),
@@ -1499,33 +1604,38 @@ impl Validator<'_> {
             &s.start_timeout,
             &k("start_timeout"),
             Duration::from_secs(10),
-            Duration::from_millis(1),
+            (Duration::from_millis(1), 10 * MINUTE),
         );
         let stop_timeout = self.duration(
             &s.stop_timeout,
             &k("stop_timeout"),
             Duration::from_secs(5),
-            Duration::from_millis(1),
+            (Duration::from_millis(1), 10 * MINUTE),
         );
         let mut restart = RestartPolicy::default();
         if let Some(r) = &s.restart {
             let r = r.get_ref();
             let one = Duration::from_millis(1);
-            restart.backoff =
-                self.duration(&r.backoff, &k("restart.backoff"), restart.backoff, one);
+            restart.backoff = self.duration(
+                &r.backoff,
+                &k("restart.backoff"),
+                restart.backoff,
+                (one, HOUR),
+            );
             restart.backoff_max = self.duration(
                 &r.backoff_max,
                 &k("restart.backoff_max"),
                 restart.backoff_max,
-                one,
+                (one, HOUR),
             );
             restart.stable_after = self.duration(
                 &r.stable_after,
                 &k("restart.stable_after"),
                 restart.stable_after,
-                one,
+                (one, DAY),
             );
-            restart.window = self.duration(&r.window, &k("restart.window"), restart.window, one);
+            restart.window =
+                self.duration(&r.window, &k("restart.window"), restart.window, (one, DAY));
             // No limit unless the config asks for one. A config that writes `window` or
             // `on_exhausted` without `max_restarts` asked for the limit that was the default
             // then, and keeps it.
@@ -1826,7 +1936,7 @@ impl Validator<'_> {
                     &c.over,
                     &k("over"),
                     Duration::from_secs(30),
-                    Duration::from_millis(1),
+                    (Duration::from_millis(1), HOUR),
                 );
                 CheckKind::Cpu { max_percent, over }
             }
@@ -1845,7 +1955,7 @@ impl Validator<'_> {
                     &c.max_age,
                     &k("max_age"),
                     Duration::from_secs(30),
-                    Duration::from_millis(1),
+                    (Duration::from_millis(1), DAY),
                 );
                 CheckKind::Heartbeat { path, max_age }
             }
@@ -1861,15 +1971,20 @@ impl Validator<'_> {
             },
         };
         let one = Duration::from_millis(1);
-        let timeout = self.duration(&c.timeout, &k("timeout"), Duration::from_secs(5), one);
-        // Zero stands for "the supervisor interval", filled in once the [supervisor] table is read.
-        let every = self.duration(
-            &c.every,
-            &k("every"),
-            Duration::ZERO,
-            Duration::from_millis(10),
+        let timeout = self.duration(
+            &c.timeout,
+            &k("timeout"),
+            Duration::from_secs(5),
+            (one, MINUTE),
         );
-        let grace = self.duration(&c.grace, &k("grace"), Duration::from_secs(10), one);
+        // Zero stands for "the supervisor interval", filled in once the [supervisor] table is read.
+        // A program check forks and execs each time: not more than once a second.
+        let floor = match kind {
+            CheckKind::Program { .. } => MIN_PROGRAM_EVERY,
+            _ => Duration::from_millis(10),
+        };
+        let every = self.duration(&c.every, &k("every"), Duration::ZERO, (floor, DAY));
+        let grace = self.duration(&c.grace, &k("grace"), Duration::from_secs(10), (one, HOUR));
         let failures = match &c.failures {
             None => 1,
             Some(f) => match u32::try_from(*f.get_ref()) {
@@ -2122,6 +2237,158 @@ start_timeout = "5 parsecs"
     }
 
     #[test]
+    fn a_non_utf8_config_names_the_line_of_its_first_bad_byte() {
+        let dir = std::env::temp_dir().join(format!("custos-cfgutf8-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("custos.toml");
+        std::fs::write(
+            &file,
+            b"[supervisor]\ninterval = \"2s\"\n# caf\xe9\n# \xff\n",
+        )
+        .expect("write");
+        let e = load(&file).expect_err("not UTF-8");
+        assert_eq!(e.errors.len(), 1, "{e}");
+        assert_eq!(e.errors[0].line, Some(3), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains("custos.toml:3: not UTF-8: byte 0xe9 at column 6"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_duration_and_count_has_an_upper_bound() {
+        let svc = "[[service]]\nname = \"a\"\npidfile = \"/run/a.pid\"\nstart = [\"/bin/a\"]\n";
+        for (text, want) in [
+            (
+                "[supervisor]\ninterval = \"2m\"\n".to_string(),
+                ":2: supervisor.interval: 2m is longer than the maximum 1m",
+            ),
+            (
+                format!("{svc}start_timeout = \"11m\"\n"),
+                "service.start_timeout (service `a`): 11m is longer than the maximum 10m",
+            ),
+            (
+                format!("{svc}stop_timeout = \"1h\"\n"),
+                "service.stop_timeout (service `a`): 1h is longer than the maximum 10m",
+            ),
+            (
+                format!("{svc}[service.restart]\nbackoff = \"2h\"\nbackoff_max = \"2h\"\n"),
+                "service.restart.backoff (service `a`): 2h is longer than the maximum 1h",
+            ),
+            (
+                format!("{svc}[service.restart]\nbackoff_max = \"2h\"\n"),
+                "service.restart.backoff_max (service `a`): 2h is longer than the maximum 1h",
+            ),
+            (
+                format!("{svc}[service.restart]\nstable_after = \"25h\"\n"),
+                "service.restart.stable_after (service `a`): 25h is longer than the maximum 24h",
+            ),
+            (
+                format!("{svc}[service.restart]\nwindow = \"25h\"\n"),
+                "service.restart.window (service `a`): 25h is longer than the maximum 24h",
+            ),
+            (
+                format!("{svc}[[service.check]]\nkind = \"tcp\"\nport = 80\ntimeout = \"2m\"\n"),
+                "timeout: 2m is longer than the maximum 1m",
+            ),
+            (
+                format!("{svc}[[service.check]]\nkind = \"tcp\"\nport = 80\nevery = \"25h\"\n"),
+                "every: 25h is longer than the maximum 24h",
+            ),
+            (
+                format!("{svc}[[service.check]]\nkind = \"tcp\"\nport = 80\ngrace = \"2h\"\n"),
+                "grace: 2h is longer than the maximum 1h",
+            ),
+            (
+                format!("{svc}[[service.check]]\nkind = \"cpu\"\nmax_percent = 50.0\nover = \"2h\"\n"),
+                "over: 2h is longer than the maximum 1h",
+            ),
+            (
+                format!("{svc}[[service.check]]\nkind = \"heartbeat\"\npath = \"/run/hb\"\nmax_age = \"25h\"\n"),
+                "max_age: 25h is longer than the maximum 24h",
+            ),
+            (
+                "[boot]\ngood_after = \"25h\"\n".to_string(),
+                ":2: boot.good_after: 25h is longer than the maximum 24h",
+            ),
+        ] {
+            let e = errors(&text);
+            assert!(e.contains(want), "{text}\nwant: {want}\ngot: {e}");
+        }
+        // At the bound itself: accepted.
+        parse(&format!("[supervisor]\ninterval = \"1m\"\n{svc}start_timeout = \"10m\"\n[boot]\ngood_after = \"24h\"\n")).expect("at the bounds");
+    }
+
+    #[test]
+    fn watchdog_timeout_is_within_what_drivers_accept() {
+        let e = errors("[watchdog]\ntimeout = \"65536s\"\n");
+        assert!(
+            e.contains(":2: watchdog.timeout: 65536s is longer than the maximum 65535s"),
+            "{e}"
+        );
+        let e = errors("[watchdog]\ntimeout = \"2000h\"\n");
+        assert!(e.contains("is longer than the maximum 65535s"), "{e}");
+        let w = parse("[watchdog]\ntimeout = \"65535s\"\n")
+            .expect("softdog's maximum")
+            .watchdog
+            .expect("watchdog");
+        assert_eq!(w.timeout, Duration::from_secs(65535));
+    }
+
+    #[test]
+    fn program_checks_run_at_most_once_a_second() {
+        let svc = "[supervisor]\ninterval = \"250ms\"\n[[service]]\nname = \"a\"\npidfile = \"/run/a.pid\"\nstart = [\"/bin/a\"]\n[[service.check]]\nkind = \"program\"\nargv = [\"/bin/true\"]\n";
+        let e = errors(&format!("{svc}every = \"500ms\"\n"));
+        assert!(
+            e.contains(
+                ":10: service.check[0] (service `a`).every: 500ms is shorter than the minimum 1s"
+            ),
+            "{e}"
+        );
+        // Unset: the supervisor interval, but never under the floor.
+        let c = parse(svc).expect("valid");
+        assert_eq!(c.services[0].checks[0].every, Duration::from_secs(1));
+        // Other kinds keep the interval.
+        let c = parse(&svc.replace(
+            "kind = \"program\"\nargv = [\"/bin/true\"]",
+            "kind = \"tcp\"\nport = 80",
+        ))
+        .expect("valid");
+        assert_eq!(c.services[0].checks[0].every, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn empty_args_are_refused() {
+        let e = errors(
+            "[[service]]\nname = \"a\"\nexe = \"/bin/a\"\nargs = \"\"\nstart = [\"/bin/a\"]\n",
+        );
+        assert!(
+            e.contains(
+                ":4: service.args (service `a`): empty: leave `args` out to match any arguments"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reboot_without_a_watchdog_is_warned_about() {
+        let text = "[[service]]\nname = \"a\"\npidfile = \"/run/a.pid\"\nstart = [\"/bin/a\"]\n[service.restart]\non_exhausted = \"reboot\"\n";
+        let c = parse(text).expect("valid, with a warning");
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+        assert_eq!(c.warnings[0].line, Some(6));
+        assert!(
+            c.warnings[0].message.contains("no [watchdog]"),
+            "{:?}",
+            c.warnings
+        );
+        let c = parse(&format!("{text}[watchdog]\n")).expect("valid");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
     fn an_exe_identity_that_could_match_init_is_refused() {
         let init = InitIdentity {
             exe: "/bin/busybox".into(),
@@ -2130,12 +2397,11 @@ start_timeout = "5 parsecs"
         let svc = |extra: &str| {
             format!("[[service]]\nname = \"x\"\nexe = \"/bin/busybox\"\n{extra}start = [\"/bin/true\"]\n")
         };
-        for extra in ["", "args = \"\"\n"] {
-            let e = parse_with_init(&svc(extra), Some(&init)).expect_err("matches init");
-            assert_eq!(e[0].line, Some(3), "{e:?}");
-            assert_eq!(e[0].key, "service.exe (service `x`)");
-            assert!(e[0].message.contains("could match PID 1"), "{e:?}");
-        }
+        // (`args = ""` is refused on its own: see empty_args_are_refused.)
+        let e = parse_with_init(&svc(""), Some(&init)).expect_err("matches init");
+        assert_eq!(e[0].line, Some(3), "{e:?}");
+        assert_eq!(e[0].key, "service.exe (service `x`)");
+        assert!(e[0].message.contains("could match PID 1"), "{e:?}");
         // busybox init's own cmdline, as the emulated board shows it.
         assert_eq!(args_of(b"init\0\0\0\0\0\0\0"), "");
         assert_eq!(args_of(b"/sbin/init\0splash\0"), "splash");

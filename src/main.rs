@@ -282,6 +282,11 @@ fn run(path: PathBuf) -> ExitCode {
     if let Err(e) = installed {
         err(&format!("custos: cannot set up logging: {e}"));
     }
+    if let Ok(c) = &loaded {
+        for w in c.warning_lines(&path) {
+            log::warn!("{w}");
+        }
+    }
     let code = supervise(path, loaded, sealed);
     // One last non-blocking try for what stderr has not taken yet.
     custos::logger::flush();
@@ -328,9 +333,14 @@ fn supervise(
 
 fn check(path: PathBuf) -> ExitCode {
     match config::load(&path) {
-        Ok(cfg) => out(&describe(&path, &cfg))
-            .err()
-            .unwrap_or(ExitCode::SUCCESS),
+        Ok(cfg) => {
+            for w in cfg.warning_lines(&path) {
+                err(&w);
+            }
+            out(&describe(&path, &cfg))
+                .err()
+                .unwrap_or(ExitCode::SUCCESS)
+        }
         Err(errors) => {
             err(&errors.to_string());
             err(&format!(

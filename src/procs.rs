@@ -77,23 +77,83 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
 /// Reads /proc/PID/stat, telling "no such process" (`Ok(None)`) from a failure to read
 /// (`Err`: out of file descriptors or memory, permissions), which says nothing about the process.
 pub fn stat_checked(pid: i32) -> Result<Option<ProcStat>, ProcError> {
-    let read = Process::new(pid).and_then(|p| p.stat());
-    match read {
-        Ok(s) => Ok(Some(ProcStat {
-            start_ticks: s.starttime,
-            state: s.state,
-            flags: s.flags,
-            ppid: s.ppid,
-        })),
-        Err(ProcError::NotFound(_)) => Ok(None),
-        Err(e) => Err(e),
+    Ok(stat_fields(pid)?.map(|s| ProcStat {
+        start_ticks: s.start_ticks,
+        state: s.state,
+        flags: s.flags,
+        ppid: s.ppid,
+    }))
+}
+
+/// Reads and parses /proc/PID/stat: `Ok(None)` when there is no such process; text that does
+/// not parse says nothing about the process and is an `Err`, like a failure to read.
+pub fn stat_fields(pid: i32) -> Result<Option<StatFields>, ProcError> {
+    let path = format!("/proc/{pid}/stat");
+    match std::fs::read(&path) {
+        Ok(text) => match parse_stat(&text) {
+            Some(s) => Ok(Some(s)),
+            None => Err(ProcError::Other(format!("{path}: unexpected contents"))),
+        },
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(ProcError::Io(e, Some(path.into()))),
     }
 }
 
 /// The exit status of a zombie, as wait(2) would report it (/proc/PID/stat field 52, Linux
 /// 3.5+; readable by root or the process's user).
 pub fn exit_status(pid: i32) -> Option<i32> {
-    Process::new(pid).and_then(|p| p.stat()).ok()?.exit_code
+    stat_fields(pid).ok()??.exit_code
+}
+
+/// The fields of /proc/PID/stat custos uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatFields {
+    pub state: char,
+    pub ppid: i32,
+    /// The kernel's per-process flags (PF_*).
+    pub flags: u32,
+    /// utime, stime: clock ticks spent in user and kernel mode.
+    pub utime: u64,
+    pub stime: u64,
+    pub start_ticks: u64,
+    /// The exit status of a zombie (field 52, Linux 3.5+).
+    pub exit_code: Option<i32>,
+}
+
+/// Parses /proc/PID/stat text: `PID (COMM) STATE FIELD4 FIELD5 ...`, COMM ending at the
+/// last `)` (a command name may hold spaces and parentheses). Read by hand: procfs's parser
+/// panics on text the kernel never writes (a `)` at the very end, a `(` first), and custos
+/// does not panic whatever it reads.
+pub fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
+    let open = bytes.iter().position(|&b| b == b'(')?;
+    let close = bytes.iter().rposition(|&b| b == b')')?;
+    if close < open || !bytes[..open].ends_with(b" ") {
+        return None;
+    }
+    let rest = std::str::from_utf8(bytes.get(close + 1..)?).ok()?;
+    let mut f = rest.strip_prefix(' ')?.trim_end_matches('\n').split(' ');
+    let mut state = f.next()?.chars();
+    let (Some(state), None) = (state.next(), state.next()) else {
+        return None;
+    };
+    // Fields 4.. by number (proc(5)): ppid 4, flags 9, utime 14, stime 15, starttime 22,
+    // exit_code 52.
+    let fields: Vec<&str> = f.take(49).collect();
+    let num = |n: usize| fields.get(n - 4)?.parse::<u64>().ok();
+    Some(StatFields {
+        state,
+        ppid: fields.first()?.parse().ok()?,
+        flags: fields.get(9 - 4)?.parse().ok()?,
+        utime: num(14)?,
+        stime: num(15)?,
+        start_ticks: num(22)?,
+        exit_code: fields.get(52 - 4).and_then(|v| v.parse().ok()),
+    })
 }
 
 /// The state of a pinned process now.
@@ -127,9 +187,14 @@ pub fn check_pin(pin: Pin) -> PinState {
 /// procfs's full Status parser costs ~21 KB of binary for the three fields custos needs.
 pub fn status_field(pid: i32, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_value(&text, key).map(str::to_string)
+}
+
+/// The value of `key` in /proc/PID/status text (`Key:\tvalue` lines), trimmed.
+pub fn status_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines().find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        (k == key).then(|| v.trim().to_string())
+        (k == key).then(|| v.trim())
     })
 }
 
@@ -490,12 +555,24 @@ pub fn probe_exe(exe: &Path, args: Option<&str>, taken: &[i32]) -> Observation {
         {
             continue;
         }
-        let Ok(s) = p.stat() else { continue };
+        // Read through the same /proc/PID directory handle as the exe: a PID reused since
+        // cannot lend its stat.
+        let mut text = Vec::new();
+        let read = p
+            .open_relative("stat")
+            .map(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 4096), &mut text));
+        let Some(s) = read
+            .ok()
+            .and_then(|r| r.ok())
+            .and_then(|_| parse_stat(&text))
+        else {
+            continue;
+        };
         if s.state == 'Z' || s.state == 'X' {
             continue;
         }
         count = count.saturating_add(1);
-        found = Some(pin(p.pid, s.starttime));
+        found = Some(pin(p.pid, s.start_ticks));
     }
     match (count, found) {
         (1, Some(pin)) => Observation::Alive(pin),
@@ -622,6 +699,46 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn stat_text_is_parsed_strictly_and_never_panics() {
+        // This process's own stat, as the kernel writes it.
+        let me = std::fs::read("/proc/self/stat").expect("read");
+        let f = parse_stat(&me).expect("own stat");
+        assert!(f.start_ticks > 0 && "RSD".contains(f.state), "{f:?}");
+        // A comm holding spaces and parentheses: the last ')' ends it.
+        let s = b"42 (a) b (c) S 1 42 42 0 -1 4194560 1 0 0 0 7 9 0 0 20 0 1 0 12345 1 1 1 1 1 1 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 0 0 0 0 0 0 0 256\n";
+        let f = parse_stat(s).expect("comm with parens");
+        assert_eq!(
+            f,
+            StatFields {
+                state: 'S',
+                ppid: 1,
+                flags: 4194560,
+                utime: 7,
+                stime: 9,
+                start_ticks: 12345,
+                exit_code: Some(256),
+            }
+        );
+        // Found by fuzzing, and cut-down variants: no panic, just "unreadable".
+        let crash = include_bytes!("../tests/fixtures/fuzz/proc-stat-crash-1");
+        for bad in [
+            &crash[..],
+            b"(",
+            b")",
+            b"(x)",
+            b"1 (x)",
+            b"1 (x) ",
+            b") (",
+            b"1 ) x (",
+            b"1 (x) S",
+            b"1 (\xff) S 1 2",
+            b"",
+        ] {
+            assert_eq!(parse_stat(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -1020,7 +1020,8 @@ fn read_file(path: &Path) -> io::Result<Result<Deque<Entry, MAX_RECORDS>, Corrup
     Ok(parse(&data))
 }
 
-fn parse(data: &[u8]) -> Result<Deque<Entry, MAX_RECORDS>, Corruption> {
+/// Parses the bytes of a record file (header, then one line per entry).
+pub fn parse(data: &[u8]) -> Result<Deque<Entry, MAX_RECORDS>, Corruption> {
     let nl = data
         .iter()
         .position(|&b| b == b'\n')

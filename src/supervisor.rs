@@ -1685,7 +1685,12 @@ impl Supervisor {
     fn reload(&mut self, now: Mono) -> Result<String, String> {
         info!("reloading {}", self.config_path.display());
         let new = match config::load(&self.config_path) {
-            Ok(c) => c,
+            Ok(c) => {
+                for w in c.warning_lines(&self.config_path) {
+                    warn!("{w}");
+                }
+                c
+            }
             Err(errors) => {
                 let text = errors.to_string();
                 for line in text.lines() {

@@ -206,7 +206,7 @@ fn a_stop_script_that_sigkills_is_named_and_a_program_check_drives_the_restart()
     fs::write(dir.join("stop-kills"), "").expect("write");
     fs::write(dir.join("healthy"), "").expect("write");
     let check = format!(
-        "[[service.check]]\nkind = \"program\"\nargv = [\"/bin/sh\", \"-c\", \"test -f {}/healthy\"]\nevery = \"200ms\"\ngrace = \"1ms\"\n",
+        "[[service.check]]\nkind = \"program\"\nargv = [\"/bin/sh\", \"-c\", \"test -f {}/healthy\"]\nevery = \"1s\"\ngrace = \"1ms\"\n",
         dir.display()
     );
     let c = Custos::start(&dir, &testd_config(&dir, &check));

@@ -199,7 +199,7 @@ fn children_begin_clean(test: &str, shell: &[&str], shell_ignores: u64) {
     fs::write(dir.join("shell"), shell.join(" ")).expect("shell");
     gate(&dir, "start");
     gate(&dir, "check");
-    let check = "[[service.check]]\nkind = \"program\"\nargv = @CHECK@\nevery = \"200ms\"\ntimeout = \"15s\"\n";
+    let check = "[[service.check]]\nkind = \"program\"\nargv = @CHECK@\nevery = \"1s\"\ntimeout = \"15s\"\n";
     let c = start_dirty(&dir, &probed_config(&dir, shell, check));
 
     let start = inspect_held(&dir, "start");

@@ -62,6 +62,27 @@ fn check_names_file_line_and_key_and_exits_1() {
 }
 
 #[test]
+fn check_warns_about_reboot_without_a_watchdog_and_still_exits_0() {
+    let dir = tempdir("cli-warn");
+    let p = dir.join("warn.toml");
+    fs::write(
+        &p,
+        "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/true\"]\n[service.restart]\non_exhausted = \"reboot\"\n",
+    )
+    .expect("write");
+    let (code, out, err) = run(&["check", "-c", p.to_str().expect("utf8")]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:6: warning: service.restart.on_exhausted (service `x`): \"reboot\" with no [watchdog]",
+            p.display()
+        )),
+        "{err}"
+    );
+    assert!(out.contains("valid: 1 service(s)"), "{out}");
+}
+
+#[test]
 fn usage_errors_exit_2_and_help_and_version_exit_0() {
     assert_eq!(run(&[]).0, Some(2));
     assert_eq!(run(&["frobnicate"]).0, Some(2));

@@ -45,7 +45,7 @@ stop_timeout = "1s"
 [[service.check]]
 kind = "program"
 argv = ["/bin/false"]
-every = "100ms"
+every = "1s"
 grace = "1ms"
 "#,
         dir = dir.display()

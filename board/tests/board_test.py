@@ -770,7 +770,7 @@ def t16_wall_clock_steps_change_nothing(b):
 def t17_check_refuses_an_exe_identity_that_matches_init(b):
     booted(b)
     b.shell()
-    b.run("printf '[[service]]\\nname = \"x\"\\nexe = \"/bin/busybox\"\\nargs = \"\"\\n"
+    b.run("printf '[[service]]\\nname = \"x\"\\nexe = \"/bin/busybox\"\\n"
           "start = [\"/bin/true\"]\\n' >/tmp/init-exe.toml")
     _, _, out = b.run("custos check -c /tmp/init-exe.toml; echo check-rc=$?")
     check("check-rc=1" in out and "could match PID 1" in out,
