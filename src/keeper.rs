@@ -254,8 +254,10 @@ fn keep(lifeline: RawFd, held: &[RawFd], draining: &[bool], argv: Option<(usize,
                 close(&mut fds[k]);
                 continue;
             }
-            // Read what is there; end-of-file or an error ends this fd.
-            loop {
+            // Read what is there, at most 64 KiB per fd per wake-up (a writer faster than that
+            // must not starve the others: poll brings us back); end-of-file or an error ends
+            // this fd.
+            for _ in 0..16 {
                 // SAFETY: read into a valid stack buffer.
                 let got = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
                 if got > 0 {
