@@ -37,8 +37,8 @@
 //! guard was on in that boot). At most `MAX_BOOTS` lines; the file is at most about 3 KiB.
 
 use std::fmt::{self, Write as _};
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -456,9 +456,7 @@ pub fn load(state_dir: &Path) -> Option<Vec<Boot>> {
 }
 
 fn read_file(path: &Path) -> io::Result<Result<Deque<Boot, MAX_BOOTS>, String>> {
-    let f = File::open(path)?;
-    let mut data = Vec::new();
-    f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut data)?;
+    let data = crate::files::read_regular(path, MAX_FILE_BYTES)?;
     if data.len() > MAX_FILE_BYTES {
         return Ok(Err(format!("larger than {MAX_FILE_BYTES} bytes")));
     }

@@ -160,6 +160,23 @@ pub fn open_regular(path: &Path, follow: bool) -> Result<File, FileError> {
     open(path, follow, libc::O_RDONLY, &[Kind::Regular])
 }
 
+/// Reads a regular file custos keeps in its state_dir, opened as `open_regular` does (never
+/// through a symlink, never a FIFO or a device), up to `max + 1` bytes so that the caller can
+/// tell a file over `max`. Anything but a regular file is an `InvalidData` error that says what
+/// it is; a missing file is `NotFound`.
+pub fn read_regular(path: &Path, max: usize) -> io::Result<Vec<u8>> {
+    let f = match open_regular(path, false) {
+        Ok(f) => f,
+        Err(FileError::Io(e)) => return Err(e),
+        Err(e @ FileError::Kind(_)) => {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+        }
+    };
+    let mut data = Vec::new();
+    f.take(max as u64 + 1).read_to_end(&mut data)?;
+    Ok(data)
+}
+
 /// Reads at most `buf.len()` bytes from the start of `f`; returns how many.
 pub fn read_some(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
     let mut len = 0;

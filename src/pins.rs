@@ -167,7 +167,12 @@ pub fn load(state_dir: &Path) -> Result<Option<Saved>, String> {
     if !meta.is_file() || meta.len() > MAX_BYTES {
         return Err(format!("{}: not a pins file", p.display()));
     }
-    let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+    let data = crate::files::read_regular(&p, MAX_BYTES as usize)
+        .map_err(|e| format!("{}: {e}", p.display()))?;
+    if data.len() as u64 > MAX_BYTES {
+        return Err(format!("{}: not a pins file", p.display()));
+    }
+    let text = String::from_utf8(data).map_err(|_| format!("{}: not UTF-8", p.display()))?;
     Saved::parse(&text)
         .map(Some)
         .map_err(|e| format!("{}: {e}", p.display()))

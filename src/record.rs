@@ -1,4 +1,4 @@
-//! The death record (issue 7): the last `MAX_RECORDS` events — deaths, starts, restarts, give-ups,
+//! The death record: the last `MAX_RECORDS` events — deaths, starts, restarts, give-ups,
 //! watchdog resets, custos's own start and stop — kept in a fixed ring in memory and in one text
 //! file, `<state_dir>/record`, that survives reboots and reads well with `cat`.
 //!
@@ -1011,9 +1011,7 @@ pub(crate) fn usable_dir(dir: &Path) -> io::Result<()> {
 
 /// Reads and parses a record file. `Err`: it could not be read; `Ok(Err)`: it is corrupt.
 fn read_file(path: &Path) -> io::Result<Result<Deque<Entry, MAX_RECORDS>, Corruption>> {
-    let f = File::open(path)?;
-    let mut data = Vec::new();
-    f.take(MAX_FILE_BYTES as u64 + 1).read_to_end(&mut data)?;
+    let data = crate::files::read_regular(path, MAX_FILE_BYTES)?;
     if data.len() > MAX_FILE_BYTES {
         return Ok(Err(Corruption::TooLarge));
     }
@@ -1765,5 +1763,27 @@ mod tests {
             assert_eq!(k.as_str(), w);
             assert!(w.len() <= MAX_KIND);
         }
+    }
+}
+
+#[cfg(test)]
+mod fifo_tests {
+    use super::*;
+
+    #[test]
+    fn a_fifo_in_place_of_the_record_is_refused_not_waited_on() {
+        let dir = std::env::temp_dir().join(format!("custos-rec-fifo-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("dir");
+        let fifo = dir.join(FILE_NAME);
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = read_file(&fifo).expect_err("a FIFO");
+        assert!(
+            e.to_string().contains("is a FIFO, not a regular file"),
+            "{e}"
+        );
+        let _ = fs::remove_dir_all(&dir);
     }
 }
