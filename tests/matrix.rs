@@ -1328,8 +1328,202 @@ fn cases() -> Vec<Case> {
         still_supervises(c, pid2)
     }));
 
+    // ---- operators and reloads against what custos may not touch
+    let g = "operator requests and reloads";
+    v.push(case("held-then-operator-stop-restart", g, |c| {
+        // A held service (its pidfile names a process custos cannot verify): `stop` and
+        // `restart` must not signal that process.
+        hostile(
+            c,
+            |p, d, _| {
+                write(p, format!("{d}\n").as_bytes())?;
+                backdate(p, -86400);
+                Ok(())
+            },
+            "cannot be verified",
+            true,
+        )?;
+        for verb in ["stop", "restart"] {
+            let _ = c.ctl(&[verb, "liar"]);
+        }
+        sleep_ms(800);
+        c.absent("sending SIG")
+    }));
+    v.push(case("restart-while-not-running-runs-no-stop", g, |c| {
+        // Rule 2: a service found not running is only started, never stopped first.
+        // Its start script fails: it never runs, whatever the operator asks.
+        write(&c.p("start-fails"), b"")?;
+        let cfg = testd(c, "");
+        c.start(&cfg);
+        c.wait("crash-looping:", 20)?;
+        for _ in 0..5 {
+            let _ = c.ctl(&["restart", "testd"]);
+            sleep_ms(100);
+        }
+        sleep_ms(1000);
+        ensure(!c.p("stops").exists(), || {
+            format!(
+                "the stop script ran for a service that was not running:\n    {}",
+                tail(&c.log())
+            )
+        })
+    }));
+    v.push(case("reload-removes-service", g, |c| {
+        // A removed service is left running, unwatched and unsignalled.
+        let cfg = decoyd(c, false, "");
+        c.start(&cfg);
+        let pid = c.svc_pid("svc.pid", 10)?;
+        c.wait(&format!("running as pid {pid}"), 10)?;
+        let path = c.c()?.config.clone();
+        write(&path, header(&c.d()).as_bytes())?;
+        c.c()?.signal(libc::SIGHUP);
+        sleep_ms(1500);
+        let got = fs::read_to_string(c.p("svc.sig")).unwrap_or_default();
+        ensure(got.trim().is_empty() && alive(pid), || {
+            format!("removed service's process got signal(s) {got:?}")
+        })?;
+        c.status_ok()
+    }));
+    v.push(case("pidfile-names-another-services-process", g, |c| {
+        // Service b's pidfile names service a's pinned process: b leaves it alone, and b's
+        // failing check never signals it.
+        let d = c.d();
+        let cfg = format!(
+            "{}{FAILING_CHECK}\n[[service]]\nname = \"b\"\npidfile = \"{d}/b.pid\"\nstart = [\"/bin/true\"]\nstart_timeout = \"300ms\"\n[service.restart]\nbackoff = \"100ms\"\nbackoff_max = \"200ms\"\n{FAILING_CHECK}",
+            decoyd(c, false, "")
+        );
+        let cfg = cfg.replacen(FAILING_CHECK, "", 1);
+        c.start(&cfg);
+        let pid = c.svc_pid("svc.pid", 10)?;
+        c.wait(&format!("running as pid {pid}"), 10)?;
+        write(&c.p("b.pid"), format!("{pid}\n").as_bytes())?;
+        c.wait(&format!("pidfile names pid {pid}, which custos runs for something else"), 10)?;
+        sleep_ms(1500);
+        let got = fs::read_to_string(c.p("svc.sig")).unwrap_or_default();
+        ensure(got.trim().is_empty(), || format!("a's process got signal(s) {got:?}"))?;
+        c.absent("sending SIG")
+    }));
+    v.push(case("pidfile-names-a-zombie", "hostile pidfiles", |c| {
+        let z = c.p("zombie");
+        let mut sh = Command::new("/bin/sh");
+        sh.arg("-c")
+            .arg(format!(
+                "sleep 0 & echo $! > {}; exec sleep 600",
+                z.display()
+            ))
+            .stdin(Stdio::null());
+        c.kill.push(sh.spawn().map_err(|e| e.to_string())?);
+        let zp = wait_for(10, || {
+            read_pid(&z).filter(|&p| !alive(p) && Path::new(&format!("/proc/{p}")).exists())
+        })
+        .ok_or("no zombie")?;
+        write(&c.p("liar.pid"), format!("{zp}\n").as_bytes())?;
+        let cfg = liar(c, r#"["/bin/true"]"#);
+        c.start(&cfg);
+        c.wait_n("starting (attempt", 2, 10)?;
+        c.absent("running as pid")?;
+        c.absent("sending SIG")
+    }));
+    v.push(
+        case("pidfile-names-the-output-keeper", "hostile pidfiles", |c| {
+            let cfg = liar(c, r#"["/bin/true"]"#);
+            c.start(&cfg);
+            let me = c.custos_pid()?;
+            let keeper = wait_for(10, || {
+                fs::read_dir("/proc")
+                    .ok()?
+                    .filter_map(|e| e.ok())
+                    .find_map(|e| {
+                        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+                        let stat = fs::read_to_string(e.path().join("stat")).ok()?;
+                        let (name, rest) = stat.rsplit_once(')')?;
+                        let ppid: i32 = rest.split_whitespace().nth(1)?.parse().ok()?;
+                        (ppid == me && name.ends_with("(custos-keeper")).then_some(pid)
+                    })
+            })
+            .ok_or("no output keeper found")?;
+            write(&c.p("liar.pid"), format!("{keeper}\n").as_bytes())?;
+            c.wait(
+                &format!("pidfile names pid {keeper}, which is custos's output keeper"),
+                10,
+            )?;
+            c.absent("sending SIG")?;
+            ensure(alive(keeper), || "the keeper is gone".into())
+        })
+        .not_emulated("qemu-user: the keeper is a forked qemu process; its name is the emulator's"),
+    );
+    v.push(case(
+        "pidfile-names-its-own-start-script",
+        "hostile pidfiles",
+        |c| {
+            let cfg = liar(
+                c,
+                &format!(
+                    "[\"/bin/sh\", \"-c\", \"echo $$ > {}/liar.pid; sleep 0.2\"]",
+                    c.d()
+                ),
+            );
+            c.start(&cfg);
+            c.wait_n("starting (attempt", 3, 10)?;
+            c.absent("running as pid")?;
+            c.absent("sending SIG")
+        },
+    ));
+    v.push(case(
+        "state-dir-is-a-file",
+        "state_dir full, read-only, garbage, truncated, replaced",
+        |c| {
+            write(&c.p("state"), b"not a directory\n")?;
+            let cfg = state_dir_config(c, &c.p("state").display().to_string());
+            c.start(&cfg);
+            let pid = c.svc_pid("testd.pid", 10)?;
+            c.wait("running as pid", 10)?;
+            still_supervises(c, pid)
+        },
+    ));
+
     // ---- custos's own death
     let g = "custos SIGTERM / SIGKILL / respawn";
+    v.push(case("custos-sigkill-during-start", g, |c| {
+        // custos dies while a start script runs; the respawned custos must not make a second
+        // copy of the service.
+        let d = c.d();
+        let script = c.p("slow-start");
+        write(
+            &script,
+            format!("#!/bin/sh\nsleep 1\nexec /bin/sh {FIXTURES}/decoyd start {d}\n").as_bytes(),
+        )?;
+        let cfg = decoyd(c, false, "").replacen(
+            &format!("start = [\"/bin/sh\", \"{FIXTURES}/decoyd\", \"start\", \"{d}\"]"),
+            &format!("start = [\"/bin/sh\", \"{}\"]", script.display()),
+            1,
+        );
+        c.start(&cfg);
+        c.wait("starting (", 10)?;
+        sleep_ms(300);
+        if let Some(mut old) = c.custos.take() {
+            old.signal(libc::SIGKILL);
+            let _ = old.child.wait();
+            c.outputs.push((None, old.log_text()));
+            std::mem::forget(old);
+        }
+        let _ = fs::rename(c.p("custos.log"), c.p("custos-0.log"));
+        c.start(&cfg);
+        sleep_ms(4000);
+        let live: Vec<i32> = fs::read_to_string(c.p("starts"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .filter(|&p| alive(p))
+            .collect();
+        ensure(live.len() == 1, || {
+            format!(
+                "{} copies of the service run ({live:?}); log tail:\n    {}",
+                live.len(),
+                tail(&c.log())
+            )
+        })
+    }));
     v.push(
         case("custos-sigterm", g, |c| {
             let pid = running_testd(c)?;
