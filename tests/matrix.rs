@@ -1524,6 +1524,31 @@ fn cases() -> Vec<Case> {
             )
         })
     }));
+    v.push(case("custos-sigkill-during-hung-start", g, |c| {
+        // The start script an earlier custos ran hangs: the respawned custos kills its group
+        // after start_timeout, as it kills its own, and then starts the service.
+        write(&c.p("start-hangs"), b"")?;
+        let cfg = testd_config_timeout(&c.dir, "1500ms", "");
+        c.start(&cfg);
+        c.wait("starting (", 10)?;
+        sleep_ms(300);
+        if let Some(mut old) = c.custos.take() {
+            old.signal(libc::SIGKILL);
+            let _ = old.child.wait();
+            c.outputs.push((None, old.log_text()));
+            std::mem::forget(old);
+        }
+        let _ = fs::rename(c.p("custos.log"), c.p("custos-0.log"));
+        let _ = fs::remove_file(c.p("start-hangs"));
+        c.start(&cfg);
+        c.wait(
+            "killing the process group of the start script an earlier custos ran",
+            10,
+        )?;
+        let pid = c.svc_pid("testd.pid", 10)?;
+        c.wait(&format!("running as pid {pid}"), 10)?;
+        ensure(c.starts() == 1, || format!("{} starts", c.starts()))
+    }));
     v.push(
         case("custos-sigterm", g, |c| {
             let pid = running_testd(c)?;
