@@ -9,7 +9,12 @@
 //! clock <wall minus boot clock, ns> <trusted since> <ambiguous before> <written at> (boot ns)
 //! pin <service> <pid> <start ticks> <pidfile stamp | ->
 //! old <service> <pidfile stamp>
+//! start <service> <pid> <start ticks> <spawned at> (boot ns)
 //! ```
+//!
+//! A `start` line is a start script that was running when the file was written. A custos
+//! killed during a start leaves that script running (scripts never depend on custos staying
+//! alive); the respawned custos waits for it rather than start a second copy of the service.
 //!
 //! A stamp is `pid,dev,ino,size,mtime_s,mtime_ns,ctime_s,ctime_ns`. Written with a temp file
 //! and a rename, without fsync: the file is worth nothing after a reboot anyway.
@@ -42,6 +47,17 @@ pub struct Saved {
     pub last: Vec<(String, LastPin)>,
     /// Per service: the pidfile as custos saw it in an earlier boot, while not yet replaced.
     pub old: Vec<(String, PidfileStamp)>,
+    /// Per service: the start script running when the file was written.
+    pub starts: Vec<(String, StartScript)>,
+}
+
+/// A start script in flight: its PID and start time (its identity), and when it was spawned
+/// (boot clock), from which its start_timeout runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartScript {
+    pub pid: i32,
+    pub start_ticks: u64,
+    pub spawned_at: Duration,
 }
 
 fn stamp_text(s: &PidfileStamp) -> String {
@@ -92,6 +108,14 @@ impl Saved {
         for (name, s) in &self.old {
             t.push_str(&format!("old {name} {}\n", stamp_text(s)));
         }
+        for (name, s) in &self.starts {
+            t.push_str(&format!(
+                "start {name} {} {} {}\n",
+                s.pid,
+                s.start_ticks,
+                ns(s.spawned_at)
+            ));
+        }
         t
     }
 
@@ -140,6 +164,16 @@ impl Saved {
                     saved
                         .old
                         .push((name.to_string(), parse_stamp(stamp).ok_or_else(bad)?));
+                }
+                ["start", name, pid, ticks, at] if saved.starts.len() < MAX_SERVICES => {
+                    saved.starts.push((
+                        name.to_string(),
+                        StartScript {
+                            pid: pid.parse().map_err(|_| bad())?,
+                            start_ticks: ticks.parse().map_err(|_| bad())?,
+                            spawned_at: dur(at).ok_or_else(bad)?,
+                        },
+                    ));
                 }
                 _ => return Err(bad()),
             }
@@ -227,6 +261,14 @@ mod tests {
                 ),
             ],
             old: vec![("web".into(), stamp)],
+            starts: vec![(
+                "sensord".into(),
+                StartScript {
+                    pid: 77,
+                    start_ticks: 4000,
+                    spawned_at: Duration::from_millis(39_990),
+                },
+            )],
         };
         assert_eq!(Saved::parse(&saved.render()), Ok(saved.clone()));
         for bad in [
@@ -238,6 +280,8 @@ mod tests {
             "custos-pins 1\nboot x\nclock 1 2 3 4\npin web x 2 -\n",
             "custos-pins 1\nboot x\nclock 1 2 3 4\nold web 1,2,3\n",
             "custos-pins 1\nboot x\nclock 1 2 3 4\nmore\n",
+            "custos-pins 1\nboot x\nclock 1 2 3 4\nstart web 1 2\n",
+            "custos-pins 1\nboot x\nclock 1 2 3 4\nstart web 1 2 -3\n",
         ] {
             assert!(Saved::parse(bad).is_err(), "{bad:?}");
         }

@@ -75,6 +75,12 @@ pub struct Svc {
     known: procs::Known,
     /// The pidfile as the last probe read it.
     last_read: Option<procs::PidfileStamp>,
+    /// The start script this custos runs now, by identity (for the pins file).
+    start_script: Option<pins::StartScript>,
+    /// A start script an earlier custos ran in this boot that still ran when this one started:
+    /// nothing is started until it ends (or outlives its start_timeout and is killed), so that
+    /// a custos killed during a start does not make a second copy of the service.
+    inherited_start: Option<pins::StartScript>,
 }
 
 fn policy_of(cfg: &ServiceConfig) -> Policy {
@@ -94,6 +100,8 @@ impl Svc {
             st: ServiceState::default(),
             pidfd: None,
             script: None,
+            start_script: None,
+            inherited_start: None,
             killed: heapless::Vec::new(),
             out: OutputPipe::new()?,
             checks: heapless::Vec::new(),
@@ -457,6 +465,21 @@ impl Supervisor {
             if same_boot {
                 s.known.last = last;
                 s.known.earlier_boot = old;
+                let start = saved
+                    .starts
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, p)| *p);
+                if let Some(st) = start {
+                    if procs::check_pin(procs::pin(st.pid, st.start_ticks)) == PinState::Alive {
+                        info!(
+                            "{name}: the start script an earlier custos ran (pid {}) still runs: starting nothing until it ends, or until {} after it began (then its process group is killed)",
+                            st.pid,
+                            Dur(s.cfg.start_timeout)
+                        );
+                        s.inherited_start = Some(st);
+                    }
+                }
             } else {
                 s.known.earlier_boot = last.and_then(|p| p.stamp).or(old);
             }
@@ -534,6 +557,19 @@ impl Supervisor {
                 .svcs
                 .iter()
                 .filter_map(|s| s.known.earlier_boot.map(|p| (s.cfg.name.clone(), p)))
+                .collect(),
+            starts: self
+                .svcs
+                .iter()
+                .filter_map(|s| {
+                    let running = match (s.script, s.start_script) {
+                        (Some((pid, Script::Start)), Some(st)) if st.pid == pid => Some(st),
+                        _ => None,
+                    };
+                    running
+                        .or(s.inherited_start)
+                        .map(|st| (s.cfg.name.clone(), st))
+                })
                 .collect(),
         };
         // Through the record's writer thread: a slow disk must not delay the loop.
@@ -1192,8 +1228,59 @@ impl Supervisor {
                 }
             };
             self.svcs[i].watch_pidfile(&obs);
+            if self.inherited_start_runs(i, &obs, now) {
+                return;
+            }
             self.feed(i, Event::Observed(obs), now);
         }
+    }
+
+    /// Whether service `i` must wait for a start script an earlier custos ran: while it runs,
+    /// "not running" means "being started", and a start now would make a second copy. It ends
+    /// when the script exits (the next pass looks for what it started) or when it outlives
+    /// start_timeout since its spawn: its process group is then killed, as custos kills its own
+    /// hung start scripts (the script is verified by PID and start time, and leads its group).
+    fn inherited_start_runs(&mut self, i: usize, obs: &Observation, now: Mono) -> bool {
+        let s = &mut self.svcs[i];
+        let Some(st) = s.inherited_start else {
+            return false;
+        };
+        let name = s.cfg.name.as_str();
+        if !matches!(obs, Observation::Absent(_)) {
+            // Something is there: judged as usual.
+            s.inherited_start = None;
+            return false;
+        }
+        match procs::check_pin(procs::pin(st.pid, st.start_ticks)) {
+            PinState::Alive | PinState::Unknown => {
+                if now < st.spawned_at.saturating_add(s.cfg.start_timeout) {
+                    return true;
+                }
+                // SAFETY: getpgid(2) on a verified PID; no memory is involved.
+                let leads = unsafe { libc::getpgid(st.pid) } == st.pid;
+                if leads && procs::check_pin(procs::pin(st.pid, st.start_ticks)) == PinState::Alive
+                {
+                    warn!(
+                        "{name}: killing the process group of the start script an earlier custos ran (pid {}): still running after {}",
+                        st.pid,
+                        Dur(s.cfg.start_timeout)
+                    );
+                    if let Err(e) = scripts::kill_group(st.pid) {
+                        warn!("{name}: kill of process group {} failed: {e}", st.pid);
+                    }
+                }
+            }
+            PinState::Zombie | PinState::Gone => {
+                info!(
+                    "{name}: the start script an earlier custos ran (pid {}) has ended: looking for what it started",
+                    st.pid
+                );
+            }
+        }
+        s.inherited_start = None;
+        self.save_pins();
+        // This pass's look may predate the script's end: look again next pass.
+        true
     }
 
     /// PIDs custos runs for something other than service `i`: the other services' pins, and
@@ -1511,6 +1598,14 @@ impl Supervisor {
                     Ok(pid) => {
                         debug!("{name}: `{}` runs as pid {pid}", s.cfg.start);
                         s.script = Some((pid, Script::Start));
+                        // Kept in the pins file while it runs: a custos respawned meanwhile
+                        // waits for it instead of starting a second copy.
+                        s.start_script = procs::stat(pid).map(|st| pins::StartScript {
+                            pid,
+                            start_ticks: st.start_ticks,
+                            spawned_at: procs::boottime(),
+                        });
+                        self.save_pins();
                     }
                     Err(e) => {
                         error!("{name}: cannot run `{}`: {e}", s.cfg.start);
