@@ -1269,6 +1269,28 @@ fn cases() -> Vec<Case> {
         })
         .root(),
     );
+    v.push(
+        case("ctl-socket-replaced-then-sigterm", g, |c| {
+            // Someone put a file of their own where the socket was: custos, leaving, removes
+            // only its own socket, never what is there now.
+            running_testd(c)?;
+            let s = sock(c);
+            fs::remove_file(&s).map_err(|e| e.to_string())?;
+            write(&s, b"not custos's\n")?;
+            c.c()?.signal(libc::SIGTERM);
+            wait_for(10, || {
+                c.custos
+                    .as_mut()
+                    .and_then(|x| x.child.try_wait().ok().flatten())
+            })
+            .ok_or("custos did not exit on SIGTERM")?;
+            let left = fs::read(&s).unwrap_or_default();
+            ensure(left == b"not custos's\n", || {
+                format!("the file at the socket path is gone or changed: {left:?}")
+            })
+        })
+        .exits(),
+    );
     v.push(case("ctl-connection-flood", g, |c| {
         let pid = running_testd(c)?;
         for _ in 0..2000 {
