@@ -260,6 +260,9 @@ pub struct ControlServer {
     /// be written.
     refused_unlogged: u32,
     refusal_log_at: Mono,
+    /// The socket file custos bound (device, inode): on exit custos removes the file at `path`
+    /// only if it is still this one, never what someone put there since.
+    bound: Option<(u64, u64)>,
 }
 
 /// What the loop must do for a client.
@@ -357,6 +360,10 @@ impl ControlServer {
             None => 0o600,
         };
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        let bound = std::fs::symlink_metadata(path).ok().map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        });
         Ok(ControlServer {
             listener,
             path: path.to_path_buf(),
@@ -365,6 +372,7 @@ impl ControlServer {
             paused_until: Duration::ZERO,
             refused_unlogged: 0,
             refusal_log_at: Duration::ZERO,
+            bound,
         })
     }
 
@@ -673,7 +681,14 @@ impl AsFd for ControlServer {
 
 impl Drop for ControlServer {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        // Only custos's own socket: a file that replaced it belongs to someone else.
+        let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| {
+            m.file_type().is_socket() && Some((m.dev(), m.ino())) == self.bound
+        });
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
