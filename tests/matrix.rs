@@ -912,6 +912,52 @@ fn cases() -> Vec<Case> {
         c.wait_n("which is not running", 2, 10)?;
         c.absent("sending SIG")
     }));
+    /// A script that leaves a decoy running in its process group and exits 0.
+    fn leaves_decoy(c: &mut Ctx, name: &str) -> Result<PathBuf, String> {
+        let d = c.d();
+        let log = c.p(&format!("{name}.sig"));
+        c.extra_logs.push(log.clone());
+        let script = c.p(&format!("{name}.sh"));
+        let text = format!(
+            "#!/bin/sh\n[ -e {d}/{name}.once ] && exit 0\n: > {d}/{name}.once\nDECOY_LOG={} {} {} {name} </dev/null >/dev/null 2>&1 &\necho $! >> {d}/starts\nexit 0\n",
+            log.display(),
+            python().display(),
+            decoy_py()
+        );
+        write(&script, text.as_bytes())?;
+        Ok(script)
+    }
+    v.push(case("check-program-leaves-a-process", g, |c| {
+        // A program check that exits 0 and leaves a process behind in its group: that process
+        // is not custos's to signal.
+        let script = leaves_decoy(c, "checker")?;
+        let cfg = testd(
+            c,
+            &format!(
+                "[[service.check]]\nkind = \"program\"\nargv = [\"/bin/sh\", \"{}\"]\nevery = \"1s\"\n",
+                script.display()
+            ),
+        );
+        c.start(&cfg);
+        c.svc_pid("testd.pid", 10)?;
+        wait_for(10, || c.p("checker.sig").exists().then_some(())).ok_or("the check never ran")?;
+        sleep_ms(2500);
+        c.absent("failed (")
+    }));
+    v.push(case("stop-script-leaves-a-process", g, |c| {
+        let script = leaves_decoy(c, "stopper")?;
+        let d = c.d();
+        let cfg = decoyd(c, false, FAILING_CHECK).replace(
+            &format!("stop = [\"/bin/sh\", \"{FIXTURES}/decoyd\", \"stop\", \"{d}\"]"),
+            &format!("stop = [\"/bin/sh\", \"{}\"]", script.display()),
+        );
+        c.start(&cfg);
+        let pid = c.svc_pid("svc.pid", 10)?;
+        c.wait("sending SIGKILL", 15)?;
+        c.new_svc_pid("svc.pid", pid, 15)?;
+        sleep_ms(1000);
+        Ok(())
+    }));
     fn stop_case(c: &mut Ctx, stop: &str, expect: &str) -> R {
         let d = c.d();
         let cfg = decoyd(c, false, FAILING_CHECK).replace(
