@@ -778,6 +778,90 @@ def t17_check_refuses_an_exe_identity_that_matches_init(b):
     return {}
 
 
+# A decoy for the fault-matrix subset: a busybox sh process that records every catchable signal
+# it gets (one name a line in its file). Not SIGCHLD: its own `sleep` children send that.
+DECOY_SH = [
+    "#!/bin/sh",
+    "log=$1",
+    "for s in HUP INT QUIT ILL TRAP ABRT BUS FPE USR1 SEGV USR2 PIPE ALRM TERM CONT TSTP TTIN "
+    "TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS; do trap \"echo $s >>$log\" $s; done",
+    ": >$log",
+    "while :; do sleep 1; done",
+]
+
+# Hostile pidfiles (shell that writes /tmp/mx/NAME.pid; $D is a decoy's PID, $C custos's) and
+# whether custos holds the service (starts nothing) rather than keeps trying to start it. The
+# future date stays before 2038: the board's busybox has a 32-bit time_t.
+HOSTILE = [
+    ("garbage", "echo garbage >/tmp/mx/garbage.pid", False),
+    ("plus", "echo +$D >/tmp/mx/plus.pid", False),
+    ("spaces", "echo \" $D \" >/tmp/mx/spaces.pid", False),
+    ("twolines", "printf '%s\\n%s\\n' $D $D >/tmp/mx/twolines.pid", False),
+    ("fifo", "mkfifo /tmp/mx/fifo.pid", False),
+    ("watchdog", "ln -s /dev/watchdog /tmp/mx/watchdog.pid", False),
+    ("directory", "mkdir /tmp/mx/directory.pid", False),
+    ("init", "echo 1 >/tmp/mx/init.pid", False),
+    ("custos", "echo $C >/tmp/mx/custos.pid", False),
+    ("future", "echo $D >/tmp/mx/future.pid && touch -d '2037-01-01 00:00:00' /tmp/mx/future.pid", True),
+]
+
+
+@test()
+def t18_hostile_pidfiles_and_decoys(b):
+    """A subset of the fault matrix (tests/matrix.rs) on the board: services whose pidfiles
+    are hostile (garbage, a plus sign, spaces, two lines, a FIFO, a symlink to the armed
+    /dev/watchdog, a directory, init, custos itself, a future mtime), each naming or garbling a
+    decoy's PID, and each with a check that always fails (so anything pinned would be
+    signalled). Added by a reload. custos must pin nothing, signal no decoy, keep trying (or
+    hold the future one), keep petting (no reset) and stay the same process."""
+    booted(b)
+    b.shell()
+    quoted = " ".join("'" + line.replace("'", "'\\''") + "'" for line in DECOY_SH)
+    b.run(f"mkdir -p /tmp/mx && printf '%s\\n' {quoted} >/tmp/mx/decoy.sh")
+    _, _, out = b.run(
+        "for i in 1 2 3 4; do sh /tmp/mx/decoy.sh /tmp/mx/d$i.sig & echo decoy-pid=$!; done; sleep 1; "
+        "echo decoys=$(for f in /tmp/mx/d*.sig; do [ -e $f ] && echo -n x; done)")
+    pids = re.findall(r"^decoy-pid=(\d+)", out, re.M)
+    check("decoys=xxxx" in out and len(pids) == 4, f"decoys did not start:\n{out}", b)
+    c = custos_pid(b)
+    check(c.isdigit(), "no custos PID", b)
+    service = ("[[service]]\\nname = \"mx-%s\"\\npidfile = \"/tmp/mx/%s.pid\"\\nstart = [\"/bin/true\"]\\n"
+               "start_timeout = \"300ms\"\\n[service.restart]\\nbackoff = \"200ms\"\\nbackoff_max = \"1s\"\\n"
+               "[[service.check]]\\nkind = \"program\"\\nargv = [\"/bin/false\"]\\nevery = \"1s\"\\n"
+               "grace = \"1ms\"\\n")
+    for i, (name, make, _) in enumerate(HOSTILE):
+        d = pids[i % len(pids)]
+        _, _, out = b.run(f"D={d} C={c}; {make} && printf '{service}' {name} {name} >>/etc/custos.toml"
+                          f" && echo made-$((6*7))-{name}")
+        check(f"made-42-{name}" in out, f"could not lay out the {name} pidfile:\n{out}", b)
+    mark = b.mark()
+    b.run("custos reload", timeout=20)
+    b.expect_no_event(("SHUTDOWN", "RESET"), 8)
+    problems = []
+    logged = lines_since(b, mark, re.compile(r"mx-\S+: "))
+    for name, _, held in HOSTILE:
+        mine = [ln for ln in logged if f"mx-{name}: " in ln]
+        if held:
+            if not any("held:" in ln for ln in mine):
+                problems.append(f"mx-{name}: not held")
+            if any("starting (" in ln for ln in mine):
+                problems.append(f"mx-{name}: started while held")
+        elif not any("starting (attempt 2" in ln for ln in mine):
+            problems.append(f"mx-{name}: no second start attempt")
+        for bad in ("sending SIG", "running as pid"):
+            problems += [f"mx-{name}: `{printable(ln).strip()}`" for ln in mine if bad in ln]
+    _, _, out = b.run("cat /tmp/mx/d*.sig; for p in " + " ".join(pids) +
+                      "; do kill -0 $p 2>/dev/null || echo gone=$p; done; echo sig-end")
+    got = out.split("sig-end")[0]
+    if re.search(r"^[A-Z]{2,}$", got, re.M):
+        problems.append("a decoy received signal(s): " + " ".join(re.findall(r"^[A-Z]{2,}$", got, re.M)))
+    problems += [f"decoy {p} is gone" for p in re.findall(r"gone=(\d+)", got)]
+    if custos_pid(b) != c:
+        problems.append(f"custos is not the same process (was {c}, now {custos_pid(b) or 'none'})")
+    check(not problems, "hostile pidfiles on the board: " + "; ".join(problems), b)
+    return {"services": len(HOSTILE), "decoys": len(pids)}
+
+
 VARIANTS = {
     "t3b_custos_sigkill_once_resets": dict(inittab="once"),
     "t5a_magic_close_sigterm_no_reset": dict(inittab="once", config="magic-close"),
