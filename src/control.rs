@@ -683,9 +683,8 @@ impl Drop for ControlServer {
     fn drop(&mut self) {
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
         // Only custos's own socket: a file that replaced it belongs to someone else.
-        let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| {
-            m.file_type().is_socket() && Some((m.dev(), m.ino())) == self.bound
-        });
+        let ours = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.file_type().is_socket() && Some((m.dev(), m.ino())) == self.bound);
         if ours {
             let _ = std::fs::remove_file(&self.path);
         }
