@@ -1746,7 +1746,7 @@ fn cases() -> Vec<Case> {
             ensure(after == before, || format!("sleepers {before} -> {after}"))
         })
         .heavy()
-        .not_emulated("qemu-user: custos's /proc scans of 5,000 processes, emulated, outrun the case's bounds"),
+
     );
 
     v
