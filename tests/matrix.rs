@@ -791,6 +791,43 @@ fn cases() -> Vec<Case> {
         c.wait_n("running as pid", 2, 10)?;
         Ok(())
     }));
+    v.push(case("exe-identity-through-a-symlink", g, |c| {
+        // `exe` written as a symlink (/usr/bin/python3 -> python3.11; on a busybox board every
+        // applet): /proc/PID/exe names the target, so the identity as written matches nothing.
+        // custos must not start a new copy of the service on every attempt.
+        let link = c.p("python3-link");
+        symlink(&python().display().to_string(), &link)?;
+        let cfg = decoyd(c, true, "")
+            .replacen(
+                &format!("exe = \"{}\"", python().display()),
+                &format!("exe = \"{}\"", link.display()),
+                1,
+            )
+            .replace("start_timeout = \"5s\"", "start_timeout = \"1s\"");
+        let path = c.p("custos.toml");
+        write(&path, cfg.as_bytes())?;
+        let (code, out) = c.cli(&["check", "-c", &path.display().to_string()]);
+        if code == Some(0) {
+            c.start(&cfg);
+            sleep_ms(4000);
+            let live = fs::read_to_string(c.p("starts"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .filter(|&p| alive(p))
+                .count();
+            return ensure(live <= 1, || {
+                format!(
+                    "{live} copies of the service run; log tail:\n    {}",
+                    tail(&c.log())
+                )
+            });
+        }
+        ensure(
+            out.contains("symlink") || out.contains("symbolic link"),
+            || format!("refused without saying why: {out}"),
+        )
+    }));
     v.push(case("lookalike-ambiguous", g, |c| {
         let d = c.d();
         c.decoy(&["svc", &d])?;
