@@ -1551,6 +1551,24 @@ impl Validator<'_> {
                     a.get_ref().clone()
                 });
                 let exe = self.path(e, &k("exe"));
+                // /proc/PID/exe names the program with every symlink resolved: an `exe` written
+                // through a symlink (a busybox applet, /bin on a merged-/usr system) would never
+                // match, and every start would add another copy of the service. Checked where
+                // the path exists (a config may be checked on another machine).
+                if let Ok(real) = std::fs::canonicalize(&exe) {
+                    if real != exe && exe.is_absolute() {
+                        self.err(
+                            Some(e.span()),
+                            &k("exe"),
+                            format!(
+                                "`{}` resolves to `{}` (symbolic links followed), the name /proc/PID/exe gives: as written it would never match, and every start would add a copy of the service; write `{}` (with `args` if other programs run it too), or use a pidfile",
+                                exe.display(),
+                                real.display(),
+                                real.display()
+                            ),
+                        );
+                    }
+                }
                 if let Some(init) = self.init.filter(|i| i.could_match(&exe, args.as_deref())) {
                     let with = match &args {
                         None => "with any arguments".to_string(),
@@ -2389,13 +2407,44 @@ start_timeout = "5 parsecs"
     }
 
     #[test]
+    fn an_exe_written_through_a_symlink_is_refused() {
+        let dir = std::env::temp_dir().join(format!("custos-exe-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let real = dir.join("daemon");
+        std::fs::write(&real, "#!/bin/sh\n").expect("write");
+        let link = dir.join("applet");
+        std::os::unix::fs::symlink(&real, &link).expect("symlink");
+        let svc = |exe: &Path| {
+            format!(
+                "[[service]]\nname = \"x\"\nexe = \"{}\"\nstart = [\"/bin/true\"]\n",
+                exe.display()
+            )
+        };
+        let e = parse_with_init(&svc(&link), None).expect_err("a symlink");
+        assert_eq!(e[0].line, Some(3), "{e:?}");
+        assert_eq!(e[0].key, "service.exe (service `x`)");
+        assert!(
+            e[0].message
+                .contains(&format!("resolves to `{}`", real.display())),
+            "{e:?}"
+        );
+        assert!(parse_with_init(&svc(&real), None).is_ok());
+        // Not on this machine: nothing to resolve, taken as written.
+        assert!(parse_with_init(&svc(Path::new("/opt/board/sbin/httpd")), None).is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn an_exe_identity_that_could_match_init_is_refused() {
+        // A path absent from this machine: where `exe` exists, it must be written as
+        // /proc/PID/exe names it (on a merged-/usr host, /bin/busybox is /usr/bin/busybox).
         let init = InitIdentity {
-            exe: "/bin/busybox".into(),
+            exe: "/opt/board/bin/busybox".into(),
             args: String::new(),
         };
         let svc = |extra: &str| {
-            format!("[[service]]\nname = \"x\"\nexe = \"/bin/busybox\"\n{extra}start = [\"/bin/true\"]\n")
+            format!("[[service]]\nname = \"x\"\nexe = \"/opt/board/bin/busybox\"\n{extra}start = [\"/bin/true\"]\n")
         };
         // (`args = ""` is refused on its own: see empty_args_are_refused.)
         let e = parse_with_init(&svc(""), Some(&init)).expect_err("matches init");
