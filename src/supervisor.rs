@@ -127,7 +127,12 @@ impl Svc {
         let mut killed: heapless::Vec<i32, MAX_CHECKS> = heapless::Vec::new();
         for c in self.checks.iter_mut() {
             if let InFlight::Program { pid, .. } = c.inflight {
-                let _ = scripts::kill_group(pid);
+                if let Ok(false) = scripts::kill_group(pid) {
+                    debug!(
+                        "{}: check program (pid {pid}) already reaped: its process group is not signalled",
+                        self.cfg.name
+                    );
+                }
                 let _ = killed.push(pid);
             }
             c.inflight = InFlight::Idle;
@@ -1582,8 +1587,10 @@ impl Supervisor {
                             Script::Stop => ("stop", s.cfg.stop_timeout),
                         };
                         warn!("{name}: killing the {what} script's process group (pid {pid}): still running after {}", Dur(limit));
-                        if let Err(e) = scripts::kill_group(pid) {
-                            warn!("{name}: kill of process group {pid} failed: {e}");
+                        match scripts::kill_group(pid) {
+                            Ok(true) => {}
+                            Ok(false) => debug!("{name}: {what} script (pid {pid}) already reaped: its process group is not signalled"),
+                            Err(e) => warn!("{name}: kill of process group {pid} failed: {e}"),
                         }
                         s.script = None;
                         s.forget_killed(pid);
