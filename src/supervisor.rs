@@ -1415,7 +1415,7 @@ impl Supervisor {
                 if spid == pid {
                     s.script = None;
                     let name = &s.cfg.name;
-                    s.out.drain(now, |line| info!("{name}: | {line}"));
+                    s.out.end_of_script(now, |line| info!("{name}: | {line}"));
                     let what = if kind == Script::Start {
                         "start"
                     } else {
