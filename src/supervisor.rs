@@ -1748,14 +1748,14 @@ impl Supervisor {
                     _ => info!("{name}: {note}"),
                 }
                 let kind = match note {
-                    Note::Died { .. } => Some(Kind::Died),
+                    // A stop that ended as asked is still a death, with its cause, in the record.
+                    Note::Died { .. } | Note::StoppedAsAsked { .. } => Some(Kind::Died),
                     Note::StartFailed(_) => Some(Kind::StartFailed),
                     Note::GivenUp { .. } => Some(Kind::GaveUp),
                     Note::Held { .. } => Some(Kind::Held),
-                    Note::Restarting(Why::OperatorStop)
-                    | Note::Stopped
-                    | Note::Unmonitored
-                    | Note::StoppedAsAsked { .. } => Some(Kind::Stopped),
+                    Note::Restarting(Why::OperatorStop) | Note::Stopped | Note::Unmonitored => {
+                        Some(Kind::Stopped)
+                    }
                     Note::Restarting(_) => Some(Kind::Restarted),
                     _ => None,
                 };
