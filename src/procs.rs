@@ -542,7 +542,10 @@ impl std::fmt::Display for NoSweep {
 /// a live process that
 /// - is custos's descendant (an orphan custos inherited as subreaper has custos as parent),
 ///   and no descendant of a process in `guarded` (other services' pinned processes);
-/// - started no earlier than the dead main process (start times on the boot clock);
+/// - started no earlier than the dead main process and no later than `died_by`, when custos
+///   saw it dead (start times on the boot clock): what starts after the death is not the
+///   dead instance's, whatever group number it has (a group's number is a PID, reused once
+///   the group is empty);
 /// - is in the dead main process's process group and session, as recorded while it lived:
 ///   a process that made a group or a session of its own left the instance on purpose;
 /// - is not custos, init, a kernel thread, custos's output keeper, the dead main's PID, or
@@ -552,6 +555,7 @@ impl std::fmt::Display for NoSweep {
 /// were found in all.
 pub fn find_leftovers<const N: usize>(
     inst: &Instance,
+    died_by: Duration,
     taken: &[i32],
     guarded: &[Instance],
     out: &mut heapless::Vec<Pin, N>,
@@ -591,6 +595,7 @@ pub fn find_leftovers<const N: usize>(
             || s.pgrp != inst.pgrp
             || s.session != inst.session
             || s.start_ticks < inst.pin.start_ticks
+            || ticks_to_boot(s.start_ticks) > died_by
         {
             continue;
         }

@@ -79,6 +79,8 @@ pub struct Svc {
     instance: Option<procs::Instance>,
     /// While its leftovers are being stopped: those the last sweep signalled.
     swept: heapless::Vec<Pin, MAX_LEFTOVERS>,
+    /// When custos saw the main process of the instance being cleared dead (boot clock).
+    died_by: Mono,
 }
 
 fn policy_of(cfg: &ServiceConfig) -> Policy {
@@ -108,6 +110,7 @@ impl Svc {
             last_read: None,
             instance: None,
             swept: heapless::Vec::new(),
+            died_by: Duration::ZERO,
         }
         .with_checks())
     }
@@ -1791,7 +1794,12 @@ impl Supervisor {
             );
             return 0;
         };
-        let found = match procs::find_leftovers(&inst, &taken, &guarded, &mut s.swept) {
+        if signal == libc::SIGTERM {
+            // The first sweep comes in the pass that saw the death: nothing started after now
+            // belongs to the dead instance.
+            s.died_by = now;
+        }
+        let found = match procs::find_leftovers(&inst, s.died_by, &taken, &guarded, &mut s.swept) {
             Ok(n) => n,
             Err(why) => {
                 s.swept.clear();
@@ -1853,7 +1861,6 @@ impl Supervisor {
         let still = left.len() + more;
         s.swept = left;
         self.note(Kind::Stopped, &name, &text);
-        let _ = now;
         u16::try_from(still).unwrap_or(u16::MAX)
     }
 
