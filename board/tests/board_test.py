@@ -616,7 +616,7 @@ PREFORK_RUNNING = re.compile(r"prefork: running as pid (\d+)")
 
 
 @test(boot=CHILDREN)
-def t18_leftovers_of_a_killed_master_are_stopped(b):
+def t19_leftovers_of_a_killed_master_are_stopped(b):
     """kill -9 of a pre-forking daemon's master (/etc/init.d/prefork: busybox sh, nc and sleep):
     its two workers, custos's children now, are stopped (logged, with the count) before the
     next start, and a new instance serves within 2 s."""
