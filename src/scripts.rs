@@ -157,6 +157,17 @@ impl OutputPipe {
         }
     }
 
+    /// A script has exited: reads what is left and logs a last line that has no newline as a
+    /// line of its own, so that it is never glued to what the next script writes.
+    pub fn end_of_script(&mut self, now: Duration, mut emit: impl FnMut(&str)) {
+        self.drain(now, &mut emit);
+        if !self.line.is_empty() {
+            self.flush(now, &mut emit);
+        }
+        self.line.clear();
+        self.cut = false;
+    }
+
     fn flush(&mut self, now: Duration, emit: &mut impl FnMut(&str)) {
         if now.saturating_sub(self.window_start) >= Duration::from_secs(1) {
             if self.dropped > 0 {
