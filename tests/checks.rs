@@ -273,15 +273,18 @@ fn resource_checks_read_the_pinned_process() {
     assert!(!c.log_text().contains("restarting"));
 }
 
+/// The spinning daemon must stay over the limit for the whole `over` window even when other
+/// work shares the machine's cores (CI runners, emulation): hence a limit of 10 %, well below
+/// what one spinning process gets on a busy 2-core machine.
 #[test]
 fn a_cpu_check_fails_only_after_the_usage_lasted() {
     let dir = tempdir("cpu");
     fs::write(dir.join("spin"), "").expect("write");
-    let check = "[[service.check]]\nkind = \"cpu\"\nmax_percent = 50.0\nover = \"1s\"\nevery = \"250ms\"\ngrace = \"1ms\"\naction = \"log\"\n";
+    let check = "[[service.check]]\nkind = \"cpu\"\nmax_percent = 10.0\nover = \"1s\"\nevery = \"250ms\"\ngrace = \"1ms\"\naction = \"log\"\n";
     let c = Custos::start(&dir, &testd_config(&dir, check));
     let t0 = Instant::now();
     c.wait_log("testd: running as pid", 10);
-    let text = c.wait_log("over 50% for 1s", 10);
+    let text = c.wait_log("over 10% for 1s", 10);
     assert!(t0.elapsed() >= Duration::from_secs(1), "{text}");
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     kill(pid, libc::SIGKILL);
