@@ -4,6 +4,8 @@ init.d restarts, logged causes, health checks and the hardware watchdog. It runs
 in the foreground, started from /etc/inittab with respawn."
 HOMEPAGE = "https://example.invalid/custos"
 SECTION = "base"
+# '|' is oe-core's "or" (Cargo.toml: "MIT OR Apache-2.0"). The SPDX spelling
+# "Apache-2.0 OR MIT" fails oe-core's license-format QA check at parse time.
 LICENSE = "MIT | Apache-2.0"
 LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=bd57f047ea47848aa61f1dbdc318931b \
                     file://LICENSE-APACHE;md5=3b83ef96387f14655fc854ddc3c6bd57"
@@ -21,6 +23,12 @@ S = "${UNPACKDIR}/${BB_GIT_DEFAULT_DESTSUFFIX}"
 require custos-crates.inc
 
 inherit cargo cargo-update-recipe-crates
+
+# Cargo.toml's release profile strips the binary (strip = true), which makes
+# do_package fail the already-stripped QA check and leaves nothing for the -dbg
+# package. Keep the rest of the profile (opt-level, LTO, codegen-units, panic)
+# and let do_package strip and split the debug information.
+export CARGO_PROFILE_RELEASE_STRIP = "false"
 
 # cargo_do_install puts the binary in ${bindir}; custos belongs in ${sbindir}.
 do_install:append() {
