@@ -6,6 +6,7 @@
 //!
 //! Debian's package is downloaded and unpacked by scripts/setup into target/monit-deb/root;
 //! without it (no network on a fresh machine) the Debian tests print SKIP and why.
+#![cfg(feature = "import-monit")]
 
 mod common;
 
