@@ -94,8 +94,7 @@ pub fn import(path: &Path, root: Option<&Path>) -> Result<Imported, String> {
         );
     }
     for h in &conv.header {
-        toml.push_str(h);
-        toml.push('\n');
+        push_line(&mut toml, h);
     }
     if conv.log_syslog {
         toml.push_str("\n[supervisor]\nlog = \"syslog\"\n");
@@ -692,6 +691,34 @@ fn toml_str(s: &str) -> String {
     o
 }
 
+/// `s` with its control characters (a newline inside a quoted string, a CR) written as
+/// escapes: a TOML comment, and a summary line, is one line without control characters.
+fn one_line(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\t' => o.push('\t'),
+            '\n' => o.push_str("\\n"),
+            '\r' => o.push_str("\\r"),
+            c if c.is_control() => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Appends one line of the config; a comment line is made safe with `one_line`.
+fn push_line(out: &mut String, l: &str) {
+    if l.starts_with('#') {
+        out.push_str(&one_line(l));
+    } else {
+        out.push_str(l);
+    }
+    out.push('\n');
+}
+
 /// A whole-number duration the config accepts: "90s", "2m", "1h".
 fn dur(secs: u64) -> String {
     if secs > 0 && secs.is_multiple_of(3600) {
@@ -710,6 +737,25 @@ fn num(t: Option<&&Tok>) -> Option<u64> {
 fn float(t: Option<&&Tok>) -> Option<f64> {
     t.and_then(|t| t.text.trim_end_matches('%').parse().ok())
         .filter(|f: &f64| f.is_finite() && *f >= 0.0)
+}
+
+/// `http://HOST[:PORT][/PATH]` as (host, port, path). Anything else (https, credentials,
+/// a query with spaces) is None.
+fn parse_url(u: &str) -> Option<(String, u64, String)> {
+    let rest = u.strip_prefix("http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    if authority.contains('@') || authority.is_empty() {
+        return None;
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, p.parse().ok()?),
+        _ => (authority, 80),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host.to_string(), port, path))
 }
 
 /// Splits a Monit program string into argv the way Monit does: on spaces, with single or
@@ -790,8 +836,9 @@ impl Converter<'_> {
     /// lines for the config.
     fn not_converted(&mut self, d: &Directive, what: &str, why: &str) -> Vec<String> {
         let where_ = self.at(d);
-        self.notes
-            .push(format!("{where_}: not converted: {what} ({why})"));
+        self.notes.push(one_line(&format!(
+            "{where_}: not converted: {what} ({why})"
+        )));
         vec![
             format!("# not converted ({where_}): {what}"),
             format!("#   why: {why}"),
@@ -1462,6 +1509,7 @@ impl Converter<'_> {
         let mut status: Option<u64> = None;
         let mut timeout: Option<u64> = None;
         let mut unsupported: Vec<String> = Vec::new();
+        let mut unsupported_url: Option<String> = None;
         let mut i = 0;
         while let Some(t) = cond.get(i) {
             let k = t.kw();
@@ -1509,13 +1557,22 @@ impl Converter<'_> {
                 }
                 "status" => {
                     let mut j = i + 1;
+                    let mut negated = false;
                     while cond
                         .get(j)
                         .is_some_and(|t| !t.quoted && t.text.chars().all(is_op))
                     {
+                        negated |= cond[j].text.contains(['!', '<', '>']);
                         j += 1;
                     }
-                    status = num(cond.get(j));
+                    if negated {
+                        unsupported.push(format!(
+                            "status {}",
+                            cond.get(j).map(|t| t.text.as_str()).unwrap_or_default()
+                        ));
+                    } else {
+                        status = num(cond.get(j));
+                    }
                     i = j + 1;
                 }
                 "timeout" => {
@@ -1531,6 +1588,20 @@ impl Converter<'_> {
                     };
                 }
                 "ipv4" | "ipv6" | "tcp" => i += 1,
+                "url" => {
+                    // url http://HOST[:PORT]/PATH: an http check; https and credentials are not.
+                    let u = next.unwrap_or_default();
+                    match parse_url(&u) {
+                        Some((h, p, path)) => {
+                            host = Some(h);
+                            port = Some(p);
+                            proto = Some("http".to_string());
+                            request = Some(path);
+                        }
+                        None => unsupported_url = Some(u),
+                    }
+                    i += 2;
+                }
                 "retry" => {
                     unsupported.push(format!("retry {}", next.unwrap_or_default()));
                     i += 2;
@@ -1542,6 +1613,15 @@ impl Converter<'_> {
             }
         }
         let mut comments = Vec::new();
+        if let Some(u) = unsupported_url {
+            let c = self.not_converted(
+                d,
+                &d.text(),
+                &format!("url {u}: custos checks plain http:// on an IP address or localhost, without credentials"),
+            );
+            s.comments.extend(c);
+            return Ok(());
+        }
         let Some(port) = port.filter(|p| (1..=65535).contains(p)) else {
             let why = if cond.iter().any(|t| t.is("unixsocket") || t.is("unix")) {
                 "custos has no UNIX-socket check"
@@ -1798,6 +1878,12 @@ impl Converter<'_> {
                 }
             };
             let kib = ((v * mul) / 1024.0).ceil().max(1.0) as u64;
+            // More than 1 TiB is a typo, and past what a size in the config can hold.
+            if kib > 1 << 30 {
+                let c = self.not_converted(d, &d.text(), "a memory limit over 1 TiB");
+                s.comments.extend(c);
+                return Ok(());
+            }
             lines.push("kind = \"memory\"".to_string());
             if kib.is_multiple_of(1024) {
                 lines.push(format!("max = \"{}MiB\"", kib / 1024));
@@ -1814,8 +1900,7 @@ impl Converter<'_> {
 
     fn emit(&mut self, lines: &[String]) {
         for l in lines {
-            self.body.push_str(l);
-            self.body.push('\n');
+            push_line(&mut self.body, l);
         }
     }
 
@@ -1892,6 +1977,108 @@ mod tests {
             ["/usr/sbin/asterisk", "-r", "-x", "shutdown now"]
         );
         assert_eq!(split_argv("  /bin/a   b "), ["/bin/a", "b"]);
+    }
+
+    /// Mutated control files (chars replaced, spans deleted, lines repeated) never panic the
+    /// importer, and every config it writes loads as `custos check` loads it.
+    #[test]
+    fn mutated_control_files_give_an_error_or_a_valid_config() {
+        let corpus = [
+            include_str!("../tests/fixtures/monit/manual.monitrc"),
+            include_str!("../tests/fixtures/monit/seed.monitrc"),
+            "set daemon 10 with start delay 5\nset log syslog\ncheck process a with pidfile /run/a.pid every 3 cycles\n start program = \"/bin/a -x 'y z'\" as uid 1 with timeout 700 seconds\n stop program = \"/bin/a stop\" with timeout 2 cycles\n if failed url http://127.0.0.1:81/h and content == \"o.k\" for 2 times within 3 cycles then restart else if succeeded then alert\n if failed port 9 status != 200 then exec \"/bin/x\"\n if totalmem > 1.5 GB then restart\n if memory > 50% then alert\n if cpu > 300% for 4000 cycles then restart\n if 65 restarts within 2 cycles then unmonitor\n if 3 restarts within 9000 cycles then timeout\n",
+        ];
+        let dir = std::env::temp_dir().join(format!("custos-monit-mut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let (rc, out) = (dir.join("monitrc"), dir.join("custos.toml"));
+        let pieces = [
+            "\"",
+            "{",
+            "}",
+            "\n",
+            " ",
+            "#",
+            "=",
+            ">",
+            "%",
+            "0",
+            "99999999999999999999",
+            "if ",
+            " then ",
+            " check process x ",
+            " include ",
+            " cycles ",
+            " restart ",
+            "'",
+            "\\",
+            "é",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rnd = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n.max(1) as u64) as usize
+        };
+        let (mut ok, mut errors) = (0, 0);
+        for i in 0..1500 {
+            let mut text: Vec<char> = corpus[i % corpus.len()].chars().collect();
+            for _ in 0..1 + rnd(4) {
+                let at = rnd(text.len());
+                match rnd(3) {
+                    0 => {
+                        let p: Vec<char> = pieces[rnd(pieces.len())].chars().collect();
+                        text.splice(at..at, p);
+                    }
+                    1 => {
+                        let end = (at + rnd(40)).min(text.len());
+                        text.drain(at..end);
+                    }
+                    _ => {
+                        let end = (at + rnd(80)).min(text.len());
+                        let copy: Vec<char> = text[at..end].to_vec();
+                        let to = rnd(text.len());
+                        text.splice(to..to, copy);
+                    }
+                }
+            }
+            let text: String = text.into_iter().collect();
+            std::fs::write(&rc, &text).expect("write");
+            match import(&rc, None) {
+                Ok(imp) => {
+                    ok += 1;
+                    std::fs::write(&out, &imp.toml).expect("write");
+                    if let Err(e) = crate::config::load(&out) {
+                        panic!(
+                            "input:\n{text}\n\noutput:\n{}\n\ndoes not load: {e}",
+                            imp.toml
+                        );
+                    }
+                }
+                Err(e) => {
+                    errors += 1;
+                    assert!(e.contains(": error: "), "{e}");
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(ok > 100 && errors > 100, "ok {ok}, errors {errors}");
+    }
+
+    #[test]
+    fn urls_split_into_host_port_path() {
+        assert_eq!(
+            parse_url("http://127.0.0.1:8080/health?x=1"),
+            Some(("127.0.0.1".into(), 8080, "/health?x=1".into()))
+        );
+        assert_eq!(
+            parse_url("http://localhost"),
+            Some(("localhost".into(), 80, "/".into()))
+        );
+        assert_eq!(parse_url("https://127.0.0.1/"), None);
+        assert_eq!(parse_url("http://user:pw@127.0.0.1/"), None);
+        assert_eq!(parse_url("http://127.0.0.1:x/"), None);
     }
 
     #[test]

@@ -632,3 +632,24 @@ fn includes_are_relative_to_their_file_and_bounded() {
     assert_eq!(code, Some(1));
     assert!(err.contains("is nested more than 8 deep"), "{err}");
 }
+
+#[test]
+fn a_url_test_becomes_an_http_check() {
+    let dir = tempdir("monit-url");
+    let rc = dir.join("monitrc");
+    fs::write(
+        &rc,
+        "set daemon 5\ncheck process app with pidfile /run/app.pid\n  start program = \"/etc/init.d/app start\"\n  if failed url http://127.0.0.1:8080/health and content == \"ok\" for 3 cycles then restart\n  if failed url https://127.0.0.1/ then restart\n",
+    )
+    .expect("write");
+    let (toml, summary) = convert(&rc, &dir.join("out.toml"), None);
+    assert_summary(
+        &summary,
+        &rc,
+        &["5: if failed url https://127.0.0.1/ then restart"],
+    );
+    assert!(
+        toml.contains("kind = \"http\"\nhost = \"127.0.0.1\"\nport = 8080\npath = \"/health\"\nexpect = \"ok\"\nevery = \"5s\"   # Monit's cycle\nfailures = 3\n"),
+        "{toml}"
+    );
+}
