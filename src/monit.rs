@@ -44,13 +44,26 @@ pub struct Imported {
 /// Converts the control file at `path`. `root`, when given, is prepended to absolute include
 /// paths (a board's root filesystem unpacked on a workstation).
 pub fn import(path: &Path, root: Option<&Path>) -> Result<Imported, String> {
+    import_with(path, None, root)
+}
+
+/// Converts `text` as if it were the control file at `path` (its includes are still read from
+/// disk, relative to `path`). For the fuzzer and tests.
+pub fn import_text(path: &Path, text: &str, root: Option<&Path>) -> Result<Imported, String> {
+    import_with(path, Some(text), root)
+}
+
+fn import_with(path: &Path, text: Option<&str>, root: Option<&Path>) -> Result<Imported, String> {
     let mut lx = Lexer {
         files: Vec::new(),
         tokens: Vec::new(),
         root: root.map(Path::to_path_buf),
         notes: Vec::new(),
     };
-    lx.read_file(path, 0, None)?;
+    match text {
+        Some(t) => lx.lex_file(path, t, 0)?,
+        None => lx.read_file(path, 0, None)?,
+    }
     let stmts = statements(&lx.tokens, &lx.files)?;
     let mut conv = Converter {
         files: &lx.files,
@@ -171,9 +184,14 @@ impl Lexer {
             ));
         }
         let text = read_bounded(path).map_err(|e| format!("{}{e}", here(self)))?;
+        self.lex_file(path, &text, depth)
+    }
+
+    /// Adds the tokens of `text` (the file `path`), with its includes spliced in.
+    fn lex_file(&mut self, path: &Path, text: &str, depth: usize) -> Result<(), String> {
         let file = self.files.len();
         self.files.push(path.to_path_buf());
-        let toks = lex(&text, file)
+        let toks = lex(text, file)
             .map_err(|(line, e)| format!("{}: error: {e}", at(&self.files, file, line)))?;
         let mut i = 0;
         while i < toks.len() {
@@ -260,6 +278,13 @@ fn read_bounded(path: &Path) -> Result<String, String> {
 
 /// Splits a control file into tokens. Errors carry the line.
 fn lex(text: &str, file: usize) -> Result<Vec<Tok>, (u32, String)> {
+    if let Some(at) = text.find('\0') {
+        let line = text[..at].bytes().filter(|b| *b == b'\n').count() + 1;
+        return Err((
+            u32::try_from(line).unwrap_or(u32::MAX),
+            "a NUL byte".to_string(),
+        ));
+    }
     let mut out = Vec::new();
     let mut line: u32 = 1;
     let mut it = text.chars().peekable();
@@ -1417,7 +1442,7 @@ impl Converter<'_> {
         s.restart.push(format!("max_restarts = {n}"));
         s.restart.push(format!("window = \"{}\"", dur(window)));
         s.restart.push(
-            "on_exhausted = \"give-up\"   # until a reload or `custos start NAME`".to_string(),
+            "on_exhausted = \"give-up\"   # until a reload or `custos start NAME`; without a limit custos never gives up".to_string(),
         );
         Ok(())
     }

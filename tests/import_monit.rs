@@ -565,6 +565,11 @@ fn bad_input_names_file_and_line_and_exits_1() {
             ":1: error: include of ",
         ),
         (
+            "nul",
+            "set daemon 30\ncheck process a with pidfile \"/run/\0a.pid\"\n",
+            ":2: error: a NUL byte",
+        ),
+        (
             "not-a-number",
             "set daemon often\n",
             ":1: error: `set daemon` needs a number of seconds",
