@@ -23,7 +23,7 @@ require custos-crates.inc
 inherit cargo cargo-update-recipe-crates
 
 # The board's binary leaves out `custos import-monit` (cargo feature import-monit, on by
-# default for workstation builds; +57 KiB on armv7).
+# default for workstation builds; +60 KiB on armv7).
 CARGO_BUILD_FLAGS:append = " --no-default-features"
 
 # cargo_do_install puts the binary in ${bindir}; custos belongs in ${sbindir}.
