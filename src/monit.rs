@@ -1506,10 +1506,19 @@ impl Converter<'_> {
         }
     }
 
+    /// True (and said, once for the whole directive) when the service has all the checks
+    /// custos takes.
+    fn checks_full(&mut self, d: &Directive, s: &mut OutService) -> bool {
+        if s.checks.len() < MAX_CHECKS {
+            return false;
+        }
+        let c = self.not_converted(d, &d.text(), "custos takes at most 4 checks per service");
+        s.comments.extend(c);
+        true
+    }
+
     fn push_check(&mut self, d: &Directive, s: &mut OutService, mut lines: Vec<String>) {
-        if s.checks.len() >= MAX_CHECKS {
-            let c = self.not_converted(d, &d.text(), "custos takes at most 4 checks per service");
-            s.comments.extend(c);
+        if self.checks_full(d, s) {
             return;
         }
         lines.insert(0, format!("# {} ({})", d.text(), self.at(d)));
@@ -1684,6 +1693,9 @@ impl Converter<'_> {
                 s.comments.extend(c);
                 return Ok(());
             }
+        }
+        if self.checks_full(d, s) {
+            return Ok(());
         }
         let mut lines = Vec::new();
         let is_http = proto.as_deref() == Some("http");
@@ -1865,6 +1877,9 @@ impl Converter<'_> {
                 attached.to_ascii_lowercase()
             }
         };
+        if self.checks_full(d, s) {
+            return Ok(());
+        }
         let mut lines = Vec::new();
         let mut comments = Vec::new();
         let mut failures = cycles;

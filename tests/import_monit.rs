@@ -658,3 +658,25 @@ fn a_url_test_becomes_an_http_check() {
         "{toml}"
     );
 }
+
+#[test]
+fn a_fifth_check_is_not_converted_and_said_once() {
+    let dir = tempdir("monit-fifth");
+    let rc = dir.join("monitrc");
+    fs::write(
+        &rc,
+        "check process app with pidfile /run/app.pid\n  start program = \"/etc/init.d/app start\"\n  if failed port 1 then restart\n  if failed port 2 then restart\n  if failed port 3 then restart\n  if failed port 4 then restart\n  if failed port 5 protocol smtp then alert\n",
+    )
+    .expect("write");
+    let (toml, summary) = convert(&rc, &dir.join("out.toml"), None);
+    assert_summary(
+        &summary,
+        &rc,
+        &["7: if failed port 5 protocol smtp then alert"],
+    );
+    assert!(
+        summary[0].contains("at most 4 checks per service"),
+        "{summary:?}"
+    );
+    assert!(!toml.contains("port = 5\n"), "{toml}");
+}
