@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use custos::config::{self, CheckAction, Config, Dur, Identify, LogTarget, OnExhausted};
+use custos::config::{self, CheckAction, Config, Dur, Identify, Leftovers, LogTarget, OnExhausted};
 use custos::supervisor::Supervisor;
 
 const USAGE: &str = "\
@@ -503,6 +503,17 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
                 );
             }
         }
+        let _ = match s.leftovers {
+            Leftovers::Stop => writeln!(
+                o,
+                "  leftovers: once its process is gone (a death, a restart, `custos stop`), what it leaves in its process group (custos's descendants, started after it) gets SIGTERM, then SIGKILL after {}, before the next start; a process that made a group or session of its own is left alone (leftovers = \"stop\", the default)",
+                Dur(s.stop_timeout.min(custos::core::LEFTOVERS_GRACE))
+            ),
+            Leftovers::Keep => writeln!(
+                o,
+                "  leftovers: what its process leaves behind when it is gone is left running (leftovers = \"keep\")"
+            ),
+        };
         let r = &s.restart;
         let end = match r.max_restarts {
             None => format!(

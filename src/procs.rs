@@ -115,6 +115,9 @@ pub fn exit_status(pid: i32) -> Option<i32> {
 pub struct StatFields {
     pub state: char,
     pub ppid: i32,
+    /// The process group and the session (fields 5 and 6).
+    pub pgrp: i32,
+    pub session: i32,
     /// The kernel's per-process flags (PF_*).
     pub flags: u32,
     /// utime, stime: clock ticks spent in user and kernel mode.
@@ -141,13 +144,15 @@ pub fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
     let (Some(state), None) = (state.next(), state.next()) else {
         return None;
     };
-    // Fields 4.. by number (proc(5)): ppid 4, flags 9, utime 14, stime 15, starttime 22,
+    // Fields 4.. by number (proc(5)): ppid 4, pgrp 5, session 6, flags 9, utime 14, stime 15, starttime 22,
     // exit_code 52.
     let fields: Vec<&str> = f.take(49).collect();
     let num = |n: usize| fields.get(n - 4)?.parse::<u64>().ok();
     Some(StatFields {
         state,
         ppid: fields.first()?.parse().ok()?,
+        pgrp: fields.get(5 - 4)?.parse().ok()?,
+        session: fields.get(6 - 4)?.parse().ok()?,
         flags: fields.get(9 - 4)?.parse().ok()?,
         utime: num(14)?,
         stime: num(15)?,
@@ -482,6 +487,145 @@ pub fn descends_from(pid: i32, ancestor: i32) -> bool {
     false
 }
 
+/// A service's instance as custos saw it while its main process lived: the main process and
+/// the process group and session it was in. Recorded when the process is pinned, because once
+/// it is dead /proc has nothing more to say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    pub pin: Pin,
+    pub pgrp: i32,
+    pub session: i32,
+}
+
+/// The instance of the live pinned process `pin` (its start time checked in the same read).
+pub fn instance_of(pin: Pin) -> Option<Instance> {
+    let s = stat_fields(pin.pid).ok()??;
+    (s.start_ticks == pin.start_ticks && s.state != 'Z' && s.state != 'X').then_some(Instance {
+        pin,
+        pgrp: s.pgrp,
+        session: s.session,
+    })
+}
+
+/// custos's own process group.
+pub fn own_pgrp() -> i32 {
+    // SAFETY: getpgrp(2) takes nothing and cannot fail.
+    unsafe { libc::getpgrp() }
+}
+
+/// Why a dead instance's leftovers are not looked for at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSweep {
+    /// The instance ran in custos's own process group (or in init's): that group is not the
+    /// instance's alone.
+    SharedGroup(i32),
+    /// A live instance of another service is in the same process group.
+    OtherService(i32),
+}
+
+impl std::fmt::Display for NoSweep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            NoSweep::SharedGroup(g) => write!(
+                f,
+                "its process group {g} is custos's own (or init's), not the instance's alone"
+            ),
+            NoSweep::OtherService(g) => write!(
+                f,
+                "another service's running process is in its process group {g}"
+            ),
+        }
+    }
+}
+
+/// Finds the leftovers of the dead instance `inst`, positively, never by name. A leftover is
+/// a live process that
+/// - is custos's descendant (an orphan custos inherited as subreaper has custos as parent),
+///   and no descendant of a process in `guarded` (other services' pinned processes);
+/// - started no earlier than the dead main process and no later than `died_by`, when custos
+///   saw it dead (start times on the boot clock): what starts after the death is not the
+///   dead instance's, whatever group number it has (a group's number is a PID, reused once
+///   the group is empty);
+/// - is in the dead main process's process group and session, as recorded while it lived:
+///   a process that made a group or a session of its own left the instance on purpose;
+/// - is not custos, init, a kernel thread, custos's output keeper, the dead main's PID, or
+///   in `taken` (scripts, checks, other services' pins).
+///
+/// Puts up to `out`'s capacity of them, as (PID, start time), into `out`; returns how many
+/// were found in all.
+pub fn find_leftovers<const N: usize>(
+    inst: &Instance,
+    died_by: Duration,
+    taken: &[i32],
+    guarded: &[Instance],
+    out: &mut heapless::Vec<Pin, N>,
+) -> Result<usize, NoSweep> {
+    out.clear();
+    let me = own_pid();
+    if inst.pgrp <= 1 || inst.pgrp == own_pgrp() {
+        return Err(NoSweep::SharedGroup(inst.pgrp));
+    }
+    if guarded.iter().any(|g| g.pgrp == inst.pgrp) {
+        return Err(NoSweep::OtherService(inst.pgrp));
+    }
+    let Ok(all) = procfs::process::all_processes() else {
+        return Ok(0);
+    };
+    let mut found = 0usize;
+    for p in all.flatten() {
+        let pid = p.pid;
+        if pid <= 1 || pid == me || pid == inst.pin.pid || taken.contains(&pid) {
+            continue;
+        }
+        // Read through the /proc/PID directory handle: a PID reused since cannot lend its stat.
+        let mut text = Vec::new();
+        let read = p
+            .open_relative("stat")
+            .map(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 4096), &mut text));
+        let Some(s) = read
+            .ok()
+            .and_then(|r| r.ok())
+            .and_then(|_| parse_stat(&text))
+        else {
+            continue;
+        };
+        if s.state == 'Z'
+            || s.state == 'X'
+            || s.flags & PF_KTHREAD != 0
+            || s.pgrp != inst.pgrp
+            || s.session != inst.session
+            || s.start_ticks < inst.pin.start_ticks
+            || ticks_to_boot(s.start_ticks) > died_by
+        {
+            continue;
+        }
+        if !ours_alone(s.ppid, me, guarded) || is_keeper(pid) {
+            continue;
+        }
+        found += 1;
+        let _ = out.push(pin(pid, s.start_ticks));
+    }
+    Ok(found)
+}
+
+/// Whether a process whose parent is `ppid` descends from custos (`me`) through no process of
+/// `guarded` (bounded walk up the parents).
+fn ours_alone(mut ppid: i32, me: i32, guarded: &[Instance]) -> bool {
+    for _ in 0..64 {
+        if ppid == me {
+            return true;
+        }
+        if ppid <= 1 || guarded.iter().any(|g| g.pin.pid == ppid) {
+            return false;
+        }
+        match stat(ppid) {
+            Some(s) => ppid = s.ppid,
+            None => return false,
+        }
+    }
+    false
+}
+
 /// Identifies a service's process from its pidfile (see [`judge`]). Also returns the
 /// pidfile's stamp, to remember with a pin.
 pub fn probe_pidfile(
@@ -721,6 +865,8 @@ mod tests {
             StatFields {
                 state: 'S',
                 ppid: 1,
+                pgrp: 42,
+                session: 42,
                 flags: 4194560,
                 utime: 7,
                 stime: 9,
