@@ -16,6 +16,9 @@ CUSTOS_SITE = $(BR2_EXTERNAL_CUSTOS_PATH)/../..
 CUSTOS_SITE_METHOD = local
 CUSTOS_LICENSE = MIT or Apache-2.0
 CUSTOS_LICENSE_FILES = LICENSE-MIT LICENSE-APACHE
+# The board's binary leaves out `custos import-monit` (cargo feature import-monit, on by
+# default for workstation builds; +60 KiB on armv7).
+CUSTOS_CARGO_BUILD_OPTS = --no-default-features
 # Do not copy the developer's build output into the Buildroot build dir.
 CUSTOS_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude /target
 

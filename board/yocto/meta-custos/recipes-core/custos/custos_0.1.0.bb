@@ -34,6 +34,10 @@ inherit cargo cargo-update-recipe-crates systemd
 # and let do_package strip and split the debug information.
 export CARGO_PROFILE_RELEASE_STRIP = "false"
 
+# The board's binary leaves out `custos import-monit` (cargo feature import-monit, on by
+# default for workstation builds; +60 KiB on armv7).
+CARGO_BUILD_FLAGS:append = " --no-default-features"
+
 # cargo_do_install puts the binary in ${bindir}; custos belongs in ${sbindir}.
 do_install:append() {
     install -d ${D}${sbindir}
