@@ -403,6 +403,17 @@ impl Supervisor {
             .as_ref()
             .and_then(|w| match Watchdog::open(w) {
                 Ok(wd) => Some(wd),
+                Err(e) if e.error.raw_os_error() == Some(libc::EBUSY) => {
+                    // Another watchdog daemon (watchdogd, watchdog, busybox watchdog): loudly,
+                    // with who it is, since the board is then protected by that daemon's
+                    // idea of health, not custos's.
+                    let held = crate::watchdog::HoldersText(&crate::watchdog::holders(&e.device))
+                        .to_string();
+                    error!(
+                        "watchdog: {e}: {held}; supervising WITHOUT the hardware watchdog: remove the other watchdog daemon from the image (only one process may open a watchdog)"
+                    );
+                    None
+                }
                 Err(e) => {
                     error!("watchdog: {e}; supervising without a hardware watchdog");
                     None
