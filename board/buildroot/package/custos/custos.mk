@@ -11,7 +11,8 @@ CUSTOS_VERSION = 0.1.0
 #   CUSTOS_SITE = https://example.invalid/custos.git   (placeholder URL)
 #   CUSTOS_SITE_METHOD = git
 #   CUSTOS_VERSION = <tag or full commit id>
-# and add a custos.hash for the generated tarball (vendored crates included).
+# and add the hash of the tarball Buildroot generates (vendored crates
+# included) to custos.hash: see the comment there.
 CUSTOS_SITE = $(BR2_EXTERNAL_CUSTOS_PATH)/../..
 CUSTOS_SITE_METHOD = local
 CUSTOS_LICENSE = MIT or Apache-2.0
@@ -19,8 +20,28 @@ CUSTOS_LICENSE_FILES = LICENSE-MIT LICENSE-APACHE
 # Do not copy the developer's build output into the Buildroot build dir.
 CUSTOS_OVERRIDE_SRCDIR_RSYNC_EXCLUSIONS = --exclude /target
 
+# Buildroot's cargo infrastructure sets the release profile from BR2_OPTIMIZE_*
+# and BR2_ENABLE_LTO, with 16 codegen units; custos's size budget needs the
+# profile of its Cargo.toml (panic and strip are not overridden and come from
+# there). scripts/check-packaging checks these against Cargo.toml.
+CUSTOS_CARGO_ENV = \
+	CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+	CARGO_PROFILE_RELEASE_LTO=true \
+	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+
+# The project's .cargo/config.toml is the developer cross setup (linker
+# names, -C link-self-contained=no and -L to a libunwind dir made by
+# scripts/setup for armv7-unknown-linux-musleabihf). Buildroot supplies its
+# own toolchain through the environment, so drop that file. A git or tarball
+# download replaces it with the vendoring config already.
+define CUSTOS_DROP_DEV_CARGO_CONFIG
+	if [ ! -d $(@D)/VENDOR ]; then \
+		rm -f $(@D)/.cargo/config.toml $(@D)/.cargo/config; \
+	fi
+endef
+
 # Buildroot vendors crates (cargo vendor into VENDOR/, source replacement in
-# .cargo/config) in the download step, which local and OVERRIDE_SRCDIR
+# .cargo/config.toml) in the download step, which local and OVERRIDE_SRCDIR
 # sources skip. Do the same here when VENDOR/ is missing; this needs access
 # to crates.io (or a warm $(DL_DIR)/br-cargo-home) at build time.
 define CUSTOS_CARGO_VENDOR
@@ -28,23 +49,13 @@ define CUSTOS_CARGO_VENDOR
 		cd $(@D) && mkdir -p .cargo && \
 		{ $(TARGET_MAKE_ENV) $(PKG_CARGO_ENV) \
 			cargo vendor --manifest-path Cargo.toml --locked VENDOR \
-			> .cargo/config || \
-		{ rm -rf VENDOR .cargo/config; exit 1; }; }; \
+			> .cargo/config.toml.tmp && \
+			mv .cargo/config.toml.tmp .cargo/config.toml || \
+		{ rm -rf VENDOR .cargo/config.toml.tmp; exit 1; }; }; \
 	fi
 endef
 
-# The project's .cargo/config.toml is the developer cross setup (linker
-# names, -C link-self-contained=no and -L to a libunwind dir made by
-# scripts/setup for armv7-unknown-linux-musleabihf). Buildroot supplies its
-# own toolchain through the environment, so drop that file. Only when the
-# vendoring config sits in .cargo/config: cargo then reads that file alone.
-define CUSTOS_DROP_DEV_CARGO_CONFIG
-	if [ -f $(@D)/.cargo/config ]; then \
-		rm -f $(@D)/.cargo/config.toml; \
-	fi
-endef
-
-CUSTOS_PRE_CONFIGURE_HOOKS += CUSTOS_CARGO_VENDOR CUSTOS_DROP_DEV_CARGO_CONFIG
+CUSTOS_PRE_CONFIGURE_HOOKS += CUSTOS_DROP_DEV_CARGO_CONFIG CUSTOS_CARGO_VENDOR
 
 # The cargo-package default install runs `cargo install` into /usr/bin;
 # custos belongs in /usr/sbin, next to the example configuration.
