@@ -58,16 +58,40 @@ endef
 CUSTOS_PRE_CONFIGURE_HOOKS += CUSTOS_DROP_DEV_CARGO_CONFIG CUSTOS_CARGO_VENDOR
 
 # The cargo-package default install runs `cargo install` into /usr/bin;
-# custos belongs in /usr/sbin, next to the example configuration.
+# custos belongs in /usr/sbin.
 define CUSTOS_INSTALL_TARGET_CMDS
 	$(INSTALL) -D -m 0755 \
 		$(@D)/target/$(RUSTC_TARGET_NAME)/$(if $(BR2_ENABLE_DEBUG),debug,release)/custos \
 		$(TARGET_DIR)/usr/sbin/custos
-	$(INSTALL) -D -m 0644 $(@D)/board/rootfs/etc/custos.toml \
-		$(TARGET_DIR)/etc/custos.toml
 endef
 
+# /etc/custos.toml: the supervisor settings, then the watchdog and the
+# example service when chosen. A rootfs overlay's own file replaces it.
+ifeq ($(BR2_PACKAGE_CUSTOS_DEFAULT_CONFIG),y)
+CUSTOS_CONFIG_PARTS = $(CUSTOS_PKGDIR)/custos.toml \
+	$(if $(BR2_PACKAGE_CUSTOS_WATCHDOG),$(CUSTOS_PKGDIR)/custos-watchdog.toml) \
+	$(if $(BR2_PACKAGE_CUSTOS_EXAMPLE_SERVICE),$(CUSTOS_PKGDIR)/custos-example.toml)
+define CUSTOS_INSTALL_DEFAULT_CONFIG
+	mkdir -p $(TARGET_DIR)/etc
+	cat $(CUSTOS_CONFIG_PARTS) > $(TARGET_DIR)/etc/custos.toml
+	chmod 0644 $(TARGET_DIR)/etc/custos.toml
+endef
+CUSTOS_POST_INSTALL_TARGET_HOOKS += CUSTOS_INSTALL_DEFAULT_CONFIG
+endif
+
 ifeq ($(BR2_PACKAGE_CUSTOS_EXAMPLE_SERVICE),y)
+# The example serves its page with BusyBox httpd, which Buildroot's default
+# BusyBox configuration leaves out: say so instead of installing a service
+# that can never start.
+CUSTOS_DEPENDENCIES += busybox
+define CUSTOS_CHECK_BUSYBOX_HTTPD
+	if ! grep -q '^CONFIG_HTTPD=y' $(BUSYBOX_DIR)/.config; then \
+		echo "custos: the example service needs BusyBox httpd: add CONFIG_HTTPD=y to a BusyBox config fragment (BR2_PACKAGE_BUSYBOX_CONFIG_FRAGMENT_FILES) or disable BR2_PACKAGE_CUSTOS_EXAMPLE_SERVICE" >&2; \
+		exit 1; \
+	fi
+endef
+CUSTOS_PRE_INSTALL_TARGET_HOOKS += CUSTOS_CHECK_BUSYBOX_HTTPD
+
 define CUSTOS_INSTALL_EXAMPLE_SERVICE
 	$(INSTALL) -D -m 0755 $(@D)/board/rootfs/etc/init.d/web_server \
 		$(TARGET_DIR)/etc/init.d/web_server
@@ -84,6 +108,9 @@ endif
 # nothing restarts custos when it exits.
 ifeq ($(BR2_PACKAGE_CUSTOS_INITTAB),y)
 CUSTOS_INITTAB_SNIPPET = $(CUSTOS_PKGDIR)/inittab.$(if $(BR2_INIT_BUSYBOX),busybox,sysvinit)
+# BusyBox init runs the ::shutdown: lines in order, all before its SIGTERM to
+# every process: `custos shutdown` goes before the first of them (rcK stops
+# the services, umount takes state_dir away), or at the end if there is none.
 define CUSTOS_ADD_INITTAB_ENTRY
 	if [ ! -f $(TARGET_DIR)/etc/inittab ]; then \
 		echo "custos: no $(TARGET_DIR)/etc/inittab to add the respawn entry to" >&2; \
@@ -91,6 +118,17 @@ define CUSTOS_ADD_INITTAB_ENTRY
 	fi
 	grep -q '^[^#]*/usr/sbin/custos run' $(TARGET_DIR)/etc/inittab || \
 		cat $(CUSTOS_INITTAB_SNIPPET) >> $(TARGET_DIR)/etc/inittab
+	$(if $(BR2_INIT_BUSYBOX),$(CUSTOS_ADD_INITTAB_SHUTDOWN))
+endef
+define CUSTOS_ADD_INITTAB_SHUTDOWN
+	if ! grep -q '^[^#]*/usr/sbin/custos shutdown' $(TARGET_DIR)/etc/inittab; then \
+		awk -v snippet=$(CUSTOS_PKGDIR)/inittab.busybox-shutdown \
+			'BEGIN { while ((getline l < snippet) > 0) s = s l "\n" } \
+			!done && /^[^#:]*:[^:]*:shutdown:/ { printf "%s", s; done = 1 } \
+			{ print } END { if (!done) printf "%s", s }' \
+			$(TARGET_DIR)/etc/inittab > $(TARGET_DIR)/etc/inittab.custos && \
+		mv $(TARGET_DIR)/etc/inittab.custos $(TARGET_DIR)/etc/inittab; \
+	fi
 endef
 CUSTOS_TARGET_FINALIZE_HOOKS += CUSTOS_ADD_INITTAB_ENTRY
 endif
