@@ -202,7 +202,16 @@ fn the_guard_clears_after_good_boots_and_a_respawn_is_not_a_boot() {
     );
     c.wait_log("DEGRADED MODE", 1);
     // custos is killed and respawned within boot 4: the same boot, still degraded, and the
-    // ring did not grow.
+    // ring did not grow. Boot 4's line goes to disk through the writer thread: killed before
+    // it lands, the respawned custos could not know it was in this boot already.
+    let on_disk = (0..100).any(|_| {
+        let has = fs::read_to_string(dir.join("boots")).is_ok_and(|b| b.contains(&boot_id(4)));
+        if !has {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        has
+    });
+    assert!(on_disk, "boot 4 is not in the boots file after 5 s");
     c.signal(libc::SIGKILL);
     let _ = c.child.wait();
     let lines = fs::read_to_string(dir.join("boots"))
