@@ -613,6 +613,10 @@ pub enum Note {
     /// While a start is under way or waited for: the pidfile names a live process that is not
     /// the service (said once per change).
     LeftAlone(Absent),
+    /// The system is shutting down (`custos shutdown`): a start that would have happened.
+    NotStarting(StartWhy),
+    /// The system is shutting down: a restart (stop, then start) that would have happened.
+    NotRestarting(RestartWhy),
 }
 
 impl fmt::Display for Note {
@@ -679,6 +683,14 @@ impl fmt::Display for Note {
                 pin.pid, pin.pid
             ),
             Note::LeftAlone(a) => write!(f, "{a}"),
+            Note::NotStarting(why) => write!(
+                f,
+                "not starting it again: the system is shutting down (`custos shutdown`); custos starts nothing until it is stopped ({why})"
+            ),
+            Note::NotRestarting(why) => write!(
+                f,
+                "not restarting it: the system is shutting down (`custos shutdown`); the process is left as it is ({why})"
+            ),
             Note::StopDropped => f.write_str(
                 "the stop asked during the start is dropped: the start ended held, and custos signals nothing it holds; ask again once it is resolved",
             ),
@@ -756,6 +768,9 @@ pub struct ServiceState {
     pub seen: Option<Observation>,
     /// While clearing: the leftovers the last sweep found still there.
     pub leftovers: u16,
+    /// The system is shutting down (`custos shutdown`): the shutdown sequence stops the
+    /// services, so nothing is started or restarted any more; deaths are still logged.
+    pub ending: bool,
 }
 
 impl Default for ServiceState {
@@ -771,6 +786,7 @@ impl Default for ServiceState {
             stop_pending: false,
             seen: None,
             leftovers: 0,
+            ending: false,
         }
     }
 }
@@ -1029,6 +1045,9 @@ impl ServiceState {
                 self.start_failed(policy, failure, now, &mut out);
             }
             // ---- a restart of a running service
+            (Phase::Running { .. }, Event::RestartRequested(why)) if self.ending => {
+                push(&mut out, Action::Log(Note::NotRestarting(why)));
+            }
             (Phase::Running { pin, .. }, Event::RestartRequested(why)) => {
                 push(&mut out, Action::Log(Note::Restarting(why)));
                 let deadline = now + policy.stop_timeout;
@@ -1442,6 +1461,10 @@ impl ServiceState {
         now: Mono,
         out: &mut Actions,
     ) {
+        if self.ending {
+            self.not_starting(StartWhy::Died(cause), out);
+            return;
+        }
         if uptime >= policy.restart.stable_after {
             // A death after a stable run: started again at once, no backoff. Only failures in a
             // row (runs shorter than stable_after, failed starts) wait.
@@ -1476,6 +1499,10 @@ impl ServiceState {
 
     /// After a failure: wait out the backoff, or give up when the window is full.
     fn schedule(&mut self, policy: &Policy, why: StartWhy, now: Mono, out: &mut Actions) {
+        if self.ending {
+            self.not_starting(why, out);
+            return;
+        }
         let r = &policy.restart;
         if self.window_full(r, now) {
             self.give_up(policy, out);
@@ -1546,12 +1573,22 @@ impl ServiceState {
                 window: r.window,
             }),
         );
-        if r.on_exhausted == OnExhausted::Reboot {
+        if r.on_exhausted == OnExhausted::Reboot && !self.ending {
             push(out, Action::Reboot);
         }
     }
 
+    /// While the system shuts down: what would have been started stays as it is, unmonitored.
+    fn not_starting(&mut self, why: StartWhy, out: &mut Actions) {
+        self.phase = Phase::Unmonitored;
+        push(out, Action::Log(Note::NotStarting(why)));
+    }
+
     fn start(&mut self, policy: &Policy, why: StartWhy, now: Mono, out: &mut Actions) {
+        if self.ending {
+            self.not_starting(why, out);
+            return;
+        }
         let is_restart = !matches!(why, StartWhy::NotRunning(_) | StartWhy::OverHeld(_));
         if is_restart {
             if self.restarts.is_full() {
@@ -2640,6 +2677,41 @@ mod tests {
             )))
         );
         assert_eq!(st.fails, 2);
+    }
+
+    #[test]
+    fn while_the_system_shuts_down_nothing_is_started_or_restarted() {
+        let p = policy(true);
+        let mut st = running();
+        st.ending = true;
+        let why = RestartWhy::Operator;
+        let a = st.decide(&p, Event::RestartRequested(why), s(10));
+        assert_eq!(a.as_slice(), &[Action::Log(Note::NotRestarting(why))]);
+        assert_eq!(st.phase, Phase::Running { pin: PIN });
+        let cause = Cause::Exited(0);
+        let a = st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause,
+            },
+            s(11),
+        );
+        assert!(
+            matches!(a.first(), Some(Action::Log(Note::Died { .. }))),
+            "{a:?}"
+        );
+        assert!(
+            !a.iter()
+                .any(|x| matches!(x, Action::Start { .. } | Action::Reboot)),
+            "{a:?}"
+        );
+        assert_eq!(
+            a.last(),
+            Some(&Action::Log(Note::NotStarting(StartWhy::Died(cause))))
+        );
+        assert_eq!(st.phase, Phase::Unmonitored);
+        assert_eq!(st.deadline(), None);
     }
 
     #[test]

@@ -252,6 +252,8 @@ pub struct Supervisor {
     keeper_started: Mono,
     /// The running keeper (if any) does not hold every pipe: starting a new one failed.
     keeper_stale: bool,
+    /// `custos shutdown` was run: the system is going down, nothing is started or restarted.
+    ending: bool,
     /// This boot's id, for the pins file.
     boot: String,
     /// The wall clock as custos watches it: CLOCK_REALTIME minus CLOCK_BOOTTIME when last
@@ -466,6 +468,7 @@ impl Supervisor {
             keeper: Keeper::new(),
             keeper_started: Duration::ZERO,
             keeper_stale: false,
+            ending: false,
         };
         sup.load_pins();
         sup.renew_keeper(procs::boottime());
@@ -475,6 +478,17 @@ impl Supervisor {
             .as_ref()
             .and_then(|w| match Watchdog::open(w) {
                 Ok(wd) => Some(wd),
+                Err(e) if e.error.raw_os_error() == Some(libc::EBUSY) => {
+                    // Another watchdog daemon (watchdogd, watchdog, busybox watchdog): loudly,
+                    // with who it is, since the board is then protected by that daemon's
+                    // idea of health, not custos's.
+                    let held = crate::watchdog::HoldersText(&crate::watchdog::holders(&e.device))
+                        .to_string();
+                    error!(
+                        "watchdog: {e}: {held}; supervising WITHOUT the hardware watchdog: remove the other watchdog daemon from the image (only one process may open a watchdog)"
+                    );
+                    None
+                }
                 Err(e) => {
                     error!("watchdog: {e}; supervising without a hardware watchdog");
                     None
@@ -1112,7 +1126,11 @@ impl Supervisor {
                     self.svcs[i].watch_instance(pin);
                 }
             }
-            self.run_checks(i, now);
+            // While the system shuts down, the services are being stopped: a failing check
+            // would only be noise, and no restart follows it.
+            if !self.ending {
+                self.run_checks(i, now);
+            }
         }
         if tick {
             self.keeper.sweep();
@@ -1991,6 +2009,9 @@ impl Supervisor {
             warn!("watchdog: [watchdog] changed: the new settings take effect when custos is restarted");
         }
         self.svcs = table;
+        for s in &mut self.svcs {
+            s.st.ending = self.ending;
+        }
         self.table_changed = true;
         if pipes_changed {
             self.renew_keeper(now);
@@ -2114,15 +2135,20 @@ impl Supervisor {
             }
             ("shutdown", None) => {
                 // Init runs the shutdown sequence before its SIGTERM reaches custos, and that
-                // sequence may unmount state_dir: the end is written now. custos goes on
-                // supervising (and petting) until it is stopped.
-                info!("control: shutdown: this boot is ending in order");
+                // sequence may unmount state_dir: the end is written now. The sequence also
+                // stops the services (rcK): from now on custos logs their deaths but starts
+                // and restarts nothing; it goes on petting until it is stopped.
+                info!("control: shutdown: this boot is ending in order; custos starts and restarts nothing from now on");
+                self.ending = true;
+                for s in &mut self.svcs {
+                    s.st.ending = true;
+                }
                 self.boots.end(End::Orderly);
                 self.good_at = None;
                 self.flush_boots(now);
                 control::reply_text(
                     true,
-                    "boot: this boot is recorded as ending in order; custos goes on supervising until it is stopped",
+                    "boot: this boot is recorded as ending in order; custos starts and restarts nothing from now on, and goes on petting the watchdog until it is stopped",
                 )
             }
             ("reload", None) => match self.reload(now) {

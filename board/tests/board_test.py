@@ -902,6 +902,77 @@ def t18_coarse_fat_pidfile_never_makes_a_second_copy(b):
     check(len(starts) == crashes, f"{len(starts)} starts for {crashes} crashes", b)
     b.expect_no_event(("SHUTDOWN", "RESET"), 0.1)
     return {"crashes": crashes, "first_met": first_met, "starts": len(starts)}
+# ------------------------------------------------------------------------- orderly shutdown
+# One boot group (state disk, no -no-reboot): `reboot`, then `poweroff`, at the console with
+# web_server supervised. The board's inittab runs `custos shutdown`, then rcK (which stops
+# web_server and waits 3 s), then `umount -a -r`; init's SIGTERM reaches custos only after them.
+SHUTDOWN = "shutdown"
+RCK_DONE = "board: rcK: done"
+
+
+def shutdown_at_console(b, command):
+    """`command` at the shell with web_server running: custos records the orderly end, rcK stops
+    web_server and custos starts nothing. Returns (the console text of the shutdown, the QMP
+    event that ended it)."""
+    pid = service_pid(b, "web_server")
+    mark = b.mark()
+    b.send(command + "\n")
+    _, ev = b.wait_event(("RESET", "SHUTDOWN"), 60)
+    b.pump(0.5)
+    text = b.console_since(mark)
+    check("control: shutdown: this boot is ending in order" in text,
+          f"`{command}`: custos did not get `custos shutdown`", b)
+    check(RCK_DONE in text, f"`{command}`: rcK did not run to its end", b)
+    rck = text[text.index("board: rcK: start"):text.index(RCK_DONE)] if "board: rcK: start" in text else ""
+    check(re.search(r"web_server: died: .*pid " + pid, rck),
+          f"`{command}`: custos did not log the death of web_server (pid {pid}) while rcK ran:\n{rck}", b)
+    check("web_server: not starting it again: the system is shutting down" in rck,
+          f"`{command}`: custos did not say it starts nothing:\n{rck}", b)
+    check(not re.search(r"web_server: starting|board: rcK: web_server is running again", text),
+          f"`{command}`: web_server was started again during the shutdown:\n{text}", b)
+    m = re.search(r"^board: rcK: boots: (.*)$", text, re.M)
+    check(m and "\torderly\t" in m.group(1),
+          f"`{command}`: this boot is not recorded as orderly in /var/lib/custos/boots before the unmount: "
+          f"{m.group(1) if m else '(no line)'}", b)
+    return text, ev
+
+
+def shutdown_booted(b):
+    """The shell of a booted board with the state disk: this boot's, or the one the previous
+    test of the group left."""
+    if getattr(b, "shutdown_ready", False):
+        return
+    booted(b)
+    b.cursor = (0, 0)
+    b.wait_console(STATE_MOUNTED, 1, "the state disk mounted by rcS")
+    b.shell()
+    b.shutdown_ready = True
+
+
+@test(boot=SHUTDOWN)
+def t20a_reboot_in_order_restarts_nothing(b):
+    shutdown_booted(b)
+    b.shutdown_ready = False
+    _, ev = shutdown_at_console(b, "reboot")
+    check(ev["event"] == "RESET" and ev["data"].get("reason") == RESET_REASON,
+          f"`reboot`: expected RESET with reason {RESET_REASON} (init's reboot), got {ev}", b)
+    mark = b.cursor = b.mark()
+    b.wait_console(re.compile(r"the previous boot \([0-9a-f-]+\) ended in order"), BOOT,
+                   "the next boot reads the previous one as ended in order")
+    shell_after(b, mark)
+    b.shutdown_ready = True
+    return {}
+
+
+@test(boot=SHUTDOWN)
+def t20b_poweroff_in_order_restarts_nothing(b):
+    shutdown_booted(b)
+    b.shutdown_ready = False
+    _, ev = shutdown_at_console(b, "poweroff")
+    # A power-off, not a reset by the watchdog custos left armed (magic_close = false).
+    check(ev["event"] == "SHUTDOWN" and ev["data"].get("reason") == "guest-shutdown",
+          f"`poweroff`: expected SHUTDOWN with reason guest-shutdown, got {ev}", b)
+    return {}
 
 
 VARIANTS = {
@@ -915,6 +986,7 @@ VARIANTS = {
     CHILDREN: dict(inittab="children", config="children"),
     "t13_console_stall_no_reset": dict(config="stall"),
     "t18_coarse_fat_pidfile_never_makes_a_second_copy": dict(config="fat", disk="fat-disk.img"),
+    SHUTDOWN: dict(i6300esb=False, reboot=True, disk=True),
 }
 
 
