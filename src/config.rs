@@ -1051,16 +1051,11 @@ impl InitIdentity {
     }
 }
 
-/// The arguments in a /proc/PID/cmdline as an `exe` identity reads them (procfs): empty fields
-/// dropped, the rest after argv[0] joined by spaces. busybox init pads its rewritten argv with
-/// NULs ("init\0\0\0..."), which reads as no arguments.
+/// The arguments in a /proc/PID/cmdline as an `exe` identity reads them
+/// ([`crate::procs::args_text`]). busybox init pads its rewritten argv with NULs
+/// ("init\0\0\0..."), which reads as no arguments.
 fn args_of(cmdline: &[u8]) -> String {
-    let argv: Vec<String> = cmdline
-        .split(|&b| b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    argv.get(1..).map(|a| a.join(" ")).unwrap_or_default()
+    crate::procs::args_text(&String::from_utf8_lossy(cmdline))
 }
 
 /// Parses and validates config text. A TOML syntax error is reported alone; unknown keys and
