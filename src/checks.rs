@@ -706,15 +706,25 @@ impl Default for CheckRt {
 
 /// Resident set size of a process, in bytes.
 pub fn rss_bytes(pid: i32) -> Option<u64> {
-    let p = procfs::process::Process::new(pid).ok()?;
-    let statm = p.statm().ok()?;
-    Some(statm.resident.saturating_mul(procfs::page_size()))
+    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let resident: u64 = statm_resident(&text)?;
+    Some(resident.saturating_mul(crate::procs::page_size()))
+}
+
+/// The resident field (pages) of /proc/PID/statm: "size resident shared text lib data dt".
+pub fn statm_resident(text: &str) -> Option<u64> {
+    text.split_ascii_whitespace().nth(1)?.parse().ok()
 }
 
 /// Open file descriptors of a process.
 pub fn fd_count(pid: i32) -> Option<u64> {
-    let p = procfs::process::Process::new(pid).ok()?;
-    p.fd_count().ok().map(|n| n as u64)
+    let dir = format!("/proc/{pid}/fd");
+    // Linux 6.2 and later give the count as the directory's size.
+    let size = std::fs::metadata(&dir).ok()?.len();
+    if size > 0 {
+        return Some(size);
+    }
+    Some(std::fs::read_dir(&dir).ok()?.count() as u64)
 }
 
 /// utime + stime of a process, in clock ticks.
@@ -764,6 +774,33 @@ pub fn heartbeat_meta(path: &std::path::Path) -> Result<std::fs::Metadata, Failu
 mod tests {
     use super::*;
     use crate::config::{CheckAction, CheckKind};
+
+    #[test]
+    fn statm_gives_the_resident_pages() {
+        assert_eq!(statm_resident("2500 731 512 12 0 300 0\n"), Some(731));
+        for bad in ["", "2500", "2500 x 1", "2500 -3 1"] {
+            assert_eq!(statm_resident(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn memory_and_fds_of_a_live_process_are_read() {
+        let me = std::process::id() as i32;
+        let rss = rss_bytes(me).expect("own rss");
+        assert!(
+            rss >= 64 * 1024 && rss % crate::procs::page_size() == 0,
+            "{rss}"
+        );
+        let before = fd_count(me).expect("own fds");
+        let extra: Vec<_> = (0..5)
+            .map(|_| std::fs::File::open("/proc/self/stat").expect("open"))
+            .collect();
+        let after = fd_count(me).expect("own fds");
+        assert!(after >= before + 5, "{before} -> {after}");
+        drop(extra);
+        assert_eq!(rss_bytes(-1), None);
+        assert_eq!(fd_count(-1), None);
+    }
 
     fn cfg(failures: u32) -> CheckConfig {
         CheckConfig {

@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// How far ahead the timer is armed (it is re-armed should it ever expire).
-const AHEAD_SECS: i64 = 365 * 24 * 3600;
+const AHEAD_SECS: i32 = 365 * 24 * 3600;
 
 pub struct StepWatch {
     fd: OwnedFd,
@@ -42,16 +42,15 @@ impl StepWatch {
         };
         // SAFETY: clock_gettime writes one timespec.
         unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
-        // time_t is 32 bits on some targets: saturate rather than wrap.
-        #[allow(clippy::unnecessary_fallible_conversions, clippy::useless_conversion)]
-        let ahead: libc::time_t = AHEAD_SECS.try_into().unwrap_or(libc::time_t::MAX);
         let value = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
                 tv_nsec: 0,
             },
             it_value: libc::timespec {
-                tv_sec: now.tv_sec.saturating_add(ahead),
+                // time_t is 32 or 64 bits; a year fits either, and the sum saturates rather
+                // than wraps near 2038 on 32-bit targets.
+                tv_sec: now.tv_sec.saturating_add(AHEAD_SECS.into()),
                 tv_nsec: 0,
             },
         };

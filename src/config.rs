@@ -99,6 +99,17 @@ impl fmt::Display for Argv {
     }
 }
 
+/// What custos does with the leftovers of a dead instance: processes of the dead main
+/// process's group that custos inherited as subreaper (see README "Leftovers").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Leftovers {
+    /// SIGTERM, then SIGKILL, before the next start (the default).
+    #[default]
+    Stop,
+    /// Leave them running.
+    Keep,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnExhausted {
     GiveUp,
@@ -253,6 +264,7 @@ pub struct ServiceConfig {
     pub stop: Option<Argv>,
     pub start_timeout: Duration,
     pub stop_timeout: Duration,
+    pub leftovers: Leftovers,
     pub restart: RestartPolicy,
     pub checks: Vec<CheckConfig>,
 }
@@ -430,6 +442,7 @@ struct RawService {
     stop: Option<Spanned<Vec<String>>>,
     start_timeout: Option<Spanned<String>>,
     stop_timeout: Option<Spanned<String>>,
+    leftovers: Option<Spanned<String>>,
     restart: Option<Spanned<RawRestart>>,
     check: Vec<Spanned<RawCheck>>,
 }
@@ -797,7 +810,7 @@ impl Validator<'_> {
             Some(n) => Label::new("service.", format!(" (service `{n}`)")),
             None => Label::new(format!("service[{i}]."), ""),
         };
-        let [name, pidfile, exe, args, start, stop, start_timeout, stop_timeout, restart, check] =
+        let [name, pidfile, exe, args, start, stop, start_timeout, stop_timeout, leftovers, restart, check] =
             self.fields(
                 t,
                 [
@@ -809,6 +822,7 @@ impl Validator<'_> {
                     "stop",
                     "start_timeout",
                     "stop_timeout",
+                    "leftovers",
                     "restart",
                     "check",
                 ],
@@ -839,6 +853,7 @@ impl Validator<'_> {
             stop: self.strings(stop, &l, "stop"),
             start_timeout: self.string(start_timeout, &l, "start_timeout"),
             stop_timeout: self.string(stop_timeout, &l, "stop_timeout"),
+            leftovers: self.string(leftovers, &l, "leftovers"),
             restart,
             check,
         }
@@ -1036,16 +1051,11 @@ impl InitIdentity {
     }
 }
 
-/// The arguments in a /proc/PID/cmdline as an `exe` identity reads them (procfs): empty fields
-/// dropped, the rest after argv[0] joined by spaces. busybox init pads its rewritten argv with
-/// NULs ("init\0\0\0..."), which reads as no arguments.
+/// The arguments in a /proc/PID/cmdline as an `exe` identity reads them
+/// ([`crate::procs::args_text`]). busybox init pads its rewritten argv with NULs
+/// ("init\0\0\0..."), which reads as no arguments.
 fn args_of(cmdline: &[u8]) -> String {
-    let argv: Vec<String> = cmdline
-        .split(|&b| b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    argv.get(1..).map(|a| a.join(" ")).unwrap_or_default()
+    crate::procs::args_text(&String::from_utf8_lossy(cmdline))
 }
 
 /// Parses and validates config text. A TOML syntax error is reported alone; unknown keys and
@@ -1630,6 +1640,21 @@ impl Validator<'_> {
             Duration::from_secs(5),
             (Duration::from_millis(1), 10 * MINUTE),
         );
+        let leftovers = match &s.leftovers {
+            None => Leftovers::Stop,
+            Some(v) => match v.get_ref().as_str() {
+                "stop" => Leftovers::Stop,
+                "keep" => Leftovers::Keep,
+                other => {
+                    self.err(
+                        Some(v.span()),
+                        &k("leftovers"),
+                        format!("`{other}` is not one of: \"stop\", \"keep\""),
+                    );
+                    Leftovers::Stop
+                }
+            },
+        };
         let mut restart = RestartPolicy::default();
         if let Some(r) = &s.restart {
             let r = r.get_ref();
@@ -1740,6 +1765,7 @@ impl Validator<'_> {
             stop,
             start_timeout,
             stop_timeout,
+            leftovers,
             restart,
             checks,
         })
@@ -2168,6 +2194,26 @@ start_timeout = "5 parsecs"
 
         let text = "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/x\"]\n[service.restart]\nmax_restarts = 65\n";
         assert!(errors(text).contains("65 is out of range 1..=64"));
+    }
+
+    #[test]
+    fn leftovers_are_stopped_unless_the_config_keeps_them() {
+        let base = "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/x\"]\n";
+        assert_eq!(
+            parse(base).expect("valid").services[0].leftovers,
+            Leftovers::Stop
+        );
+        for (v, want) in [("stop", Leftovers::Stop), ("keep", Leftovers::Keep)] {
+            let c = parse(&format!("{base}leftovers = \"{v}\"\n")).expect("valid");
+            assert_eq!(c.services[0].leftovers, want);
+        }
+        let e = errors(&format!("{base}leftovers = \"kill\"\n"));
+        assert!(
+            e.contains(
+                ":5: service.leftovers (service `x`): `kill` is not one of: \"stop\", \"keep\""
+            ),
+            "{e}"
+        );
     }
 
     #[test]

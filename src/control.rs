@@ -1,6 +1,6 @@
 //! The control socket: a UNIX stream socket (mode 0600, or 0660 for `control_group`) on which
 //! `custos status|start|stop|…` talk to the running supervisor. One JSON line per request and
-//! per reply, bounded in size and time; peers are checked with SO_PEERCRED. A slow or hostile
+//! per reply, bounded in size and time; peers are checked with SO_PEERCRED and SO_PEERGROUPS. A slow or hostile
 //! client costs at most one slot of MAX_CLIENTS until its deadline: it can never block the
 //! loop, the watchdog or supervision. Also: the tiny, strict JSON reader and writer both sides
 //! use (flat objects of strings and booleans only).
@@ -294,9 +294,18 @@ fn peer(stream: &UnixStream) -> io::Result<libc::ucred> {
     Ok(cred)
 }
 
-/// Whether a peer is root or a member of the control group (primary or supplementary, the
-/// latter read from /proc/PID/status).
-fn allowed(cred: &libc::ucred, access: Access) -> bool {
+/// Supplementary groups of a peer read through SO_PEERGROUPS; a peer in more is judged by
+/// /proc/PID/status instead.
+const MAX_PEER_GROUPS: usize = 256;
+
+/// Whether a peer is root or a member of the control group, primary or supplementary, as the
+/// peer was when it connected: SO_PEERCRED and SO_PEERGROUPS are the credentials the kernel
+/// recorded at connect(2), which stay true after the peer exits or changes its groups, and
+/// whatever its PID names by then. Without SO_PEERGROUPS (ENOPROTOOPT: kernels before 4.13,
+/// or an emulator that does not pass it on), or for a peer in more than MAX_PEER_GROUPS
+/// groups, the supplementary groups are read from /proc/PID/status, which is the process as
+/// it is now.
+fn allowed(stream: &UnixStream, cred: &libc::ucred, access: Access) -> bool {
     if cred.uid == 0 {
         return true;
     }
@@ -304,8 +313,29 @@ fn allowed(cred: &libc::ucred, access: Access) -> bool {
     if cred.gid == gid {
         return true;
     }
-    crate::procs::status_field(cred.pid, "Groups")
-        .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
+    let mut groups = [0 as libc::gid_t; MAX_PEER_GROUPS];
+    let mut len = std::mem::size_of_val(&groups) as libc::socklen_t;
+    // SAFETY: SO_PEERGROUPS writes at most `len` bytes of gid_t into `groups` and sets `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERGROUPS,
+            groups.as_mut_ptr() as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if rc == 0 {
+        let n = (len as usize / std::mem::size_of::<libc::gid_t>()).min(MAX_PEER_GROUPS);
+        return groups[..n].contains(&gid);
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ENOPROTOOPT) | Some(libc::ERANGE) => {
+            crate::procs::status_field(cred.pid, "Groups")
+                .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
+        }
+        _ => false,
+    }
 }
 
 /// Looks a group name up in /etc/group.
@@ -436,7 +466,7 @@ impl ControlServer {
                     continue;
                 }
             };
-            if !allowed(&cred, self.access) {
+            if !allowed(&stream, &cred, self.access) {
                 let group = self.access.gid.is_some();
                 self.refused(now, || {
                     format!(

@@ -376,6 +376,24 @@ pub enum StopStep {
     Kill,
 }
 
+/// Where the stopping of a dead instance's leftovers is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearStep {
+    /// SIGTERM was sent to them; they have until the deadline.
+    Term,
+    /// SIGKILL was sent to those still there; a moment for them to go.
+    Kill,
+}
+
+/// What follows once a dead instance's leftovers are gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// The main process died by itself: start it again (at once or after a backoff).
+    Died { cause: Cause, uptime: Duration },
+    /// A restart or a stop custos carried out: its start half (or nothing, for a stop).
+    Restart(RestartWhy),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// Loaded, not yet looked at.
@@ -401,6 +419,16 @@ pub enum Phase {
         script: bool,
         dead: bool,
         why: RestartWhy,
+    },
+    /// The main process of an instance is gone (it died, or a restart or a stop ended it):
+    /// its leftovers (processes of its group that custos inherited) are being stopped, and
+    /// `then` happens once they are gone or `deadline` passes at step `Kill`.
+    Clearing {
+        /// The dead main process.
+        pin: Pin,
+        step: ClearStep,
+        deadline: Mono,
+        then: Then,
     },
     /// Too many restarts within the window.
     GivenUp,
@@ -438,6 +466,9 @@ pub enum Event {
     RestartRequested(RestartWhy),
     /// A command from the control socket.
     Operator(Op),
+    /// While clearing: how many leftovers of the dead instance are still there after a sweep
+    /// (0: none, or all gone since).
+    Leftovers(u16),
 }
 
 /// What an operator can ask for a service.
@@ -486,6 +517,12 @@ pub enum Action {
     },
     /// Stop watching the pinned process.
     Unpin,
+    /// Find the leftovers of the dead instance whose main process was `pin` and send each
+    /// `signal`; the count still there comes back as `Event::Leftovers`.
+    Sweep {
+        pin: Pin,
+        signal: i32,
+    },
     Log(Note),
     /// `on_exhausted = "reboot"`: sync, stop petting the watchdog, reboot if it does not.
     Reboot,
@@ -516,6 +553,20 @@ pub enum Note {
         cause: Cause,
         uptime: Duration,
         during_stop: bool,
+    },
+    /// The pinned process ended the way a stop asks: it exited 0, or was ended by SIGTERM,
+    /// after its stop script ran (`by_script`) or custos sent SIGTERM.
+    StoppedAsAsked {
+        pin: Pin,
+        cause: Cause,
+        uptime: Duration,
+        by_script: bool,
+    },
+    /// Leftovers of a dead instance are still there `waited` after SIGKILL: the start goes on.
+    LeftoversSurvive {
+        pin: Pin,
+        count: u16,
+        waited: Duration,
     },
     StartFailed(StartFailure),
     StopScriptExited(Cause),
@@ -562,6 +613,10 @@ pub enum Note {
     /// While a start is under way or waited for: the pidfile names a live process that is not
     /// the service (said once per change).
     LeftAlone(Absent),
+    /// The system is shutting down (`custos shutdown`): a start that would have happened.
+    NotStarting(StartWhy),
+    /// The system is shutting down: a restart (stop, then start) that would have happened.
+    NotRestarting(RestartWhy),
 }
 
 impl fmt::Display for Note {
@@ -575,6 +630,28 @@ impl fmt::Display for Note {
                 }
                 Ok(())
             }
+            Note::StoppedAsAsked {
+                pin,
+                cause,
+                uptime,
+                by_script,
+            } => write!(
+                f,
+                "stopped: {cause} (pid {}, up {}), as {} asked",
+                pin.pid,
+                Dur(uptime),
+                if by_script {
+                    "its stop script"
+                } else {
+                    "custos's SIGTERM"
+                }
+            ),
+            Note::LeftoversSurvive { pin, count, waited } => write!(
+                f,
+                "{count} leftover process(es) of pid {} still there {} after SIGKILL (uninterruptible sleep?): starting anyway",
+                pin.pid,
+                Dur(waited)
+            ),
             Note::StartFailed(s) => write!(f, "start failed: {s}"),
             Note::StopScriptExited(c) => write!(f, "stop script {c}"),
             Note::GivenUp { restarts, window } => write!(
@@ -606,6 +683,14 @@ impl fmt::Display for Note {
                 pin.pid, pin.pid
             ),
             Note::LeftAlone(a) => write!(f, "{a}"),
+            Note::NotStarting(why) => write!(
+                f,
+                "not starting it again: the system is shutting down (`custos shutdown`); custos starts nothing until it is stopped ({why})"
+            ),
+            Note::NotRestarting(why) => write!(
+                f,
+                "not restarting it: the system is shutting down (`custos shutdown`); the process is left as it is ({why})"
+            ),
             Note::StopDropped => f.write_str(
                 "the stop asked during the start is dropped: the start ended held, and custos signals nothing it holds; ask again once it is resolved",
             ),
@@ -651,6 +736,13 @@ pub type Actions = HVec<Action, MAX_ACTIONS>;
 /// How long a process may take to finish dying after its stop script exits, before SIGTERM.
 pub const SETTLE: Duration = Duration::from_millis(200);
 
+/// How long a dead instance's leftovers have after SIGTERM before SIGKILL (or `stop_timeout`
+/// when that is shorter): they are workers whose master is gone, with nothing to finish.
+pub const LEFTOVERS_GRACE: Duration = Duration::from_secs(1);
+
+/// How long custos waits for leftovers to go after SIGKILL before it starts anyway.
+pub const LEFTOVERS_KILL_WAIT: Duration = Duration::from_secs(1);
+
 /// The per-service state the core keeps between events.
 #[derive(Debug, Clone)]
 pub struct ServiceState {
@@ -674,6 +766,11 @@ pub struct ServiceState {
     /// While a start looks for its process: what the last look found instead (for the log, and
     /// to hold rather than fail when it was a process that cannot be verified).
     pub seen: Option<Observation>,
+    /// While clearing: the leftovers the last sweep found still there.
+    pub leftovers: u16,
+    /// The system is shutting down (`custos shutdown`): the shutdown sequence stops the
+    /// services, so nothing is started or restarted any more; deaths are still logged.
+    pub ending: bool,
 }
 
 impl Default for ServiceState {
@@ -688,6 +785,8 @@ impl Default for ServiceState {
             last_death: None,
             stop_pending: false,
             seen: None,
+            leftovers: 0,
+            ending: false,
         }
     }
 }
@@ -699,6 +798,8 @@ pub struct Policy {
     pub start_timeout: Duration,
     pub stop_timeout: Duration,
     pub has_stop: bool,
+    /// Stop what a dead instance leaves behind (`leftovers = "stop"`) before the next start.
+    pub stop_leftovers: bool,
 }
 
 fn push(actions: &mut Actions, a: Action) {
@@ -735,7 +836,10 @@ impl ServiceState {
             | Phase::Held(_)
             | Phase::Unverified { .. } => true,
             Phase::Starting { script, .. } => !script,
-            Phase::Running { .. } | Phase::Stopping { .. } | Phase::Unmonitored => false,
+            Phase::Running { .. }
+            | Phase::Stopping { .. }
+            | Phase::Clearing { .. }
+            | Phase::Unmonitored => false,
         }
     }
 
@@ -743,7 +847,9 @@ impl ServiceState {
     pub fn deadline(&self) -> Option<Mono> {
         match self.phase {
             Phase::Waiting { until, .. } => Some(until),
-            Phase::Starting { deadline, .. } | Phase::Stopping { deadline, .. } => Some(deadline),
+            Phase::Starting { deadline, .. }
+            | Phase::Stopping { deadline, .. }
+            | Phase::Clearing { deadline, .. } => Some(deadline),
             Phase::Running { .. } => self.stable_at,
             _ => None,
         }
@@ -939,6 +1045,9 @@ impl ServiceState {
                 self.start_failed(policy, failure, now, &mut out);
             }
             // ---- a restart of a running service
+            (Phase::Running { .. }, Event::RestartRequested(why)) if self.ending => {
+                push(&mut out, Action::Log(Note::NotRestarting(why)));
+            }
             (Phase::Running { pin, .. }, Event::RestartRequested(why)) => {
                 push(&mut out, Action::Log(Note::Restarting(why)));
                 let deadline = now + policy.stop_timeout;
@@ -983,15 +1092,35 @@ impl ServiceState {
                 Event::Died { pid, cause },
             ) if pid == pin.pid => {
                 self.last_death = Some(cause);
-                push(
-                    &mut out,
-                    Action::Log(Note::Died {
+                let uptime = now.saturating_sub(pin.started);
+                let by_script = matches!(step, StopStep::Script | StopStep::Settle);
+                // Exit status 0 or SIGTERM, after a stop script ran or custos sent SIGTERM: the
+                // stop it was asked for, not a death to warn about.
+                let as_asked =
+                    matches!(
+                        cause,
+                        Cause::Exited(0)
+                            | Cause::Killed {
+                                signal: libc::SIGTERM,
+                                ..
+                            }
+                    ) && matches!(step, StopStep::Script | StopStep::Settle | StopStep::Term);
+                let note = if as_asked {
+                    Note::StoppedAsAsked {
                         pin,
                         cause,
-                        uptime: now.saturating_sub(pin.started),
-                        during_stop: matches!(step, StopStep::Script | StopStep::Settle),
-                    }),
-                );
+                        uptime,
+                        by_script,
+                    }
+                } else {
+                    Note::Died {
+                        pin,
+                        cause,
+                        uptime,
+                        during_stop: by_script,
+                    }
+                };
+                push(&mut out, Action::Log(note));
                 push(&mut out, Action::Unpin);
                 if script {
                     self.phase = Phase::Stopping {
@@ -1003,7 +1132,7 @@ impl ServiceState {
                         why,
                     };
                 } else {
-                    self.restart_start(policy, why, now, &mut out);
+                    self.clear_then(policy, pin, Then::Restart(why), now, &mut out);
                 }
             }
             (
@@ -1015,7 +1144,7 @@ impl ServiceState {
             ) => {
                 push(&mut out, Action::Log(Note::StopScriptExited(cause)));
                 if dead {
-                    self.restart_start(policy, why, now, &mut out);
+                    self.clear_then(policy, pin, Then::Restart(why), now, &mut out);
                 } else {
                     self.phase = Phase::Stopping {
                         pin,
@@ -1043,7 +1172,7 @@ impl ServiceState {
                     push(&mut out, Action::KillScript(Script::Stop));
                 }
                 if dead {
-                    self.restart_start(policy, why, now, &mut out);
+                    self.clear_then(policy, pin, Then::Restart(why), now, &mut out);
                 } else {
                     match step {
                         StopStep::Script | StopStep::Settle => {
@@ -1102,6 +1231,71 @@ impl ServiceState {
                     }
                 }
             }
+            // ---- a dead instance's leftovers are being stopped
+            (Phase::Clearing { then, .. }, Event::Leftovers(0)) => {
+                self.then(policy, then, now, &mut out);
+            }
+            (
+                Phase::Clearing {
+                    pin,
+                    step: ClearStep::Term,
+                    then,
+                    ..
+                },
+                Event::Deadline,
+            ) => {
+                self.phase = Phase::Clearing {
+                    pin,
+                    step: ClearStep::Kill,
+                    deadline: now + LEFTOVERS_KILL_WAIT,
+                    then,
+                };
+                push(
+                    &mut out,
+                    Action::Sweep {
+                        pin,
+                        signal: libc::SIGKILL,
+                    },
+                );
+            }
+            (
+                Phase::Clearing {
+                    pin,
+                    step: ClearStep::Kill,
+                    then,
+                    ..
+                },
+                Event::Deadline,
+            ) => {
+                push(
+                    &mut out,
+                    Action::Log(Note::LeftoversSurvive {
+                        pin,
+                        count: self.leftovers,
+                        waited: LEFTOVERS_KILL_WAIT,
+                    }),
+                );
+                self.then(policy, then, now, &mut out);
+            }
+            (Phase::Clearing { .. }, Event::Leftovers(n)) => self.leftovers = n,
+            (
+                Phase::Clearing {
+                    pin,
+                    step,
+                    deadline,
+                    ..
+                },
+                Event::Operator(Op::Stop),
+            ) => {
+                // What was to follow becomes a stop: the leftovers are still stopped first.
+                self.phase = Phase::Clearing {
+                    pin,
+                    step,
+                    deadline,
+                    then: Then::Restart(RestartWhy::OperatorStop),
+                };
+            }
+            (Phase::Clearing { .. }, Event::Operator(Op::Start | Op::Monitor | Op::Restart)) => {}
             // ---- operator commands
             (Phase::Running { .. }, Event::Operator(Op::Stop)) => {
                 return self.decide(
@@ -1222,6 +1416,55 @@ impl ServiceState {
         );
         push(out, Action::Unpin);
         self.stable_at = None;
+        self.clear_then(policy, pin, Then::Died { cause, uptime }, now, out);
+    }
+
+    /// The main process `pin` is gone: stop its instance's leftovers first when the policy
+    /// says so (`then` follows once they are gone), or go on with `then` at once.
+    fn clear_then(&mut self, policy: &Policy, pin: Pin, then: Then, now: Mono, out: &mut Actions) {
+        if !policy.stop_leftovers {
+            self.then(policy, then, now, out);
+            return;
+        }
+        self.leftovers = 0;
+        self.phase = Phase::Clearing {
+            pin,
+            step: ClearStep::Term,
+            deadline: now + policy.stop_timeout.min(LEFTOVERS_GRACE),
+            then,
+        };
+        push(
+            out,
+            Action::Sweep {
+                pin,
+                signal: libc::SIGTERM,
+            },
+        );
+    }
+
+    /// What follows a dead instance (its leftovers gone, or not to be stopped).
+    fn then(&mut self, policy: &Policy, then: Then, now: Mono, out: &mut Actions) {
+        self.leftovers = 0;
+        match then {
+            Then::Died { cause, uptime } => self.after_death(policy, cause, uptime, now, out),
+            Then::Restart(why) => self.restart_start(policy, why, now, out),
+        }
+    }
+
+    /// After a death by itself: a stable run is started again at once, a failure in a row
+    /// waits out its backoff.
+    fn after_death(
+        &mut self,
+        policy: &Policy,
+        cause: Cause,
+        uptime: Duration,
+        now: Mono,
+        out: &mut Actions,
+    ) {
+        if self.ending {
+            self.not_starting(StartWhy::Died(cause), out);
+            return;
+        }
         if uptime >= policy.restart.stable_after {
             // A death after a stable run: started again at once, no backoff. Only failures in a
             // row (runs shorter than stable_after, failed starts) wait.
@@ -1256,6 +1499,10 @@ impl ServiceState {
 
     /// After a failure: wait out the backoff, or give up when the window is full.
     fn schedule(&mut self, policy: &Policy, why: StartWhy, now: Mono, out: &mut Actions) {
+        if self.ending {
+            self.not_starting(why, out);
+            return;
+        }
         let r = &policy.restart;
         if self.window_full(r, now) {
             self.give_up(policy, out);
@@ -1326,12 +1573,22 @@ impl ServiceState {
                 window: r.window,
             }),
         );
-        if r.on_exhausted == OnExhausted::Reboot {
+        if r.on_exhausted == OnExhausted::Reboot && !self.ending {
             push(out, Action::Reboot);
         }
     }
 
+    /// While the system shuts down: what would have been started stays as it is, unmonitored.
+    fn not_starting(&mut self, why: StartWhy, out: &mut Actions) {
+        self.phase = Phase::Unmonitored;
+        push(out, Action::Log(Note::NotStarting(why)));
+    }
+
     fn start(&mut self, policy: &Policy, why: StartWhy, now: Mono, out: &mut Actions) {
+        if self.ending {
+            self.not_starting(why, out);
+            return;
+        }
         let is_restart = !matches!(why, StartWhy::NotRunning(_) | StartWhy::OverHeld(_));
         if is_restart {
             if self.restarts.is_full() {
@@ -1399,6 +1656,7 @@ mod tests {
             start_timeout: Duration::from_secs(10),
             stop_timeout: Duration::from_secs(5),
             has_stop,
+            stop_leftovers: false,
         }
     }
 
@@ -1439,6 +1697,23 @@ mod tests {
             },
             Phase::Unmonitored,
         ];
+        for step in [ClearStep::Term, ClearStep::Kill] {
+            for then in [
+                Then::Died {
+                    cause: Cause::Exited(1),
+                    uptime: s(1),
+                },
+                Then::Restart(why),
+                Then::Restart(RestartWhy::OperatorStop),
+            ] {
+                v.push(Phase::Clearing {
+                    pin: PIN,
+                    step,
+                    deadline: s(4),
+                    then,
+                });
+            }
+        }
         for step in [StopStep::Script, StopStep::Term, StopStep::Kill] {
             for script in [true, false] {
                 for dead in [true, false] {
@@ -1510,6 +1785,8 @@ mod tests {
             Event::Operator(Op::Monitor),
             Event::Operator(Op::Unmonitor),
             Event::Operator(Op::Adopt),
+            Event::Leftovers(0),
+            Event::Leftovers(2),
         ]
     }
 
@@ -1518,7 +1795,13 @@ mod tests {
     /// a running service; nothing is started while a pinned process is believed alive.
     #[test]
     fn every_state_and_event_keeps_the_rules() {
-        for has_stop in [true, false] {
+        for (has_stop, stop_leftovers) in
+            [(true, false), (false, false), (true, true), (false, true)]
+        {
+            let pol = Policy {
+                stop_leftovers,
+                ..policy(has_stop)
+            };
             for phase in all_phases() {
                 for event in all_events() {
                     let mut st = ServiceState {
@@ -1526,7 +1809,7 @@ mod tests {
                         ..ServiceState::default()
                     };
                     let before = st.pin();
-                    let actions = st.decide(&policy(has_stop), event, s(100));
+                    let actions = st.decide(&pol, event, s(100));
                     let ctx = format!("{phase:?} + {event:?} -> {actions:?}");
                     assert!(actions.len() < MAX_ACTIONS, "action list near full: {ctx}");
                     for a in &actions {
@@ -1544,6 +1827,29 @@ mod tests {
                                     "stop of a service not running: {ctx}"
                                 );
                                 assert!(has_stop, "{ctx}");
+                            }
+                            Action::Sweep { pin, .. } => {
+                                // Only for the main process of this instance, once it is dead,
+                                // and only when leftovers are to be stopped.
+                                let dead_main = match phase {
+                                    Phase::Running { pin: p }
+                                    | Phase::Stopping { pin: p, .. }
+                                    | Phase::Clearing { pin: p, .. } => p == pin,
+                                    _ => false,
+                                };
+                                assert!(
+                                    dead_main && st.pin().is_none(),
+                                    "sweep while alive: {ctx}"
+                                );
+                                // (A reload may set "keep" while a clearing runs: it finishes.)
+                                assert!(
+                                    stop_leftovers || matches!(phase, Phase::Clearing { .. }),
+                                    "sweep with leftovers = keep: {ctx}"
+                                );
+                                assert!(
+                                    !actions.iter().any(|a| matches!(a, Action::Start { .. })),
+                                    "start before the leftovers are gone: {ctx}"
+                                );
                             }
                             Action::Start { .. } => {
                                 let died_now = actions.iter().any(|a| matches!(a, Action::Unpin));
@@ -1572,6 +1878,7 @@ mod tests {
                             phase,
                             Phase::Running { .. }
                                 | Phase::Stopping { .. }
+                                | Phase::Clearing { .. }
                                 | Phase::GivenUp
                                 | Phase::Unmonitored
                                 | Phase::Starting { script: true, .. }
@@ -2173,6 +2480,7 @@ mod tests {
             start_timeout: s(10),
             stop_timeout: s(5),
             has_stop: true,
+            stop_leftovers: false,
         };
         let mut st = ServiceState::default();
         st.decide(
@@ -2372,6 +2680,41 @@ mod tests {
     }
 
     #[test]
+    fn while_the_system_shuts_down_nothing_is_started_or_restarted() {
+        let p = policy(true);
+        let mut st = running();
+        st.ending = true;
+        let why = RestartWhy::Operator;
+        let a = st.decide(&p, Event::RestartRequested(why), s(10));
+        assert_eq!(a.as_slice(), &[Action::Log(Note::NotRestarting(why))]);
+        assert_eq!(st.phase, Phase::Running { pin: PIN });
+        let cause = Cause::Exited(0);
+        let a = st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause,
+            },
+            s(11),
+        );
+        assert!(
+            matches!(a.first(), Some(Action::Log(Note::Died { .. }))),
+            "{a:?}"
+        );
+        assert!(
+            !a.iter()
+                .any(|x| matches!(x, Action::Start { .. } | Action::Reboot)),
+            "{a:?}"
+        );
+        assert_eq!(
+            a.last(),
+            Some(&Action::Log(Note::NotStarting(StartWhy::Died(cause))))
+        );
+        assert_eq!(st.phase, Phase::Unmonitored);
+        assert_eq!(st.deadline(), None);
+    }
+
+    #[test]
     fn restart_runs_stop_then_term_then_kill_then_start() {
         let p = policy(true);
         let mut st = running();
@@ -2489,6 +2832,201 @@ mod tests {
             s(2),
         );
         assert!(matches!(a[1], Action::Start { .. }), "{a:?}");
+    }
+
+    #[test]
+    fn a_stop_that_ends_as_asked_is_no_death_to_warn_about() {
+        let p = policy(true);
+        for (cause, step_term) in [
+            (Cause::Exited(0), false),
+            (
+                Cause::Killed {
+                    signal: libc::SIGTERM,
+                    core: false,
+                },
+                false,
+            ),
+            (Cause::Exited(0), true),
+        ] {
+            let mut st = running();
+            st.decide(&p, Event::RestartRequested(RestartWhy::Operator), s(1));
+            if step_term {
+                // The stop script exits, the settle passes: custos sends SIGTERM.
+                st.decide(
+                    &p,
+                    Event::ScriptExited {
+                        script: Script::Stop,
+                        cause: Cause::Exited(0),
+                    },
+                    s(2),
+                );
+                st.decide(&p, Event::Deadline, s(3));
+            }
+            let a = st.decide(
+                &p,
+                Event::Died {
+                    pid: PIN.pid,
+                    cause,
+                },
+                s(3),
+            );
+            let note = Note::StoppedAsAsked {
+                pin: PIN,
+                cause,
+                uptime: s(3),
+                by_script: !step_term,
+            };
+            assert_eq!(a[0], Action::Log(note), "{cause:?}");
+        }
+        let note = Note::StoppedAsAsked {
+            pin: PIN,
+            cause: Cause::Exited(0),
+            uptime: s(3),
+            by_script: true,
+        };
+        assert_eq!(
+            note.to_string(),
+            "stopped: exited with status 0 (pid 4242, up 3s), as its stop script asked"
+        );
+    }
+
+    #[test]
+    fn leftovers_of_a_dead_instance_are_stopped_before_the_next_start() {
+        let p = Policy {
+            stop_leftovers: true,
+            ..policy(true)
+        };
+        let mut st = running();
+        let kill = Cause::Killed {
+            signal: 9,
+            core: false,
+        };
+        let a = st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: kill,
+            },
+            s(100),
+        );
+        // Death logged, unpinned, then SIGTERM to the leftovers; no start yet.
+        assert!(matches!(a[0], Action::Log(Note::Died { .. })), "{a:?}");
+        assert_eq!(a[1], Action::Unpin);
+        assert_eq!(
+            a[2],
+            Action::Sweep {
+                pin: PIN,
+                signal: libc::SIGTERM
+            }
+        );
+        assert_eq!(a.len(), 3, "{a:?}");
+        assert_eq!(st.pin(), None);
+        // Two were signalled: wait for them, at most the grace.
+        assert!(st.decide(&p, Event::Leftovers(2), s(100)).is_empty());
+        assert_eq!(st.deadline(), Some(s(100) + LEFTOVERS_GRACE));
+        // Still there at the deadline: SIGKILL.
+        let a = st.decide(&p, Event::Deadline, s(101));
+        assert_eq!(
+            a[..],
+            [Action::Sweep {
+                pin: PIN,
+                signal: libc::SIGKILL
+            }]
+        );
+        // Gone: the start a death after a stable run gets, at once.
+        let a = st.decide(&p, Event::Leftovers(0), s(101));
+        assert!(
+            matches!(a[0], Action::Start { attempt: 1, after: None, why: StartWhy::Died(c) } if c == kill),
+            "{a:?}"
+        );
+
+        // None found: the start follows in the same decision round.
+        let mut st = running();
+        st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: kill,
+            },
+            s(100),
+        );
+        let a = st.decide(&p, Event::Leftovers(0), s(100));
+        assert!(matches!(a[0], Action::Start { .. }), "{a:?}");
+
+        // A stop asked while clearing: the leftovers are still stopped, then nothing starts.
+        let mut st = running();
+        st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: kill,
+            },
+            s(100),
+        );
+        st.decide(&p, Event::Leftovers(1), s(100));
+        assert!(st.decide(&p, Event::Operator(Op::Stop), s(100)).is_empty());
+        let a = st.decide(&p, Event::Leftovers(0), s(100));
+        assert_eq!(a[..], [Action::Log(Note::Stopped)]);
+        assert_eq!(st.phase, Phase::Unmonitored);
+
+        // SIGKILL did not end them (uninterruptible sleep): said, and the start goes on.
+        let mut st = running();
+        st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: kill,
+            },
+            s(100),
+        );
+        st.decide(&p, Event::Leftovers(1), s(100));
+        st.decide(&p, Event::Deadline, s(101));
+        st.decide(&p, Event::Leftovers(1), s(101));
+        let a = st.decide(&p, Event::Deadline, s(102));
+        assert!(
+            matches!(a[0], Action::Log(Note::LeftoversSurvive { count: 1, .. })),
+            "{a:?}"
+        );
+        assert!(matches!(a[1], Action::Start { .. }), "{a:?}");
+
+        // A restart custos performs: stop script, death, then the leftovers, then the start.
+        let mut st = running();
+        st.decide(&p, Event::RestartRequested(RestartWhy::Operator), s(1));
+        st.decide(
+            &p,
+            Event::Died {
+                pid: PIN.pid,
+                cause: kill,
+            },
+            s(1),
+        );
+        let a = st.decide(
+            &p,
+            Event::ScriptExited {
+                script: Script::Stop,
+                cause: Cause::Exited(0),
+            },
+            s(2),
+        );
+        assert_eq!(
+            a[1],
+            Action::Sweep {
+                pin: PIN,
+                signal: libc::SIGTERM
+            },
+            "{a:?}"
+        );
+        let a = st.decide(&p, Event::Leftovers(0), s(2));
+        assert!(
+            matches!(
+                a[0],
+                Action::Start {
+                    why: StartWhy::Restart(RestartWhy::Operator),
+                    ..
+                }
+            ),
+            "{a:?}"
+        );
     }
 
     #[test]

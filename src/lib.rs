@@ -13,6 +13,8 @@ pub mod files;
 pub mod keeper;
 pub mod limits;
 pub mod logger;
+#[cfg(feature = "import-monit")]
+pub mod monit;
 pub mod pidfd;
 pub mod pins;
 pub mod procs;

@@ -23,6 +23,9 @@ pub const MAX_LOG_LINES_PER_SEC: u32 = 20;
 pub const MAX_PIDFILE_BYTES: usize = 32;
 /// Largest config file custos reads.
 pub const MAX_CONFIG_BYTES: u64 = 256 * 1024;
+/// Leftovers of one dead instance that custos stops and follows (more are signalled by the
+/// next sweep: SIGKILL finds them again).
+pub const MAX_LEFTOVERS: usize = 64;
 /// Actions the decision core may return for one event.
 pub const MAX_ACTIONS: usize = 6;
 /// Bytes of custos's own log output waiting for stderr to take them; lines that do not fit

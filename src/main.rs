@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use custos::config::{self, CheckAction, Config, Dur, Identify, LogTarget, OnExhausted};
+use custos::config::{self, CheckAction, Config, Dur, Identify, Leftovers, LogTarget, OnExhausted};
 use custos::supervisor::Supervisor;
 
 const USAGE: &str = "\
@@ -21,6 +21,8 @@ usage: custos run   [-c|--config PATH]   supervise in the foreground (from initt
        custos [-c PATH | --socket PATH] reload
        custos [-c PATH | --socket PATH] events [--follow] [--json]
        custos [-c PATH | --socket PATH] why NAME [--json]
+       custos import-monit [MONITRC] [-o FILE] [--root DIR]
+                                             convert a Monit control file into a custos config
        custos [-c PATH] shutdown             record that this boot ends in order (run it from
                                              the shutdown sequence before state_dir is unmounted)
        custos --version | --help
@@ -56,6 +58,9 @@ const CONTROL: [(&str, bool); 11] = [
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("import-monit") {
+        return import_monit(&args[1..]);
+    }
     let mut cmd: Option<&str> = None;
     let mut path = PathBuf::from(config::DEFAULT_CONFIG);
     let mut socket: Option<PathBuf> = None;
@@ -259,6 +264,86 @@ fn wait_orderly(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Where Monit looks for its control file when none is given (after ~/.monitrc).
+#[cfg(feature = "import-monit")]
+const MONITRC: [&str; 3] = [
+    "/etc/monitrc",
+    "/etc/monit/monitrc",
+    "/usr/local/etc/monitrc",
+];
+
+/// `custos import-monit [MONITRC] [-o FILE] [--root DIR]`: the config on stdout (or in FILE),
+/// one line per directive not carried over on stderr. With `-o`, the written file is loaded
+/// as `custos check` would load it.
+#[cfg(feature = "import-monit")]
+fn import_monit(args: &[String]) -> ExitCode {
+    let (mut input, mut output, mut root) = (None, None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-o" | "--output" => match it.next() {
+                Some(p) => output = Some(PathBuf::from(p)),
+                None => return usage("-o needs a file"),
+            },
+            "--root" => match it.next() {
+                Some(p) => root = Some(PathBuf::from(p)),
+                None => return usage("--root needs a directory"),
+            },
+            "-h" | "--help" => {
+                return out(&format!("{USAGE}\n"))
+                    .err()
+                    .unwrap_or(ExitCode::SUCCESS)
+            }
+            p if input.is_none() && !p.starts_with('-') => input = Some(PathBuf::from(p)),
+            other => return usage(&format!("import-monit: unknown argument `{other}`")),
+        }
+    }
+    let input = input.unwrap_or_else(|| {
+        let found = MONITRC.iter().find(|p| std::path::Path::new(p).exists());
+        PathBuf::from(found.unwrap_or(&MONITRC[0]))
+    });
+    let imported = match custos::monit::import(&input, root.as_deref()) {
+        Ok(i) => i,
+        Err(e) => {
+            err(&e);
+            return ExitCode::from(EXIT_INVALID);
+        }
+    };
+    for n in &imported.not_converted {
+        err(n);
+    }
+    err(&format!(
+        "custos import-monit: {} service(s) converted; {} directive(s) not converted (see the comments in the config)",
+        imported.services,
+        imported.not_converted.len()
+    ));
+    match output {
+        None => out(&imported.toml).err().unwrap_or(ExitCode::SUCCESS),
+        Some(path) => {
+            if let Err(e) = std::fs::write(&path, imported.toml.as_bytes()) {
+                err(&format!("custos: cannot write {}: {e}", path.display()));
+                return ExitCode::from(EXIT_OUTPUT);
+            }
+            match config::load(&path) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(errors) => {
+                    err(&errors.to_string());
+                    err(&format!(
+                        "custos import-monit: {} does not pass `custos check`: please report this",
+                        path.display()
+                    ));
+                    ExitCode::from(EXIT_INVALID)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "import-monit"))]
+fn import_monit(_: &[String]) -> ExitCode {
+    usage("import-monit: this custos was built without it (cargo feature `import-monit`); run it on a workstation build")
+}
+
 fn usage(msg: &str) -> ExitCode {
     err(&format!("custos: {msg}\n{USAGE}"));
     ExitCode::from(EXIT_USAGE)
@@ -418,6 +503,17 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
                 );
             }
         }
+        let _ = match s.leftovers {
+            Leftovers::Stop => writeln!(
+                o,
+                "  leftovers: once its process is gone (a death, a restart, `custos stop`), what it leaves in its process group (custos's descendants, started after it) gets SIGTERM, then SIGKILL after {}, before the next start; a process that made a group or session of its own is left alone (leftovers = \"stop\", the default)",
+                Dur(s.stop_timeout.min(custos::core::LEFTOVERS_GRACE))
+            ),
+            Leftovers::Keep => writeln!(
+                o,
+                "  leftovers: what its process leaves behind when it is gone is left running (leftovers = \"keep\")"
+            ),
+        };
         let r = &s.restart;
         let end = match r.max_restarts {
             None => format!(

@@ -1,13 +1,18 @@
-//! Reading /proc (through the `procfs` crate) and pidfiles: everything custos knows about a
-//! process's identity comes from here. A process that vanishes mid-read is normal and reported
-//! as gone, never as an error that stops supervision.
+//! Reading /proc and pidfiles: everything custos knows about a process's identity comes from
+//! here. A process that vanishes mid-read is normal and reported as gone, never as an error that
+//! stops supervision.
+//!
+//! /proc is read with std and a few `*at` calls, not through the `procfs` crate: its stat parser
+//! panicked on malformed text (found by fuzzing), and the six files custos reads did not justify
+//! its size on the 512 KiB board binary (see the README's crate notes).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use procfs::process::Process;
-use procfs::ProcError;
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::core::{Absent, Doubt, Observation, Pin, Refusal};
 use crate::files::{self, FileError, Kind};
@@ -76,7 +81,7 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
 
 /// Reads /proc/PID/stat, telling "no such process" (`Ok(None)`) from a failure to read
 /// (`Err`: out of file descriptors or memory, permissions), which says nothing about the process.
-pub fn stat_checked(pid: i32) -> Result<Option<ProcStat>, ProcError> {
+pub fn stat_checked(pid: i32) -> io::Result<Option<ProcStat>> {
     Ok(stat_fields(pid)?.map(|s| ProcStat {
         start_ticks: s.start_ticks,
         state: s.state,
@@ -87,21 +92,118 @@ pub fn stat_checked(pid: i32) -> Result<Option<ProcStat>, ProcError> {
 
 /// Reads and parses /proc/PID/stat: `Ok(None)` when there is no such process; text that does
 /// not parse says nothing about the process and is an `Err`, like a failure to read.
-pub fn stat_fields(pid: i32) -> Result<Option<StatFields>, ProcError> {
-    let path = format!("/proc/{pid}/stat");
-    match std::fs::read(&path) {
+pub fn stat_fields(pid: i32) -> io::Result<Option<StatFields>> {
+    match std::fs::read(format!("/proc/{pid}/stat")) {
         Ok(text) => match parse_stat(&text) {
             Some(s) => Ok(Some(s)),
-            None => Err(ProcError::Other(format!("{path}: unexpected contents"))),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("/proc/{pid}/stat: unexpected contents"),
+            )),
         },
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
-                || e.raw_os_error() == Some(libc::ESRCH) =>
-        {
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
             Ok(None)
         }
-        Err(e) => Err(ProcError::Io(e, Some(path.into()))),
+        Err(e) => Err(e),
     }
+}
+
+/// An open /proc/PID directory: what is read through it belongs to that one process, even if
+/// the PID is reused after it exits (reads then fail with ESRCH).
+pub struct ProcDir {
+    pid: i32,
+    fd: OwnedFd,
+}
+
+impl ProcDir {
+    pub fn open(pid: i32) -> io::Result<ProcDir> {
+        let path = CString::new(format!("/proc/{pid}")).map_err(io::Error::other)?;
+        // SAFETY: a valid NUL-terminated path; the fd returned is owned below.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this fd; nobody else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(ProcDir { pid, fd })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Up to `limit` bytes of one of the process's files (proc files are read whole).
+    pub fn read(&self, name: &str, limit: u64) -> io::Result<Vec<u8>> {
+        let name = CString::new(name).map_err(io::Error::other)?;
+        // SAFETY: a valid directory fd and NUL-terminated name; the fd returned is owned below.
+        let fd = unsafe {
+            libc::openat(
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this fd; nobody else owns it.
+        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let mut out = Vec::new();
+        io::Read::read_to_end(&mut io::Read::take(file, limit), &mut out)?;
+        Ok(out)
+    }
+
+    /// The target of one of the process's symlinks (`exe`).
+    pub fn read_link(&self, name: &str) -> io::Result<Vec<u8>> {
+        let name = CString::new(name).map_err(io::Error::other)?;
+        let mut buf = [0u8; 4096];
+        // SAFETY: a valid directory fd, NUL-terminated name and a buffer of buf.len() bytes.
+        let n = unsafe {
+            libc::readlinkat(
+                self.fd.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(buf[..n as usize].to_vec())
+    }
+}
+
+/// The PIDs listed in /proc now (processes, not threads), in directory order.
+pub fn all_pids() -> io::Result<impl Iterator<Item = i32>> {
+    Ok(std::fs::read_dir("/proc")?.filter_map(|e| {
+        let e = e.ok()?;
+        e.file_name()
+            .to_str()?
+            .parse::<i32>()
+            .ok()
+            .filter(|&p| p > 0)
+    }))
+}
+
+/// sysconf(name), or `fallback` when the system does not say.
+fn sysconf(name: libc::c_int, fallback: u64) -> u64 {
+    // SAFETY: sysconf only reads the name.
+    let v = unsafe { libc::sysconf(name) };
+    if v > 0 {
+        v as u64
+    } else {
+        fallback
+    }
+}
+
+/// The size of a memory page, for /proc/PID/statm.
+pub fn page_size() -> u64 {
+    sysconf(libc::_SC_PAGESIZE, 4096)
 }
 
 /// The exit status of a zombie, as wait(2) would report it (/proc/PID/stat field 52, Linux
@@ -115,6 +217,9 @@ pub fn exit_status(pid: i32) -> Option<i32> {
 pub struct StatFields {
     pub state: char,
     pub ppid: i32,
+    /// The process group and the session (fields 5 and 6).
+    pub pgrp: i32,
+    pub session: i32,
     /// The kernel's per-process flags (PF_*).
     pub flags: u32,
     /// utime, stime: clock ticks spent in user and kernel mode.
@@ -141,13 +246,15 @@ pub fn parse_stat(bytes: &[u8]) -> Option<StatFields> {
     let (Some(state), None) = (state.next(), state.next()) else {
         return None;
     };
-    // Fields 4.. by number (proc(5)): ppid 4, flags 9, utime 14, stime 15, starttime 22,
+    // Fields 4.. by number (proc(5)): ppid 4, pgrp 5, session 6, flags 9, utime 14, stime 15, starttime 22,
     // exit_code 52.
     let fields: Vec<&str> = f.take(49).collect();
     let num = |n: usize| fields.get(n - 4)?.parse::<u64>().ok();
     Some(StatFields {
         state,
         ppid: fields.first()?.parse().ok()?,
+        pgrp: fields.get(5 - 4)?.parse().ok()?,
+        session: fields.get(6 - 4)?.parse().ok()?,
         flags: fields.get(9 - 4)?.parse().ok()?,
         utime: num(14)?,
         stime: num(15)?,
@@ -339,7 +446,7 @@ pub fn pin(pid: i32, start_ticks: u64) -> Pin {
 
 /// Clock ticks per second for /proc start times.
 pub fn ticks_per_second() -> u64 {
-    procfs::ticks_per_second().max(1)
+    sysconf(libc::_SC_CLK_TCK, 100)
 }
 
 /// How far a pidfile's mtime may lie before the start of the process it names and still
@@ -482,6 +589,136 @@ pub fn descends_from(pid: i32, ancestor: i32) -> bool {
     false
 }
 
+/// A service's instance as custos saw it while its main process lived: the main process and
+/// the process group and session it was in. Recorded when the process is pinned, because once
+/// it is dead /proc has nothing more to say about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Instance {
+    pub pin: Pin,
+    pub pgrp: i32,
+    pub session: i32,
+}
+
+/// The instance of the live pinned process `pin` (its start time checked in the same read).
+pub fn instance_of(pin: Pin) -> Option<Instance> {
+    let s = stat_fields(pin.pid).ok()??;
+    (s.start_ticks == pin.start_ticks && s.state != 'Z' && s.state != 'X').then_some(Instance {
+        pin,
+        pgrp: s.pgrp,
+        session: s.session,
+    })
+}
+
+/// custos's own process group.
+pub fn own_pgrp() -> i32 {
+    // SAFETY: getpgrp(2) takes nothing and cannot fail.
+    unsafe { libc::getpgrp() }
+}
+
+/// Why a dead instance's leftovers are not looked for at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoSweep {
+    /// The instance ran in custos's own process group (or in init's): that group is not the
+    /// instance's alone.
+    SharedGroup(i32),
+    /// A live instance of another service is in the same process group.
+    OtherService(i32),
+}
+
+impl std::fmt::Display for NoSweep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            NoSweep::SharedGroup(g) => write!(
+                f,
+                "its process group {g} is custos's own (or init's), not the instance's alone"
+            ),
+            NoSweep::OtherService(g) => write!(
+                f,
+                "another service's running process is in its process group {g}"
+            ),
+        }
+    }
+}
+
+/// Finds the leftovers of the dead instance `inst`, positively, never by name. A leftover is
+/// a live process that
+/// - is custos's descendant (an orphan custos inherited as subreaper has custos as parent),
+///   and no descendant of a process in `guarded` (other services' pinned processes);
+/// - started no earlier than the dead main process and no later than `died_by`, when custos
+///   saw it dead (start times on the boot clock): what starts after the death is not the
+///   dead instance's, whatever group number it has (a group's number is a PID, reused once
+///   the group is empty);
+/// - is in the dead main process's process group and session, as recorded while it lived:
+///   a process that made a group or a session of its own left the instance on purpose;
+/// - is not custos, init, a kernel thread, custos's output keeper, the dead main's PID, or
+///   in `taken` (scripts, checks, other services' pins).
+///
+/// Puts up to `out`'s capacity of them, as (PID, start time), into `out`; returns how many
+/// were found in all.
+pub fn find_leftovers<const N: usize>(
+    inst: &Instance,
+    died_by: Duration,
+    taken: &[i32],
+    guarded: &[Instance],
+    out: &mut heapless::Vec<Pin, N>,
+) -> Result<usize, NoSweep> {
+    out.clear();
+    let me = own_pid();
+    if inst.pgrp <= 1 || inst.pgrp == own_pgrp() {
+        return Err(NoSweep::SharedGroup(inst.pgrp));
+    }
+    if guarded.iter().any(|g| g.pgrp == inst.pgrp) {
+        return Err(NoSweep::OtherService(inst.pgrp));
+    }
+    let Ok(all) = all_pids() else {
+        return Ok(0);
+    };
+    let mut found = 0usize;
+    for pid in all {
+        if pid <= 1 || pid == me || pid == inst.pin.pid || taken.contains(&pid) {
+            continue;
+        }
+        // One read of stat: its fields all belong to the one process that had the PID then.
+        let Ok(Some(s)) = stat_fields(pid) else {
+            continue;
+        };
+        if s.state == 'Z'
+            || s.state == 'X'
+            || s.flags & PF_KTHREAD != 0
+            || s.pgrp != inst.pgrp
+            || s.session != inst.session
+            || s.start_ticks < inst.pin.start_ticks
+            || ticks_to_boot(s.start_ticks) > died_by
+        {
+            continue;
+        }
+        if !ours_alone(s.ppid, me, guarded) || is_keeper(pid) {
+            continue;
+        }
+        found += 1;
+        let _ = out.push(pin(pid, s.start_ticks));
+    }
+    Ok(found)
+}
+
+/// Whether a process whose parent is `ppid` descends from custos (`me`) through no process of
+/// `guarded` (bounded walk up the parents).
+fn ours_alone(mut ppid: i32, me: i32, guarded: &[Instance]) -> bool {
+    for _ in 0..64 {
+        if ppid == me {
+            return true;
+        }
+        if ppid <= 1 || guarded.iter().any(|g| g.pin.pid == ppid) {
+            return false;
+        }
+        match stat(ppid) {
+            Some(s) => ppid = s.ppid,
+            None => return false,
+        }
+    }
+    false
+}
+
 /// Identifies a service's process from its pidfile (see [`judge`]). Also returns the
 /// pidfile's stamp, to remember with a pin.
 pub fn probe_pidfile(
@@ -518,20 +755,29 @@ pub fn probe_pidfile(
     (judge(&named, known, ctx, now), Some(stamp))
 }
 
-fn exe_matches(p: &Process, exe: &Path, args: Option<&str>) -> bool {
-    let Ok(e) = p.exe() else { return false };
-    let e = e.as_os_str().as_encoded_bytes();
-    let e = e.strip_suffix(b" (deleted)").unwrap_or(e);
+fn exe_matches(p: &ProcDir, exe: &Path, args: Option<&str>) -> bool {
+    let Ok(e) = p.read_link("exe") else {
+        return false;
+    };
+    let e = e.strip_suffix(b" (deleted)").unwrap_or(&e);
     if e != exe.as_os_str().as_encoded_bytes() {
         return false;
     }
     match args {
         None => true,
-        Some(want) => match p.cmdline() {
-            Ok(argv) => argv.get(1..).map(|a| a.join(" ")).as_deref() == Some(want),
-            Err(_) => false,
-        },
+        Some(want) => p
+            .read("cmdline", 1 << 20)
+            .ok()
+            .and_then(|c| String::from_utf8(c).ok())
+            .is_some_and(|c| args_text(&c) == want),
     }
+}
+
+/// The arguments after argv[0] of a /proc/PID/cmdline, empty fields dropped (busybox init pads
+/// its rewritten argv with NULs), joined by spaces.
+pub fn args_text(cmdline: &str) -> String {
+    let argv: Vec<&str> = cmdline.split('\0').filter(|a| !a.is_empty()).collect();
+    argv.get(1..).map(|a| a.join(" ")).unwrap_or_default()
 }
 
 /// Identifies a service's process by its exe (and args): exactly one match pins it; several
@@ -539,40 +785,33 @@ fn exe_matches(p: &Process, exe: &Path, args: Option<&str>) -> bool {
 /// `taken`: PIDs custos runs for something else (its output keeper, scripts, other services'
 /// pins), never this service's process.
 pub fn probe_exe(exe: &Path, args: Option<&str>, taken: &[i32]) -> Observation {
-    let Ok(all) = procfs::process::all_processes() else {
+    let Ok(all) = all_pids() else {
         return Observation::Absent(Absent::NoMatch);
     };
     let me = own_pid();
     let mut found: Option<Pin> = None;
     let mut count: u16 = 0;
-    for p in all.flatten() {
+    for pid in all {
+        if pid == me || pid == 1 || taken.contains(&pid) {
+            continue;
+        }
+        let Ok(p) = ProcDir::open(pid) else {
+            continue;
+        };
         // Never custos itself or init, whatever they run (kernel threads have no exe).
-        if p.pid == me
-            || p.pid == 1
-            || taken.contains(&p.pid)
-            || !exe_matches(&p, exe, args)
-            || is_keeper(p.pid)
-        {
+        if !exe_matches(&p, exe, args) || is_keeper(pid) {
             continue;
         }
         // Read through the same /proc/PID directory handle as the exe: a PID reused since
         // cannot lend its stat.
-        let mut text = Vec::new();
-        let read = p
-            .open_relative("stat")
-            .map(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 4096), &mut text));
-        let Some(s) = read
-            .ok()
-            .and_then(|r| r.ok())
-            .and_then(|_| parse_stat(&text))
-        else {
+        let Some(s) = p.read("stat", 4096).ok().and_then(|t| parse_stat(&t)) else {
             continue;
         };
         if s.state == 'Z' || s.state == 'X' {
             continue;
         }
         count = count.saturating_add(1);
-        found = Some(pin(p.pid, s.start_ticks));
+        found = Some(pin(p.pid(), s.start_ticks));
     }
     match (count, found) {
         (1, Some(pin)) => Observation::Alive(pin),
@@ -585,6 +824,43 @@ pub fn probe_exe(exe: &Path, args: Option<&str>, taken: &[i32]) -> Observation {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn cmdline_arguments_read_as_an_exe_identity_compares_them() {
+        assert_eq!(
+            args_text("/usr/sbin/d\0-f\0/etc/d.conf\0"),
+            "-f /etc/d.conf"
+        );
+        assert_eq!(args_text("init\0\0\0\0"), "");
+        assert_eq!(args_text("a\0\0b\0"), "b");
+        assert_eq!(args_text(""), "");
+    }
+
+    #[test]
+    fn a_proc_dir_reads_its_own_process_and_no_other() {
+        let me = own_pid();
+        let d = ProcDir::open(me).expect("own /proc dir");
+        assert_eq!(d.pid(), me);
+        let stat = parse_stat(&d.read("stat", 4096).expect("stat")).expect("parse");
+        assert_eq!(
+            stat.ppid,
+            stat_fields(me).expect("read").expect("alive").ppid
+        );
+        let exe = std::fs::read_link("/proc/self/exe").expect("exe");
+        assert_eq!(
+            d.read_link("exe").expect("exe"),
+            exe.as_os_str().as_encoded_bytes()
+        );
+        assert_eq!(d.read("stat", 3).expect("stat").len(), 3);
+        // A process that exits and is reaped: its directory handle reads nothing more.
+        let mut child = std::process::Command::new("true").spawn().expect("spawn");
+        let cd = ProcDir::open(child.id() as i32).expect("child dir");
+        child.wait().expect("wait");
+        assert!(cd.read("stat", 4096).is_err());
+        assert!(ProcDir::open(-1).is_err());
+        assert!(all_pids().expect("list").any(|p| p == me));
+        assert!(ticks_per_second() >= 1 && page_size() >= 4096);
+    }
 
     #[test]
     fn pidfiles_are_parsed_strictly() {
@@ -721,6 +997,8 @@ mod tests {
             StatFields {
                 state: 'S',
                 ppid: 1,
+                pgrp: 42,
+                session: 42,
                 flags: 4194560,
                 utime: 7,
                 stime: 9,

@@ -49,14 +49,42 @@ pub fn spawn(argv: &Argv, service: &str, out: &OutputPipe) -> io::Result<i32> {
     Ok(child.id() as i32)
 }
 
-/// Kills a script's whole process group (the script is our unreaped child, so its PID, which
-/// is also the group ID, cannot have been reused).
-pub fn kill_group(pgid: i32) -> io::Result<()> {
+/// Kills the whole process group of a script or check program that custos spawned, but only
+/// while its leader is custos's unreaped child (alive, or a zombie): until it is reaped its PID,
+/// which is also the group ID, cannot be reused. Once reaped (say, earlier in the same batch of
+/// reaps), an empty group's ID is free and may already name a stranger's group, so nothing is
+/// sent and `Ok(false)` says so. Only custos's loop reaps, so the leader cannot be reaped
+/// between the look and the kill.
+pub fn kill_group(pgid: i32) -> io::Result<bool> {
+    if pgid <= 1 {
+        return Ok(false);
+    }
+    // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid with a valid siginfo pointer; WNOWAIT leaves a zombie unreaped and WNOHANG
+    // never blocks.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pgid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        // Not (or no longer) custos's child: already reaped.
+        return if e.raw_os_error() == Some(libc::ECHILD) {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
     // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
     if unsafe { libc::kill(-pgid, libc::SIGKILL) } < 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Bytes of script output read per service per pass of the loop.
@@ -127,6 +155,17 @@ impl OutputPipe {
                 }
             }
         }
+    }
+
+    /// A script has exited: reads what is left and logs a last line that has no newline as a
+    /// line of its own, so that it is never glued to what the next script writes.
+    pub fn end_of_script(&mut self, now: Duration, mut emit: impl FnMut(&str)) {
+        self.drain(now, &mut emit);
+        if !self.line.is_empty() {
+            self.flush(now, &mut emit);
+        }
+        self.line.clear();
+        self.cut = false;
     }
 
     fn flush(&mut self, now: Duration, emit: &mut impl FnMut(&str)) {

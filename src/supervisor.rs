@@ -22,7 +22,7 @@ use crate::core::{
 use crate::core::{Op, RestartWhy as Why};
 use crate::files::Kind as FileKind;
 use crate::keeper::Keeper;
-use crate::limits::{MAX_CHECKS, MAX_SERVICES};
+use crate::limits::{MAX_CHECKS, MAX_LEFTOVERS, MAX_SERVICES};
 use crate::pidfd::{self, PidFd};
 use crate::pins;
 use crate::procs::{self, PinState};
@@ -75,6 +75,12 @@ pub struct Svc {
     known: procs::Known,
     /// The pidfile as the last probe read it.
     last_read: Option<procs::PidfileStamp>,
+    /// The pinned process's instance (its process group and session), recorded while it lived.
+    instance: Option<procs::Instance>,
+    /// While its leftovers are being stopped: those the last sweep signalled.
+    swept: heapless::Vec<Pin, MAX_LEFTOVERS>,
+    /// When custos saw the main process of the instance being cleared dead (boot clock).
+    died_by: Mono,
     /// The start script this custos runs now, by identity (for the pins file).
     start_script: Option<pins::StartScript>,
     /// A start script an earlier custos ran in this boot that still ran when this one started:
@@ -89,6 +95,7 @@ fn policy_of(cfg: &ServiceConfig) -> Policy {
         start_timeout: cfg.start_timeout,
         stop_timeout: cfg.stop_timeout,
         has_stop: cfg.stop.is_some(),
+        stop_leftovers: cfg.leftovers == config::Leftovers::Stop,
     }
 }
 
@@ -109,6 +116,9 @@ impl Svc {
             pidfile_kind: None,
             known: procs::Known::default(),
             last_read: None,
+            instance: None,
+            swept: heapless::Vec::new(),
+            died_by: Duration::ZERO,
         }
         .with_checks())
     }
@@ -135,7 +145,12 @@ impl Svc {
         let mut killed: heapless::Vec<i32, MAX_CHECKS> = heapless::Vec::new();
         for c in self.checks.iter_mut() {
             if let InFlight::Program { pid, .. } = c.inflight {
-                let _ = scripts::kill_group(pid);
+                if let Ok(false) = scripts::kill_group(pid) {
+                    debug!(
+                        "{}: check program (pid {pid}) already reaped: its process group is not signalled",
+                        self.cfg.name
+                    );
+                }
                 let _ = killed.push(pid);
             }
             c.inflight = InFlight::Idle;
@@ -168,6 +183,22 @@ impl Svc {
             if let Some(problem) = self.pidfile_problem() {
                 warn!("{}: {problem}", self.cfg.name);
             }
+        }
+    }
+
+    /// Records the group and session the live pinned process is in now. A daemon may change
+    /// them after its pidfile names it (nginx writes its pidfile as it daemonizes), so this is
+    /// read again on every tick while it runs: once it is dead, /proc can no longer tell.
+    fn watch_instance(&mut self, pin: Pin) {
+        let Some(x) = procs::instance_of(pin) else {
+            return;
+        };
+        if self.instance != Some(x) {
+            debug!(
+                "{}: pid {} is in process group {} and session {}",
+                self.cfg.name, pin.pid, x.pgrp, x.session
+            );
+            self.instance = Some(x);
         }
     }
 
@@ -229,6 +260,8 @@ pub struct Supervisor {
     keeper_started: Mono,
     /// The running keeper (if any) does not hold every pipe: starting a new one failed.
     keeper_stale: bool,
+    /// `custos shutdown` was run: the system is going down, nothing is started or restarted.
+    ending: bool,
     /// This boot's id, for the pins file.
     boot: String,
     /// The wall clock as custos watches it: CLOCK_REALTIME minus CLOCK_BOOTTIME when last
@@ -281,6 +314,50 @@ fn signal_pin(pidfd: Option<&PidFd>, pin: Pin, signal: i32) -> io::Result<()> {
             }
             _ => Err(io::Error::from_raw_os_error(libc::ESRCH)),
         },
+    }
+}
+
+/// Signals a leftover of a dead instance, identified by PID and start time: through a pidfd
+/// opened and then checked against the start time (a PID reused since cannot be reached), or
+/// without pidfds by PID right after the check. `Ok(false)`: it is gone.
+fn signal_leftover(p: Pin, signal: i32, pidfd_ok: bool) -> io::Result<bool> {
+    if p.pid <= 1 || p.pid == procs::own_pid() {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    if pidfd_ok {
+        let fd = match PidFd::open(p.pid) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        return match procs::check_pin(p) {
+            PinState::Alive => fd.send_signal(signal).map(|()| true),
+            PinState::Unknown => Err(io::Error::from_raw_os_error(libc::EIO)),
+            PinState::Zombie | PinState::Gone => Ok(false),
+        };
+    }
+    match signal_pin(None, p, signal) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// PIDs in words: "812 813 (and 3 more)".
+struct Pids<'a>(&'a [Pin], usize);
+
+impl std::fmt::Display for Pids<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, p) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{}", p.pid)?;
+        }
+        if self.1 > self.0.len() {
+            write!(f, " (and {} more)", self.1 - self.0.len())?;
+        }
+        Ok(())
     }
 }
 
@@ -399,6 +476,7 @@ impl Supervisor {
             keeper: Keeper::new(),
             keeper_started: Duration::ZERO,
             keeper_stale: false,
+            ending: false,
         };
         sup.load_pins();
         sup.renew_keeper(procs::boottime());
@@ -408,6 +486,17 @@ impl Supervisor {
             .as_ref()
             .and_then(|w| match Watchdog::open(w) {
                 Ok(wd) => Some(wd),
+                Err(e) if e.error.raw_os_error() == Some(libc::EBUSY) => {
+                    // Another watchdog daemon (watchdogd, watchdog, busybox watchdog): loudly,
+                    // with who it is, since the board is then protected by that daemon's
+                    // idea of health, not custos's.
+                    let held = crate::watchdog::HoldersText(&crate::watchdog::holders(&e.device))
+                        .to_string();
+                    error!(
+                        "watchdog: {e}: {held}; supervising WITHOUT the hardware watchdog: remove the other watchdog daemon from the image (only one process may open a watchdog)"
+                    );
+                    None
+                }
                 Err(e) => {
                     error!("watchdog: {e}; supervising without a hardware watchdog");
                     None
@@ -1045,6 +1134,9 @@ impl Supervisor {
         }
 
         for i in 0..self.svcs.len() {
+            if matches!(self.svcs[i].st.phase, Phase::Clearing { .. }) {
+                self.leftovers_gone(i, now);
+            }
             if self.svcs[i].st.deadline().is_some_and(|d| d <= now) {
                 self.feed(i, Event::Deadline, now);
             }
@@ -1065,7 +1157,16 @@ impl Supervisor {
             if (tick && (!watched || cross_check)) || starting {
                 self.probe(i, now);
             }
-            self.run_checks(i, now);
+            if tick {
+                if let Phase::Running { pin } = self.svcs[i].st.phase {
+                    self.svcs[i].watch_instance(pin);
+                }
+            }
+            // While the system shuts down, the services are being stopped: a failing check
+            // would only be noise, and no restart follows it.
+            if !self.ending {
+                self.run_checks(i, now);
+            }
         }
         if tick {
             self.keeper.sweep();
@@ -1502,7 +1603,7 @@ impl Supervisor {
                 if spid == pid {
                     s.script = None;
                     let name = &s.cfg.name;
-                    s.out.drain(now, |line| info!("{name}: | {line}"));
+                    s.out.end_of_script(now, |line| info!("{name}: | {line}"));
                     let what = if kind == Script::Start {
                         "start"
                     } else {
@@ -1540,6 +1641,11 @@ impl Supervisor {
             if let Some(k) = s.killed.iter().position(|&p| p == pid) {
                 s.killed.swap_remove(k);
                 debug!("{}: killed script (pid {pid}) reaped: {cause}", s.cfg.name);
+                return;
+            }
+            if matches!(s.st.phase, Phase::Clearing { .. }) && s.swept.iter().any(|p| p.pid == pid)
+            {
+                info!("{}: leftover pid {pid} {cause}", s.cfg.name);
                 return;
             }
         }
@@ -1677,8 +1783,10 @@ impl Supervisor {
                             Script::Stop => ("stop", s.cfg.stop_timeout),
                         };
                         warn!("{name}: killing the {what} script's process group (pid {pid}): still running after {}", Dur(limit));
-                        if let Err(e) = scripts::kill_group(pid) {
-                            warn!("{name}: kill of process group {pid} failed: {e}");
+                        match scripts::kill_group(pid) {
+                            Ok(true) => {}
+                            Ok(false) => debug!("{name}: {what} script (pid {pid}) already reaped: its process group is not signalled"),
+                            Err(e) => warn!("{name}: kill of process group {pid} failed: {e}"),
                         }
                         s.script = None;
                         s.forget_killed(pid);
@@ -1729,7 +1837,13 @@ impl Supervisor {
                 } else {
                     info!("{name}: running as pid {} ({how})", pin.pid);
                 }
+                // Its group and session, for its leftovers once it is gone.
+                self.svcs[i].instance = None;
+                self.svcs[i].watch_instance(pin);
                 self.save_pins();
+            }
+            Action::Sweep { pin, signal } => {
+                return Some(Event::Leftovers(self.sweep(i, pin, signal, now)));
             }
             Action::Reboot => {
                 let name = s.cfg.name.clone();
@@ -1747,6 +1861,7 @@ impl Supervisor {
                     | Note::StartFailed(_)
                     | Note::SurvivesKill { .. }
                     | Note::StopDropped
+                    | Note::LeftoversSurvive { .. }
                     | Note::LeftAlone(_)
                     | Note::Held { .. }
                     | Note::CrashLooping { .. } => {
@@ -1756,7 +1871,8 @@ impl Supervisor {
                     _ => info!("{name}: {note}"),
                 }
                 let kind = match note {
-                    Note::Died { .. } => Some(Kind::Died),
+                    // A stop that ended as asked is still a death, with its cause, in the record.
+                    Note::Died { .. } | Note::StoppedAsAsked { .. } => Some(Kind::Died),
                     Note::StartFailed(_) => Some(Kind::StartFailed),
                     Note::GivenUp { .. } => Some(Kind::GaveUp),
                     Note::Held { .. } => Some(Kind::Held),
@@ -1773,6 +1889,117 @@ impl Supervisor {
             }
         }
         None
+    }
+
+    /// Finds the leftovers of service `i`'s dead instance whose main process was `pin`, and
+    /// sends each `signal`, logging why and how many. Returns how many were signalled and are
+    /// still there (0: nothing to wait for).
+    fn sweep(&mut self, i: usize, pin: Pin, signal: i32, now: Mono) -> u16 {
+        let pidfd_ok = self.facilities.pidfd;
+        let taken = self.taken(i);
+        let guarded: heapless::Vec<procs::Instance, MAX_SERVICES> = self
+            .svcs
+            .iter()
+            .enumerate()
+            .filter(|&(k, s)| k != i && s.st.pin().is_some())
+            .filter_map(|(_, s)| s.instance)
+            .collect();
+        let s = &mut self.svcs[i];
+        let name = s.cfg.name.clone();
+        let Some(inst) = s.instance.filter(|x| x.pin == pin) else {
+            s.swept.clear();
+            debug!(
+                "{name}: no process group recorded for pid {}: no leftovers looked for",
+                pin.pid
+            );
+            return 0;
+        };
+        if signal == libc::SIGTERM {
+            // The first sweep comes in the pass that saw the death: nothing started after now
+            // belongs to the dead instance.
+            s.died_by = now;
+        }
+        let found = match procs::find_leftovers(&inst, s.died_by, &taken, &guarded, &mut s.swept) {
+            Ok(n) => n,
+            Err(why) => {
+                s.swept.clear();
+                if signal == libc::SIGTERM {
+                    info!(
+                        "{name}: leftovers of pid {} are not looked for: {why}",
+                        pin.pid
+                    );
+                }
+                return 0;
+            }
+        };
+        if found == 0 {
+            if signal == libc::SIGTERM {
+                debug!(
+                    "{name}: pid {} left no processes in its process group {}",
+                    pin.pid, inst.pgrp
+                );
+            } else {
+                info!("{name}: leftovers of pid {} gone", pin.pid);
+            }
+            return 0;
+        }
+        let text = if signal == libc::SIGTERM {
+            format!(
+                "stopping {found} leftover process(es) of pid {} (same process group {}, started after it, custos's descendants): sending SIGTERM to pid {}",
+                pin.pid,
+                inst.pgrp,
+                Pids(&s.swept, found)
+            )
+        } else {
+            format!(
+                "{found} leftover process(es) of pid {} still running {} after SIGTERM: sending SIGKILL to pid {}",
+                pin.pid,
+                Dur(s.policy.stop_timeout.min(crate::core::LEFTOVERS_GRACE)),
+                Pids(&s.swept, found)
+            )
+        };
+        warn!("{name}: {text}");
+        let mut left: heapless::Vec<Pin, MAX_LEFTOVERS> = heapless::Vec::new();
+        for p in s.swept.iter() {
+            match signal_leftover(*p, signal, pidfd_ok) {
+                Ok(true) => {
+                    let _ = left.push(*p);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(
+                        "{name}: {} not sent to leftover pid {}: {e}",
+                        SigName(signal),
+                        p.pid
+                    );
+                    let _ = left.push(*p);
+                }
+            }
+        }
+        // Found but not held (over MAX_LEFTOVERS): the SIGKILL sweep finds them again.
+        let more = found.saturating_sub(s.swept.len());
+        let still = left.len() + more;
+        s.swept = left;
+        self.note(Kind::Stopped, &name, &text);
+        u16::try_from(still).unwrap_or(u16::MAX)
+    }
+
+    /// A service clearing its dead instance's leftovers: tells the core once all that were
+    /// signalled are gone (each is checked by PID and start time; a zombie has gone).
+    fn leftovers_gone(&mut self, i: usize, now: Mono) {
+        let s = &mut self.svcs[i];
+        if !matches!(s.st.phase, Phase::Clearing { .. }) {
+            s.swept.clear();
+            return;
+        }
+        s.swept
+            .retain(|p| matches!(procs::check_pin(*p), PinState::Alive | PinState::Unknown));
+        if s.swept.is_empty() {
+            if let Phase::Clearing { pin, .. } = s.st.phase {
+                info!("{}: leftovers of pid {} gone", s.cfg.name, pin.pid);
+            }
+            self.feed(i, Event::Leftovers(0), now);
+        }
     }
 
     /// SIGHUP: load the config again. An invalid one is rejected whole and the running config
@@ -1877,6 +2104,9 @@ impl Supervisor {
             warn!("watchdog: [watchdog] changed: the new settings take effect when custos is restarted");
         }
         self.svcs = table;
+        for s in &mut self.svcs {
+            s.st.ending = self.ending;
+        }
         self.table_changed = true;
         if pipes_changed {
             self.renew_keeper(now);
@@ -1959,6 +2189,7 @@ fn phase_word(p: &Phase) -> &'static str {
         Phase::Waiting { .. } => "waiting",
         Phase::Starting { .. } => "starting",
         Phase::Stopping { .. } => "stopping",
+        Phase::Clearing { .. } => "clearing",
         Phase::GivenUp => "given-up",
         Phase::Held(_) => "ambiguous",
         Phase::Unverified { .. } => "held",
@@ -1999,15 +2230,20 @@ impl Supervisor {
             }
             ("shutdown", None) => {
                 // Init runs the shutdown sequence before its SIGTERM reaches custos, and that
-                // sequence may unmount state_dir: the end is written now. custos goes on
-                // supervising (and petting) until it is stopped.
-                info!("control: shutdown: this boot is ending in order");
+                // sequence may unmount state_dir: the end is written now. The sequence also
+                // stops the services (rcK): from now on custos logs their deaths but starts
+                // and restarts nothing; it goes on petting until it is stopped.
+                info!("control: shutdown: this boot is ending in order; custos starts and restarts nothing from now on");
+                self.ending = true;
+                for s in &mut self.svcs {
+                    s.st.ending = true;
+                }
                 self.boots.end(End::Orderly);
                 self.good_at = None;
                 self.flush_boots(now);
                 control::reply_text(
                     true,
-                    "boot: this boot is recorded as ending in order; custos goes on supervising until it is stopped",
+                    "boot: this boot is recorded as ending in order; custos starts and restarts nothing from now on, and goes on petting the watchdog until it is stopped",
                 )
             }
             ("reload", None) => match self.reload(now) {

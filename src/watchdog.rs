@@ -169,6 +169,92 @@ impl fmt::Display for OpenError {
     }
 }
 
+/// A process that holds a watchdog device open (what makes custos's open fail with EBUSY).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: i32,
+    /// Its comm (/proc/PID/comm).
+    pub name: String,
+    /// The path its fd names.
+    pub path: String,
+}
+
+/// At most this many holders are named.
+const MAX_HOLDERS: usize = 4;
+
+/// The processes other than custos that hold `device` open, found through the links in
+/// /proc/PID/fd (readlink only: nothing is opened or stat'ed, so no file can stall this).
+/// A watchdog's other nodes count as the device: /dev/watchdog and /dev/watchdogN are one
+/// watchdog, and a daemon holding either makes the other busy. Called once, when the open
+/// failed with EBUSY, before the main loop runs. At most `MAX_HOLDERS`.
+pub fn holders(device: &std::path::Path) -> Vec<Holder> {
+    let mut names: Vec<String> = vec![device.to_string_lossy().into_owned()];
+    if let Ok(c) = std::fs::canonicalize(device) {
+        names.push(c.to_string_lossy().into_owned());
+    }
+    let any_watchdog = names.iter().any(|n| n.starts_with("/dev/watchdog"));
+    let me = std::process::id() as i32;
+    let mut found = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for e in procs.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(e.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let target = target.to_string_lossy().into_owned();
+            let hit =
+                names.contains(&target) || (any_watchdog && target.starts_with("/dev/watchdog"));
+            if hit {
+                let name = std::fs::read_to_string(e.path().join("comm"))
+                    .map(|s| s.trim_end().to_string())
+                    .unwrap_or_else(|_| "?".to_string());
+                found.push(Holder {
+                    pid,
+                    name,
+                    path: target,
+                });
+                break;
+            }
+        }
+        if found.len() >= MAX_HOLDERS {
+            break;
+        }
+    }
+    found
+}
+
+/// The holders in words, for the log.
+pub struct HoldersText<'a>(pub &'a [Holder]);
+
+impl fmt::Display for HoldersText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str(
+                "no process found holding it (one in another PID namespace, or the kernel itself)",
+            );
+        }
+        f.write_str("held by ")?;
+        for (i, h) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "pid {} ({}) through {}", h.pid, h.name, h.path)?;
+        }
+        Ok(())
+    }
+}
+
 impl Watchdog {
     /// Opens (and so arms) the device, sets the timeout and reads back the one in force.
     pub fn open(cfg: &WatchdogConfig) -> Result<Watchdog, OpenError> {
@@ -364,6 +450,35 @@ mod tests {
         };
         let e = Watchdog::open(&missing).err().expect("missing");
         assert!(e.to_string().contains("is the driver loaded"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_processes_holding_a_device_are_named() {
+        let dir = std::env::temp_dir().join(format!("custos-wd-held-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let dev = dir.join("watchdog");
+        std::fs::write(&dev, "").expect("file");
+        // Another daemon holding the device open.
+        let mut other = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .stdin(std::fs::File::open(&dev).expect("open"))
+            .spawn()
+            .expect("sleep");
+        let pid = other.id() as i32;
+        let found = holders(&dev);
+        let _ = other.kill();
+        let _ = other.wait();
+        assert!(
+            found.iter().any(|h| h.pid == pid && h.name == "sleep"),
+            "pid {pid} (sleep) not among {found:?}"
+        );
+        assert!(
+            !found.iter().any(|h| h.pid == std::process::id() as i32),
+            "custos itself is not a holder: {found:?}"
+        );
+        let text = HoldersText(&found).to_string();
+        assert!(text.contains(&format!("pid {pid} (sleep)")), "{text}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -202,7 +202,16 @@ fn the_guard_clears_after_good_boots_and_a_respawn_is_not_a_boot() {
     );
     c.wait_log("DEGRADED MODE", 1);
     // custos is killed and respawned within boot 4: the same boot, still degraded, and the
-    // ring did not grow.
+    // ring did not grow. Boot 4's line goes to disk through the writer thread: killed before
+    // it lands, the respawned custos could not know it was in this boot already.
+    let on_disk = (0..100).any(|_| {
+        let has = fs::read_to_string(dir.join("boots")).is_ok_and(|b| b.contains(&boot_id(4)));
+        if !has {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        has
+    });
+    assert!(on_disk, "boot 4 is not in the boots file after 5 s");
     c.signal(libc::SIGKILL);
     let _ = c.child.wait();
     let lines = fs::read_to_string(dir.join("boots"))
@@ -275,5 +284,54 @@ fn a_shutdown_command_records_an_orderly_end_before_the_disk_goes() {
     c.wait_log(
         &format!("the previous boot ({}) ended in order", boot_id(1)),
         1,
+    );
+}
+
+/// After `custos shutdown`, the shutdown sequence stops the services (BusyBox init runs rcK
+/// before its SIGTERM reaches custos): custos logs each death and starts nothing again, while
+/// it goes on running (and petting) until it is stopped.
+#[test]
+fn after_the_shutdown_command_a_death_is_logged_and_nothing_is_restarted() {
+    if skip() {
+        return;
+    }
+    let dir = tempdir("boot-shutdown-norestart");
+    let cfg = testd_config(&dir, "");
+    let mut c = boot(&dir, &cfg, 1);
+    c.wait_log("testd: running as pid", 20);
+    let pid = wait_pid(&dir.join("testd.pid"), 10);
+    let out = custos_command()
+        .args(["shutdown", "-c"])
+        .arg(&c.config)
+        .env("CUSTOS_TEST_BOOT_ID", boot_id(1))
+        .output()
+        .expect("custos shutdown");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let starts_before = c.log_text().matches("testd: starting").count();
+    // What rcK's stop script does to the daemon.
+    kill(pid, libc::SIGTERM);
+    c.wait_log(
+        "testd: not starting it again: the system is shutting down",
+        10,
+    );
+    // Several ticks and more than the backoff: still no start.
+    std::thread::sleep(Duration::from_millis(1500));
+    let text = c.log_text();
+    assert_eq!(
+        text.matches("testd: starting").count(),
+        starts_before,
+        "restarted after `custos shutdown`:\n{text}"
+    );
+    assert!(
+        text.contains("testd: died"),
+        "the death is not logged:\n{text}"
+    );
+    assert!(
+        c.child.try_wait().expect("try_wait").is_none(),
+        "custos stopped by itself:\n{text}"
     );
 }

@@ -125,7 +125,10 @@ fn a_sigstopped_service_is_replaced() {
     );
     if !emulated() {
         assert!(
-            text.contains(&format!("testd: died: killed by SIGTERM (pid {pid}")),
+            // The SIGTERM custos sent ended it: a requested stop, not a death to warn about.
+            text.contains(&format!(
+                "INFO  [custos::supervisor] testd: stopped: killed by SIGTERM (pid {pid}"
+            )) && text.contains("as custos's SIGTERM asked"),
             "{text}"
         );
     }
@@ -270,16 +273,73 @@ fn resource_checks_read_the_pinned_process() {
     assert!(!c.log_text().contains("restarting"));
 }
 
+/// The spinning daemon must stay over the limit for the whole `over` window even when other
+/// work shares the machine's cores (CI runners, emulation): hence a limit of 10 %, well below
+/// what one spinning process gets on a busy 2-core machine.
 #[test]
 fn a_cpu_check_fails_only_after_the_usage_lasted() {
     let dir = tempdir("cpu");
     fs::write(dir.join("spin"), "").expect("write");
-    let check = "[[service.check]]\nkind = \"cpu\"\nmax_percent = 50.0\nover = \"1s\"\nevery = \"250ms\"\ngrace = \"1ms\"\naction = \"log\"\n";
+    let check = "[[service.check]]\nkind = \"cpu\"\nmax_percent = 10.0\nover = \"1s\"\nevery = \"250ms\"\ngrace = \"1ms\"\naction = \"log\"\n";
     let c = Custos::start(&dir, &testd_config(&dir, check));
     let t0 = Instant::now();
     c.wait_log("testd: running as pid", 10);
-    let text = c.wait_log("over 50% for 1s", 10);
+    let text = c.wait_log("over 10% for 1s", 10);
     assert!(t0.elapsed() >= Duration::from_secs(1), "{text}");
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     kill(pid, libc::SIGKILL);
+}
+
+/// Once custos has reaped a program check's leader, the group ID it named may be reused (when
+/// the group is empty the PID is free), so custos must not signal that group any more. Here the
+/// check stops custos, SIGKILLs the service's daemon and exits, leaving a witness in its group
+/// that keeps the group ID alive; custos continues with both deaths waiting to be reaped in one
+/// batch. The daemon's death cancels the checks; the witness stands for whatever holds that
+/// group ID now, and it must not be killed. (Which process holds a reused group ID cannot be
+/// arranged from outside in the instant between the reap and the kill; the witness makes the
+/// signal visible whatever holds it.)
+#[test]
+fn a_check_group_whose_leader_was_reaped_is_never_signalled() {
+    if emulated() {
+        eprintln!("SKIP: under qemu-user custos is no subreaper: the daemon's death is not reaped in the check's batch");
+        return;
+    }
+    let dir = tempdir("reaped-group");
+    let script = dir.join("check.sh");
+    fs::write(
+        &script,
+        r#"dir=$1
+[ -f "$dir/raced" ] && exit 0
+: > "$dir/raced"
+custos=$PPID
+sleep 1000 &
+echo $! > "$dir/witness"
+setsid sh -c "sleep 0.5; kill -CONT $custos" </dev/null >/dev/null 2>&1 &
+kill -STOP "$custos"
+kill -9 "$(cat "$dir/testd.pid")"
+exit 0
+"#,
+    )
+    .expect("write");
+    let check = format!(
+        "[[service.check]]\nkind = \"program\"\nargv = [\"/bin/sh\", \"{}\", \"{}\"]\nevery = \"1s\"\ngrace = \"1ms\"\n",
+        script.display(),
+        dir.display()
+    );
+    let c = Custos::start(&dir, &testd_config(&dir, &check));
+    c.wait_log("testd: running as pid", 10);
+    let text = c.wait_log("testd: died: killed by SIGKILL", 10);
+    let witness: i32 = fs::read_to_string(dir.join("witness"))
+        .expect("witness pid")
+        .trim()
+        .parse()
+        .expect("witness pid");
+    c.wait_log_count("testd: running as pid", 2, 10);
+    std::thread::sleep(Duration::from_millis(300));
+    let ok = alive(witness);
+    kill(witness, libc::SIGKILL);
+    assert!(
+        ok,
+        "the reaped check's group (witness pid {witness}) was signalled:\n{text}"
+    );
 }

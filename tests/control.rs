@@ -247,3 +247,110 @@ fn the_record_survives_a_restart_of_custos_and_a_corrupt_one_is_replaced() {
     assert_eq!(code, Some(0));
     assert!(out.contains("custos-start"), "{out}");
 }
+
+/// A group from /etc/group other than root's and nobody's: (name, gid).
+fn some_group() -> Option<(String, u32)> {
+    let text = fs::read_to_string("/etc/group").ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let gid: u32 = f.nth(1)?.parse().ok()?;
+        (gid != 0 && gid < 65534 && !name.is_empty()).then(|| (name.to_string(), gid))
+    })
+}
+
+/// Runs /usr/bin/python3 (started as root) as uid and gid 65534 with the supplementary groups
+/// `groups`: it connects to `sock`, sends `request` and, with `wait_reply`, prints the reply;
+/// without, it exits at once, before custos has looked at it.
+fn client_as_nobody(
+    sock: &std::path::Path,
+    groups: &[u32],
+    request: &str,
+    wait_reply: bool,
+) -> String {
+    let script = format!(
+        "import os, socket, sys\nos.setgroups({groups:?})\nos.setgid(65534)\nos.setuid(65534)\n\
+         s = socket.socket(socket.AF_UNIX)\ns.settimeout(10)\ns.connect(sys.argv[1])\n\
+         try:\n    s.sendall(sys.argv[2].encode() + b'\\n')\nexcept BrokenPipeError:\n    pass\n\
+         if {w}:\n    print(s.recv(4096).decode(errors='replace'))\n",
+        w = if wait_reply { "True" } else { "False" }
+    );
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(script)
+        .arg(sock)
+        .arg(request)
+        .output()
+        .expect("run python3");
+    assert!(out.status.success(), "client failed: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// control_group: a peer whose supplementary groups include it may control custos, one whose
+/// groups do not is refused. Group membership is the peer's at connect time (SO_PEERGROUPS),
+/// not whatever /proc/PID says when custos gets to the connection: here the member sends
+/// `stop` and exits while custos is stopped, so its /proc/PID is gone by then, and the stop
+/// is still obeyed.
+#[test]
+fn control_group_membership_is_the_peers_at_connect_time() {
+    // SAFETY: geteuid(2) has no arguments.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIP: dropping to another uid needs root");
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/python3").exists() {
+        eprintln!("SKIP: no /usr/bin/python3 for the client (scripts/setup installs it)");
+        return;
+    }
+    let Some((group, gid)) = some_group() else {
+        eprintln!("SKIP: no group in /etc/group to use as control_group");
+        return;
+    };
+    let dir = tempdir("ctl-group");
+    fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod dir");
+    let cfg = testd_config(&dir, "").replacen(
+        "control_socket = ",
+        &format!("control_group = \"{group}\"\ncontrol_socket = "),
+        1,
+    );
+    let c = Custos::start(&dir, &cfg);
+    c.wait_log("testd: running as pid", 10);
+    wait_socket(&c);
+    let sock = dir.join("custos.sock");
+    let status = r#"{"cmd":"status","json":false,"follow":false}"#;
+    // A member asking while custos runs.
+    let out = client_as_nobody(&sock, &[gid], status, true);
+    assert!(out.contains("testd"), "member refused: {out}");
+    // Not a member: the file mode stops it first; with the mode relaxed by mistake,
+    // custos refuses it.
+    fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666)).expect("chmod");
+    let out = client_as_nobody(&sock, &[], status, true);
+    assert!(
+        out.contains("permission denied"),
+        "non-member allowed: {out}"
+    );
+    c.wait_log(
+        "(uid 65534, gid 65534): only root and the control_group may control custos",
+        5,
+    );
+    if emulated() {
+        eprintln!("SKIP the gone-client part: qemu-user may not pass SO_PEERGROUPS through");
+        return;
+    }
+    // A member that is gone by the time custos reads its connection.
+    c.signal(libc::SIGSTOP);
+    client_as_nobody(
+        &sock,
+        &[gid],
+        r#"{"cmd":"stop","name":"testd","json":false,"follow":false}"#,
+        false,
+    );
+    c.signal(libc::SIGCONT);
+    let text = c.wait_log("control: stop testd: asked by the operator", 10);
+    assert_eq!(
+        text.matches("only root and the control_group").count(),
+        1,
+        "{text}"
+    );
+}

@@ -62,7 +62,9 @@ class Board:
     the guest (a RESET event) instead of ending QEMU (a SHUTDOWN event, reason guest-reset);
     disk: attach a fresh copy of the empty state disk (board_dir/state-disk.img, ext4, made by
     `scripts/board build`) as a virtio disk, which rcS mounts at /var/lib/custos; the copy
-    lives as long as this Board, so it survives the guest's resets.
+    lives as long as this Board, so it survives the guest's resets. disk="fat-disk.img" attaches
+    a copy of that image instead (FAT, made by `scripts/board build`), which rcS mounts at
+    /mnt/fat, leaving /var/lib/custos in RAM.
     """
 
     def __init__(self, arch, board_dir=DEFAULT_BOARD_DIR, *, inittab=None, config=None,
@@ -73,7 +75,8 @@ class Board:
         self.config = config
         self.i6300esb = i6300esb
         self.reboot = reboot
-        self.disk_template = os.path.join(board_dir, "state-disk.img") if disk else None
+        image = disk if isinstance(disk, str) else "state-disk.img"
+        self.disk_template = os.path.join(board_dir, image) if disk else None
         self.quiet = quiet
         self.log_path = log_path
         self.echo = echo  # callable(t, line) for live output, or None

@@ -1,9 +1,12 @@
 SUMMARY = "Process supervisor for embedded Linux boards"
 DESCRIPTION = "custos supervises init.d services: verified PID identity, safe \
 init.d restarts, logged causes, health checks and the hardware watchdog. It runs \
-in the foreground, started from /etc/inittab with respawn."
+in the foreground, started by init: a systemd unit, or an /etc/inittab respawn \
+entry under SysV or BusyBox init."
 HOMEPAGE = "https://example.invalid/custos"
 SECTION = "base"
+# '|' is oe-core's "or" (Cargo.toml: "MIT OR Apache-2.0"). The SPDX spelling
+# "Apache-2.0 OR MIT" fails oe-core's license-format QA check at parse time.
 LICENSE = "MIT | Apache-2.0"
 LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=bd57f047ea47848aa61f1dbdc318931b \
                     file://LICENSE-APACHE;md5=3b83ef96387f14655fc854ddc3c6bd57"
@@ -12,7 +15,10 @@ LIC_FILES_CHKSUM = "file://LICENSE-MIT;md5=bd57f047ea47848aa61f1dbdc318931b \
 # e.g. in local.conf or a bbappend. To build a local checkout instead, use
 # externalsrc (see README.md).
 CUSTOS_GIT_URI ?= "git://example.invalid/custos.git;protocol=https;branch=main"
-SRC_URI = "${CUSTOS_GIT_URI}"
+SRC_URI = "${CUSTOS_GIT_URI} \
+           file://custos.service \
+           file://custos-watchdog.conf \
+           "
 SRCREV ?= "0000000000000000000000000000000000000000"
 S = "${UNPACKDIR}/${BB_GIT_DEFAULT_DESTSUFFIX}"
 
@@ -20,7 +26,17 @@ S = "${UNPACKDIR}/${BB_GIT_DEFAULT_DESTSUFFIX}"
 # (same content as `bitbake -c update_crates custos`).
 require custos-crates.inc
 
-inherit cargo cargo-update-recipe-crates
+inherit cargo cargo-update-recipe-crates systemd
+
+# Cargo.toml's release profile strips the binary (strip = true), which makes
+# do_package fail the already-stripped QA check and leaves nothing for the -dbg
+# package. Keep the rest of the profile (opt-level, LTO, codegen-units, panic)
+# and let do_package strip and split the debug information.
+export CARGO_PROFILE_RELEASE_STRIP = "false"
+
+# The board's binary leaves out `custos import-monit` (cargo feature import-monit, on by
+# default for workstation builds; +60 KiB on armv7).
+CARGO_BUILD_FLAGS:append = " --no-default-features"
 
 # cargo_do_install puts the binary in ${bindir}; custos belongs in ${sbindir}.
 do_install:append() {
@@ -28,29 +44,79 @@ do_install:append() {
     mv ${D}${bindir}/custos ${D}${sbindir}/custos
     rmdir --ignore-fail-on-non-empty ${D}${bindir}
     install -D -m 0644 ${S}/board/rootfs/etc/custos.toml ${D}${sysconfdir}/custos.toml
+
+    # systemd.bbclass removes these on images without systemd.
+    install -d ${D}${systemd_system_unitdir}
+    sed -e 's,@SBINDIR@,${sbindir},g' ${UNPACKDIR}/custos.service \
+        > ${D}${systemd_system_unitdir}/custos.service
+    chmod 0644 ${D}${systemd_system_unitdir}/custos.service
+    if [ "${CUSTOS_WATCHDOG_OWNER}" = "custos" ]; then
+        install -D -m 0644 ${UNPACKDIR}/custos-watchdog.conf \
+            ${D}${systemd_unitdir}/system.conf.d/50-custos-watchdog.conf
+    fi
 }
 
 CONFFILES:${PN} += "${sysconfdir}/custos.toml"
 
-# custos stays in the foreground and relies on init's respawn (an init.d
-# script would have to background it, and nothing would restart it). With
-# SysV or BusyBox init, add the respawn entry to /etc/inittab (owned by
-# sysvinit-inittab / busybox-inittab) at install time. Set CUSTOS_INITTAB = "0"
-# if your image provides its own inittab line. Not for systemd images.
-CUSTOS_INITTAB ?= "1"
-CUSTOS_INITTAB_LINE ?= "${@bb.utils.contains('VIRTUAL-RUNTIME_init_manager', 'busybox', '::respawn:${sbindir}/custos run', 'cust:2345:respawn:${sbindir}/custos run', d)}"
+# --- systemd (oe-core's default INIT_MANAGER from wrynose on) ---------------
+SYSTEMD_SERVICE:${PN} = "custos.service"
+SYSTEMD_AUTO_ENABLE:${PN} = "enable"
+# Who opens /dev/watchdog. "custos" (default): the package ships a system.conf.d
+# drop-in with RuntimeWatchdogSec=off, which overrides WATCHDOG_RUNTIME_SEC in
+# /etc/systemd/system.conf, so systemd leaves the device to custos. "systemd":
+# no drop-in; then remove [watchdog] from /etc/custos.toml, or custos finds the
+# device busy and runs without it.
+CUSTOS_WATCHDOG_OWNER ?= "custos"
+FILES:${PN} += "${systemd_unitdir}/system.conf.d"
 
+# --- SysV init and BusyBox init ----------------------------------------------
+# custos stays in the foreground and relies on init's respawn (an init.d
+# script would have to background it, and nothing would restart it). The
+# package's postinst adds the entries to /etc/inittab. That file belongs to
+# sysvinit-inittab or busybox-inittab: the RDEPENDS below installs it first,
+# at rootfs time ($D) as on a running board. Set CUSTOS_INITTAB = "0" if your
+# image provides its own inittab lines.
+#
+# BusyBox init runs its ::shutdown: actions in file order before it sends
+# SIGTERM to anything, so "custos shutdown" goes before the first of them
+# (oe-core's rcK, swapoff, umount): from then on custos restarts nothing while
+# rcK stops the services, keeps petting the watchdog, and its orderly end is on
+# disk before umount. SysV init sends SIGTERM to custos (runlevels 2345) when
+# it enters runlevel 0 or 6, before "rc 0"/"rc 6" runs the K scripts; custos
+# records the orderly end on SIGTERM, so it needs no extra line.
+CUSTOS_INITTAB ?= "1"
+CUSTOS_INIT = "${@d.getVar('VIRTUAL-RUNTIME_init_manager') if d.getVar('CUSTOS_INITTAB') == '1' else ''}"
+CUSTOS_INITTAB_PROVIDER = "${@d.getVar('CUSTOS_INIT') + '-inittab' if d.getVar('CUSTOS_INIT') in ('busybox', 'sysvinit') else ''}"
+RDEPENDS:${PN} += "${CUSTOS_INITTAB_PROVIDER}"
+CUSTOS_INITTAB_RUN = "${@'::respawn:' if d.getVar('CUSTOS_INIT') == 'busybox' else 'cust:2345:respawn:'}${sbindir}/custos run"
+CUSTOS_INITTAB_SHUTDOWN = "${@'::shutdown:${sbindir}/custos shutdown' if d.getVar('CUSTOS_INIT') == 'busybox' else ''}"
+
+# No "exit 0" here: systemd.bbclass appends its own postinst to this one.
 pkg_postinst:${PN}() {
-    inittab=$D${sysconfdir}/inittab
-    if [ "${CUSTOS_INITTAB}" = "1" ] && [ -f "$inittab" ] && \
-       ! grep -q '^[^#]*${sbindir}/custos run' "$inittab"; then
-        echo '${CUSTOS_INITTAB_LINE}' >> "$inittab"
+    if [ -n "${CUSTOS_INITTAB_PROVIDER}" ]; then
+        inittab=$D${sysconfdir}/inittab
+        if [ ! -f "$inittab" ]; then
+            echo "custos: $inittab does not exist (it comes from ${CUSTOS_INITTAB_PROVIDER}); nothing would start custos" >&2
+            exit 1
+        fi
+        if ! grep -q '^[^#]*${sbindir}/custos run' "$inittab"; then
+            echo '${CUSTOS_INITTAB_RUN}' >> "$inittab"
+        fi
+        shutdown_line='${CUSTOS_INITTAB_SHUTDOWN}'
+        if [ -n "$shutdown_line" ] && ! grep -q '^[^#]*${sbindir}/custos shutdown' "$inittab"; then
+            # Before the first active ::shutdown: line, or at the end if there is none.
+            awk -v line="$shutdown_line" '
+                !done && /^[^#]*:shutdown:/ { print line; done = 1 }
+                { print }
+                END { if (!done) print line }' "$inittab" > "$inittab.custos-new" &&
+                cat "$inittab.custos-new" > "$inittab" && rm -f "$inittab.custos-new" || exit 1
+        fi
     fi
 }
 
 pkg_postrm:${PN}() {
     inittab=$D${sysconfdir}/inittab
     if [ -f "$inittab" ]; then
-        sed -i '\#^[^#]*${sbindir}/custos run#d' "$inittab"
+        sed -i -e '\#^[^#]*${sbindir}/custos run#d' -e '\#^[^#]*${sbindir}/custos shutdown#d' "$inittab"
     fi
 }
