@@ -788,7 +788,7 @@ mod tests {
         let me = std::process::id() as i32;
         let rss = rss_bytes(me).expect("own rss");
         assert!(
-            rss >= 64 * 1024 && rss % crate::procs::page_size() == 0,
+            rss >= 64 * 1024 && rss.is_multiple_of(crate::procs::page_size()),
             "{rss}"
         );
         let before = fd_count(me).expect("own fds");
