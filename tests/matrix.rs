@@ -95,6 +95,33 @@ struct Ctx {
     kill_groups: Vec<i32>,
     /// Output of custos runs that were not `Custos` (check, one-shot runs): searched for panics.
     outputs: Vec<(Option<i32>, String)>,
+    /// When the case began (boot clock, s): processes started since may be the case's own.
+    t0: f64,
+}
+
+fn boot_secs() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime into a valid timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+}
+
+/// When process `pid` started (boot clock, s), from /proc/PID/stat.
+fn started_at(pid: i32) -> Option<f64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks: f64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / hz)
 }
 
 fn err<T>(msg: impl Into<String>) -> Result<T, String> {
@@ -166,6 +193,7 @@ impl Ctx {
             kill: Vec::new(),
             kill_groups: Vec::new(),
             outputs: Vec::new(),
+            t0: boot_secs(),
         }
     }
 
@@ -387,8 +415,35 @@ impl Ctx {
     }
 
     fn cleanup(&mut self) {
+        // Every script and output keeper the case's custos runs logged (`runs as pid N`): a
+        // script custos was running when it died or was killed lives on by design (a hung
+        // start or stop script), and so does its keeper. Each leads its own process group.
+        let mut spawned = Vec::new();
+        if let Ok(dir) = fs::read_dir(&self.dir) {
+            for e in dir.filter_map(|e| e.ok()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("custos") && name.ends_with(".log") {
+                    let text = fs::read_to_string(e.path()).unwrap_or_default();
+                    for part in text.split("runs as pid ").skip(1) {
+                        let digits: String =
+                            part.chars().take_while(|c| c.is_ascii_digit()).collect();
+                        if let Ok(pid) = digits.parse::<i32>() {
+                            spawned.push(pid);
+                        }
+                    }
+                }
+            }
+        }
         // custos first (its Drop also kills the daemons listed in DIR/starts).
         self.custos = None;
+        for pid in spawned {
+            // Only a process that started during this case: never a PID since reused by
+            // something else.
+            if started_at(pid).is_some_and(|t| t >= self.t0 - 0.05) {
+                kill(-pid, libc::SIGKILL);
+                kill(pid, libc::SIGKILL);
+            }
+        }
         for c in &mut self.kill {
             let _ = c.kill();
             let _ = c.wait();
@@ -1019,10 +1074,12 @@ fn cases() -> Vec<Case> {
         stop_case(c, r#"["/bin/false"]"#, "running stop script `/bin/false`")
     }));
     v.push(case("stop-hangs", g, |c| {
+        // It lists itself in DIR/starts, so that the case's cleanup ends it.
+        let d = c.d();
         stop_case(
             c,
-            r#"["/bin/sleep", "1000"]"#,
-            "running stop script `/bin/sleep 1000`",
+            &format!(r#"["/bin/sh", "-c", "echo $$ >> {d}/starts; exec sleep 1000"]"#),
+            "running stop script `/bin/sh -c",
         )
     }));
     v.push(
