@@ -1338,13 +1338,25 @@ fn cases() -> Vec<Case> {
     }));
     v.push(case("state-dir-files-replaced", g, |c| {
         let pid = running_testd(c)?;
-        for f in ["record", "pins", "boots"] {
-            let p = c.p(f);
-            let _ = fs::remove_file(&p);
-        }
-        fs::create_dir(c.p("record")).map_err(|e| e.to_string())?;
-        mkfifo(&c.p("pins"))?;
-        symlink("/dev/zero", &c.p("boots"))?;
+        // custos may write a file again between its removal and its replacement (a temp file
+        // and a rename): try again, a bounded number of times.
+        let replace = |p: PathBuf, make: &dyn Fn(&Path) -> R| -> R {
+            let mut last = Ok(());
+            for _ in 0..50 {
+                let _ = fs::remove_file(&p);
+                last = make(&p);
+                if last.is_ok() {
+                    break;
+                }
+                sleep_ms(10);
+            }
+            last
+        };
+        replace(c.p("record"), &|p| {
+            fs::create_dir(p).map_err(|e| e.to_string())
+        })?;
+        replace(c.p("pins"), &|p| mkfifo(p))?;
+        replace(c.p("boots"), &|p| symlink("/dev/zero", p))?;
         still_supervises(c, pid)?;
         // Again, now that custos has tried to write each of them.
         let pid = c.svc_pid("testd.pid", 10)?;
