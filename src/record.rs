@@ -156,9 +156,11 @@ pub enum Kind {
     Held,
     /// The wall clock was stepped (the times of the entries around it jump).
     ClockStep,
+    /// The boot-health gate's verdict on this boot, and what its program did.
+    BootHealth,
 }
 
-const KINDS: [(Kind, &str); 13] = [
+const KINDS: [(Kind, &str); 14] = [
     (Kind::Died, "died"),
     (Kind::Started, "started"),
     (Kind::StartFailed, "start-failed"),
@@ -172,6 +174,7 @@ const KINDS: [(Kind, &str); 13] = [
     (Kind::Reboot, "reboot"),
     (Kind::Held, "held"),
     (Kind::ClockStep, "clock-step"),
+    (Kind::BootHealth, "boot-health"),
 ];
 
 impl Kind {
