@@ -2183,7 +2183,12 @@ impl Supervisor {
 
     /// One pass of the gate: judge, run the verdict's program, bound it. Never waits.
     fn gate_pass(&mut self, now: Mono) {
-        let Some(cfg) = self.boot_cfg.gate.clone() else {
+        let Some((healthy_after, deadline, timeout)) = self
+            .boot_cfg
+            .gate
+            .as_ref()
+            .map(|g| (g.healthy_after, g.deadline, g.timeout))
+        else {
             return;
         };
         match &mut self.gate {
@@ -2197,19 +2202,21 @@ impl Supervisor {
                         *since = None;
                         None
                     }
-                    (Some(p), Some((t, q))) if p == *q => (now.saturating_sub(*t)
-                        >= cfg.healthy_after)
-                        .then_some(GateVerdict::Healthy),
+                    (Some(p), Some((t, q))) if p == *q => {
+                        (now.saturating_sub(*t) >= healthy_after).then_some(GateVerdict::Healthy)
+                    }
                     (Some(p), _) => {
                         *since = Some((now, p));
-                        cfg.healthy_after.is_zero().then_some(GateVerdict::Healthy)
+                        healthy_after.is_zero().then_some(GateVerdict::Healthy)
                     }
                 };
-                let verdict = verdict.or_else(|| {
-                    (now >= self.started + cfg.deadline).then_some(GateVerdict::Unhealthy)
-                });
+                let verdict = verdict
+                    .or_else(|| (now >= self.started + deadline).then_some(GateVerdict::Unhealthy));
                 if let Some(v) = verdict {
-                    self.gate_verdict(v, &cfg, now);
+                    // Once per run of custos: the argv are cloned here only.
+                    if let Some(cfg) = self.boot_cfg.gate.clone() {
+                        self.gate_verdict(v, &cfg, now);
+                    }
                 }
             }
             Gate::Running {
@@ -2224,7 +2231,7 @@ impl Supervisor {
                     *timed_out = true;
                     warn!(
                         "boot health: its program (pid {pid}) still runs after timeout {}: killing its process group",
-                        Dur(cfg.timeout)
+                        Dur(timeout)
                     );
                     if let Err(e) = scripts::kill_group(*pid) {
                         warn!("boot health: cannot kill process group {pid}: {e}");

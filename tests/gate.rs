@@ -151,3 +151,38 @@ fn healthy_after_without_a_vital_service_is_a_config_error() {
     );
     let _ = fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_program_that_outlives_its_timeout_is_killed_with_its_group_and_the_loop_goes_on() {
+    if skip() {
+        return;
+    }
+    let dir = tempdir("gate-timeout");
+    let base = testd_config(&dir, "vital = true\n");
+    let cfg = format!(
+        r#"{base}
+[boot]
+healthy_after = "1s"
+on_healthy = ["/bin/sh", "-c", "echo $$ > {d}/gate.pid; sleep 1000; echo not-killed >> {d}/verdicts"]
+timeout = "1s"
+"#,
+        d = dir.display()
+    );
+    let c = boot(&dir, &cfg, BOOT_A);
+    c.wait_log("boot health: running on_healthy (pid", 20);
+    c.wait_log("still runs after timeout 1s: killing its process group", 10);
+    c.wait_log("was killed after its timeout: killed by SIGKILL", 10);
+    let pid: i32 = fs::read_to_string(dir.join("gate.pid"))
+        .expect("gate.pid")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(!alive(pid), "the program's shell still runs");
+    let json = status(&dir, true);
+    assert!(json.contains("was killed after its timeout"), "{json}");
+    // The loop went on: the service is still supervised and status answers.
+    assert!(json.contains("\"testd\""), "{json}");
+    assert!(verdicts(&dir).is_empty());
+    drop(c);
+    let _ = fs::remove_dir_all(&dir);
+}
