@@ -534,8 +534,6 @@ pub struct Record {
     writes: u64,
     /// What the writes handed over so far may still spend.
     budget: Budget,
-    /// The earliest time a side file alone may be handed over.
-    next_side: Mono,
 }
 
 /// The flash-write budget, as two token buckets kept as "theoretical arrival times" on the
@@ -561,8 +559,12 @@ impl Budget {
         let f = self
             .fsyncs
             .saturating_sub(Self::PER_FSYNC * (FSYNC_BURST - fsyncs) as u32);
-        let b = self.bytes.saturating_sub(Self::byte_time(BYTE_BURST));
-        f.max(b)
+        f.max(self.bytes_ready())
+    }
+
+    /// When the byte balance is above zero again.
+    fn bytes_ready(&self) -> Mono {
+        self.bytes.saturating_sub(Self::byte_time(BYTE_BURST))
     }
 
     fn spend(&mut self, now: Mono, fsyncs: u64, bytes: u64) {
@@ -586,7 +588,6 @@ impl Record {
             failing: false,
             writes: 0,
             budget: Budget::default(),
-            next_side: Duration::ZERO,
         }
     }
 
@@ -671,16 +672,21 @@ impl Record {
     /// When `flush` will hand a snapshot to the writer (on the supervisor clock): `None` when
     /// there is nothing to write. The poll loop sleeps no longer than this.
     ///
-    /// A record write waits for the interval and for the write budget; a side file waits for
-    /// the interval and the byte budget, or goes with the next record write.
+    /// A record write waits for the interval and for the write budget; a side file only for
+    /// the byte budget (at once after a quiet time), or goes with a record write.
     pub fn flush_due(&self) -> Option<Mono> {
         self.writer.as_ref()?;
-        if self.dirty {
-            return Some(self.next_write.max(self.budget.ready(FSYNCS_PER_WRITE)));
-        }
-        self.side_pending
+        let record = self
+            .dirty
+            .then(|| self.next_write.max(self.budget.ready(FSYNCS_PER_WRITE)));
+        let side = self
+            .side_pending
             .as_ref()
-            .map(|_| self.next_side.max(self.budget.ready(0)))
+            .map(|_| self.budget.bytes_ready());
+        match (record, side) {
+            (Some(r), Some(s)) => Some(r.min(s)),
+            (r, s) => r.or(s),
+        }
     }
 
     /// Picks up what the writer did (a failed write is reported once, and retried after
@@ -688,10 +694,11 @@ impl Record {
     /// was handed over `MIN_WRITE_INTERVAL` ago. Never waits: call it on every pass of the loop.
     pub fn flush(&mut self, now: Mono) -> Option<Warning> {
         let warning = self.collect();
-        if self.flush_due().is_some_and(|due| due <= now) {
-            if self.dirty {
-                self.hand_over(now, false);
-            }
+        if self.dirty && self.next_write.max(self.budget.ready(FSYNCS_PER_WRITE)) <= now {
+            self.hand_over(now, false);
+            // The pins go with it, whatever they cost: one side write per record write.
+            self.post_side(now, true);
+        } else if self.side_pending.is_some() && self.budget.bytes_ready() <= now {
             self.post_side(now, true);
         }
         warning
@@ -708,7 +715,6 @@ impl Record {
             if charge {
                 self.budget.spend(now, 0, len);
             }
-            self.next_side = now + MIN_WRITE_INTERVAL;
         } else {
             self.side_pending = Some((name, data));
         }
