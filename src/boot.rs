@@ -33,8 +33,10 @@
 //! 1970-01-01T00:00:06Z→5b2f8c1e-7a3d-4e9b-9c1f-2d4e6f8a0b1c→running→degraded
 //! ```
 //!
-//! Oldest first; the last field is `-` or a comma-separated list of `good` and `degraded` (the
-//! guard was on in that boot). At most `MAX_BOOTS` lines; the file is at most about 3 KiB.
+//! Oldest first; the last field is `-` or a comma-separated list of `good`, `degraded` (the
+//! guard was on in that boot), and `healthy` or `unhealthy` (the boot-health gate's verdict,
+//! kept before its program runs: at most one run per boot). At most `MAX_BOOTS` lines; the
+//! file is at most about 3.5 KiB.
 
 use std::fmt::{self, Write as _};
 use std::fs;
@@ -63,8 +65,8 @@ const NAMES: Names = Names {
     thread: c"custos-boots",
 };
 const VERSION: u32 = 1;
-/// "2024-11-25T08:22:01Z\t<36>\twatchdog-reset\tgood,degraded\n"
-const MAX_LINE: usize = 20 + 1 + BOOT_ID_LEN + 1 + 14 + 1 + 13 + 1;
+/// "2024-11-25T08:22:01Z\t<36>\twatchdog-reset\tgood,degraded,unhealthy\n"
+const MAX_LINE: usize = 20 + 1 + BOOT_ID_LEN + 1 + 14 + 1 + 23 + 1;
 pub const MAX_FILE_BYTES: usize = 96 + MAX_BOOTS * MAX_LINE;
 /// When the loop finds the writer's mailbox locked, it tries again this soon.
 const LOCK_RETRY: Duration = Duration::from_millis(10);
@@ -78,7 +80,27 @@ pub struct BootConfig {
     pub clear_after: u32,
     /// custos running this long in a boot without asking for a reboot makes the boot good.
     pub good_after: Duration,
+    /// The boot-health gate, when `healthy_after` is set.
+    pub gate: Option<GateConfig>,
 }
+
+/// The boot-health gate: a verdict once per boot on the services marked `vital`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateConfig {
+    /// Every vital service running, none of its checks failing, without a break for this long:
+    /// the boot is healthy.
+    pub healthy_after: Duration,
+    /// Not healthy this long after the kernel booted (boot clock): the boot is unhealthy.
+    pub deadline: Duration,
+    pub on_healthy: Option<crate::config::Argv>,
+    pub on_unhealthy: Option<crate::config::Argv>,
+    /// Bounds each program's run; then its process group is killed.
+    pub timeout: Duration,
+}
+
+/// The gate's defaults.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(900);
+pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Default for BootConfig {
     fn default() -> Self {
@@ -86,6 +108,7 @@ impl Default for BootConfig {
             max_resets: 3,
             clear_after: 2,
             good_after: Duration::from_secs(600),
+            gate: None,
         }
     }
 }
@@ -145,6 +168,25 @@ pub struct Boot {
     pub good: bool,
     /// The guard was on in it.
     pub degraded: bool,
+    /// The boot-health gate's verdict in it, once reached: kept before its program runs, so
+    /// that a custos started again in the same boot never runs a program a second time.
+    pub gate: Option<GateVerdict>,
+}
+
+/// The boot-health gate's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateVerdict {
+    Healthy,
+    Unhealthy,
+}
+
+impl GateVerdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GateVerdict::Healthy => "healthy",
+            GateVerdict::Unhealthy => "unhealthy",
+        }
+    }
 }
 
 impl Boot {
@@ -307,6 +349,7 @@ impl BootLog {
             end: End::Running,
             good: false,
             degraded: false,
+            gate: None,
         });
         self.dirty = true;
         Begin::New(prev)
@@ -337,6 +380,17 @@ impl BootLog {
 
     pub fn set_degraded(&mut self) {
         self.change(|b| !std::mem::replace(&mut b.degraded, true));
+    }
+
+    /// Keeps the gate's verdict for this boot (once: a second verdict changes nothing).
+    pub fn set_gate(&mut self, v: GateVerdict) {
+        self.change(|b| {
+            if b.gate.is_some() {
+                return false;
+            }
+            b.gate = Some(v);
+            true
+        });
     }
 
     pub fn mark_good(&mut self) {
@@ -444,6 +498,25 @@ pub fn describe(cfg: &BootConfig, state_dir: &Path) -> String {
         Dur(cfg.good_after),
         cfg.max_resets,
         cfg.clear_after
+    ) + &describe_gate(cfg)
+}
+
+/// The gate's settings in words (a second line), or nothing.
+fn describe_gate(cfg: &BootConfig) -> String {
+    let Some(g) = &cfg.gate else {
+        return String::new();
+    };
+    let prog = |a: &Option<crate::config::Argv>| {
+        a.as_ref()
+            .map_or_else(|| "nothing".to_string(), |a| format!("run `{a}`"))
+    };
+    format!(
+        "\nboot-health gate: once per boot: when every service marked vital has run and passed its checks for {} without a break -> healthy: {}; not reached within {} of custos's start -> unhealthy: {}; each program bounded by {} (then its process group is killed); the verdict is kept per boot id, so a custos started again in the same boot does not run a program twice",
+        Dur(g.healthy_after),
+        prog(&g.on_healthy),
+        Dur(g.deadline),
+        prog(&g.on_unhealthy),
+        Dur(g.timeout)
     )
 }
 
@@ -523,12 +596,14 @@ fn parse_line(line: &str) -> Option<Boot> {
     }
     let mut id = BootId::new();
     id.push_str(id_s).ok()?;
-    let (mut good, mut degraded) = (false, false);
+    let (mut good, mut degraded, mut gate) = (false, false, None);
     if flags != "-" {
         for fl in flags.split(',') {
             match fl {
                 "good" => good = true,
                 "degraded" => degraded = true,
+                "healthy" => gate = Some(GateVerdict::Healthy),
+                "unhealthy" => gate = Some(GateVerdict::Unhealthy),
                 _ => return None,
             }
         }
@@ -539,21 +614,27 @@ fn parse_line(line: &str) -> Option<Boot> {
         end,
         good,
         degraded,
+        gate,
     })
 }
 
 fn serialize(ring: &Deque<Boot, MAX_BOOTS>) -> Vec<u8> {
     let mut body = String::with_capacity(ring.len() * MAX_LINE);
     for b in ring {
-        let mut flags: HString<16> = HString::new();
-        if b.good {
-            let _ = flags.push_str("good");
-        }
-        if b.degraded {
-            if b.good {
-                let _ = flags.push(',');
+        let mut flags: HString<32> = HString::new();
+        let set = [
+            (b.good, "good"),
+            (b.degraded, "degraded"),
+            (b.gate == Some(GateVerdict::Healthy), "healthy"),
+            (b.gate == Some(GateVerdict::Unhealthy), "unhealthy"),
+        ];
+        for (on, word) in set {
+            if on {
+                if !flags.is_empty() {
+                    let _ = flags.push(',');
+                }
+                let _ = flags.push_str(word);
             }
-            let _ = flags.push_str("degraded");
         }
         if flags.is_empty() {
             let _ = flags.push('-');
@@ -650,6 +731,7 @@ mod tests {
             end,
             good,
             degraded: false,
+            gate: None,
         }
     }
 
@@ -660,6 +742,7 @@ mod tests {
             max_resets: 2,
             clear_after: 2,
             good_after: Duration::from_secs(60),
+            gate: None,
         };
         // Newest first.
         let v = |list: &[Boot]| verdict(list.iter(), &cfg);
@@ -706,7 +789,7 @@ mod tests {
         // max_resets = 0: the first bad boot trips.
         let zero = BootConfig {
             max_resets: 0,
-            ..cfg
+            ..cfg.clone()
         };
         assert!(verdict([boot(Reboot, false)].iter(), &zero).tripped);
     }
@@ -741,14 +824,17 @@ mod tests {
         );
         b.mark_good();
         b.set_degraded();
+        b.set_gate(GateVerdict::Healthy);
+        // Once per boot: a second verdict changes nothing.
+        b.set_gate(GateVerdict::Unhealthy);
         settle(&mut b);
         let mut b = open_clean(&dir);
         let Begin::New(Some(prev)) = b.begin(&id(3), 4, false) else {
             panic!()
         };
         assert_eq!(
-            (prev.end, prev.good, prev.degraded),
-            (End::Unexplained, true, true)
+            (prev.end, prev.good, prev.degraded, prev.gate),
+            (End::Unexplained, true, true, Some(GateVerdict::Healthy))
         );
         settle(&mut b);
         let text = fs::read_to_string(dir.join(FILE_NAME)).expect("read");
@@ -758,7 +844,7 @@ mod tests {
             [
                 format!("1970-01-01T00:00:01Z\t{}\treboot\t-", id(1)),
                 format!(
-                    "1970-01-01T00:00:03Z\t{}\tunexplained\tgood,degraded",
+                    "1970-01-01T00:00:03Z\t{}\tunexplained\tgood,degraded,healthy",
                     id(2)
                 ),
                 format!("1970-01-01T00:00:04Z\t{}\trunning\t-", id(3)),
@@ -775,6 +861,7 @@ mod tests {
             b.begin(&id(n), 253_402_300_799, true);
             b.mark_good();
             b.set_degraded();
+            b.set_gate(GateVerdict::Unhealthy);
         }
         settle(&mut b);
         let data = fs::read(dir.join(FILE_NAME)).expect("read");

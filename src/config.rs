@@ -13,7 +13,7 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-pub use crate::boot::BootConfig;
+pub use crate::boot::{BootConfig, GateConfig};
 use crate::limits::*;
 pub use crate::watchdog::WatchdogConfig;
 
@@ -267,6 +267,8 @@ pub struct ServiceConfig {
     pub leftovers: Leftovers,
     pub restart: RestartPolicy,
     pub checks: Vec<CheckConfig>,
+    /// Counted by the boot-health gate (`[boot] healthy_after`).
+    pub vital: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -414,6 +416,11 @@ struct RawBoot {
     max_resets: Option<Spanned<i64>>,
     clear_after: Option<Spanned<i64>>,
     good_after: Option<Spanned<String>>,
+    healthy_after: Option<Spanned<String>>,
+    deadline: Option<Spanned<String>>,
+    on_healthy: Option<Spanned<Vec<String>>>,
+    on_unhealthy: Option<Spanned<Vec<String>>>,
+    timeout: Option<Spanned<String>>,
 }
 
 struct RawWatchdog {
@@ -445,6 +452,7 @@ struct RawService {
     leftovers: Option<Spanned<String>>,
     restart: Option<Spanned<RawRestart>>,
     check: Vec<Spanned<RawCheck>>,
+    vital: Option<Spanned<bool>>,
 }
 
 /// `max` is a size ("64MiB") for memory checks and a count for fds checks.
@@ -748,12 +756,30 @@ impl Validator<'_> {
 
     fn read_boot(&mut self, t: &DeTable<'_>) -> RawBoot {
         let l = Label::new("boot.", "");
-        let [max_resets, clear_after, good_after] =
-            self.fields(t, ["max_resets", "clear_after", "good_after"], &l);
+        let [max_resets, clear_after, good_after, healthy_after, deadline, on_healthy, on_unhealthy, timeout] =
+            self.fields(
+                t,
+                [
+                    "max_resets",
+                    "clear_after",
+                    "good_after",
+                    "healthy_after",
+                    "deadline",
+                    "on_healthy",
+                    "on_unhealthy",
+                    "timeout",
+                ],
+                &l,
+            );
         RawBoot {
             max_resets: self.integer(max_resets, &l, "max_resets"),
             clear_after: self.integer(clear_after, &l, "clear_after"),
             good_after: self.string(good_after, &l, "good_after"),
+            healthy_after: self.string(healthy_after, &l, "healthy_after"),
+            deadline: self.string(deadline, &l, "deadline"),
+            on_healthy: self.strings(on_healthy, &l, "on_healthy"),
+            on_unhealthy: self.strings(on_unhealthy, &l, "on_unhealthy"),
+            timeout: self.string(timeout, &l, "timeout"),
         }
     }
 
@@ -810,7 +836,7 @@ impl Validator<'_> {
             Some(n) => Label::new("service.", format!(" (service `{n}`)")),
             None => Label::new(format!("service[{i}]."), ""),
         };
-        let [name, pidfile, exe, args, start, stop, start_timeout, stop_timeout, leftovers, restart, check] =
+        let [name, pidfile, exe, args, start, stop, start_timeout, stop_timeout, leftovers, restart, check, vital] =
             self.fields(
                 t,
                 [
@@ -825,6 +851,7 @@ impl Validator<'_> {
                     "leftovers",
                     "restart",
                     "check",
+                    "vital",
                 ],
                 &l,
             );
@@ -856,6 +883,7 @@ impl Validator<'_> {
             leftovers: self.string(leftovers, &l, "leftovers"),
             restart,
             check,
+            vital: self.boolean(vital, &l, "vital"),
         }
     }
 
@@ -1345,7 +1373,8 @@ impl Validator<'_> {
                 }
             }
         }
-        let boot = self.boot(&raw);
+        let mut boot = self.boot(&raw);
+        boot.gate = self.gate(&raw, &services);
         Config {
             supervisor,
             services,
@@ -1432,7 +1461,92 @@ impl Validator<'_> {
             max_resets,
             clear_after,
             good_after,
+            gate: None,
         }
+    }
+
+    /// The boot-health gate of `[boot]`: `healthy_after` turns it on; the other keys need it,
+    /// and it needs a vital service and a program to run.
+    fn gate(&mut self, raw: &RawConfig, services: &[ServiceConfig]) -> Option<GateConfig> {
+        let b = raw.boot.as_ref()?.get_ref();
+        let Some(h) = &b.healthy_after else {
+            for (key, span) in [
+                ("boot.deadline", b.deadline.as_ref().map(|v| v.span())),
+                ("boot.on_healthy", b.on_healthy.as_ref().map(|v| v.span())),
+                (
+                    "boot.on_unhealthy",
+                    b.on_unhealthy.as_ref().map(|v| v.span()),
+                ),
+                ("boot.timeout", b.timeout.as_ref().map(|v| v.span())),
+            ] {
+                if let Some(span) = span {
+                    self.err(
+                        Some(span),
+                        key,
+                        "belongs to the boot-health gate, which needs boot.healthy_after",
+                    );
+                }
+            }
+            return None;
+        };
+        let healthy_after = self.duration(
+            &b.healthy_after,
+            "boot.healthy_after",
+            Duration::from_secs(60),
+            (Duration::from_secs(1), DAY),
+        );
+        let deadline = self.duration(
+            &b.deadline,
+            "boot.deadline",
+            crate::boot::DEFAULT_DEADLINE,
+            (Duration::from_secs(1), DAY),
+        );
+        let timeout = self.duration(
+            &b.timeout,
+            "boot.timeout",
+            crate::boot::DEFAULT_GATE_TIMEOUT,
+            (Duration::from_millis(100), Duration::from_secs(3600)),
+        );
+        if !services.iter().any(|s| s.vital) {
+            self.err(
+                Some(h.span()),
+                "boot.healthy_after",
+                "no service is marked `vital = true`: the gate would have nothing to judge",
+            );
+        }
+        if deadline <= healthy_after {
+            self.err(
+                b.deadline.as_ref().map_or(Some(h.span()), |d| Some(d.span())),
+                "boot.deadline",
+                format!(
+                    "{} is not longer than healthy_after {}: no boot could be found healthy in time",
+                    Dur(deadline),
+                    Dur(healthy_after)
+                ),
+            );
+        }
+        if b.on_healthy.is_none() && b.on_unhealthy.is_none() {
+            self.err(
+                Some(h.span()),
+                "boot.healthy_after",
+                "neither on_healthy nor on_unhealthy is set: the verdict would do nothing",
+            );
+        }
+        let on_healthy = b
+            .on_healthy
+            .as_ref()
+            .map(|v| self.argv(v, "boot.on_healthy"));
+        let on_unhealthy = b
+            .on_unhealthy
+            .as_ref()
+            .map(|v| self.argv(v, "boot.on_unhealthy"));
+        Some(GateConfig {
+            healthy_after,
+            deadline,
+            on_healthy,
+            on_unhealthy,
+            timeout,
+        })
     }
 
     fn watchdog(&mut self, w: &Spanned<RawWatchdog>) -> WatchdogConfig {
@@ -1768,6 +1882,7 @@ impl Validator<'_> {
             leftovers,
             restart,
             checks,
+            vital: s.vital.as_ref().is_some_and(|v| *v.get_ref()),
         })
     }
 }
@@ -2624,6 +2739,53 @@ max_age = "30s"
         );
         let e = errors("[watchdog]\ntimeout = \"1500ms\"\n");
         assert!(e.contains("whole seconds"), "{e}");
+    }
+
+    #[test]
+    fn the_boot_health_gate() {
+        let svc = "[[service]]\nname = \"a\"\npidfile = \"/run/a.pid\"\nstart = [\"/bin/a\"]\nvital = true\n";
+        let c = parse(&format!(
+            "{svc}[boot]\nhealthy_after = \"2m\"\non_healthy = [\"/usr/bin/rauc\", \"status\", \"mark-good\"]\n"
+        ))
+        .expect("valid");
+        let g = c.boot.gate.expect("gate");
+        assert_eq!(
+            (g.healthy_after, g.deadline, g.timeout),
+            (
+                Duration::from_secs(120),
+                crate::boot::DEFAULT_DEADLINE,
+                crate::boot::DEFAULT_GATE_TIMEOUT
+            )
+        );
+        assert!(c.services[0].vital);
+        assert!(g.on_unhealthy.is_none());
+        let e = errors(&format!(
+            "{svc}[boot]\nhealthy_after = \"2m\"\ndeadline = \"1m\"\n"
+        ));
+        assert!(
+            e.contains("boot.deadline: 1m is not longer than healthy_after 2m"),
+            "{e}"
+        );
+        assert!(
+            e.contains("boot.healthy_after: neither on_healthy nor on_unhealthy is set"),
+            "{e}"
+        );
+        let e = errors("[boot]\non_unhealthy = [\"/sbin/reboot\"]\ntimeout = \"5s\"\n");
+        assert!(
+            e.contains(":2: boot.on_unhealthy: belongs to the boot-health gate, which needs boot.healthy_after"),
+            "{e}"
+        );
+        assert!(
+            e.contains(":3: boot.timeout: belongs to the boot-health gate"),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{svc}[boot]\nhealthy_after = \"2m\"\non_healthy = [\"rauc\"]\n"
+        ));
+        assert!(
+            e.contains("boot.on_healthy: `rauc` is not an absolute path"),
+            "{e}"
+        );
     }
 
     #[test]

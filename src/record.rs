@@ -7,6 +7,18 @@
 //! reboot. Every write is atomic: a temporary file in the same directory, fsync, rename over the
 //! record, fsync of the directory. A crash leaves the old record or the new one.
 //!
+//! The write budget bounds the wear whatever happens: fsyncs and bytes are earned at a fixed
+//! rate (`FSYNCS_PER_HOUR`, `BYTES_PER_HOUR`) and saved up to a small burst (`FSYNC_BURST`,
+//! `BYTE_BURST`); `flush` hands a write over only when the budget has it. After a quiet time
+//! the next event is on the disk within `MIN_WRITE_INTERVAL`; in a crash loop or under a
+//! control client reloading in a loop, a write every 150 s. Events are never dropped for the
+//! budget: the next write carries them (while they are still among the last `MAX_RECORDS`).
+//! In the file, repeats of one service's event are merged into one line (`serialize`), which
+//! keeps a crash loop's record small. The pins file, handed over through `write_side`, spends
+//! from the same byte budget. Only the writes before an exit or a reboot (`finish`,
+//! `flush_now`) are not held back: they happen once per run of custos, and no control
+//! command leads to them.
+//!
 //! The disk never delays the poll loop, which alone pets the watchdog: writes are done by a
 //! writer thread that never pets. `flush` serializes the ring (memory only) and leaves the bytes
 //! in a one-slot mailbox; a newer snapshot replaces one the writer has not taken yet. The loop
@@ -65,6 +77,20 @@ pub const MAX_TEXT: usize = 160;
 pub const BOOT_ID_LEN: usize = 36;
 /// The file is rewritten at most this often, except by `flush_now`.
 pub const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(5);
+/// The flash-write budget: fsyncs earned per hour (one every 75 s) ...
+pub const FSYNCS_PER_HOUR: u64 = 48;
+/// ... and how many may be saved up for a burst after a quiet time.
+pub const FSYNC_BURST: u64 = 8;
+/// Bytes earned per hour (about 0.9 s per byte) ...
+pub const BYTES_PER_HOUR: u64 = 40 * 1024;
+/// ... and how many may be saved up. A write starts while the byte balance is above zero and
+/// may take it below (a record larger than the balance is not held back for ever).
+pub const BYTE_BURST: u64 = 8 * 1024;
+/// Fsyncs of one record write: the temporary file, the directory after the rename.
+const FSYNCS_PER_WRITE: u64 = 2;
+/// In the file, an entry is merged into the next one of the same service and kind when that
+/// comes within this time: a crash loop or a reload loop becomes one line per kind of event.
+pub const MERGE_GAP: u64 = 300;
 /// The record's file name in `state_dir`.
 pub const FILE_NAME: &str = "record";
 /// Where a corrupt record is moved aside (replacing an older one).
@@ -130,9 +156,11 @@ pub enum Kind {
     Held,
     /// The wall clock was stepped (the times of the entries around it jump).
     ClockStep,
+    /// The boot-health gate's verdict on this boot, and what its program did.
+    BootHealth,
 }
 
-const KINDS: [(Kind, &str); 13] = [
+const KINDS: [(Kind, &str); 14] = [
     (Kind::Died, "died"),
     (Kind::Started, "started"),
     (Kind::StartFailed, "start-failed"),
@@ -146,6 +174,7 @@ const KINDS: [(Kind, &str); 13] = [
     (Kind::Reboot, "reboot"),
     (Kind::Held, "held"),
     (Kind::ClockStep, "clock-step"),
+    (Kind::BootHealth, "boot-health"),
 ];
 
 impl Kind {
@@ -463,7 +492,7 @@ impl fmt::Display for Warning {
             ),
             Warning::WriteFailed { path, error } => write!(
                 f,
-                "record: cannot write {} ({error}); kept in memory, retried every {}s",
+                "record: cannot write {} ({error}); kept in memory, retried every {}s or as the write budget allows",
                 path.display(),
                 MIN_WRITE_INTERVAL.as_secs()
             ),
@@ -503,6 +532,45 @@ pub struct Record {
     /// The last write failed (and was reported).
     failing: bool,
     writes: u64,
+    /// What the writes handed over so far may still spend.
+    budget: Budget,
+}
+
+/// The flash-write budget, as two token buckets kept as "theoretical arrival times" on the
+/// supervisor clock (GCRA): a bucket is full when its time is at or before now, and each fsync
+/// or byte spent moves its time on by what earning one takes. Memory and arithmetic only.
+#[derive(Debug, Clone, Copy, Default)]
+struct Budget {
+    fsyncs: Mono,
+    bytes: Mono,
+}
+
+impl Budget {
+    const PER_FSYNC: Duration = Duration::from_nanos(3_600_000_000_000 / FSYNCS_PER_HOUR);
+    const PER_BYTE_NS: u64 = 3_600_000_000_000 / BYTES_PER_HOUR;
+
+    fn byte_time(bytes: u64) -> Duration {
+        Duration::from_nanos(bytes.saturating_mul(Self::PER_BYTE_NS))
+    }
+
+    /// When a write of `fsyncs` fsyncs may start: the fsyncs must be there in full, the byte
+    /// balance above zero.
+    fn ready(&self, fsyncs: u64) -> Mono {
+        let f = self
+            .fsyncs
+            .saturating_sub(Self::PER_FSYNC * (FSYNC_BURST - fsyncs) as u32);
+        f.max(self.bytes_ready())
+    }
+
+    /// When the byte balance is above zero again.
+    fn bytes_ready(&self) -> Mono {
+        self.bytes.saturating_sub(Self::byte_time(BYTE_BURST))
+    }
+
+    fn spend(&mut self, now: Mono, fsyncs: u64, bytes: u64) {
+        self.fsyncs = self.fsyncs.max(now) + Self::PER_FSYNC * fsyncs as u32;
+        self.bytes = self.bytes.max(now) + Self::byte_time(bytes);
+    }
 }
 
 impl Record {
@@ -519,6 +587,7 @@ impl Record {
             next_write: Duration::ZERO,
             failing: false,
             writes: 0,
+            budget: Budget::default(),
         }
     }
 
@@ -602,8 +671,22 @@ impl Record {
 
     /// When `flush` will hand a snapshot to the writer (on the supervisor clock): `None` when
     /// there is nothing to write. The poll loop sleeps no longer than this.
+    ///
+    /// A record write waits for the interval and for the write budget; a side file only for
+    /// the byte budget (at once after a quiet time), or goes with a record write.
     pub fn flush_due(&self) -> Option<Mono> {
-        (self.dirty && self.writer.is_some()).then_some(self.next_write)
+        self.writer.as_ref()?;
+        let record = self
+            .dirty
+            .then(|| self.next_write.max(self.budget.ready(FSYNCS_PER_WRITE)));
+        let side = self
+            .side_pending
+            .as_ref()
+            .map(|_| self.budget.bytes_ready());
+        match (record, side) {
+            (Some(r), Some(s)) => Some(r.min(s)),
+            (r, s) => r.or(s),
+        }
     }
 
     /// Picks up what the writer did (a failed write is reported once, and retried after
@@ -611,30 +694,42 @@ impl Record {
     /// was handed over `MIN_WRITE_INTERVAL` ago. Never waits: call it on every pass of the loop.
     pub fn flush(&mut self, now: Mono) -> Option<Warning> {
         let warning = self.collect();
-        if let (Some((name, data)), Some(w)) = (self.side_pending.take(), &self.writer) {
-            if !w.post_side(name, data.clone()) {
-                self.side_pending = Some((name, data));
-            }
-        }
-        if self.flush_due().is_some_and(|due| due <= now) {
+        if self.dirty && self.next_write.max(self.budget.ready(FSYNCS_PER_WRITE)) <= now {
             self.hand_over(now, false);
+            // The pins go with it, whatever they cost: one side write per record write.
+            self.post_side(now, true);
+        } else if self.side_pending.is_some() && self.budget.bytes_ready() <= now {
+            self.post_side(now, true);
         }
         warning
     }
 
-    /// Has the writer thread write `data` as `state_dir/name` (a temporary file, then a rename;
-    /// no fsync), off the loop: a slow disk delays the file, never the loop. A newer call
-    /// replaces one not written yet; one that meets the writer's lock taken is retried by the
-    /// next `flush`. Without a writer (a memory-only record) nothing is written: Err.
-    pub fn write_side(&mut self, name: &'static str, data: Vec<u8>) -> io::Result<()> {
-        let Some(w) = &self.writer else {
-            return Err(io::Error::other("the record is kept in memory only"));
+    /// Hands the pending side file to the writer and spends its bytes; `charge` false for the
+    /// writes before an exit or a reboot, which the budget does not hold back.
+    fn post_side(&mut self, now: Mono, charge: bool) {
+        let (Some((name, data)), Some(w)) = (self.side_pending.take(), &self.writer) else {
+            return;
         };
-        if !w.post_side(name, data.clone()) {
-            self.side_pending = Some((name, data));
+        let len = data.len() as u64;
+        if w.post_side(name, data.clone()) {
+            if charge {
+                self.budget.spend(now, 0, len);
+            }
         } else {
-            self.side_pending = None;
+            self.side_pending = Some((name, data));
         }
+    }
+
+    /// Has the writer thread write `data` as `state_dir/name` (a temporary file, then a rename;
+    /// no fsync), off the loop: a slow disk delays the file, never the loop. The file is handed
+    /// over by `flush`, within the write budget like the record (its bytes count, it needs no
+    /// fsync), or with the next record write; a newer call replaces one not written yet.
+    /// Without a writer (a memory-only record) nothing is written: Err.
+    pub fn write_side(&mut self, name: &'static str, data: Vec<u8>) -> io::Result<()> {
+        if self.writer.is_none() {
+            return Err(io::Error::other("the record is kept in memory only"));
+        }
+        self.side_pending = Some((name, data));
         Ok(())
     }
 
@@ -644,20 +739,27 @@ impl Record {
     }
 
     /// Like `flush`, ignoring the interval: before a stop or a reboot. Never waits.
+    ///
+    /// Outside the write budget: it is called only before a reboot custos asks for, which the
+    /// boot-loop guard bounds; no control command reaches it.
     pub fn flush_now(&mut self, now: Mono) -> Option<Warning> {
         let warning = self.collect();
         if self.dirty {
-            self.hand_over(now, false);
+            self.hand_over_with(now, false, false);
         }
+        self.post_side(now, false);
         warning
     }
 
     /// Before custos exits or reboots: hands over what changed and waits until the writer has
     /// written everything, for at most `bound`. The only call here that waits.
+    ///
+    /// Outside the write budget: once per run of custos, before it exits or reboots.
     pub fn finish(&mut self, now: Mono, bound: Duration) -> Option<Warning> {
         if self.dirty {
-            self.hand_over(now, true);
+            self.hand_over_with(now, true, false);
         }
+        self.post_side(now, false);
         self.wait_written(bound)
     }
 
@@ -718,9 +820,19 @@ impl Record {
     /// replacing a snapshot not taken yet. Without `wait`, a mailbox locked at this instant is
     /// tried again `LOCK_RETRY` later.
     fn hand_over(&mut self, now: Mono, wait: bool) {
+        self.hand_over_with(now, wait, true);
+    }
+
+    /// `hand_over`; with `charge`, the write is paid from the budget (a failed write too: the
+    /// disk may have taken some of it).
+    fn hand_over_with(&mut self, now: Mono, wait: bool, charge: bool) {
         let Some(w) = &self.writer else { return };
         let data = serialize(&self.entries);
+        let len = data.len() as u64;
         if w.post(data, wait) {
+            if charge {
+                self.budget.spend(now, FSYNCS_PER_WRITE, len);
+            }
             self.dirty = false;
             self.deferred = false;
             self.next_write = now + MIN_WRITE_INTERVAL;
@@ -1190,16 +1302,57 @@ fn format_line(out: &mut Vec<u8>, e: &Entry) {
 }
 
 /// The whole file: header and body. At most `MAX_FILE_BYTES`; allocated per write, not kept.
+///
+/// Repeats are merged: an entry is left out when the next entry of its service, met before
+/// any entry of another service, has the same kind and is stamped at most `MERGE_GAP` later;
+/// that one is written with "N more since <time of the first>: " before its text. A crash
+/// loop (died, started, died, ...) or a reload loop is then two lines or one, not 64. The
+/// stamps compared are the entries' own (wall clock): a clock step at worst merges or splits
+/// lines; the newest entry of every run is always written. The ring in memory keeps every
+/// entry until custos exits.
 fn serialize(entries: &Deque<Entry, MAX_RECORDS>) -> Vec<u8> {
+    let v: HVec<&Entry, MAX_RECORDS> = entries.iter().collect();
+    // Per entry: merged into a later one; how many it stands for besides itself; the first stamp.
+    let mut merged = [false; MAX_RECORDS];
+    let mut more = [0usize; MAX_RECORDS];
+    let mut since = [0u64; MAX_RECORDS];
+    for (i, e) in v.iter().enumerate() {
+        since[i] = e.time;
+    }
+    for (i, e) in v.iter().enumerate() {
+        let next = v[i + 1..]
+            .iter()
+            .position(|n| n.service != e.service || n.kind == e.kind)
+            .map(|k| i + 1 + k);
+        if let Some(j) = next {
+            let n = v[j];
+            if n.service == e.service && n.time.abs_diff(e.time) <= MERGE_GAP {
+                merged[i] = true;
+                more[j] += more[i] + 1;
+                since[j] = since[i];
+            }
+        }
+    }
     let mut body = Vec::with_capacity(entries.len() * 128);
-    for e in entries {
-        format_line(&mut body, e);
+    let mut lines = 0;
+    for (i, e) in v.iter().enumerate() {
+        if merged[i] {
+            continue;
+        }
+        lines += 1;
+        if more[i] == 0 {
+            format_line(&mut body, e);
+        } else {
+            let text = format_args!("{} more since {}: {}", more[i], Utc(since[i]), e.text);
+            let m = Entry::new(e.time, &e.boot, &e.service, e.kind, text);
+            format_line(&mut body, &m);
+        }
     }
     let mut file = Vec::with_capacity(body.len() + MAX_HEADER_BYTES);
     let _ = writeln!(
         Bytes(&mut file),
         "custos-record v{VERSION} entries={} bytes={} crc32={:08x}",
-        entries.len(),
+        lines,
         body.len(),
         crc32(&body)
     );
@@ -1375,7 +1528,14 @@ mod tests {
         let dir = tmpdir("wrap");
         let mut r = open_clean(&dir);
         for i in 0..(MAX_RECORDS as u64 + 5) {
-            r.push(entry(i, "svc", Kind::Died, &format!("death {i}")), s(0));
+            // Further apart than MERGE_GAP: one line each in the file too.
+            let e = entry(
+                i * (MERGE_GAP + 1),
+                "svc",
+                Kind::Died,
+                &format!("death {i}"),
+            );
+            r.push(e, s(0));
         }
         assert_eq!(r.len(), MAX_RECORDS);
         assert_eq!(r.iter().next().map(|e| e.text.as_str()), Some("death 5"));
@@ -1398,9 +1558,10 @@ mod tests {
         let mut entries = Deque::new();
         let worst: String = std::iter::repeat_n('\u{1}', MAX_TEXT).collect();
         let name: String = std::iter::repeat_n('\t', MAX_NAME).collect();
-        for _ in 0..MAX_RECORDS {
-            // 9999-12-31T23:59:59Z
-            let e = Entry::new(253_402_300_799, BOOT, &name, Kind::WatchdogReset, &worst);
+        for i in 0..MAX_RECORDS as u64 {
+            // 9999-12-31T23:59:59Z and before, further apart than MERGE_GAP: nothing merges.
+            let t = 253_402_300_799 - i * (MERGE_GAP + 1);
+            let e = Entry::new(t, BOOT, &name, Kind::WatchdogReset, &worst);
             let _ = entries.push_back(e);
         }
         let data = serialize(&entries);
@@ -1639,7 +1800,7 @@ mod tests {
         r.push(entry(1, "a", Kind::Started, "second"), s(1));
         assert!(r.flush_now(s(1)).is_none());
         assert_eq!(r.flush_due(), None);
-        r.push(entry(2, "a", Kind::Died, "third"), s(2));
+        r.push(entry(2, "a", Kind::Stopped, "third"), s(2));
         assert_eq!(r.flush_due(), Some(s(6)), "the interval holds");
         assert!(r.flush(s(3)).is_none());
         assert!(r.flush_now(s(3)).is_none());
@@ -1710,6 +1871,119 @@ mod tests {
         assert!(r.flush_now(s(201)).is_none());
         settle(&mut r);
         assert_eq!(r.writes(), 3);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Runs `events` (pushed at each simulated second, with the loop's flush after them) for
+    /// an hour of the supervisor clock; returns (record writes, bytes of the files written).
+    /// Every record write is two fsyncs (the file, the directory).
+    fn an_hour_of(name: &str, mut events: impl FnMut(&mut Record, u64)) -> (u64, u64) {
+        let dir = tmpdir(name);
+        let path = dir.join(FILE_NAME);
+        let mut r = open_clean(&dir);
+        let mut bytes = 0;
+        for t in 0..3600 {
+            events(&mut r, t);
+            let before = r.writes();
+            assert!(r.flush(s(t)).is_none());
+            settle(&mut r);
+            if r.writes() > before {
+                bytes += fs::metadata(&path).expect("record").len();
+            }
+        }
+        let writes = r.writes();
+        let _ = fs::remove_dir_all(&dir);
+        (writes, bytes)
+    }
+
+    #[test]
+    fn a_crash_loop_for_an_hour_stays_within_the_write_budget() {
+        // One service dying and started again every second.
+        let (writes, bytes) = an_hour_of("budget-crash", |r, t| {
+            let text = format!("killed by SIGKILL (pid {}, up 1s)", 1000 + t);
+            r.push(entry(t, "web_server", Kind::Died, &text), s(t));
+            let text = format!("pid {} (start script)", 1001 + t);
+            r.push(entry(t, "web_server", Kind::Started, &text), s(t));
+        });
+        assert!(
+            writes * 2 <= 60 && bytes <= 64 * 1024,
+            "{writes} writes ({} fsyncs), {bytes} bytes in an hour",
+            writes * 2
+        );
+    }
+
+    #[test]
+    fn a_reload_loop_for_an_hour_stays_within_the_write_budget() {
+        // Twenty reloads a second through the control socket.
+        let (writes, bytes) = an_hour_of("budget-reload", |r, t| {
+            for _ in 0..20 {
+                r.push(entry(t, "", Kind::Reload, "config reloaded"), s(t));
+            }
+        });
+        assert!(
+            writes * 2 <= 60 && bytes <= 64 * 1024,
+            "{writes} writes ({} fsyncs), {bytes} bytes in an hour",
+            writes * 2
+        );
+    }
+
+    #[test]
+    fn repeats_are_merged_in_the_file_and_the_newest_is_kept() {
+        let mut entries = Deque::new();
+        let mut push = |e: Entry| {
+            let _ = entries.push_back(e);
+        };
+        push(entry(0, "", Kind::CustosStart, "custos 0.1.0"));
+        for t in 1..=5 {
+            push(entry(
+                t,
+                "web",
+                Kind::Died,
+                &format!("killed by SIGKILL (pid {t}, up 1s)"),
+            ));
+            push(entry(t, "web", Kind::Started, &format!("pid {}", t + 1)));
+        }
+        push(entry(6, "db", Kind::Died, "exit 1"));
+        push(entry(7, "web", Kind::Died, "exit 2"));
+        // Far from the last one: its own line.
+        push(entry(7 + MERGE_GAP + 1, "web", Kind::Died, "much later"));
+        let back = parse(&serialize(&entries)).expect("parse");
+        let lines: Vec<String> = back
+            .iter()
+            .map(|e| format!("{} {} {}", e.service, e.kind, e.text))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                " custos-start custos 0.1.0",
+                "web died 4 more since 2024-11-25T08:00:01Z: killed by SIGKILL (pid 5, up 1s)",
+                "web started 4 more since 2024-11-25T08:00:01Z: pid 6",
+                "db died exit 1",
+                "web died exit 2",
+                "web died much later",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_death_after_a_quiet_hour_is_written_at_once() {
+        let dir = tmpdir("budget-quiet");
+        let mut r = open_clean(&dir);
+        // A busy start: a few writes spend part of the budget.
+        for t in 0..30 {
+            r.push(entry(t, "a", Kind::Died, "x"), s(t));
+            assert!(r.flush(s(t)).is_none());
+            settle(&mut r);
+        }
+        let n = r.writes();
+        // Quiet, then one death: on the disk at the loop's next pass.
+        r.push(entry(3630, "a", Kind::Died, "after the quiet"), s(3630));
+        assert!(r.flush(s(3630)).is_none());
+        settle(&mut r);
+        assert_eq!(r.writes(), n + 1);
+        assert!(fs::read_to_string(dir.join(FILE_NAME))
+            .expect("read")
+            .contains("after the quiet"));
         let _ = fs::remove_dir_all(&dir);
     }
 

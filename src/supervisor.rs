@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use log::{debug, error, info, warn};
 
-use crate::boot::{self, Begin, BootConfig, BootLog, End};
+use crate::boot::{self, Begin, BootConfig, BootLog, End, GateVerdict};
 use crate::checks::{CheckRt, Failure, InFlight, Verdict};
 use crate::clockstep::StepWatch;
 use crate::config::{self, CheckAction, Config, Dur, Identify, ServiceConfig};
@@ -275,6 +275,34 @@ pub struct Supervisor {
     /// Readable when the wall clock is set (None: timerfd unavailable; steps are then seen by
     /// comparing the clocks each pass).
     step_watch: Option<StepWatch>,
+    /// The boot-health gate in this run of custos.
+    gate: Gate,
+    /// When this run of custos started (the gate's deadline counts from here).
+    started: Mono,
+}
+
+/// The boot-health gate (`[boot] healthy_after`): one verdict per boot on the vital services.
+enum Gate {
+    /// No gate configured.
+    Off,
+    /// No verdict yet. `since`: every vital service has been healthy since then, with these
+    /// pinned PIDs (a new PID is an interruption).
+    Pending {
+        since: Option<(Mono, heapless::Vec<i32, MAX_SERVICES>)>,
+    },
+    /// The verdict's program runs (its own process group) and is killed at `kill_at`.
+    Running {
+        verdict: GateVerdict,
+        pid: i32,
+        kill_at: Mono,
+        timed_out: bool,
+        out: OutputPipe,
+    },
+    /// Decided in this boot; what came of it, for `status`.
+    Done {
+        verdict: GateVerdict,
+        outcome: String,
+    },
 }
 
 /// Why the loop ended.
@@ -460,6 +488,12 @@ impl Supervisor {
                     None
                 }
             },
+            gate: if config.boot.gate.is_some() {
+                Gate::Pending { since: None }
+            } else {
+                Gate::Off
+            },
+            started: procs::boottime(),
             watchdog: None,
             watchdog_cfg: config.watchdog,
             next_pet: Duration::ZERO,
@@ -822,6 +856,18 @@ impl Supervisor {
             // Found good by an earlier custos in this boot.
             self.good_at = None;
         }
+        if let (Some(v), Gate::Pending { .. }) =
+            (self.boots.current().and_then(|b| b.gate), &self.gate)
+        {
+            info!(
+                "boot health: {} already in this boot (an earlier custos reached the verdict): its program is not run again",
+                v.as_str()
+            );
+            self.gate = Gate::Done {
+                verdict: v,
+                outcome: "reached by an earlier custos in this boot".to_string(),
+            };
+        }
         let v = self.boots.verdict(&self.boot_cfg);
         self.guard = Some(v);
         let cfg = &self.boot_cfg;
@@ -989,6 +1035,9 @@ impl Supervisor {
             deadline = deadline.min(t);
         }
         if let Some(t) = self.good_at {
+            deadline = deadline.min(t);
+        }
+        if let Some(t) = self.gate_due() {
             deadline = deadline.min(t);
         }
         if let Some(t) = self.control.as_ref().and_then(|c| c.deadline()) {
@@ -1180,6 +1229,7 @@ impl Supervisor {
         if let Some(c) = &mut self.control {
             c.sweep(now);
         }
+        self.gate_pass(now);
         if self.good_at.is_some_and(|t| now >= t) && self.reboot_at.is_none() {
             self.good_at = None;
             self.boots.mark_good();
@@ -1563,6 +1613,10 @@ impl Supervisor {
                         continue;
                     }
                     None => {}
+                }
+                if matches!(self.gate, Gate::Running { pid: p, .. } if p == pid) {
+                    self.gate_exited(cause, now);
+                    continue;
                 }
                 // A child custos spawned (script, check program, killed script) owns its PID:
                 // a pinned non-child that died may have had the same PID before it was reused.
@@ -2390,7 +2444,234 @@ impl Supervisor {
             _ => t.push_str("watchdog: none configured\n"),
         }
         t.push_str(&self.guard_text());
+        t.push_str(&self.gate_text(now));
         t.trim_end().to_string()
+    }
+
+    /// The boot-health gate in one line, for `status`.
+    fn gate_text(&self, now: Mono) -> String {
+        let Some(cfg) = &self.boot_cfg.gate else {
+            return String::new();
+        };
+        match &self.gate {
+            Gate::Off => String::new(),
+            Gate::Pending { since } => format!(
+                "boot health: pending: vital services {} for {} of healthy_after {}; unhealthy if not reached by {} after custos started ({} left)\n",
+                if since.is_some() { "healthy" } else { "not all healthy" },
+                Dur(since.as_ref().map_or(Duration::ZERO, |(t, _)| now.saturating_sub(*t))),
+                Dur(cfg.healthy_after),
+                Dur(cfg.deadline),
+                Dur((self.started + cfg.deadline).saturating_sub(now))
+            ),
+            Gate::Running { verdict, pid, .. } => format!(
+                "boot health: {}: its program runs (pid {pid})\n",
+                verdict.as_str()
+            ),
+            Gate::Done { verdict, outcome } => {
+                format!("boot health: {}: {outcome}\n", verdict.as_str())
+            }
+        }
+    }
+
+    /// When the gate next needs the loop: the end of healthy_after, the deadline, the
+    /// program's timeout; a running program's output is drained every pass anyway.
+    fn gate_due(&self) -> Option<Mono> {
+        let cfg = self.boot_cfg.gate.as_ref()?;
+        match &self.gate {
+            Gate::Pending { since } => {
+                let d = self.started + cfg.deadline;
+                Some(
+                    since
+                        .as_ref()
+                        .map_or(d, |(t, _)| d.min(*t + cfg.healthy_after)),
+                )
+            }
+            Gate::Running {
+                kill_at, timed_out, ..
+            } => (!timed_out).then_some(*kill_at),
+            _ => None,
+        }
+    }
+
+    /// The vital services' pinned PIDs if every one is running and none of its checks is
+    /// failing (each has passed since the process was pinned).
+    fn vital_healthy(&self) -> Option<heapless::Vec<i32, MAX_SERVICES>> {
+        let mut pins = heapless::Vec::new();
+        for s in self.svcs.iter().filter(|s| s.cfg.vital) {
+            let Phase::Running { pin } = &s.st.phase else {
+                return None;
+            };
+            if s.checks
+                .iter()
+                .any(|c| c.tracker.failures > 0 || !c.tracker.passed)
+            {
+                return None;
+            }
+            let _ = pins.push(pin.pid);
+        }
+        Some(pins)
+    }
+
+    /// One pass of the gate: judge, run the verdict's program, bound it. Never waits.
+    fn gate_pass(&mut self, now: Mono) {
+        let Some((healthy_after, deadline, timeout)) = self
+            .boot_cfg
+            .gate
+            .as_ref()
+            .map(|g| (g.healthy_after, g.deadline, g.timeout))
+        else {
+            return;
+        };
+        match &mut self.gate {
+            Gate::Pending { .. } => {
+                let healthy = self.vital_healthy();
+                let Gate::Pending { since } = &mut self.gate else {
+                    return;
+                };
+                let verdict = match (healthy, since.as_ref()) {
+                    (None, _) => {
+                        *since = None;
+                        None
+                    }
+                    (Some(p), Some((t, q))) if p == *q => {
+                        (now.saturating_sub(*t) >= healthy_after).then_some(GateVerdict::Healthy)
+                    }
+                    (Some(p), _) => {
+                        *since = Some((now, p));
+                        healthy_after.is_zero().then_some(GateVerdict::Healthy)
+                    }
+                };
+                let verdict = verdict
+                    .or_else(|| (now >= self.started + deadline).then_some(GateVerdict::Unhealthy));
+                if let Some(v) = verdict {
+                    // Once per run of custos: the argv are cloned here only.
+                    if let Some(cfg) = self.boot_cfg.gate.clone() {
+                        self.gate_verdict(v, &cfg, now);
+                    }
+                }
+            }
+            Gate::Running {
+                pid,
+                kill_at,
+                timed_out,
+                out,
+                ..
+            } => {
+                out.drain(now, |line| info!("boot health: | {line}"));
+                if !*timed_out && now >= *kill_at {
+                    *timed_out = true;
+                    warn!(
+                        "boot health: its program (pid {pid}) still runs after timeout {}: killing its process group",
+                        Dur(timeout)
+                    );
+                    if let Err(e) = scripts::kill_group(*pid) {
+                        warn!("boot health: cannot kill process group {pid}: {e}");
+                    }
+                }
+            }
+            Gate::Off | Gate::Done { .. } => {}
+        }
+    }
+
+    /// The verdict: kept in the boots file first (a custos started again in this boot does
+    /// not run a program twice), logged, recorded; then its program starts.
+    fn gate_verdict(&mut self, v: GateVerdict, cfg: &config::GateConfig, now: Mono) {
+        self.boots.set_gate(v);
+        self.flush_boots(now);
+        let vital: Vec<&str> = self
+            .svcs
+            .iter()
+            .filter(|s| s.cfg.vital)
+            .map(|s| s.cfg.name.as_str())
+            .collect();
+        let (why, argv, key) = match v {
+            GateVerdict::Healthy => (
+                format!(
+                    "every vital service ({}) ran and passed its checks for {} without a break",
+                    vital.join(", "),
+                    Dur(cfg.healthy_after)
+                ),
+                cfg.on_healthy.as_ref(),
+                "on_healthy",
+            ),
+            GateVerdict::Unhealthy => (
+                format!(
+                    "the vital services ({}) did not run healthy for {} within the deadline {}",
+                    vital.join(", "),
+                    Dur(cfg.healthy_after),
+                    Dur(cfg.deadline)
+                ),
+                cfg.on_unhealthy.as_ref(),
+                "on_unhealthy",
+            ),
+        };
+        let line = format!("boot health: {}: {why}", v.as_str());
+        match v {
+            GateVerdict::Healthy => info!("{line}"),
+            GateVerdict::Unhealthy => error!("{line}"),
+        }
+        let started = match argv {
+            None => Err(format!("no {key} program is configured")),
+            Some(argv) => OutputPipe::new()
+                .and_then(|out| scripts::spawn(argv, "boot-health", &out).map(|pid| (pid, out)))
+                .map_err(|e| format!("{key} `{argv}` cannot be started: {e}")),
+        };
+        let text = match started {
+            Ok((pid, out)) => {
+                info!(
+                    "boot health: running {key} (pid {pid}): `{}`",
+                    argv.map_or(String::new(), |a| a.to_string())
+                );
+                self.gate = Gate::Running {
+                    verdict: v,
+                    pid,
+                    kill_at: now + cfg.timeout,
+                    timed_out: false,
+                    out,
+                };
+                format!("{}; {key} started (pid {pid})", v.as_str())
+            }
+            Err(e) => {
+                warn!("boot health: {e}");
+                self.gate = Gate::Done {
+                    verdict: v,
+                    outcome: e.clone(),
+                };
+                format!("{}; {e}", v.as_str())
+            }
+        };
+        self.note(Kind::BootHealth, "", &text);
+    }
+
+    /// The verdict's program ended (reaped): logged with its status, recorded, shown.
+    fn gate_exited(&mut self, cause: Cause, now: Mono) {
+        let Gate::Running {
+            verdict,
+            pid,
+            timed_out,
+            mut out,
+            ..
+        } = std::mem::replace(&mut self.gate, Gate::Off)
+        else {
+            return;
+        };
+        out.drain(now, |line| info!("boot health: | {line}"));
+        let key = match verdict {
+            GateVerdict::Healthy => "on_healthy",
+            GateVerdict::Unhealthy => "on_unhealthy",
+        };
+        let outcome = if timed_out {
+            format!("{key} (pid {pid}) was killed after its timeout: {cause}")
+        } else {
+            format!("{key} (pid {pid}) {cause}")
+        };
+        if cause == Cause::Exited(0) && !timed_out {
+            info!("boot health: {outcome}");
+        } else {
+            warn!("boot health: {outcome}");
+        }
+        self.note(Kind::BootHealth, "", &outcome);
+        self.gate = Gate::Done { verdict, outcome };
     }
 
     /// The boot-loop guard in one line (`status`; `why` too when it is on).
@@ -2507,6 +2788,23 @@ impl Supervisor {
         );
         s.push_str(",\"boot_id\":");
         control::json_str(&mut s, self.record.boot_id());
+        s.push_str(",\"gate\":");
+        match &self.gate {
+            Gate::Off => s.push_str("null"),
+            Gate::Pending { .. } => s.push_str("{\"verdict\":\"pending\"}"),
+            Gate::Running { verdict, pid, .. } => {
+                let _ = write!(
+                    s,
+                    "{{\"verdict\":\"{}\",\"running_pid\":{pid}}}",
+                    verdict.as_str()
+                );
+            }
+            Gate::Done { verdict, outcome } => {
+                let _ = write!(s, "{{\"verdict\":\"{}\",\"outcome\":", verdict.as_str());
+                control::json_str(&mut s, outcome);
+                s.push('}');
+            }
+        }
         s.push('}');
         s.push_str("}\n");
         s

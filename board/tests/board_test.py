@@ -365,6 +365,56 @@ def t9_boot_loop_guard(b):
     return {"second_reset_to_guard_line_s": round(t_guard - marks[1], 2)}
 
 
+def gate_marks(b, want, timeout=20):
+    """Polls /var/lib/custos/gate-healthy (one boot id per run of on_healthy) until it has
+    `want` lines; returns its lines."""
+    _, _, out = b.run(
+        f"i=0; while [ \"$(wc -l < /var/lib/custos/gate-healthy 2>/dev/null || echo 0)\" -lt {want} ] "
+        f"&& [ $i -lt {timeout * 10} ]; do sleep 0.1; i=$((i + 1)); done; "
+        "echo gate-marks-begin; cat /var/lib/custos/gate-healthy; echo gate-marks-end",
+        timeout=timeout + 10)
+    m = re.search(r"^gate-marks-begin\r?\n(.*?)^gate-marks-end", out, re.M | re.S)
+    check(m, f"no gate marks in:\n{out}", b)
+    return [ln.strip() for ln in m.group(1).splitlines() if ln.strip()]
+
+
+@test(archs=("aarch64",))
+def t22_boot_health_gate_runs_once_per_boot(b):
+    # board.config=gate: web_server is vital; healthy_after = "5s"; on_healthy appends the boot
+    # id to a file on the state disk. Boot 1: it runs once; custos killed and respawned by init
+    # in the same boot: the verdict stands and nothing runs again; boot 2 (orderly reboot): once.
+    t_exec, _ = booted(b)
+    b.cursor = (0, 0)
+    b.wait_console(STATE_MOUNTED, 1, "the state disk mounted by rcS")
+    t_healthy, _, _ = b.wait_console("boot health: healthy: every vital service", 60,
+                                     "the gate's verdict in boot 1")
+    b.shell()
+    marks = gate_marks(b, 1)
+    check(len(marks) == 1, f"boot 1: on_healthy ran {len(marks)} times: {marks}", b)
+    mark = b.mark()
+    signal_custos(b, "9")
+    b.cursor = mark
+    b.wait_console(STARTING, 30, "custos respawned by init")
+    b.wait_console("boot health: healthy already in this boot", 30, "the respawned custos's gate")
+    time.sleep(8)  # longer than healthy_after: a second run would have happened by now
+    marks = gate_marks(b, 1)
+    check(len(marks) == 1, f"boot 1 after a respawn of custos: on_healthy ran {len(marks)} times", b)
+    mark = reboot_in_order(b)
+    b.wait_console(STATE_MOUNTED, BOOT, "the state disk mounted in boot 2")
+    b.wait_console("boot health: healthy: every vital service", 60, "the gate's verdict in boot 2")
+    shell_after(b, mark)
+    marks = gate_marks(b, 2)
+    check(len(marks) == 2 and marks[0] != marks[1],
+          f"after 2 boots: on_healthy should have run once in each:\n{marks}", b)
+    _, _, out = b.run("custos status")
+    check("boot health: healthy: on_healthy (pid" in out, f"`custos status`:\n{out}", b)
+    _, _, out = b.run("cat /var/lib/custos/boots")
+    flags = [ln.split("\t")[3] for ln in out.splitlines() if ln.count("\t") == 3]
+    check(len(flags) == 2 and all("healthy" in f.split(",") for f in flags),
+          f"/var/lib/custos/boots should mark both boots healthy:\n{out}", b)
+    return {"custos_start_to_verdict_s": round(t_healthy - t_exec, 2)}
+
+
 @test(archs=("armv7", "aarch64"))
 def t14_boot_loop_guard_softdog(b):
     # softdog reports no reset (WDIOC_GETBOOTSTATUS is 0): the boots it resets end
@@ -1067,6 +1117,7 @@ VARIANTS = {
     "t8_record_survives_a_reset": dict(inittab="once", i6300esb=True, reboot=True, disk=True),
     "t9_boot_loop_guard": dict(inittab="once", config="boot-loop", i6300esb=True, reboot=True, disk=True),
     "t14_boot_loop_guard_softdog": dict(inittab="once", config="boot-loop", reboot=True, disk=True),
+    "t22_boot_health_gate_runs_once_per_boot": dict(config="gate", reboot=True, disk=True),
     CHILDREN: dict(inittab="children", config="children"),
     "t13_console_stall_no_reset": dict(config="stall"),
     "t18_coarse_fat_pidfile_never_makes_a_second_copy": dict(config="fat", disk="fat-disk.img"),
