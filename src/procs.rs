@@ -846,17 +846,24 @@ mod tests {
             stat.ppid,
             stat_fields(me).expect("read").expect("alive").ppid
         );
-        let exe = std::fs::read_link("/proc/self/exe").expect("exe");
+        assert_eq!(d.read("stat", 3).expect("stat").len(), 3);
+        // Another process's exe (custos's own is faked by qemu-user when tests run emulated).
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("spawn");
+        let pid = child.id() as i32;
+        let cd = ProcDir::open(pid).expect("child dir");
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("exe");
         assert_eq!(
-            d.read_link("exe").expect("exe"),
+            cd.read_link("exe").expect("exe"),
             exe.as_os_str().as_encoded_bytes()
         );
-        assert_eq!(d.read("stat", 3).expect("stat").len(), 3);
         // A process that exits and is reaped: its directory handle reads nothing more.
-        let mut child = std::process::Command::new("true").spawn().expect("spawn");
-        let cd = ProcDir::open(child.id() as i32).expect("child dir");
+        child.kill().expect("kill");
         child.wait().expect("wait");
         assert!(cd.read("stat", 4096).is_err());
+        assert!(cd.read_link("exe").is_err());
         assert!(ProcDir::open(-1).is_err());
         assert!(all_pids().expect("list").any(|p| p == me));
         assert!(ticks_per_second() >= 1 && page_size() >= 4096);
