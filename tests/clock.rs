@@ -230,6 +230,18 @@ fn a_pidfile_dated_far_from_now_never_makes_a_second_copy() {
 /// custos killed and started again (inittab respawn, an upgrade) while its pidfile's dates say
 /// anything: it adopts exactly the process it pinned in this boot (pins file), never a second
 /// copy.
+/// Waits (at most 10 s) until the pins file in `dir` pins `pid` for testd.
+fn wait_pinned(dir: &Path, pid: i32) {
+    let want = format!("pin testd {pid} ");
+    for _ in 0..200 {
+        if fs::read_to_string(dir.join("pins")).is_ok_and(|t| t.contains(&want)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the pins file never pinned testd's pid {pid}");
+}
+
 #[test]
 fn a_respawned_custos_adopts_its_pins_again_whatever_the_dates() {
     let dir = tempdir("respawn");
@@ -238,6 +250,9 @@ fn a_respawned_custos_adopts_its_pins_again_whatever_the_dates() {
     c.wait_log("testd: running as pid", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 10);
     for off in [-YEAR, YEAR, -DAY] {
+        // The pins file is written by a writer thread after the pin: a custos killed before
+        // that cannot know the pin (the documented window), so wait until it is on disk.
+        wait_pinned(&dir, pid);
         // SIGKILL: no orderly exit. Its harness must not clean up the daemon: forget it.
         let _ = c.child.kill();
         let _ = c.child.wait();
