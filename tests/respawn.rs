@@ -63,3 +63,40 @@ fn a_hung_start_script_of_an_earlier_custos_is_really_killed() {
     drop(c);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// A pins file whose start line names init (damaged, or written by hand): init is never taken
+/// for a start script, so nothing waits for it and its group (kill(-1): every process) is never
+/// signalled.
+#[test]
+fn a_pins_start_line_naming_init_is_not_a_start_script() {
+    let dir = tempdir("respawn-pins-init");
+    let cfg = testd_config_timeout(&dir, "1500ms", "");
+    fs::write(dir.join("start-fails"), b"").expect("flag");
+    let mut first = Custos::start(&dir, &cfg);
+    first.wait_log("start failed", 10);
+    assert_eq!(first.stop(), Some(0), "custos exits on SIGTERM");
+    drop(first);
+    fs::remove_file(dir.join("start-fails")).expect("flag");
+    let stat = fs::read_to_string("/proc/1/stat").expect("init's stat");
+    let ticks = stat
+        .rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().nth(19).map(str::to_string))
+        .expect("init's start time");
+    let pins: String = fs::read_to_string(dir.join("pins"))
+        .expect("pins file")
+        .lines()
+        .filter(|l| !l.starts_with("start "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(dir.join("pins"), format!("{pins}start testd 1 {ticks} 0\n")).expect("pins file");
+    let _ = fs::rename(dir.join("custos.log"), dir.join("custos-0.log"));
+    let c = Custos::start(&dir, &cfg);
+    c.wait_log("testd: starting (attempt", 10);
+    let log = c.log_text();
+    assert!(
+        !log.contains("earlier custos ran (pid 1)"),
+        "init taken for a start script:\n{log}"
+    );
+    drop(c);
+    let _ = fs::remove_dir_all(&dir);
+}
