@@ -594,7 +594,11 @@ impl Supervisor {
                     .find(|(n, _)| n == name)
                     .map(|(_, p)| *p);
                 if let Some(st) = start {
-                    if procs::check_pin(procs::pin(st.pid, st.start_ticks)) == PinState::Alive {
+                    let ours =
+                        procs::stat(st.pid).is_some_and(|x| procs::refusal(st.pid, &x).is_none());
+                    if ours
+                        && procs::check_pin(procs::pin(st.pid, st.start_ticks)) == PinState::Alive
+                    {
                         info!(
                             "{name}: the start script an earlier custos ran (pid {}) still runs: starting nothing until it ends, or until {} after it began (then its process group is killed)",
                             st.pid,
@@ -1407,8 +1411,12 @@ impl Supervisor {
                 if now < st.spawned_at.saturating_add(s.cfg.start_timeout) {
                     return true;
                 }
+                // Never custos, init, a kernel thread or an output keeper, whatever the pins
+                // file says: kill(-1) would signal every process.
+                let ours =
+                    procs::stat(st.pid).is_some_and(|x| procs::refusal(st.pid, &x).is_none());
                 // SAFETY: getpgid(2) on a verified PID; no memory is involved.
-                let leads = unsafe { libc::getpgid(st.pid) } == st.pid;
+                let leads = ours && unsafe { libc::getpgid(st.pid) } == st.pid;
                 if leads && procs::check_pin(procs::pin(st.pid, st.start_ticks)) == PinState::Alive
                 {
                     warn!(
