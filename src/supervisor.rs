@@ -1424,7 +1424,14 @@ impl Supervisor {
                         st.pid,
                         Dur(s.cfg.start_timeout)
                     );
-                    if let Err(e) = scripts::kill_group(st.pid) {
+                    // Not custos's child (the earlier custos was its parent), so not
+                    // scripts::kill_group, which signals only a group whose leader custos has
+                    // not reaped and sends nothing otherwise. The leader was verified alive by
+                    // PID and start time just now, and a live leader's PID cannot name another
+                    // group.
+                    // SAFETY: kill(2) with a negative pid signals a process group.
+                    if unsafe { libc::kill(-st.pid, libc::SIGKILL) } < 0 {
+                        let e = io::Error::last_os_error();
                         warn!("{name}: kill of process group {} failed: {e}", st.pid);
                     }
                 }
