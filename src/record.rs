@@ -651,12 +651,30 @@ impl Record {
         self.writer.is_none()
     }
 
-    /// Adds an entry, dropping the oldest when full. Memory only: the file follows at `flush`.
-    /// `now` is the supervisor clock; it is not stored.
+    /// Adds an entry, dropping one when full: the oldest of the same service and kind if there
+    /// is one, else the oldest. Memory only: the file follows at `flush`. `now` is the
+    /// supervisor clock; it is not stored.
+    ///
+    /// A repeat replaces the oldest like it, not the oldest entry: under the write budget an
+    /// event may wait minutes for the disk, and a loop of one event (a reload loop, a crash
+    /// loop) must not push a lone death out of the ring before it is written. The run of
+    /// repeats still shows in the file as one merged line.
     pub fn push(&mut self, entry: Entry, now: Mono) {
         let _ = now;
         if self.entries.is_full() {
-            self.entries.pop_front();
+            let like = self
+                .entries
+                .iter()
+                .position(|e| e.kind == entry.kind && e.service == entry.service)
+                .unwrap_or(0);
+            // Rotates the ring once, leaving out the one dropped: the order stays.
+            for i in 0..self.entries.len() {
+                if let Some(e) = self.entries.pop_front() {
+                    if i != like {
+                        let _ = self.entries.push_back(e);
+                    }
+                }
+            }
         }
         // Room was made above.
         let _ = self.entries.push_back(entry);
