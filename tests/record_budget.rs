@@ -51,3 +51,48 @@ fn a_death_held_back_by_the_write_budget_is_not_lost_to_a_reload_loop() {
     drop(c);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// Two deaths of one service within minutes, by different causes: the record file merges
+/// repeats into one line, and must not lose the first cause to the second (after a reboot the
+/// file is all an operator has).
+#[test]
+fn merged_deaths_in_the_record_file_keep_each_cause() {
+    if emulated() {
+        eprintln!("SKIP: under qemu-user custos has no subreaper and learns no daemon's cause");
+        return;
+    }
+    let dir = tempdir("record-merge-causes");
+    fs::write(dir.join("exit-code"), b"3").expect("flag");
+    let cfg = testd_config(&dir, "");
+    let mut c = Custos::start(&dir, &cfg);
+    c.wait_log("exited with status 3", 10);
+    fs::remove_file(dir.join("exit-code")).expect("flag");
+    let n = c.log_text().matches("running as pid").count();
+    c.wait_log_count("running as pid", n + 1, 15);
+    let pid = wait_pid(&dir.join("testd.pid"), 10);
+    // The pidfile may still name a daemon that exits with status 3: wait for one that stays.
+    std::thread::sleep(Duration::from_millis(600));
+    let pid = if alive(pid) {
+        pid
+    } else {
+        wait_new_pid(&dir.join("testd.pid"), pid, 10)
+    };
+    let n = c.log_text().matches("running as pid").count();
+    kill(pid, libc::SIGKILL);
+    c.wait_log("killed by SIGKILL", 10);
+    // Started again after it: the newest start names only the SIGKILL.
+    c.wait_log_count("running as pid", n + 1, 15);
+    assert_eq!(c.stop(), Some(0), "custos exits on SIGTERM");
+    let record = fs::read_to_string(dir.join("record")).expect("record file");
+    let died = |what: &str| {
+        record
+            .lines()
+            .any(|l| l.contains("\ttestd\tdied\t") && l.contains(what))
+    };
+    assert!(
+        record.contains("exited with status 3") && died("SIGKILL"),
+        "a death's cause is missing from the record file:\n{record}"
+    );
+    drop(c);
+    let _ = fs::remove_dir_all(&dir);
+}
