@@ -1319,10 +1319,16 @@ fn format_line(out: &mut Vec<u8>, e: &Entry) {
     out.push(b'\n');
 }
 
+/// A death's text without the PID and uptime that follow its cause ("died: killed by SIGKILL").
+fn death_cause(text: &str) -> &str {
+    text.split(" (pid ").next().unwrap_or(text)
+}
+
 /// The whole file: header and body. At most `MAX_FILE_BYTES`; allocated per write, not kept.
 ///
 /// Repeats are merged: an entry is left out when the next entry of its service, met before
-/// any entry of another service, has the same kind and is stamped at most `MERGE_GAP` later;
+/// any entry of another service, has the same kind (for a death, the same cause too) and is
+/// stamped at most `MERGE_GAP` later;
 /// that one is written with "N more since <time of the first>: " before its text. A crash
 /// loop (died, started, died, ...) or a reload loop is then two lines or one, not 64. The
 /// stamps compared are the entries' own (wall clock): a clock step at worst merges or splits
@@ -1344,7 +1350,9 @@ fn serialize(entries: &Deque<Entry, MAX_RECORDS>) -> Vec<u8> {
             .map(|k| i + 1 + k);
         if let Some(j) = next {
             let n = v[j];
-            if n.service == e.service && n.time.abs_diff(e.time) <= MERGE_GAP {
+            // Deaths only with the same cause: a death's cause is never merged away.
+            let same = e.kind != Kind::Died || death_cause(&n.text) == death_cause(&e.text);
+            if n.service == e.service && n.time.abs_diff(e.time) <= MERGE_GAP && same {
                 merged[i] = true;
                 more[j] += more[i] + 1;
                 since[j] = since[i];
