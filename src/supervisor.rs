@@ -594,9 +594,10 @@ impl Supervisor {
                     .find(|(n, _)| n == name)
                     .map(|(_, p)| *p);
                 if let Some(st) = start {
-                    let ours =
-                        procs::stat(st.pid).is_some_and(|x| procs::refusal(st.pid, &x).is_none());
-                    if ours
+                    // Never init or custos, whatever the pins file says: its group is killed
+                    // after start_timeout, and kill(-1) would signal every process.
+                    if st.pid > 1
+                        && st.pid != procs::own_pid()
                         && procs::check_pin(procs::pin(st.pid, st.start_ticks)) == PinState::Alive
                     {
                         info!(
@@ -1411,12 +1412,10 @@ impl Supervisor {
                 if now < st.spawned_at.saturating_add(s.cfg.start_timeout) {
                     return true;
                 }
-                // Never custos, init, a kernel thread or an output keeper, whatever the pins
-                // file says: kill(-1) would signal every process.
-                let ours =
-                    procs::stat(st.pid).is_some_and(|x| procs::refusal(st.pid, &x).is_none());
+                // (Never init or custos: refused when the pins file was read, and the start
+                // time checked below keeps it that same process.)
                 // SAFETY: getpgid(2) on a verified PID; no memory is involved.
-                let leads = ours && unsafe { libc::getpgid(st.pid) } == st.pid;
+                let leads = unsafe { libc::getpgid(st.pid) } == st.pid;
                 if leads && procs::check_pin(procs::pin(st.pid, st.start_ticks)) == PinState::Alive
                 {
                     warn!(
