@@ -667,14 +667,15 @@ impl Record {
                 .iter()
                 .position(|e| e.kind == entry.kind && e.service == entry.service)
                 .unwrap_or(0);
-            // Rotates the ring once, leaving out the one dropped: the order stays.
-            for i in 0..self.entries.len() {
-                if let Some(e) = self.entries.pop_front() {
-                    if i != like {
-                        let _ = self.entries.push_back(e);
-                    }
+            // Swapping the oldest with each entry up to the one dropped moves that one to the
+            // front and the others one place on, in order; then the front goes.
+            let mut it = self.entries.iter_mut();
+            if let Some(first) = it.next() {
+                for e in it.take(like) {
+                    std::mem::swap(first, e);
                 }
             }
+            self.entries.pop_front();
         }
         // Room was made above.
         let _ = self.entries.push_back(entry);
@@ -1319,9 +1320,9 @@ fn format_line(out: &mut Vec<u8>, e: &Entry) {
     out.push(b'\n');
 }
 
-/// A death's text without the PID and uptime that follow its cause ("died: killed by SIGKILL").
-fn death_cause(text: &str) -> &str {
-    text.split(" (pid ").next().unwrap_or(text)
+/// A death's text up to the "(pid N, up T)" that follows its cause.
+fn cause(text: &str) -> Option<&str> {
+    text.split('(').next()
 }
 
 /// The whole file: header and body. At most `MAX_FILE_BYTES`; allocated per write, not kept.
@@ -1351,7 +1352,7 @@ fn serialize(entries: &Deque<Entry, MAX_RECORDS>) -> Vec<u8> {
         if let Some(j) = next {
             let n = v[j];
             // Deaths only with the same cause: a death's cause is never merged away.
-            let same = e.kind != Kind::Died || death_cause(&n.text) == death_cause(&e.text);
+            let same = e.kind != Kind::Died || cause(&e.text) == cause(&n.text);
             if n.service == e.service && n.time.abs_diff(e.time) <= MERGE_GAP && same {
                 merged[i] = true;
                 more[j] += more[i] + 1;
@@ -1920,6 +1921,30 @@ mod tests {
         let writes = r.writes();
         let _ = fs::remove_dir_all(&dir);
         (writes, bytes)
+    }
+
+    #[test]
+    fn a_full_ring_drops_the_oldest_like_the_new_entry_and_keeps_the_order() {
+        let dir = tmpdir("ring-like");
+        let mut r = open_clean(&dir);
+        r.push(entry(0, "x", Kind::Reload, "r0"), s(0));
+        r.push(entry(1, "b", Kind::Died, "lone death"), s(0));
+        for i in 2..MAX_RECORDS as u64 {
+            r.push(entry(i, "", Kind::Reload, &format!("r{i}")), s(0));
+        }
+        assert_eq!(r.len(), MAX_RECORDS);
+        // A reload: the oldest reload ("r2") goes, not "r0" of another service nor the death.
+        r.push(entry(99, "", Kind::Reload, "new"), s(0));
+        let texts: Vec<String> = r.iter().map(|e| e.text.to_string()).collect();
+        let mut want = vec!["r0".to_string(), "lone death".to_string()];
+        want.extend((3..MAX_RECORDS).map(|i| format!("r{i}")));
+        want.push("new".into());
+        assert_eq!(texts, want);
+        // Nothing like it: the oldest goes.
+        r.push(entry(100, "c", Kind::Started, "other"), s(0));
+        assert_eq!(r.iter().next().map(|e| e.text.as_str()), Some("lone death"));
+        assert_eq!(r.len(), MAX_RECORDS);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
