@@ -368,7 +368,8 @@ pub struct Dur(pub Duration);
 
 impl fmt::Display for Dur {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
+        // u64 arithmetic (584 million years of ms): u128 costs much more code on 32-bit boards.
+        let ms = u64::try_from(self.0.as_millis()).unwrap_or(u64::MAX);
         if ms < 1000 {
             return write!(f, "{ms}ms");
         }

@@ -30,8 +30,8 @@ pub type Name = heapless::String<MAX_NAME>;
 
 /// Pipes of removed services kept for the keeper while a daemon may still write into them.
 pub const MAX_RETIRED: usize = MAX_SERVICES;
-/// Pipes one keeper holds: the live services' and the retired ones.
-const MAX_HELD: usize = MAX_SERVICES + MAX_RETIRED;
+/// Pipes one keeper holds: the live services', the boot-health gate's and the retired ones.
+const MAX_HELD: usize = MAX_SERVICES + 1 + MAX_RETIRED;
 /// Old keepers killed and not reaped yet.
 const MAX_KILLED: usize = 4;
 /// The name the keeper shows in /proc/PID/comm and as its argv[0] (ps, top, pidof, killall).
@@ -79,7 +79,7 @@ impl Keeper {
                 .map_err(io::Error::from)?;
         let mut held: heapless::Vec<RawFd, MAX_HELD> = heapless::Vec::new();
         let mut draining: heapless::Vec<bool, MAX_HELD> = heapless::Vec::new();
-        for &fd in live.iter().take(MAX_SERVICES) {
+        for &fd in live.iter().take(MAX_SERVICES + 1) {
             let _ = held.push(fd);
             let _ = draining.push(false);
         }

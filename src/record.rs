@@ -651,11 +651,30 @@ impl Record {
         self.writer.is_none()
     }
 
-    /// Adds an entry, dropping the oldest when full. Memory only: the file follows at `flush`.
-    /// `now` is the supervisor clock; it is not stored.
+    /// Adds an entry, dropping one when full: the oldest of the same service and kind if there
+    /// is one, else the oldest. Memory only: the file follows at `flush`. `now` is the
+    /// supervisor clock; it is not stored.
+    ///
+    /// A repeat replaces the oldest like it, not the oldest entry: under the write budget an
+    /// event may wait minutes for the disk, and a loop of one event (a reload loop, a crash
+    /// loop) must not push a lone death out of the ring before it is written. The run of
+    /// repeats still shows in the file as one merged line.
     pub fn push(&mut self, entry: Entry, now: Mono) {
         let _ = now;
         if self.entries.is_full() {
+            let like = self
+                .entries
+                .iter()
+                .position(|e| e.kind == entry.kind && e.service == entry.service)
+                .unwrap_or(0);
+            // Swapping the oldest with each entry up to the one dropped moves that one to the
+            // front and the others one place on, in order; then the front goes.
+            let mut it = self.entries.iter_mut();
+            if let Some(first) = it.next() {
+                for e in it.take(like) {
+                    std::mem::swap(first, e);
+                }
+            }
             self.entries.pop_front();
         }
         // Room was made above.
@@ -1301,10 +1320,16 @@ fn format_line(out: &mut Vec<u8>, e: &Entry) {
     out.push(b'\n');
 }
 
+/// A death's text up to the "(pid N, up T)" that follows its cause.
+fn cause(text: &str) -> Option<&str> {
+    text.split('(').next()
+}
+
 /// The whole file: header and body. At most `MAX_FILE_BYTES`; allocated per write, not kept.
 ///
 /// Repeats are merged: an entry is left out when the next entry of its service, met before
-/// any entry of another service, has the same kind and is stamped at most `MERGE_GAP` later;
+/// any entry of another service, has the same kind (for a death, the same cause too) and is
+/// stamped at most `MERGE_GAP` later;
 /// that one is written with "N more since <time of the first>: " before its text. A crash
 /// loop (died, started, died, ...) or a reload loop is then two lines or one, not 64. The
 /// stamps compared are the entries' own (wall clock): a clock step at worst merges or splits
@@ -1326,7 +1351,9 @@ fn serialize(entries: &Deque<Entry, MAX_RECORDS>) -> Vec<u8> {
             .map(|k| i + 1 + k);
         if let Some(j) = next {
             let n = v[j];
-            if n.service == e.service && n.time.abs_diff(e.time) <= MERGE_GAP {
+            // Deaths only with the same cause: a death's cause is never merged away.
+            let same = e.kind != Kind::Died || cause(&e.text) == cause(&n.text);
+            if n.service == e.service && n.time.abs_diff(e.time) <= MERGE_GAP && same {
                 merged[i] = true;
                 more[j] += more[i] + 1;
                 since[j] = since[i];
@@ -1894,6 +1921,30 @@ mod tests {
         let writes = r.writes();
         let _ = fs::remove_dir_all(&dir);
         (writes, bytes)
+    }
+
+    #[test]
+    fn a_full_ring_drops_the_oldest_like_the_new_entry_and_keeps_the_order() {
+        let dir = tmpdir("ring-like");
+        let mut r = open_clean(&dir);
+        r.push(entry(0, "x", Kind::Reload, "r0"), s(0));
+        r.push(entry(1, "b", Kind::Died, "lone death"), s(0));
+        for i in 2..MAX_RECORDS as u64 {
+            r.push(entry(i, "", Kind::Reload, &format!("r{i}")), s(0));
+        }
+        assert_eq!(r.len(), MAX_RECORDS);
+        // A reload: the oldest reload ("r2") goes, not "r0" of another service nor the death.
+        r.push(entry(99, "", Kind::Reload, "new"), s(0));
+        let texts: Vec<String> = r.iter().map(|e| e.text.to_string()).collect();
+        let mut want = vec!["r0".to_string(), "lone death".to_string()];
+        want.extend((3..MAX_RECORDS).map(|i| format!("r{i}")));
+        want.push("new".into());
+        assert_eq!(texts, want);
+        // Nothing like it: the oldest goes.
+        r.push(entry(100, "c", Kind::Started, "other"), s(0));
+        assert_eq!(r.iter().next().map(|e| e.text.as_str()), Some("lone death"));
+        assert_eq!(r.len(), MAX_RECORDS);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

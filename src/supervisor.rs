@@ -277,6 +277,10 @@ pub struct Supervisor {
     step_watch: Option<StepWatch>,
     /// The boot-health gate in this run of custos.
     gate: Gate,
+    /// The gate programs' output pipe, made at start-up so that the output keeper holds it too:
+    /// the program and what it leaves running never die of SIGPIPE once custos is gone, and
+    /// custos drains it on every pass for as long as it runs, not only while the program does.
+    gate_out: Option<OutputPipe>,
     /// When this run of custos started (the gate's deadline counts from here).
     started: Mono,
 }
@@ -296,7 +300,6 @@ enum Gate {
         pid: i32,
         kill_at: Mono,
         timed_out: bool,
-        out: OutputPipe,
     },
     /// Decided in this boot; what came of it, for `status`.
     Done {
@@ -493,6 +496,11 @@ impl Supervisor {
             } else {
                 Gate::Off
             },
+            gate_out: config
+                .boot
+                .gate
+                .as_ref()
+                .and_then(|_| OutputPipe::new().ok()),
             started: procs::boottime(),
             watchdog: None,
             watchdog_cfg: config.watchdog,
@@ -542,9 +550,12 @@ impl Supervisor {
     /// Forks an output keeper holding every service's pipe (and the retired ones), replacing
     /// the one that runs.
     fn renew_keeper(&mut self, now: Mono) {
-        let mut live: heapless::Vec<i32, MAX_SERVICES> = heapless::Vec::new();
+        let mut live: heapless::Vec<i32, { MAX_SERVICES + 1 }> = heapless::Vec::new();
         for s in &self.svcs {
             let _ = live.push(s.out.as_fd().as_raw_fd());
+        }
+        if let Some(o) = &self.gate_out {
+            let _ = live.push(o.as_fd().as_raw_fd());
         }
         self.keeper_started = now;
         match self.keeper.renew(&live) {
@@ -594,7 +605,12 @@ impl Supervisor {
                     .find(|(n, _)| n == name)
                     .map(|(_, p)| *p);
                 if let Some(st) = start {
-                    if procs::check_pin(procs::pin(st.pid, st.start_ticks)) == PinState::Alive {
+                    // Never init or custos, whatever the pins file says: its group is killed
+                    // after start_timeout, and kill(-1) would signal every process.
+                    if st.pid > 1
+                        && st.pid != procs::own_pid()
+                        && procs::check_pin(procs::pin(st.pid, st.start_ticks)) == PinState::Alive
+                    {
                         info!(
                             "{name}: the start script an earlier custos ran (pid {}) still runs: starting nothing until it ends, or until {} after it began (then its process group is killed)",
                             st.pid,
@@ -1407,6 +1423,8 @@ impl Supervisor {
                 if now < st.spawned_at.saturating_add(s.cfg.start_timeout) {
                     return true;
                 }
+                // (Never init or custos: refused when the pins file was read, and the start
+                // time checked below keeps it that same process.)
                 // SAFETY: getpgid(2) on a verified PID; no memory is involved.
                 let leads = unsafe { libc::getpgid(st.pid) } == st.pid;
                 if leads && procs::check_pin(procs::pin(st.pid, st.start_ticks)) == PinState::Alive
@@ -1416,7 +1434,14 @@ impl Supervisor {
                         st.pid,
                         Dur(s.cfg.start_timeout)
                     );
-                    if let Err(e) = scripts::kill_group(st.pid) {
+                    // Not custos's child (the earlier custos was its parent), so not
+                    // scripts::kill_group, which signals only a group whose leader custos has
+                    // not reaped and sends nothing otherwise. The leader was verified alive by
+                    // PID and start time just now, and a live leader's PID cannot name another
+                    // group.
+                    // SAFETY: kill(2) with a negative pid signals a process group.
+                    if unsafe { libc::kill(-st.pid, libc::SIGKILL) } < 0 {
+                        let e = io::Error::last_os_error();
                         warn!("{name}: kill of process group {} failed: {e}", st.pid);
                     }
                 }
@@ -2522,6 +2547,9 @@ impl Supervisor {
         else {
             return;
         };
+        if let Some(o) = &mut self.gate_out {
+            o.drain(now, |line| info!("boot health: | {line}"));
+        }
         match &mut self.gate {
             Gate::Pending { .. } => {
                 let healthy = self.vital_healthy();
@@ -2554,10 +2582,8 @@ impl Supervisor {
                 pid,
                 kill_at,
                 timed_out,
-                out,
                 ..
             } => {
-                out.drain(now, |line| info!("boot health: | {line}"));
                 if !*timed_out && now >= *kill_at {
                     *timed_out = true;
                     warn!(
@@ -2612,12 +2638,15 @@ impl Supervisor {
         }
         let started = match argv {
             None => Err(format!("no {key} program is configured")),
-            Some(argv) => OutputPipe::new()
-                .and_then(|out| scripts::spawn(argv, "boot-health", &out).map(|pid| (pid, out)))
+            Some(argv) => self
+                .gate_out
+                .as_ref()
+                .ok_or_else(|| io::Error::other("no output pipe"))
+                .and_then(|out| scripts::spawn(argv, "boot-health", out))
                 .map_err(|e| format!("{key} `{argv}` cannot be started: {e}")),
         };
         let text = match started {
-            Ok((pid, out)) => {
+            Ok(pid) => {
                 info!(
                     "boot health: running {key} (pid {pid}): `{}`",
                     argv.map_or(String::new(), |a| a.to_string())
@@ -2627,7 +2656,6 @@ impl Supervisor {
                     pid,
                     kill_at: now + cfg.timeout,
                     timed_out: false,
-                    out,
                 };
                 format!("{}; {key} started (pid {pid})", v.as_str())
             }
@@ -2649,13 +2677,14 @@ impl Supervisor {
             verdict,
             pid,
             timed_out,
-            mut out,
             ..
         } = std::mem::replace(&mut self.gate, Gate::Off)
         else {
             return;
         };
-        out.drain(now, |line| info!("boot health: | {line}"));
+        if let Some(o) = &mut self.gate_out {
+            o.drain(now, |line| info!("boot health: | {line}"));
+        }
         let key = match verdict {
             GateVerdict::Healthy => "on_healthy",
             GateVerdict::Unhealthy => "on_unhealthy",

@@ -186,3 +186,39 @@ timeout = "1s"
     drop(c);
     let _ = fs::remove_dir_all(&dir);
 }
+
+/// The gate's program (and what it leaves running) never depends on custos: not on custos
+/// staying alive, nor on custos still reading its output once it has exited. A program that
+/// writes after either must not die of SIGPIPE (for `rauc status mark-good` that would leave
+/// the slot unmarked, and the verdict is not judged again in this boot).
+#[test]
+fn the_gate_program_and_its_children_outlive_custos_and_its_output_pipe() {
+    if skip() {
+        return;
+    }
+    let dir = tempdir("gate-outlives");
+    let d = dir.display();
+    let base = testd_config(&dir, "vital = true\n");
+    let cfg = format!(
+        r#"{base}
+[boot]
+healthy_after = "1s"
+deadline = "60s"
+on_healthy = ["/bin/sh", "-c", "(sleep 1; echo late; echo late >> {d}/verdicts) & echo healthy; sleep 1; echo still; echo healthy >> {d}/verdicts"]
+timeout = "10s"
+"#
+    );
+    let c = boot(&dir, &cfg, BOOT_A);
+    c.wait_log("boot health: running on_healthy", 20);
+    c.signal(libc::SIGKILL);
+    let mut c = c;
+    let _ = c.child.wait();
+    let v = wait_verdicts(&dir, 2, 5);
+    assert!(
+        v.contains(&"healthy".to_string()) && v.contains(&"late".to_string()),
+        "the gate program or its child died once custos was gone: {v:?}. Log:\n{}",
+        c.log_text()
+    );
+    drop(c);
+    let _ = fs::remove_dir_all(&dir);
+}
