@@ -90,7 +90,8 @@ pub struct GateConfig {
     /// Every vital service running, none of its checks failing, without a break for this long:
     /// the boot is healthy.
     pub healthy_after: Duration,
-    /// Not healthy this long after the kernel booted (boot clock): the boot is unhealthy.
+    /// Not healthy this long after custos started (boot clock; a respawned custos counts
+    /// again from its own start): the boot is unhealthy.
     pub deadline: Duration,
     pub on_healthy: Option<crate::config::Argv>,
     pub on_unhealthy: Option<crate::config::Argv>,
