@@ -518,9 +518,19 @@ impl fmt::Write for Writer<'_> {
 /// services cost one wake-up a period instead of 20 (measured: the idle CPU of custos with 20
 /// HTTP checks).
 pub fn aligned(now: Mono, every: Duration) -> Mono {
-    let every_ns = every.as_nanos().max(1);
-    let next = (now.as_nanos() / every_ns + 1) * every_ns;
-    Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX))
+    // In u64 nanoseconds (584 years): a 128-bit division is a long routine on 32-bit ARM. A
+    // time or period beyond that range puts the next multiple beyond it too: the end.
+    let (Ok(now_ns), Ok(every_ns)) = (
+        u64::try_from(now.as_nanos()),
+        u64::try_from(every.as_nanos()),
+    ) else {
+        return Duration::from_nanos(u64::MAX);
+    };
+    let every_ns = every_ns.max(1);
+    let next = (now_ns / every_ns)
+        .checked_add(1)
+        .and_then(|q| q.checked_mul(every_ns));
+    Duration::from_nanos(next.unwrap_or(u64::MAX))
 }
 
 /// A check's work in progress.
@@ -829,6 +839,18 @@ mod tests {
             "strictly after now"
         );
         assert_eq!(aligned(ms(2_999), ms(1_000)), aligned(ms(2_001), ms(1_000)));
+        // Sub-millisecond periods, a zero period, and the ends of the range.
+        let ns = Duration::from_nanos;
+        assert_eq!(aligned(ns(1_000_001), ns(7)), ns(1_000_006));
+        assert_eq!(aligned(ns(5), Duration::ZERO), ns(6));
+        assert_eq!(aligned(ns(u64::MAX - 1), ns(1)), ns(u64::MAX));
+        assert_eq!(aligned(ns(u64::MAX), ns(1)), ns(u64::MAX));
+        assert_eq!(
+            aligned(ns(u64::MAX - 2), ns(u64::MAX / 2)),
+            ns(u64::MAX - 1)
+        );
+        assert_eq!(aligned(s(1), Duration::MAX), ns(u64::MAX));
+        assert_eq!(aligned(Duration::MAX, s(1)), ns(u64::MAX));
     }
 
     #[test]
