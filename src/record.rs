@@ -925,6 +925,9 @@ pub(crate) struct Names {
     pub file: &'static str,
     pub temp: &'static str,
     pub thread: &'static std::ffi::CStr,
+    /// Whether the file and the directory are fsynced after the write (not for a file that is
+    /// worth nothing after a power cut, like the metrics).
+    pub fsync: bool,
 }
 
 /// The record's files.
@@ -932,6 +935,7 @@ const RECORD_NAMES: Names = Names {
     file: FILE_NAME,
     temp: TEMP_NAME,
     thread: c"custos-record",
+    fsync: true,
 };
 
 impl Writer {
@@ -1386,16 +1390,29 @@ fn write_side_file(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
 fn write_atomic(dir: &Path, names: Names, data: &[u8]) -> io::Result<()> {
     let tmp = dir.join(names.temp);
     let result = (|| {
+        // Never through a symlink, never waiting on a FIFO someone put in the temporary's place.
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o644)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&tmp)?;
+        if !f.metadata()?.is_file() {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file",
+                tmp.display()
+            )));
+        }
         f.write_all(data)?;
-        f.sync_all()?;
+        if names.fsync {
+            f.sync_all()?;
+        }
         drop(f);
         fs::rename(&tmp, dir.join(names.file))?;
+        if !names.fsync {
+            return Ok(());
+        }
         // The rename itself is durable only once the directory is.
         File::open(dir)?.sync_all()
     })();

@@ -81,6 +81,10 @@ pub struct Svc {
     swept: heapless::Vec<Pin, MAX_LEFTOVERS>,
     /// When custos saw the main process of the instance being cleared dead (boot clock).
     died_by: Mono,
+    /// Deaths by cause, for the metrics: 0 exited, -1 cause unknown, else killed by that signal.
+    deaths: heapless::Vec<(i32, u32), MAX_DEATH_CAUSES>,
+    /// When it last died, on the wall clock (for the metrics only, never for a decision).
+    last_death_at: Option<u64>,
     /// The start script this custos runs now, by identity (for the pins file).
     start_script: Option<pins::StartScript>,
     /// A start script an earlier custos ran in this boot that still ran when this one started:
@@ -99,7 +103,27 @@ fn policy_of(cfg: &ServiceConfig) -> Policy {
     }
 }
 
+/// Causes of death counted apart per service; further signals are counted with the last one.
+const MAX_DEATH_CAUSES: usize = 8;
+
 impl Svc {
+    /// Counts a death by its cause for the metrics.
+    fn count_death(&mut self, cause: Cause) {
+        let key = match cause {
+            Cause::Exited(_) => 0,
+            Cause::Killed { signal, .. } => signal,
+            Cause::NotOurChild => -1,
+        };
+        self.last_death_at = Some(record::wall_now());
+        if let Some(e) = self.deaths.iter_mut().find(|e| e.0 == key) {
+            e.1 = e.1.saturating_add(1);
+        } else if self.deaths.push((key, 1)).is_err() {
+            if let Some(e) = self.deaths.last_mut() {
+                e.1 = e.1.saturating_add(1);
+            }
+        }
+    }
+
     fn new(cfg: ServiceConfig) -> io::Result<Svc> {
         Ok(Svc {
             policy: policy_of(&cfg),
@@ -119,6 +143,8 @@ impl Svc {
             instance: None,
             swept: heapless::Vec::new(),
             died_by: Duration::ZERO,
+            deaths: heapless::Vec::new(),
+            last_death_at: None,
         }
         .with_checks())
     }
@@ -279,6 +305,10 @@ pub struct Supervisor {
     gate: Gate,
     /// When this run of custos started (the gate's deadline counts from here).
     started: Mono,
+    /// `[metrics] textfile`, as custos started with it (a reload changes it at the next start).
+    metrics: Option<crate::metrics::Textfile>,
+    /// When the watchdog was last petted.
+    last_pet: Option<Mono>,
 }
 
 /// The boot-health gate (`[boot] healthy_after`): one verdict per boot on the vital services.
@@ -494,6 +524,18 @@ impl Supervisor {
                 Gate::Off
             },
             started: procs::boottime(),
+            // After the signal mask is set, like the record's writer.
+            metrics: config.metrics.as_ref().and_then(|m| {
+                crate::metrics::Textfile::start(m, procs::boottime())
+                    .map_err(|e| {
+                        error!(
+                            "metrics: cannot write {}: {e}; custos runs without it",
+                            m.textfile.display()
+                        )
+                    })
+                    .ok()
+            }),
+            last_pet: None,
             watchdog: None,
             watchdog_cfg: config.watchdog,
             next_pet: Duration::ZERO,
@@ -964,8 +1006,14 @@ impl Supervisor {
             return;
         }
         match wd.keepalive() {
-            Ok(()) if wd.pets == 1 => info!("watchdog: first keepalive"),
-            Ok(()) => debug!("watchdog: keepalive"),
+            Ok(()) if wd.pets == 1 => {
+                self.last_pet = Some(now);
+                info!("watchdog: first keepalive")
+            }
+            Ok(()) => {
+                self.last_pet = Some(now);
+                debug!("watchdog: keepalive")
+            }
             Err(e) => error!("watchdog: keepalive failed: {e}"),
         }
         self.next_pet = now + every;
@@ -1027,6 +1075,9 @@ impl Supervisor {
         }
         if let Some(t) = self.reboot_at {
             deadline = deadline.min(t);
+        }
+        if let Some(m) = &self.metrics {
+            deadline = deadline.min(m.next);
         }
         if let Some(t) = self.record.flush_due() {
             deadline = deadline.min(t);
@@ -1246,6 +1297,20 @@ impl Supervisor {
             self.pins_written(r);
         }
         self.flush_boots(now);
+        if self.metrics.as_ref().is_some_and(|m| now >= m.next) {
+            let text = self.prometheus(now);
+            if let Some(m) = &mut self.metrics {
+                match m.post(text, now) {
+                    Some(Err(e)) => warn!(
+                        "metrics: cannot write {}: {e}; tried again every {}",
+                        m.path.display(),
+                        Dur(m.every())
+                    ),
+                    Some(Ok(())) => info!("metrics: {} is written again", m.path.display()),
+                    None => {}
+                }
+            }
+        }
         let end = self.now();
         self.pet(now, end);
         None
@@ -1303,6 +1368,9 @@ impl Supervisor {
             return; // the process went away meanwhile; a result about it is moot
         }
         let name = s.cfg.name.as_str();
+        if r.is_err() {
+            c.failed_total = c.failed_total.saturating_add(1);
+        }
         let verdict = c.tracker.result(cfg, r, now);
         match verdict {
             Verdict::Quiet => {}
@@ -1940,6 +2008,9 @@ impl Supervisor {
                     let name = name.to_string();
                     self.note(kind, &name, &note.to_string());
                 }
+                if let Note::Died { cause, .. } | Note::StoppedAsAsked { cause, .. } = note {
+                    self.svcs[i].count_death(cause);
+                }
             }
         }
         None
@@ -2235,6 +2306,39 @@ fn crash_loop_words(s: &Svc) -> String {
     )
 }
 
+/// Every word `state_word` says, for the metrics.
+const STATE_WORDS: [&str; 11] = [
+    "unknown",
+    "running",
+    "waiting",
+    "starting",
+    "stopping",
+    "clearing",
+    "given-up",
+    "ambiguous",
+    "held",
+    "unmonitored",
+    "crash-looping",
+];
+
+/// A Prometheus label value: backslash, double quote and newline escaped.
+struct Label<'a>(&'a str);
+
+impl std::fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use std::fmt::Write as _;
+        for c in self.0.chars() {
+            match c {
+                '\\' => f.write_str("\\\\")?,
+                '"' => f.write_str("\\\"")?,
+                '\n' => f.write_str("\\n")?,
+                c => f.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A phase in one word, for `custos status`.
 fn phase_word(p: &Phase) -> &'static str {
     match p {
@@ -2276,7 +2380,9 @@ impl Supervisor {
                 }
             },
             ("status", None) => {
-                if req.json {
+                if req.prometheus {
+                    control::reply_text(true, self.prometheus(now).trim_end())
+                } else if req.json {
                     self.status_json(now)
                 } else {
                     control::reply_text(true, &self.status_text(now))
@@ -2689,6 +2795,154 @@ impl Supervisor {
                 cfg.max_resets
             )
         }
+    }
+
+    /// The metrics in the Prometheus text exposition format (version 0.0.4), for the textfile
+    /// and `custos status --prometheus`. Memory only.
+    pub fn prometheus(&self, now: Mono) -> String {
+        use std::fmt::Write as _;
+        let mut t = String::with_capacity(4096);
+        let head = |t: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = write!(
+                t,
+                "# HELP custos_{name} {help}\n# TYPE custos_{name} {kind}\n"
+            );
+        };
+        head(&mut t, "info", "gauge", "custos's version; always 1.");
+        let _ = writeln!(
+            t,
+            "custos_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        head(
+            &mut t,
+            "service_up",
+            "gauge",
+            "1 if the service's process is running and identified, else 0.",
+        );
+        for v in &self.svcs {
+            let _ = writeln!(
+                t,
+                "custos_service_up{{service=\"{}\"}} {}",
+                Label(&v.cfg.name),
+                u8::from(v.st.pin().is_some())
+            );
+        }
+        head(
+            &mut t,
+            "service_state",
+            "gauge",
+            "1 for the state the service is in (as custos status says it), 0 for the others.",
+        );
+        for v in &self.svcs {
+            let now_in = state_word(v);
+            for w in STATE_WORDS {
+                let _ = writeln!(
+                    t,
+                    "custos_service_state{{service=\"{}\",state=\"{w}\"}} {}",
+                    Label(&v.cfg.name),
+                    u8::from(w == now_in)
+                );
+            }
+        }
+        head(&mut t, "service_restarts_total", "counter", "Restarts custos made of the service since it started (or since the service's config last changed).");
+        for v in &self.svcs {
+            let _ = writeln!(
+                t,
+                "custos_service_restarts_total{{service=\"{}\"}} {}",
+                Label(&v.cfg.name),
+                v.st.total_restarts
+            );
+        }
+        head(
+            &mut t,
+            "service_deaths_total",
+            "counter",
+            "Deaths of the service's process by cause (exited, killed, unknown) and signal.",
+        );
+        for v in &self.svcs {
+            for &(key, n) in &v.deaths {
+                let (cause, sig) = match key {
+                    0 => ("exited", String::new()),
+                    -1 => ("unknown", String::new()),
+                    s => ("killed", crate::core::SigName(s).to_string()),
+                };
+                let _ = writeln!(t, "custos_service_deaths_total{{service=\"{}\",cause=\"{cause}\",signal=\"{sig}\"}} {n}", Label(&v.cfg.name));
+            }
+        }
+        head(
+            &mut t,
+            "service_last_death_timestamp_seconds",
+            "gauge",
+            "When the service's process last died (Unix time).",
+        );
+        for v in &self.svcs {
+            if let Some(at) = v.last_death_at {
+                let _ = writeln!(
+                    t,
+                    "custos_service_last_death_timestamp_seconds{{service=\"{}\"}} {at}",
+                    Label(&v.cfg.name)
+                );
+            }
+        }
+        head(
+            &mut t,
+            "check_failures_total",
+            "counter",
+            "Failed runs of the service's check.",
+        );
+        for v in &self.svcs {
+            for (c, cfg) in v.checks.iter().zip(v.cfg.checks.iter()) {
+                let _ = writeln!(
+                    t,
+                    "custos_check_failures_total{{service=\"{}\",check=\"{}\"}} {}",
+                    Label(&v.cfg.name),
+                    Label(&cfg.to_string()),
+                    c.failed_total
+                );
+            }
+        }
+        if let Some(wd) = &self.watchdog {
+            head(
+                &mut t,
+                "watchdog_last_pet_age_seconds",
+                "gauge",
+                "Seconds since custos last petted the hardware watchdog.",
+            );
+            if let Some(at) = self.last_pet {
+                let _ = writeln!(
+                    t,
+                    "custos_watchdog_last_pet_age_seconds {:.3}",
+                    now.saturating_sub(at).as_secs_f64()
+                );
+            }
+            head(
+                &mut t,
+                "watchdog_pets_total",
+                "counter",
+                "Keepalives custos sent to the hardware watchdog.",
+            );
+            let _ = writeln!(t, "custos_watchdog_pets_total {}", wd.pets);
+        }
+        head(&mut t, "boots", "gauge", "Boots in custos's boot history (state_dir/boots) by how they ended; running is this one.");
+        for end in [
+            End::Running,
+            End::Orderly,
+            End::Reboot,
+            End::Watchdog,
+            End::Unexplained,
+        ] {
+            let n = self.boots.iter().filter(|b| b.end == end).count();
+            let _ = writeln!(t, "custos_boots{{end=\"{}\"}} {n}", end.as_str());
+        }
+        head(
+            &mut t,
+            "degraded",
+            "gauge",
+            "1 while the boot-loop guard is on (no reboot escalation), else 0.",
+        );
+        let _ = writeln!(t, "custos_degraded {}", u8::from(self.degraded));
+        t
     }
 
     fn status_json(&self, now: Mono) -> String {

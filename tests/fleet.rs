@@ -1,0 +1,224 @@
+//! A fleet's view: the Prometheus text file read by the real node_exporter from Debian
+//! (prometheus-node-exporter, installed by scripts/setup) on 127.0.0.1, and the same text from
+//! `custos status --prometheus`.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const NODE_EXPORTER: &str = "/usr/bin/prometheus-node-exporter";
+
+fn metrics_config(dir: &Path, textfile: &Path) -> String {
+    format!(
+        "{}\n[metrics]\ntextfile = \"{}\"\nevery = \"1s\"\n",
+        testd_config(dir, ""),
+        textfile.display()
+    )
+}
+
+fn ctl(c: &Custos, args: &[&str]) -> (Option<i32>, String) {
+    let out = custos_command()
+        .arg("--socket")
+        .arg(c.dir.join("custos.sock"))
+        .args(args)
+        .output()
+        .expect("run client");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// node_exporter with only its textfile collector, on 127.0.0.1; killed (by its PID) on drop.
+struct NodeExporter {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl NodeExporter {
+    fn start(textfile_dir: &Path, log: &Path) -> NodeExporter {
+        // A free port: bound, read, released, then given to node_exporter.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let child = Command::new(NODE_EXPORTER)
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--collector.disable-defaults")
+            .arg("--collector.textfile")
+            .arg(format!(
+                "--collector.textfile.directory={}",
+                textfile_dir.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(log).expect("log"))
+            .stderr(fs::File::create(log.with_extension("err")).expect("log"))
+            .spawn()
+            .expect("spawn node_exporter");
+        NodeExporter { child, addr }
+    }
+
+    /// GET /metrics over HTTP/1.0, bounded: 5 s to connect, 5 s per read, 1 MiB.
+    fn scrape(&self) -> Option<String> {
+        let mut s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            .ok()?;
+        let mut body = Vec::new();
+        s.take(1 << 20).read_to_end(&mut body).ok()?;
+        let text = String::from_utf8_lossy(&body).into_owned();
+        text.starts_with("HTTP/1.0 200").then_some(text)
+    }
+
+    /// Scrapes until `want` is in the answer (at most `secs`); the last answer either way.
+    fn scrape_until(&self, want: &str, secs: u64) -> String {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut last = String::new();
+        while Instant::now() < end {
+            if let Some(t) = self.scrape() {
+                if t.contains(want) {
+                    return t;
+                }
+                last = t;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        last
+    }
+}
+
+impl Drop for NodeExporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn have_node_exporter() -> bool {
+    if Path::new(NODE_EXPORTER).exists() {
+        return true;
+    }
+    println!(
+        "SKIP: {NODE_EXPORTER} is not installed (scripts/setup installs prometheus-node-exporter)"
+    );
+    false
+}
+
+fn textfile_dir(dir: &Path) -> PathBuf {
+    let d = dir.join("textfile");
+    fs::create_dir_all(&d).expect("textfile dir");
+    d
+}
+
+#[test]
+fn node_exporter_reads_the_metrics_with_the_right_values_after_a_crash() {
+    if !have_node_exporter() {
+        return;
+    }
+    let dir = tempdir("fleet-node-exporter");
+    let tf = textfile_dir(&dir);
+    let prom = tf.join("custos.prom");
+    let mut c = Custos::start(&dir, &metrics_config(&dir, &prom));
+    c.wait_log("testd: running as pid", 10);
+    let pid = wait_pid(&dir.join("testd.pid"), 5);
+    kill(pid, libc::SIGKILL);
+    let new = wait_new_pid(&dir.join("testd.pid"), pid, 10);
+    c.wait_log(&format!("testd: running as pid {new}"), 10);
+
+    let ne = NodeExporter::start(&tf, &dir.join("node_exporter.log"));
+    // node_exporter sorts the labels by name.
+    let death = if emulated() {
+        // No subreaper under qemu-user: the cause is unknown to custos.
+        r#"custos_service_deaths_total{cause="unknown",service="testd",signal=""} 1"#
+    } else {
+        r#"custos_service_deaths_total{cause="killed",service="testd",signal="SIGKILL"} 1"#
+    };
+    let page = ne.scrape_until(death, 15);
+    for want in [
+        death,
+        r#"custos_service_restarts_total{service="testd"} 1"#,
+        r#"custos_service_up{service="testd"} 1"#,
+        r#"custos_service_state{service="testd",state="running"} 1"#,
+        r#"# TYPE custos_service_deaths_total counter"#,
+        r#"# HELP custos_service_up "#,
+        r#"custos_info{version=""#,
+        r#"custos_service_last_death_timestamp_seconds{service="testd"} "#,
+        "node_textfile_scrape_error 0",
+    ] {
+        assert!(
+            page.contains(want),
+            "no `{want}` in node_exporter's page:\n{page}"
+        );
+    }
+    // No temporary file is left where node_exporter looks.
+    let names: Vec<_> = fs::read_dir(&tf)
+        .expect("read dir")
+        .filter_map(|e| e.ok().map(|e| e.file_name()))
+        .collect();
+    assert_eq!(names, [std::ffi::OsString::from("custos.prom")]);
+
+    // The same text, once, through the control socket.
+    let (code, out) = ctl(&c, &["status", "--prometheus"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out, fs::read_to_string(&prom).expect("the file"));
+    c.stop();
+    kill(new, libc::SIGKILL);
+}
+
+#[test]
+fn a_fifo_in_place_of_the_temporary_file_is_refused_not_waited_on() {
+    let dir = tempdir("fleet-fifo");
+    let tf = textfile_dir(&dir);
+    let prom = tf.join("custos.prom");
+    let tmp = tf.join(".custos.prom.tmp");
+    let c_tmp = std::ffi::CString::new(tmp.to_str().expect("utf-8")).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_tmp.as_ptr(), 0o600) }, 0);
+    let mut c = Custos::start(&dir, &metrics_config(&dir, &prom));
+    c.wait_log("testd: running as pid", 10);
+    let log = c.wait_log("metrics: cannot write", 10);
+    assert!(log.contains(&prom.display().to_string()), "{log}");
+    // The loop goes on, and the FIFO (custos's own temporary name) gives way to the file.
+    let (code, out) = ctl(&c, &["status"]);
+    assert_eq!(code, Some(0), "{out}");
+    c.wait_log("metrics: ", 10);
+    c.wait_log(&format!("metrics: {} is written again", prom.display()), 10);
+    let text = fs::read_to_string(&prom).expect("the file");
+    assert!(
+        text.contains(r#"custos_service_up{service="testd"} 1"#),
+        "{text}"
+    );
+    c.stop();
+    let pid = wait_pid(&dir.join("testd.pid"), 1);
+    kill(pid, libc::SIGKILL);
+}
+
+#[test]
+fn a_metrics_section_without_a_textfile_is_refused() {
+    let dir = tempdir("fleet-bad");
+    let cfg = dir.join("custos.toml");
+    fs::write(
+        &cfg,
+        format!("{}\n[metrics]\nevery = \"500ms\"\n", testd_config(&dir, "")),
+    )
+    .expect("config");
+    let out = custos_command()
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .output()
+        .expect("run check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        err.contains("metrics.every: 500ms is shorter than the minimum 1s"),
+        "{err}"
+    );
+    assert!(err.contains("metrics.textfile: missing"), "{err}");
+}
