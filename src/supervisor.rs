@@ -2321,22 +2321,43 @@ const STATE_WORDS: [&str; 11] = [
     "crash-looping",
 ];
 
-/// A Prometheus label value: backslash, double quote and newline escaped.
-struct Label<'a>(&'a str);
+/// A metric's HELP and TYPE lines.
+fn head(t: &mut String, name: &str, kind: &str, help: &str) {
+    for (what, text) in [("HELP", help), ("TYPE", kind)] {
+        t.push_str("# ");
+        t.push_str(what);
+        t.push_str(" custos_");
+        t.push_str(name);
+        t.push(' ');
+        t.push_str(text);
+        t.push('\n');
+    }
+}
 
-impl std::fmt::Display for Label<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use std::fmt::Write as _;
-        for c in self.0.chars() {
+/// One sample line; label values with backslash, double quote and newline escaped.
+fn sample(t: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
+    t.push_str("custos_");
+    t.push_str(name);
+    for (n, (key, val)) in labels.iter().enumerate() {
+        t.push(if n == 0 { '{' } else { ',' });
+        t.push_str(key);
+        t.push_str("=\"");
+        for c in val.chars() {
             match c {
-                '\\' => f.write_str("\\\\")?,
-                '"' => f.write_str("\\\"")?,
-                '\n' => f.write_str("\\n")?,
-                c => f.write_char(c)?,
+                '\\' => t.push_str("\\\\"),
+                '"' => t.push_str("\\\""),
+                '\n' => t.push_str("\\n"),
+                c => t.push(c),
             }
         }
-        Ok(())
+        t.push('"');
     }
+    if !labels.is_empty() {
+        t.push('}');
+    }
+    t.push(' ');
+    t.push_str(&value.to_string());
+    t.push('\n');
 }
 
 /// A phase in one word, for `custos status`.
@@ -2800,36 +2821,26 @@ impl Supervisor {
     /// The metrics in the Prometheus text exposition format (version 0.0.4), for the textfile
     /// and `custos status --prometheus`. Memory only.
     pub fn prometheus(&self, now: Mono) -> String {
-        use std::fmt::Write as _;
         let mut t = String::with_capacity(4096);
-        let head = |t: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = write!(
-                t,
-                "# HELP custos_{name} {help}\n# TYPE custos_{name} {kind}\n"
-            );
-        };
-        head(&mut t, "info", "gauge", "custos's version; always 1.");
-        let _ = writeln!(
-            t,
-            "custos_info{{version=\"{}\"}} 1",
-            env!("CARGO_PKG_VERSION")
-        );
+        let t = &mut t;
+        head(t, "info", "gauge", "custos's version; always 1.");
+        sample(t, "info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
         head(
-            &mut t,
+            t,
             "service_up",
             "gauge",
             "1 if the service's process is running and identified, else 0.",
         );
         for v in &self.svcs {
-            let _ = writeln!(
+            sample(
                 t,
-                "custos_service_up{{service=\"{}\"}} {}",
-                Label(&v.cfg.name),
-                u8::from(v.st.pin().is_some())
+                "service_up",
+                &[("service", &v.cfg.name)],
+                u64::from(v.st.pin().is_some()),
             );
         }
         head(
-            &mut t,
+            t,
             "service_state",
             "gauge",
             "1 for the state the service is in (as custos status says it), 0 for the others.",
@@ -2837,94 +2848,101 @@ impl Supervisor {
         for v in &self.svcs {
             let now_in = state_word(v);
             for w in STATE_WORDS {
-                let _ = writeln!(
+                sample(
                     t,
-                    "custos_service_state{{service=\"{}\",state=\"{w}\"}} {}",
-                    Label(&v.cfg.name),
-                    u8::from(w == now_in)
+                    "service_state",
+                    &[("service", &v.cfg.name), ("state", w)],
+                    u64::from(w == now_in),
                 );
             }
         }
-        head(&mut t, "service_restarts_total", "counter", "Restarts custos made of the service since it started (or since the service's config last changed).");
+        head(t, "service_restarts_total", "counter", "Restarts custos made of the service since it started (or since the service's config last changed).");
         for v in &self.svcs {
-            let _ = writeln!(
+            sample(
                 t,
-                "custos_service_restarts_total{{service=\"{}\"}} {}",
-                Label(&v.cfg.name),
-                v.st.total_restarts
+                "service_restarts_total",
+                &[("service", &v.cfg.name)],
+                v.st.total_restarts.into(),
             );
         }
         head(
-            &mut t,
+            t,
             "service_deaths_total",
             "counter",
             "Deaths of the service's process by cause (exited, killed, unknown) and signal.",
         );
         for v in &self.svcs {
             for &(key, n) in &v.deaths {
+                let sig = crate::core::SigName(key).to_string();
                 let (cause, sig) = match key {
-                    0 => ("exited", String::new()),
-                    -1 => ("unknown", String::new()),
-                    s => ("killed", crate::core::SigName(s).to_string()),
+                    0 => ("exited", ""),
+                    -1 => ("unknown", ""),
+                    _ => ("killed", sig.as_str()),
                 };
-                let _ = writeln!(t, "custos_service_deaths_total{{service=\"{}\",cause=\"{cause}\",signal=\"{sig}\"}} {n}", Label(&v.cfg.name));
+                sample(
+                    t,
+                    "service_deaths_total",
+                    &[("service", &v.cfg.name), ("cause", cause), ("signal", sig)],
+                    n.into(),
+                );
             }
         }
         head(
-            &mut t,
+            t,
             "service_last_death_timestamp_seconds",
             "gauge",
             "When the service's process last died (Unix time).",
         );
         for v in &self.svcs {
             if let Some(at) = v.last_death_at {
-                let _ = writeln!(
+                sample(
                     t,
-                    "custos_service_last_death_timestamp_seconds{{service=\"{}\"}} {at}",
-                    Label(&v.cfg.name)
+                    "service_last_death_timestamp_seconds",
+                    &[("service", &v.cfg.name)],
+                    at,
                 );
             }
         }
         head(
-            &mut t,
+            t,
             "check_failures_total",
             "counter",
             "Failed runs of the service's check.",
         );
         for v in &self.svcs {
             for (c, cfg) in v.checks.iter().zip(v.cfg.checks.iter()) {
-                let _ = writeln!(
+                sample(
                     t,
-                    "custos_check_failures_total{{service=\"{}\",check=\"{}\"}} {}",
-                    Label(&v.cfg.name),
-                    Label(&cfg.to_string()),
-                    c.failed_total
+                    "check_failures_total",
+                    &[("service", &v.cfg.name), ("check", &cfg.to_string())],
+                    c.failed_total.into(),
                 );
             }
         }
         if let Some(wd) = &self.watchdog {
             head(
-                &mut t,
+                t,
                 "watchdog_last_pet_age_seconds",
                 "gauge",
                 "Seconds since custos last petted the hardware watchdog.",
             );
             if let Some(at) = self.last_pet {
-                let _ = writeln!(
+                sample(
                     t,
-                    "custos_watchdog_last_pet_age_seconds {:.3}",
-                    now.saturating_sub(at).as_secs_f64()
+                    "watchdog_last_pet_age_seconds",
+                    &[],
+                    now.saturating_sub(at).as_secs(),
                 );
             }
             head(
-                &mut t,
+                t,
                 "watchdog_pets_total",
                 "counter",
                 "Keepalives custos sent to the hardware watchdog.",
             );
-            let _ = writeln!(t, "custos_watchdog_pets_total {}", wd.pets);
+            sample(t, "watchdog_pets_total", &[], wd.pets);
         }
-        head(&mut t, "boots", "gauge", "Boots in custos's boot history (state_dir/boots) by how they ended; running is this one.");
+        head(t, "boots", "gauge", "Boots in custos's boot history (state_dir/boots) by how they ended; running is this one.");
         for end in [
             End::Running,
             End::Orderly,
@@ -2933,16 +2951,16 @@ impl Supervisor {
             End::Unexplained,
         ] {
             let n = self.boots.iter().filter(|b| b.end == end).count();
-            let _ = writeln!(t, "custos_boots{{end=\"{}\"}} {n}", end.as_str());
+            sample(t, "boots", &[("end", end.as_str())], n as u64);
         }
         head(
-            &mut t,
+            t,
             "degraded",
             "gauge",
             "1 while the boot-loop guard is on (no reboot escalation), else 0.",
         );
-        let _ = writeln!(t, "custos_degraded {}", u8::from(self.degraded));
-        t
+        sample(t, "degraded", &[], self.degraded.into());
+        std::mem::take(t)
     }
 
     fn status_json(&self, now: Mono) -> String {
