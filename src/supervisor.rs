@@ -2306,6 +2306,12 @@ fn crash_loop_words(s: &Svc) -> String {
     )
 }
 
+/// The `"schema"` of `status --json` (schema/status.schema.json): the number goes up when a
+/// field changes meaning or goes away, not when one is added.
+const STATUS_SCHEMA: &str = "custos.status/1";
+/// The `"schema"` of `events --json` and `why --json` (schema/events.schema.json).
+const EVENTS_SCHEMA: &str = "custos.events/1";
+
 /// Every word `state_word` says, for the metrics.
 const STATE_WORDS: [&str; 11] = [
     "unknown",
@@ -2461,7 +2467,9 @@ impl Supervisor {
                             }
                             s.push_str(&entry_json(e));
                         }
-                        s.push_str("]}\n");
+                        s.push_str("],\"schema\":\"");
+                        s.push_str(EVENTS_SCHEMA);
+                        s.push_str("\"}\n");
                         s
                     } else {
                         let mut t = String::new();
@@ -3077,8 +3085,9 @@ impl Supervisor {
                 s.push('}');
             }
         }
-        s.push('}');
-        s.push_str("}\n");
+        s.push_str("},\"schema\":\"");
+        s.push_str(STATUS_SCHEMA);
+        s.push_str("\"}\n");
         s
     }
 }

@@ -222,3 +222,118 @@ fn a_metrics_section_without_a_textfile_is_refused() {
     );
     assert!(err.contains("metrics.textfile: missing"), "{err}");
 }
+
+/// A python3 with the jsonschema module (Debian's python3-jsonschema, installed by
+/// scripts/setup), or None.
+fn python_with_jsonschema() -> Option<&'static str> {
+    ["/usr/bin/python3", "python3"].into_iter().find(|py| {
+        Command::new(py)
+            .args(["-c", "import jsonschema"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
+}
+
+/// Validates each (schema file, JSON text) pair; the validator's errors if any.
+fn validate(py: &str, docs: &[(&str, &str)], dir: &Path) -> Result<(), String> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut args = Vec::new();
+    for (n, (schema, json)) in docs.iter().enumerate() {
+        let f = dir.join(format!("doc{n}.json"));
+        fs::write(&f, json).expect("write doc");
+        args.push(format!("{root}/schema/{schema}"));
+        args.push(f.display().to_string());
+    }
+    let script = r#"
+import json, sys, jsonschema
+bad = 0
+it = iter(sys.argv[1:])
+for schema, doc in zip(it, it):
+    s = json.load(open(schema))
+    jsonschema.Draft202012Validator.check_schema(s)
+    for e in jsonschema.Draft202012Validator(s).iter_errors(json.load(open(doc))):
+        bad += 1
+        print(f"{doc} against {schema}: {'/'.join(map(str, e.absolute_path))}: {e.message}")
+sys.exit(1 if bad else 0)
+"#;
+    let out = Command::new(py)
+        .args(["-c", script])
+        .args(&args)
+        .output()
+        .expect("run python3");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+#[test]
+fn status_and_events_json_validate_against_the_schemas() {
+    let Some(py) = python_with_jsonschema() else {
+        println!("SKIP: no python3 with jsonschema (scripts/setup installs python3-jsonschema)");
+        return;
+    };
+    let dir = tempdir("fleet-schema");
+    let config = format!(
+        r#"{}vital = true
+[[service.check]]
+kind = "tcp"
+host = "127.0.0.1"
+port = 1
+
+[[service]]
+name = "failing"
+pidfile = "{dir}/failing.pid"
+start = ["/bin/false"]
+
+[boot]
+healthy_after = "1s"
+on_healthy = ["/bin/true"]
+"#,
+        testd_config(&dir, ""),
+        dir = dir.display()
+    );
+    let mut c = Custos::start(&dir, &config);
+    c.wait_log("testd: running as pid", 10);
+    let pid = wait_pid(&dir.join("testd.pid"), 5);
+    kill(pid, libc::SIGKILL);
+    let new = wait_new_pid(&dir.join("testd.pid"), pid, 10);
+    c.wait_log(&format!("testd: running as pid {new}"), 10);
+
+    let mut docs = Vec::new();
+    for (schema, args) in [
+        ("status.schema.json", &["status", "--json"][..]),
+        ("events.schema.json", &["events", "--json"][..]),
+        ("events.schema.json", &["why", "testd", "--json"][..]),
+        ("events.schema.json", &["why", "failing", "--json"][..]),
+    ] {
+        let (code, out) = ctl(&c, args);
+        assert_eq!(code, Some(0), "{args:?}: {out}");
+        docs.push((schema, out));
+    }
+    assert!(
+        docs[0].1.contains(r#""schema":"custos.status/1""#),
+        "{}",
+        docs[0].1
+    );
+    assert!(docs[1].1.contains(r#""kind":"died""#), "{}", docs[1].1);
+    let pairs: Vec<(&str, &str)> = docs.iter().map(|(s, j)| (*s, j.as_str())).collect();
+    if let Err(e) = validate(py, &pairs, &dir) {
+        panic!("real output does not match the schema:\n{e}");
+    }
+    // The schemas are strict: an unknown field is an error.
+    let drifted = docs[0]
+        .1
+        .replacen(r#"{"ok":true,"#, r#"{"ok":true,"new_field":1,"#, 1);
+    let e = validate(py, &[("status.schema.json", &drifted)], &dir)
+        .expect_err("a field the schema does not know is refused");
+    assert!(e.contains("new_field"), "{e}");
+    c.stop();
+    kill(new, libc::SIGKILL);
+}
