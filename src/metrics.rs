@@ -101,3 +101,66 @@ impl Textfile {
         said
     }
 }
+
+/// A metric's HELP and TYPE lines.
+pub fn head(t: &mut String, name: &str, kind: &str, help: &str) {
+    for (what, text) in [("HELP", help), ("TYPE", kind)] {
+        t.push_str("# ");
+        t.push_str(what);
+        t.push_str(" custos_");
+        t.push_str(name);
+        t.push(' ');
+        t.push_str(text);
+        t.push('\n');
+    }
+}
+
+/// One sample line; label values with backslash, double quote and newline escaped.
+pub fn sample(t: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
+    t.push_str("custos_");
+    t.push_str(name);
+    for (n, (key, val)) in labels.iter().enumerate() {
+        t.push(if n == 0 { '{' } else { ',' });
+        t.push_str(key);
+        t.push_str("=\"");
+        for c in val.chars() {
+            match c {
+                '\\' => t.push_str("\\\\"),
+                '"' => t.push_str("\\\""),
+                '\n' => t.push_str("\\n"),
+                c => t.push(c),
+            }
+        }
+        t.push('"');
+    }
+    if !labels.is_empty() {
+        t.push('}');
+    }
+    t.push(' ');
+    t.push_str(&value.to_string());
+    t.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped_by_the_text_format_rules() {
+        let mut t = String::new();
+        head(&mut t, "x_total", "counter", "Things.");
+        sample(
+            &mut t,
+            "x_total",
+            &[("service", "web"), ("check", "a \"q\" \\ b\nc")],
+            7,
+        );
+        sample(&mut t, "y", &[], 0);
+        assert_eq!(
+            t,
+            "# HELP custos_x_total Things.\n# TYPE custos_x_total counter\n\
+             custos_x_total{service=\"web\",check=\"a \\\"q\\\" \\\\ b\\nc\"} 7\n\
+             custos_y 0\n"
+        );
+    }
+}

@@ -2327,45 +2327,6 @@ const STATE_WORDS: [&str; 11] = [
     "crash-looping",
 ];
 
-/// A metric's HELP and TYPE lines.
-fn head(t: &mut String, name: &str, kind: &str, help: &str) {
-    for (what, text) in [("HELP", help), ("TYPE", kind)] {
-        t.push_str("# ");
-        t.push_str(what);
-        t.push_str(" custos_");
-        t.push_str(name);
-        t.push(' ');
-        t.push_str(text);
-        t.push('\n');
-    }
-}
-
-/// One sample line; label values with backslash, double quote and newline escaped.
-fn sample(t: &mut String, name: &str, labels: &[(&str, &str)], value: u64) {
-    t.push_str("custos_");
-    t.push_str(name);
-    for (n, (key, val)) in labels.iter().enumerate() {
-        t.push(if n == 0 { '{' } else { ',' });
-        t.push_str(key);
-        t.push_str("=\"");
-        for c in val.chars() {
-            match c {
-                '\\' => t.push_str("\\\\"),
-                '"' => t.push_str("\\\""),
-                '\n' => t.push_str("\\n"),
-                c => t.push(c),
-            }
-        }
-        t.push('"');
-    }
-    if !labels.is_empty() {
-        t.push('}');
-    }
-    t.push(' ');
-    t.push_str(&value.to_string());
-    t.push('\n');
-}
-
 /// A phase in one word, for `custos status`.
 fn phase_word(p: &Phase) -> &'static str {
     match p {
@@ -2829,6 +2790,7 @@ impl Supervisor {
     /// The metrics in the Prometheus text exposition format (version 0.0.4), for the textfile
     /// and `custos status --prometheus`. Memory only.
     pub fn prometheus(&self, now: Mono) -> String {
+        use crate::metrics::{head, sample};
         let mut t = String::with_capacity(4096);
         let t = &mut t;
         head(t, "info", "gauge", "custos's version; always 1.");
