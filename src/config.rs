@@ -2925,7 +2925,7 @@ max_age = "30s"
         let e = errors("colour = 1\n");
         assert_eq!(
             e,
-            "/etc/custos.toml:1: colour: unknown key; allowed here: supervisor, watchdog, boot, service"
+            "/etc/custos.toml:1: colour: unknown key; allowed here: supervisor, watchdog, boot, metrics, service"
         );
         let e = errors(&format!(
             "{SVC}restart_delay = \"1s\"\n[service.restart]\ntries = 3\n[[service.check]]\nkind = \"tcp\"\nport = 22\nretries = 2\n"

@@ -53,7 +53,7 @@ impl Textfile {
                 file,
                 temp,
                 thread,
-                fsync: false,
+                volatile: true,
             },
         )?;
         Ok(Textfile {

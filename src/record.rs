@@ -925,9 +925,11 @@ pub(crate) struct Names {
     pub file: &'static str,
     pub temp: &'static str,
     pub thread: &'static std::ffi::CStr,
-    /// Whether the file and the directory are fsynced after the write (not for a file that is
-    /// worth nothing after a power cut, like the metrics).
-    pub fsync: bool,
+    /// A file worth nothing after a power cut, in a directory that others write to (the
+    /// metrics): no fsync, and the temporary is opened without following a symlink or waiting
+    /// on a FIFO, and must be a regular file. Else (custos's own state_dir): fsync of the file
+    /// and of the directory.
+    pub volatile: bool,
 }
 
 /// The record's files.
@@ -935,7 +937,7 @@ const RECORD_NAMES: Names = Names {
     file: FILE_NAME,
     temp: TEMP_NAME,
     thread: c"custos-record",
-    fsync: true,
+    volatile: false,
 };
 
 impl Writer {
@@ -1390,29 +1392,33 @@ fn write_side_file(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
 fn write_atomic(dir: &Path, names: Names, data: &[u8]) -> io::Result<()> {
     let tmp = dir.join(names.temp);
     let result = (|| {
-        // Never through a symlink, never waiting on a FIFO someone put in the temporary's place.
         let mut f = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o644)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .custom_flags(if names.volatile {
+                // Never through a symlink, never waiting on a FIFO put in the temporary's place.
+                libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK
+            } else {
+                libc::O_CLOEXEC
+            })
             .open(&tmp)?;
-        if !f.metadata()?.is_file() {
-            return Err(io::Error::other(format!(
-                "{} is not a regular file",
-                tmp.display()
-            )));
+        if names.volatile {
+            if !f.metadata()?.is_file() {
+                return Err(io::Error::other(format!(
+                    "{} is not a regular file",
+                    tmp.display()
+                )));
+            }
+            f.write_all(data)?;
+            drop(f);
+            return fs::rename(&tmp, dir.join(names.file));
         }
         f.write_all(data)?;
-        if names.fsync {
-            f.sync_all()?;
-        }
+        f.sync_all()?;
         drop(f);
         fs::rename(&tmp, dir.join(names.file))?;
-        if !names.fsync {
-            return Ok(());
-        }
         // The rename itself is durable only once the directory is.
         File::open(dir)?.sync_all()
     })();
