@@ -125,8 +125,16 @@ fn node_exporter_reads_the_metrics_with_the_right_values_after_a_crash() {
     let dir = tempdir("fleet-node-exporter");
     let tf = textfile_dir(&dir);
     let prom = tf.join("custos.prom");
-    let mut c = Custos::start(&dir, &metrics_config(&dir, &prom));
+    // A regular file stands in for /dev/watchdog: custos writes a byte per pet to it.
+    fs::write(dir.join("wd"), "").expect("file");
+    let config = format!(
+        "{}[watchdog]\ndevice = \"{}/wd\"\ntimeout = \"3s\"\npet_every = \"100ms\"\n",
+        metrics_config(&dir, &prom),
+        dir.display()
+    );
+    let mut c = Custos::start(&dir, &config);
     c.wait_log("testd: running as pid", 10);
+    c.wait_log("watchdog: first keepalive", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     kill(pid, libc::SIGKILL);
     let new = wait_new_pid(&dir.join("testd.pid"), pid, 10);
@@ -151,12 +159,26 @@ fn node_exporter_reads_the_metrics_with_the_right_values_after_a_crash() {
         r#"custos_info{version=""#,
         r#"custos_service_last_death_timestamp_seconds{service="testd"} "#,
         "node_textfile_scrape_error 0",
+        "# TYPE custos_watchdog_pets_total counter",
     ] {
         assert!(
             page.contains(want),
             "no `{want}` in node_exporter's page:\n{page}"
         );
     }
+    let value = |name: &str| -> f64 {
+        let line = page
+            .lines()
+            .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))
+            .unwrap_or_else(|| panic!("no {name} in the page:\n{page}"));
+        line[name.len() + 1..].parse().expect("a number")
+    };
+    assert!(value("custos_watchdog_pets_total") >= 1.0, "{page}");
+    // Petted every 100 ms; whole seconds.
+    assert!(
+        value("custos_watchdog_last_pet_age_seconds") <= 1.0,
+        "{page}"
+    );
     // No temporary file is left where node_exporter looks.
     let names: Vec<_> = fs::read_dir(&tf)
         .expect("read dir")
@@ -167,7 +189,18 @@ fn node_exporter_reads_the_metrics_with_the_right_values_after_a_crash() {
     // The same text, once, through the control socket.
     let (code, out) = ctl(&c, &["status", "--prometheus"]);
     assert_eq!(code, Some(0), "{out}");
-    assert_eq!(out, fs::read_to_string(&prom).expect("the file"));
+    // Apart from the watchdog's lines, which move with every pet.
+    let steady = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with("custos_watchdog_"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        steady(&out),
+        steady(&fs::read_to_string(&prom).expect("the file"))
+    );
+    assert!(out.contains("custos_watchdog_pets_total "), "{out}");
     c.stop();
     kill(new, libc::SIGKILL);
 }
