@@ -307,6 +307,8 @@ pub struct Supervisor {
     started: Mono,
     /// `[metrics] textfile`, as custos started with it (a reload changes it at the next start).
     metrics: Option<crate::metrics::Textfile>,
+    /// `[metrics]` as custos started with it.
+    metrics_cfg: Option<config::MetricsConfig>,
     /// When the watchdog was last petted.
     last_pet: Option<Mono>,
 }
@@ -536,6 +538,7 @@ impl Supervisor {
                     .ok()
             }),
             last_pet: None,
+            metrics_cfg: config.metrics.clone(),
             watchdog: None,
             watchdog_cfg: config.watchdog,
             next_pet: Duration::ZERO,
@@ -2227,6 +2230,9 @@ impl Supervisor {
         }
         if new.watchdog != self.watchdog_cfg {
             warn!("watchdog: [watchdog] changed: the new settings take effect when custos is restarted");
+        }
+        if new.metrics != self.metrics_cfg {
+            warn!("metrics: [metrics] changed: the new settings take effect when custos is restarted");
         }
         self.svcs = table;
         for s in &mut self.svcs {

@@ -370,3 +370,27 @@ on_healthy = ["/bin/true"]
     c.stop();
     kill(new, libc::SIGKILL);
 }
+
+#[test]
+fn a_reload_that_changes_the_metrics_says_it_takes_effect_at_the_next_start() {
+    let dir = tempdir("fleet-reload");
+    let tf = textfile_dir(&dir);
+    let prom = tf.join("custos.prom");
+    let mut c = Custos::start(&dir, &metrics_config(&dir, &prom));
+    c.wait_log("testd: running as pid", 10);
+    c.wait_log("control: listening on", 10);
+    fs::write(
+        &c.config,
+        metrics_config(&dir, &prom).replace("every = \"1s\"", "every = \"1m\""),
+    )
+    .expect("config");
+    let (code, out) = ctl(&c, &["reload"]);
+    assert_eq!(code, Some(0), "{out}");
+    c.wait_log(
+        "metrics: [metrics] changed: the new settings take effect when custos is restarted",
+        5,
+    );
+    c.stop();
+    let pid = wait_pid(&dir.join("testd.pid"), 1);
+    kill(pid, libc::SIGKILL);
+}
