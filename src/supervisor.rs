@@ -2232,7 +2232,9 @@ impl Supervisor {
             warn!("watchdog: [watchdog] changed: the new settings take effect when custos is restarted");
         }
         if new.metrics != self.metrics_cfg {
-            warn!("metrics: [metrics] changed: the new settings take effect when custos is restarted");
+            warn!(
+                "metrics: [metrics] changed: the new settings take effect when custos is restarted"
+            );
         }
         self.svcs = table;
         for s in &mut self.svcs {
