@@ -63,6 +63,7 @@ const NAMES: Names = Names {
     file: FILE_NAME,
     temp: TEMP_NAME,
     thread: c"custos-boots",
+    volatile: false,
 };
 const VERSION: u32 = 1;
 /// "2024-11-25T08:22:01Z\t<36>\twatchdog-reset\tgood,degraded,unhealthy\n"

@@ -548,6 +548,8 @@ pub enum InFlight {
 /// One check's run-time state, reset each time its service's process is pinned.
 pub struct CheckRt {
     pub tracker: Tracker,
+    /// Failed runs since the check was set up (for the metrics).
+    pub failed_total: u32,
     pub next_due: Mono,
     pub inflight: InFlight,
     /// Last CPU sample (time, utime+stime ticks) and since when usage has been over the limit.
@@ -560,6 +562,7 @@ pub struct CheckRt {
 impl CheckRt {
     pub fn new() -> CheckRt {
         CheckRt {
+            failed_total: 0,
             tracker: Tracker::pinned(Duration::ZERO, Duration::ZERO),
             next_due: Duration::ZERO,
             inflight: InFlight::Idle,

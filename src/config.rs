@@ -35,7 +35,19 @@ pub struct Config {
     pub warnings: Vec<ConfigError>,
     /// The boot-loop guard (defaults when the section is absent).
     pub boot: BootConfig,
+    /// `[metrics]`: the Prometheus textfile (absent: none is written).
+    pub metrics: Option<MetricsConfig>,
 }
+
+/// `[metrics]`: where the Prometheus text file goes and how often it may be rewritten.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    pub textfile: PathBuf,
+    pub every: Duration,
+}
+
+/// How often the metrics file may be rewritten when `[metrics] every` is not set.
+pub const DEFAULT_METRICS_EVERY: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SupervisorConfig {
@@ -409,7 +421,13 @@ struct RawConfig {
     supervisor: Option<Spanned<RawSupervisor>>,
     watchdog: Option<Spanned<RawWatchdog>>,
     boot: Option<Spanned<RawBoot>>,
+    metrics: Option<Spanned<RawMetrics>>,
     service: Vec<Spanned<RawService>>,
+}
+
+struct RawMetrics {
+    textfile: Option<Spanned<String>>,
+    every: Option<Spanned<String>>,
 }
 
 struct RawBoot {
@@ -729,8 +747,11 @@ impl Validator<'_> {
 
     fn read_config(&mut self, doc: &DeTable<'_>) -> RawConfig {
         let top = Label::new("", "");
-        let [supervisor, watchdog, boot, service] =
-            self.fields(doc, ["supervisor", "watchdog", "boot", "service"], &top);
+        let [supervisor, watchdog, boot, metrics, service] = self.fields(
+            doc,
+            ["supervisor", "watchdog", "boot", "metrics", "service"],
+            &top,
+        );
         let supervisor = self
             .table(supervisor, &top, "supervisor")
             .map(|(span, t)| Spanned::new(span, self.read_supervisor(t)));
@@ -740,6 +761,17 @@ impl Validator<'_> {
         let boot = self
             .table(boot, &top, "boot")
             .map(|(span, t)| Spanned::new(span, self.read_boot(t)));
+        let metrics = self.table(metrics, &top, "metrics").map(|(span, t)| {
+            let l = Label::new("metrics.", "");
+            let [textfile, every] = self.fields(t, ["textfile", "every"], &l);
+            Spanned::new(
+                span,
+                RawMetrics {
+                    textfile: self.string(textfile, &l, "textfile"),
+                    every: self.string(every, &l, "every"),
+                },
+            )
+        });
         let service = self
             .tables(service, &top, "service")
             .into_iter()
@@ -750,6 +782,7 @@ impl Validator<'_> {
             supervisor,
             watchdog,
             boot,
+            metrics,
             service,
         }
     }
@@ -1375,12 +1408,39 @@ impl Validator<'_> {
         }
         let mut boot = self.boot(&raw);
         boot.gate = self.gate(&raw, &services);
+        let metrics = raw.metrics.as_ref().and_then(|m| {
+            let m = m.get_ref();
+            let every = self.duration(
+                &m.every,
+                "metrics.every",
+                DEFAULT_METRICS_EVERY,
+                (Duration::from_secs(1), HOUR),
+            );
+            let Some(t) = &m.textfile else {
+                self.err(
+                    None,
+                    "metrics.textfile",
+                    "missing: [metrics] needs textfile",
+                );
+                return None;
+            };
+            let textfile = self.path(t, "metrics.textfile");
+            if textfile.file_name().is_none() || t.get_ref().ends_with('/') {
+                self.err(
+                    Some(t.span()),
+                    "metrics.textfile",
+                    "names a directory, not a file",
+                );
+            }
+            Some(MetricsConfig { textfile, every })
+        });
         Config {
             supervisor,
             services,
             watchdog,
             warnings,
             boot,
+            metrics,
         }
     }
 
@@ -2872,7 +2932,7 @@ max_age = "30s"
         let e = errors("colour = 1\n");
         assert_eq!(
             e,
-            "/etc/custos.toml:1: colour: unknown key; allowed here: supervisor, watchdog, boot, service"
+            "/etc/custos.toml:1: colour: unknown key; allowed here: supervisor, watchdog, boot, metrics, service"
         );
         let e = errors(&format!(
             "{SVC}restart_delay = \"1s\"\n[service.restart]\ntries = 3\n[[service.check]]\nkind = \"tcp\"\nport = 22\nretries = 2\n"

@@ -40,6 +40,8 @@ pub struct Request {
     pub name: heapless::String<32>,
     pub json: bool,
     pub follow: bool,
+    /// `status` in the Prometheus text format.
+    pub prometheus: bool,
 }
 
 /// Parses `{"cmd":"restart","name":"web_server","json":false,"follow":false}` strictly: one
@@ -57,6 +59,7 @@ pub fn parse_request(line: &[u8]) -> Result<Request, &'static str> {
             }
             ("json", Value::Bool(b)) => r.json = b,
             ("follow", Value::Bool(b)) => r.follow = b,
+            ("prometheus", Value::Bool(b)) => r.prometheus = b,
             _ => return Err("unknown key or wrong type in request"),
         }
     }

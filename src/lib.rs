@@ -13,6 +13,7 @@ pub mod files;
 pub mod keeper;
 pub mod limits;
 pub mod logger;
+pub mod metrics;
 #[cfg(feature = "import-monit")]
 pub mod monit;
 pub mod pidfd;

@@ -16,7 +16,7 @@ use custos::supervisor::Supervisor;
 const USAGE: &str = "\
 usage: custos run   [-c|--config PATH]   supervise in the foreground (from inittab)
        custos check [-c|--config PATH]   validate the config and say what custos will do
-       custos [-c PATH | --socket PATH] status [--json]
+       custos [-c PATH | --socket PATH] status [--json | --prometheus]
        custos [-c PATH | --socket PATH] start|stop|restart|monitor|unmonitor|adopt NAME
        custos [-c PATH | --socket PATH] reload
        custos [-c PATH | --socket PATH] events [--follow] [--json]
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     let mut path = PathBuf::from(config::DEFAULT_CONFIG);
     let mut socket: Option<PathBuf> = None;
     let mut name: Option<&str> = None;
-    let (mut json, mut follow) = (false, false);
+    let (mut json, mut follow, mut prometheus) = (false, false, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -88,6 +88,7 @@ fn main() -> ExitCode {
                 None => return usage("--socket needs a path"),
             },
             "--json" => json = true,
+            "--prometheus" => prometheus = true,
             "--follow" | "-f" => follow = true,
             "run" | "check" if cmd.is_none() => cmd = Some(a.as_str()),
             c if cmd.is_none() && CONTROL.iter().any(|(n, _)| *n == c) => cmd = Some(c),
@@ -117,6 +118,7 @@ fn main() -> ExitCode {
                 name.unwrap_or(""),
                 json,
                 follow && c == "events",
+                prometheus,
             );
             if c == "shutdown" && code == ExitCode::SUCCESS {
                 return wait_orderly(&path);
@@ -166,7 +168,14 @@ fn socket_from_config(path: &std::path::Path) -> PathBuf {
 
 /// Sends one request to the running custos and prints its reply (or, with --follow, each
 /// event as it comes).
-fn client(socket: &std::path::Path, cmd: &str, name: &str, json: bool, follow: bool) -> ExitCode {
+fn client(
+    socket: &std::path::Path,
+    cmd: &str,
+    name: &str,
+    json: bool,
+    follow: bool,
+    prometheus: bool,
+) -> ExitCode {
     use std::io::{BufRead, BufReader};
     let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
         Ok(s) => s,
@@ -189,6 +198,9 @@ fn client(socket: &std::path::Path, cmd: &str, name: &str, json: bool, follow: b
         req.push_str(",\"name\":");
         custos::control::json_str(&mut req, name);
     }
+    if prometheus {
+        req.push_str(",\"prometheus\":true");
+    }
     req.push_str(&format!(",\"json\":{json},\"follow\":{follow}}}\n"));
     // A refused peer may find the connection closed before its request is written: the reply
     // (`permission denied`) is still there to read.
@@ -209,7 +221,7 @@ fn client(socket: &std::path::Path, cmd: &str, name: &str, json: bool, follow: b
             err(&format!("custos: {e}"));
             ok = false;
             Ok(())
-        } else if json {
+        } else if json && !prometheus {
             out(&format!("{line}\n"))
         } else if let Some(text) = get("text") {
             out(&format!("{text}\n"))

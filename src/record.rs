@@ -944,6 +944,11 @@ pub(crate) struct Names {
     pub file: &'static str,
     pub temp: &'static str,
     pub thread: &'static std::ffi::CStr,
+    /// A file worth nothing after a power cut, in a directory that others write to (the
+    /// metrics): no fsync, and the temporary is opened without following a symlink or waiting
+    /// on a FIFO, and must be a regular file. Else (custos's own state_dir): fsync of the file
+    /// and of the directory.
+    pub volatile: bool,
 }
 
 /// The record's files.
@@ -951,6 +956,7 @@ const RECORD_NAMES: Names = Names {
     file: FILE_NAME,
     temp: TEMP_NAME,
     thread: c"custos-record",
+    volatile: false,
 };
 
 impl Writer {
@@ -1418,7 +1424,24 @@ fn write_atomic(dir: &Path, names: Names, data: &[u8]) -> io::Result<()> {
             .create(true)
             .truncate(true)
             .mode(0o644)
+            .custom_flags(if names.volatile {
+                // Never through a symlink, never waiting on a FIFO put in the temporary's place.
+                libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK
+            } else {
+                libc::O_CLOEXEC
+            })
             .open(&tmp)?;
+        if names.volatile {
+            if !f.metadata()?.is_file() {
+                return Err(io::Error::other(format!(
+                    "{} is not a regular file",
+                    tmp.display()
+                )));
+            }
+            f.write_all(data)?;
+            drop(f);
+            return fs::rename(&tmp, dir.join(names.file));
+        }
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);

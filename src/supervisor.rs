@@ -81,6 +81,10 @@ pub struct Svc {
     swept: heapless::Vec<Pin, MAX_LEFTOVERS>,
     /// When custos saw the main process of the instance being cleared dead (boot clock).
     died_by: Mono,
+    /// Deaths by cause, for the metrics: 0 exited, -1 cause unknown, else killed by that signal.
+    deaths: heapless::Vec<(i32, u32), MAX_DEATH_CAUSES>,
+    /// When it last died, on the wall clock (for the metrics only, never for a decision).
+    last_death_at: Option<u64>,
     /// The start script this custos runs now, by identity (for the pins file).
     start_script: Option<pins::StartScript>,
     /// A start script an earlier custos ran in this boot that still ran when this one started:
@@ -99,7 +103,27 @@ fn policy_of(cfg: &ServiceConfig) -> Policy {
     }
 }
 
+/// Causes of death counted apart per service; further signals are counted with the last one.
+const MAX_DEATH_CAUSES: usize = 8;
+
 impl Svc {
+    /// Counts a death by its cause for the metrics.
+    fn count_death(&mut self, cause: Cause) {
+        let key = match cause {
+            Cause::Exited(_) => 0,
+            Cause::Killed { signal, .. } => signal,
+            Cause::NotOurChild => -1,
+        };
+        self.last_death_at = Some(record::wall_now());
+        if let Some(e) = self.deaths.iter_mut().find(|e| e.0 == key) {
+            e.1 = e.1.saturating_add(1);
+        } else if self.deaths.push((key, 1)).is_err() {
+            if let Some(e) = self.deaths.last_mut() {
+                e.1 = e.1.saturating_add(1);
+            }
+        }
+    }
+
     fn new(cfg: ServiceConfig) -> io::Result<Svc> {
         Ok(Svc {
             policy: policy_of(&cfg),
@@ -119,6 +143,8 @@ impl Svc {
             instance: None,
             swept: heapless::Vec::new(),
             died_by: Duration::ZERO,
+            deaths: heapless::Vec::new(),
+            last_death_at: None,
         }
         .with_checks())
     }
@@ -283,6 +309,12 @@ pub struct Supervisor {
     gate_out: Option<OutputPipe>,
     /// When this run of custos started (the gate's deadline counts from here).
     started: Mono,
+    /// `[metrics] textfile`, as custos started with it (a reload changes it at the next start).
+    metrics: Option<crate::metrics::Textfile>,
+    /// `[metrics]` as custos started with it.
+    metrics_cfg: Option<config::MetricsConfig>,
+    /// When the watchdog was last petted.
+    last_pet: Option<Mono>,
 }
 
 /// The boot-health gate (`[boot] healthy_after`): one verdict per boot on the vital services.
@@ -502,6 +534,19 @@ impl Supervisor {
                 .as_ref()
                 .and_then(|_| OutputPipe::new().ok()),
             started: procs::boottime(),
+            // After the signal mask is set, like the record's writer.
+            metrics: config.metrics.as_ref().and_then(|m| {
+                crate::metrics::Textfile::start(m, procs::boottime())
+                    .map_err(|e| {
+                        error!(
+                            "metrics: cannot write {}: {e}; custos runs without it",
+                            m.textfile.display()
+                        )
+                    })
+                    .ok()
+            }),
+            last_pet: None,
+            metrics_cfg: config.metrics.clone(),
             watchdog: None,
             watchdog_cfg: config.watchdog,
             next_pet: Duration::ZERO,
@@ -980,8 +1025,14 @@ impl Supervisor {
             return;
         }
         match wd.keepalive() {
-            Ok(()) if wd.pets == 1 => info!("watchdog: first keepalive"),
-            Ok(()) => debug!("watchdog: keepalive"),
+            Ok(()) if wd.pets == 1 => {
+                self.last_pet = Some(now);
+                info!("watchdog: first keepalive")
+            }
+            Ok(()) => {
+                self.last_pet = Some(now);
+                debug!("watchdog: keepalive")
+            }
             Err(e) => error!("watchdog: keepalive failed: {e}"),
         }
         self.next_pet = now + every;
@@ -1043,6 +1094,9 @@ impl Supervisor {
         }
         if let Some(t) = self.reboot_at {
             deadline = deadline.min(t);
+        }
+        if let Some(m) = &self.metrics {
+            deadline = deadline.min(m.next);
         }
         if let Some(t) = self.record.flush_due() {
             deadline = deadline.min(t);
@@ -1262,6 +1316,20 @@ impl Supervisor {
             self.pins_written(r);
         }
         self.flush_boots(now);
+        if self.metrics.as_ref().is_some_and(|m| now >= m.next) {
+            let text = self.prometheus(now);
+            if let Some(m) = &mut self.metrics {
+                match m.post(text, now) {
+                    Some(Err(e)) => warn!(
+                        "metrics: cannot write {}: {e}; tried again every {}",
+                        m.path.display(),
+                        Dur(m.every())
+                    ),
+                    Some(Ok(())) => info!("metrics: {} is written again", m.path.display()),
+                    None => {}
+                }
+            }
+        }
         let end = self.now();
         self.pet(now, end);
         None
@@ -1319,6 +1387,9 @@ impl Supervisor {
             return; // the process went away meanwhile; a result about it is moot
         }
         let name = s.cfg.name.as_str();
+        if r.is_err() {
+            c.failed_total = c.failed_total.saturating_add(1);
+        }
         let verdict = c.tracker.result(cfg, r, now);
         match verdict {
             Verdict::Quiet => {}
@@ -1965,6 +2036,9 @@ impl Supervisor {
                     let name = name.to_string();
                     self.note(kind, &name, &note.to_string());
                 }
+                if let Note::Died { cause, .. } | Note::StoppedAsAsked { cause, .. } = note {
+                    self.svcs[i].count_death(cause);
+                }
             }
         }
         None
@@ -2182,6 +2256,11 @@ impl Supervisor {
         if new.watchdog != self.watchdog_cfg {
             warn!("watchdog: [watchdog] changed: the new settings take effect when custos is restarted");
         }
+        if new.metrics != self.metrics_cfg {
+            warn!(
+                "metrics: [metrics] changed: the new settings take effect when custos is restarted"
+            );
+        }
         self.svcs = table;
         for s in &mut self.svcs {
             s.st.ending = self.ending;
@@ -2260,6 +2339,27 @@ fn crash_loop_words(s: &Svc) -> String {
     )
 }
 
+/// The `"schema"` of `status --json` (schema/status.schema.json): the number goes up when a
+/// field changes meaning or goes away, not when one is added.
+const STATUS_SCHEMA: &str = "custos.status/1";
+/// The `"schema"` of `events --json` and `why --json` (schema/events.schema.json).
+const EVENTS_SCHEMA: &str = "custos.events/1";
+
+/// Every word `state_word` says, for the metrics.
+const STATE_WORDS: [&str; 11] = [
+    "unknown",
+    "running",
+    "waiting",
+    "starting",
+    "stopping",
+    "clearing",
+    "given-up",
+    "ambiguous",
+    "held",
+    "unmonitored",
+    "crash-looping",
+];
+
 /// A phase in one word, for `custos status`.
 fn phase_word(p: &Phase) -> &'static str {
     match p {
@@ -2301,7 +2401,9 @@ impl Supervisor {
                 }
             },
             ("status", None) => {
-                if req.json {
+                if req.prometheus {
+                    control::reply_text(true, self.prometheus(now).trim_end())
+                } else if req.json {
                     self.status_json(now)
                 } else {
                     control::reply_text(true, &self.status_text(now))
@@ -2359,7 +2461,9 @@ impl Supervisor {
                             }
                             s.push_str(&entry_json(e));
                         }
-                        s.push_str("]}\n");
+                        s.push_str("],\"schema\":\"");
+                        s.push_str(EVENTS_SCHEMA);
+                        s.push_str("\"}\n");
                         s
                     } else {
                         let mut t = String::new();
@@ -2720,6 +2824,152 @@ impl Supervisor {
         }
     }
 
+    /// The metrics in the Prometheus text exposition format (version 0.0.4), for the textfile
+    /// and `custos status --prometheus`. Memory only.
+    pub fn prometheus(&self, now: Mono) -> String {
+        use crate::metrics::{head, sample};
+        let mut t = String::with_capacity(4096);
+        let t = &mut t;
+        head(t, "info", "gauge", "custos's version; always 1.");
+        sample(t, "info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
+        head(
+            t,
+            "service_up",
+            "gauge",
+            "1 if the service's process is running and identified, else 0.",
+        );
+        for v in &self.svcs {
+            sample(
+                t,
+                "service_up",
+                &[("service", &v.cfg.name)],
+                u64::from(v.st.pin().is_some()),
+            );
+        }
+        head(
+            t,
+            "service_state",
+            "gauge",
+            "1 for the state the service is in (as custos status says it), 0 for the others.",
+        );
+        for v in &self.svcs {
+            let now_in = state_word(v);
+            for w in STATE_WORDS {
+                sample(
+                    t,
+                    "service_state",
+                    &[("service", &v.cfg.name), ("state", w)],
+                    u64::from(w == now_in),
+                );
+            }
+        }
+        head(t, "service_restarts_total", "counter", "Restarts custos made of the service since it started (or since the service's config last changed).");
+        for v in &self.svcs {
+            sample(
+                t,
+                "service_restarts_total",
+                &[("service", &v.cfg.name)],
+                v.st.total_restarts.into(),
+            );
+        }
+        head(
+            t,
+            "service_deaths_total",
+            "counter",
+            "Deaths of the service's process by cause (exited, killed, unknown) and signal.",
+        );
+        for v in &self.svcs {
+            for &(key, n) in &v.deaths {
+                let sig = crate::core::SigName(key).to_string();
+                let (cause, sig) = match key {
+                    0 => ("exited", ""),
+                    -1 => ("unknown", ""),
+                    _ => ("killed", sig.as_str()),
+                };
+                sample(
+                    t,
+                    "service_deaths_total",
+                    &[("service", &v.cfg.name), ("cause", cause), ("signal", sig)],
+                    n.into(),
+                );
+            }
+        }
+        head(
+            t,
+            "service_last_death_timestamp_seconds",
+            "gauge",
+            "When the service's process last died (Unix time).",
+        );
+        for v in &self.svcs {
+            if let Some(at) = v.last_death_at {
+                sample(
+                    t,
+                    "service_last_death_timestamp_seconds",
+                    &[("service", &v.cfg.name)],
+                    at,
+                );
+            }
+        }
+        head(
+            t,
+            "check_failures_total",
+            "counter",
+            "Failed runs of the service's check.",
+        );
+        for v in &self.svcs {
+            for (c, cfg) in v.checks.iter().zip(v.cfg.checks.iter()) {
+                sample(
+                    t,
+                    "check_failures_total",
+                    &[("service", &v.cfg.name), ("check", &cfg.to_string())],
+                    c.failed_total.into(),
+                );
+            }
+        }
+        if let Some(wd) = &self.watchdog {
+            head(
+                t,
+                "watchdog_last_pet_age_seconds",
+                "gauge",
+                "Seconds since custos last petted the hardware watchdog.",
+            );
+            if let Some(at) = self.last_pet {
+                sample(
+                    t,
+                    "watchdog_last_pet_age_seconds",
+                    &[],
+                    now.saturating_sub(at).as_secs(),
+                );
+            }
+            head(
+                t,
+                "watchdog_pets_total",
+                "counter",
+                "Keepalives custos sent to the hardware watchdog.",
+            );
+            sample(t, "watchdog_pets_total", &[], wd.pets);
+        }
+        head(t, "boots", "gauge", "Boots in custos's boot history (state_dir/boots) by how they ended; running is this one.");
+        for end in [
+            End::Running,
+            End::Orderly,
+            End::Reboot,
+            End::Watchdog,
+            End::Unexplained,
+        ] {
+            let n = self.boots.iter().filter(|b| b.end == end).count();
+            sample(t, "boots", &[("end", end.as_str())], n as u64);
+        }
+        head(
+            t,
+            "degraded",
+            "gauge",
+            "1 while the boot-loop guard is on (no reboot escalation), else 0.",
+        );
+        sample(t, "degraded", &[], self.degraded.into());
+        std::mem::take(t)
+    }
+
     fn status_json(&self, now: Mono) -> String {
         use std::fmt::Write as _;
         let mut s = String::from("{\"ok\":true,\"services\":[");
@@ -2834,8 +3084,9 @@ impl Supervisor {
                 s.push('}');
             }
         }
-        s.push('}');
-        s.push_str("}\n");
+        s.push_str("},\"schema\":\"");
+        s.push_str(STATUS_SCHEMA);
+        s.push_str("\"}\n");
         s
     }
 }
