@@ -37,6 +37,8 @@ pub struct Config {
     pub boot: BootConfig,
     /// `[metrics]`: the Prometheus textfile (absent: none is written).
     pub metrics: Option<MetricsConfig>,
+    /// `[[hook]]`: programs run on events (at most MAX_HOOKS).
+    pub hooks: Vec<crate::hooks::HookConfig>,
 }
 
 /// `[metrics]`: where the Prometheus text file goes and how often it may be rewritten.
@@ -423,6 +425,16 @@ struct RawConfig {
     boot: Option<Spanned<RawBoot>>,
     metrics: Option<Spanned<RawMetrics>>,
     service: Vec<Spanned<RawService>>,
+    hook: Vec<Spanned<RawHook>>,
+}
+
+struct RawHook {
+    on: Option<Spanned<Vec<String>>>,
+    run: Option<Spanned<Vec<String>>>,
+    timeout: Option<Spanned<String>>,
+    services: Option<Spanned<Vec<String>>>,
+    flap_count: Option<Spanned<i64>>,
+    flap_within: Option<Spanned<String>>,
 }
 
 struct RawMetrics {
@@ -747,9 +759,16 @@ impl Validator<'_> {
 
     fn read_config(&mut self, doc: &DeTable<'_>) -> RawConfig {
         let top = Label::new("", "");
-        let [supervisor, watchdog, boot, metrics, service] = self.fields(
+        let [supervisor, watchdog, boot, metrics, service, hook] = self.fields(
             doc,
-            ["supervisor", "watchdog", "boot", "metrics", "service"],
+            [
+                "supervisor",
+                "watchdog",
+                "boot",
+                "metrics",
+                "service",
+                "hook",
+            ],
             &top,
         );
         let supervisor = self
@@ -778,12 +797,43 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, (span, t))| Spanned::new(span, self.read_service(i, t)))
             .collect();
+        let hook = self
+            .tables(hook, &top, "hook")
+            .into_iter()
+            .map(|(span, t)| {
+                let l = Label::new("hook.", "");
+                let [on, run, timeout, services, flap_count, flap_within] = self.fields(
+                    t,
+                    [
+                        "on",
+                        "run",
+                        "timeout",
+                        "services",
+                        "flap_count",
+                        "flap_within",
+                    ],
+                    &l,
+                );
+                Spanned::new(
+                    span,
+                    RawHook {
+                        on: self.strings(on, &l, "on"),
+                        run: self.strings(run, &l, "run"),
+                        timeout: self.string(timeout, &l, "timeout"),
+                        services: self.strings(services, &l, "services"),
+                        flap_count: self.integer(flap_count, &l, "flap_count"),
+                        flap_within: self.string(flap_within, &l, "flap_within"),
+                    },
+                )
+            })
+            .collect();
         RawConfig {
             supervisor,
             watchdog,
             boot,
             metrics,
             service,
+            hook,
         }
     }
 
@@ -1434,6 +1484,7 @@ impl Validator<'_> {
             }
             Some(MetricsConfig { textfile, every })
         });
+        let hooks = self.hooks(&raw, &services);
         Config {
             supervisor,
             services,
@@ -1441,7 +1492,127 @@ impl Validator<'_> {
             warnings,
             boot,
             metrics,
+            hooks,
         }
+    }
+
+    /// `[[hook]]` tables: known event names, a program, bounded timeout and flap rule, known
+    /// services.
+    fn hooks(
+        &mut self,
+        raw: &RawConfig,
+        services: &[ServiceConfig],
+    ) -> Vec<crate::hooks::HookConfig> {
+        use crate::hooks::{
+            event_bit, HookConfig, DEFAULT_HOOK_TIMEOUT, EVENTS, MAX_FLAP_COUNT, MAX_HOOKS,
+        };
+        if raw.hook.len() > MAX_HOOKS {
+            self.err(
+                raw.hook.get(MAX_HOOKS).map(|h| h.span()),
+                "hook",
+                format!("{} hooks, over the limit of {MAX_HOOKS}", raw.hook.len()),
+            );
+        }
+        let mut out = Vec::new();
+        for h in raw.hook.iter().take(MAX_HOOKS) {
+            let span = h.span();
+            let h = h.get_ref();
+            let mut on = 0u16;
+            match &h.on {
+                None => self.err(
+                    Some(span.clone()),
+                    "hook.on",
+                    "missing: name the events this hook runs for",
+                ),
+                Some(list) => {
+                    if list.get_ref().is_empty() {
+                        self.err(
+                            Some(list.span()),
+                            "hook.on",
+                            "empty: name the events this hook runs for",
+                        );
+                    }
+                    for e in list.get_ref() {
+                        match event_bit(e) {
+                            Some(b) => on |= b,
+                            None => self.err(
+                                Some(list.span()),
+                                "hook.on",
+                                format!("unknown event `{e}`; known: {}", EVENTS.join(", ")),
+                            ),
+                        }
+                    }
+                }
+            }
+            let run = match &h.run {
+                Some(r) => self.argv(r, "hook.run"),
+                None => {
+                    self.err(
+                        Some(span.clone()),
+                        "hook.run",
+                        "missing: give the program and its arguments",
+                    );
+                    continue;
+                }
+            };
+            let timeout = self.duration(
+                &h.timeout,
+                "hook.timeout",
+                DEFAULT_HOOK_TIMEOUT,
+                (Duration::from_millis(100), Duration::from_secs(600)),
+            );
+            let mut names = Vec::new();
+            if let Some(list) = &h.services {
+                for n in list.get_ref() {
+                    if !services.iter().any(|s| &s.name == n) {
+                        self.err(
+                            Some(list.span()),
+                            "hook.services",
+                            format!("no service is named `{n}`"),
+                        );
+                    }
+                    names.push(n.clone());
+                }
+            }
+            let flap = match (&h.flap_count, &h.flap_within) {
+                (None, None) => {
+                    if on & event_bit("flapping").unwrap_or(0) != 0 {
+                        self.err(
+                            h.on.as_ref().map(|o| o.span()),
+                            "hook.on",
+                            "`flapping` needs flap_count and flap_within",
+                        );
+                    }
+                    None
+                }
+                (Some(_), Some(_)) => {
+                    let n = self.count(&h.flap_count, "hook.flap_count", 1, MAX_FLAP_COUNT, 1);
+                    let w = self.duration(
+                        &h.flap_within,
+                        "hook.flap_within",
+                        Duration::from_secs(60),
+                        (Duration::from_secs(1), Duration::from_secs(24 * 3600)),
+                    );
+                    Some((n, w))
+                }
+                _ => {
+                    self.err(
+                        Some(span.clone()),
+                        "hook.flap_count",
+                        "flap_count and flap_within go together",
+                    );
+                    None
+                }
+            };
+            out.push(HookConfig {
+                on,
+                run,
+                timeout,
+                services: names,
+                flap,
+            });
+        }
+        out
     }
 
     /// A count within `0..=max` (or `1..=max`), else an error and the default.
@@ -2932,7 +3103,7 @@ max_age = "30s"
         let e = errors("colour = 1\n");
         assert_eq!(
             e,
-            "/etc/custos.toml:1: colour: unknown key; allowed here: supervisor, watchdog, boot, metrics, service"
+            "/etc/custos.toml:1: colour: unknown key; allowed here: supervisor, watchdog, boot, metrics, service, hook"
         );
         let e = errors(&format!(
             "{SVC}restart_delay = \"1s\"\n[service.restart]\ntries = 3\n[[service.check]]\nkind = \"tcp\"\nport = 22\nretries = 2\n"

@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod files;
+pub mod hooks;
 pub mod keeper;
 pub mod limits;
 pub mod logger;

@@ -18,6 +18,17 @@ use crate::limits::{MAX_LOG_LINE, MAX_LOG_LINES_PER_SEC};
 /// Starts `argv` as a new process group leader and returns its PID. The child begins clean (see
 /// crate::child): empty signal mask, default dispositions, no fds but 0, 1 and 2.
 pub fn spawn(argv: &Argv, service: &str, out: &OutputPipe) -> io::Result<i32> {
+    spawn_with(argv, &[("CUSTOS_SERVICE", service)], None, out)
+}
+
+/// `spawn` with these environment variables (besides PATH) and, when given, `stdin` (the read
+/// end of a pipe) instead of /dev/null.
+pub fn spawn_with(
+    argv: &Argv,
+    env: &[(&str, &str)],
+    stdin: Option<OwnedFd>,
+    out: &OutputPipe,
+) -> io::Result<i32> {
     let stdout = out.write.try_clone()?;
     let stderr = out.write.try_clone()?;
     let path = SCRIPT_PATH.strip_prefix("PATH=").unwrap_or(SCRIPT_PATH);
@@ -30,9 +41,9 @@ pub fn spawn(argv: &Argv, service: &str, out: &OutputPipe) -> io::Result<i32> {
     )
     .env_clear()
     .env("PATH", path)
-    .env("CUSTOS_SERVICE", service)
+    .envs(env.iter().copied())
     .current_dir("/")
-    .stdin(Stdio::null())
+    .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
     .stdout(Stdio::from(stdout))
     .stderr(Stdio::from(stderr))
     .process_group(0);

@@ -315,6 +315,8 @@ pub struct Supervisor {
     metrics_cfg: Option<config::MetricsConfig>,
     /// When the watchdog was last petted.
     last_pet: Option<Mono>,
+    /// `[[hook]]`: programs run on events, as custos started with them.
+    hooks: crate::hooks::Hooks,
 }
 
 /// The boot-health gate (`[boot] healthy_after`): one verdict per boot on the vital services.
@@ -546,6 +548,7 @@ impl Supervisor {
                     .ok()
             }),
             last_pet: None,
+            hooks: crate::hooks::Hooks::new(config.hooks, &record::read_boot_id()),
             metrics_cfg: config.metrics.clone(),
             watchdog: None,
             watchdog_cfg: config.watchdog,
@@ -595,11 +598,14 @@ impl Supervisor {
     /// Forks an output keeper holding every service's pipe (and the retired ones), replacing
     /// the one that runs.
     fn renew_keeper(&mut self, now: Mono) {
-        let mut live: heapless::Vec<i32, { MAX_SERVICES + 1 }> = heapless::Vec::new();
+        let mut live: heapless::Vec<i32, { MAX_SERVICES + 2 }> = heapless::Vec::new();
         for s in &self.svcs {
             let _ = live.push(s.out.as_fd().as_raw_fd());
         }
         if let Some(o) = &self.gate_out {
+            let _ = live.push(o.as_fd().as_raw_fd());
+        }
+        if let Some(o) = self.hooks.out() {
             let _ = live.push(o.as_fd().as_raw_fd());
         }
         self.keeper_started = now;
@@ -842,6 +848,8 @@ impl Supervisor {
             if wd.boot_status & crate::watchdog::WDIOF_CARDRESET != 0 {
                 let text = BootStatus(wd.boot_status).to_string();
                 self.note(Kind::WatchdogReset, "", &text);
+                self.hooks
+                    .raise("watchdog-reset", None, &text, None, procs::boottime());
             }
         }
         self.begin_boot();
@@ -1110,6 +1118,9 @@ impl Supervisor {
         if let Some(t) = self.gate_due() {
             deadline = deadline.min(t);
         }
+        if let Some(t) = self.hooks.due() {
+            deadline = deadline.min(t);
+        }
         if let Some(t) = self.control.as_ref().and_then(|c| c.deadline()) {
             deadline = deadline.min(t);
         }
@@ -1300,6 +1311,7 @@ impl Supervisor {
             c.sweep(now);
         }
         self.gate_pass(now);
+        self.hooks.pass(now);
         if self.good_at.is_some_and(|t| now >= t) && self.reboot_at.is_none() {
             self.good_at = None;
             self.boots.mark_good();
@@ -1714,6 +1726,9 @@ impl Supervisor {
                     self.gate_exited(cause, now);
                     continue;
                 }
+                if self.hooks.reaped(pid, cause, now) {
+                    continue;
+                }
                 // A child custos spawned (script, check program, killed script) owns its PID:
                 // a pinned non-child that died may have had the same PID before it was reused.
                 let ours = self.svcs.iter().any(|s| {
@@ -1838,6 +1853,19 @@ impl Supervisor {
                 info!("{name}: {text}");
                 let name = name.to_string();
                 self.note(Kind::Started, &name, &text);
+                if matches!(
+                    why,
+                    crate::core::StartWhy::Died(_)
+                        | crate::core::StartWhy::Failed(_)
+                        | crate::core::StartWhy::Restart(_)
+                ) {
+                    let cause = match &why {
+                        crate::core::StartWhy::Died(c) => Some(c.to_string()),
+                        _ => None,
+                    };
+                    self.hooks
+                        .raise("restarting", Some((i, &name)), &text, cause.as_deref(), now);
+                }
                 let s = &mut self.svcs[i];
                 let name = s.cfg.name.as_str();
                 // What the start script's process will be verified by: started after this
@@ -2035,6 +2063,30 @@ impl Supervisor {
                 if let Some(kind) = kind {
                     let name = name.to_string();
                     self.note(kind, &name, &note.to_string());
+                }
+                let (event, cause) = match &note {
+                    Note::Died { cause, .. } => (Some("died"), Some(cause.to_string())),
+                    Note::StartFailed(_) => (Some("start-failed"), None),
+                    Note::GivenUp { .. } => (Some("given-up"), None),
+                    Note::Held { .. } => (Some("held"), None),
+                    Note::CrashLooping { .. } => (Some("crash-looping"), None),
+                    Note::Restarting(why @ RestartWhy::CheckFailed { .. }) => {
+                        (Some("check-failed"), Some(why.to_string()))
+                    }
+                    Note::Restarting(RestartWhy::OperatorStop) | Note::Stopped => {
+                        (Some("stopped"), None)
+                    }
+                    _ => (None, None),
+                };
+                if let Some(event) = event {
+                    let name = self.svcs[i].cfg.name.clone();
+                    self.hooks.raise(
+                        event,
+                        Some((i, &name)),
+                        &note.to_string(),
+                        cause.as_deref(),
+                        now,
+                    );
                 }
                 if let Note::Died { cause, .. } | Note::StoppedAsAsked { cause, .. } = note {
                     self.svcs[i].count_death(cause);
@@ -2255,6 +2307,9 @@ impl Supervisor {
         }
         if new.watchdog != self.watchdog_cfg {
             warn!("watchdog: [watchdog] changed: the new settings take effect when custos is restarted");
+        }
+        if new.hooks != self.hooks.config() {
+            warn!("hooks: [[hook]] changed: the new hooks take effect when custos is restarted");
         }
         if new.metrics != self.metrics_cfg {
             warn!(
@@ -2736,6 +2791,11 @@ impl Supervisor {
             ),
         };
         let line = format!("boot health: {}: {why}", v.as_str());
+        let event = match v {
+            GateVerdict::Healthy => "boot-healthy",
+            GateVerdict::Unhealthy => "boot-unhealthy",
+        };
+        self.hooks.raise(event, None, &why, None, now);
         match v {
             GateVerdict::Healthy => info!("{line}"),
             GateVerdict::Unhealthy => error!("{line}"),

@@ -1,0 +1,217 @@
+//! Event hooks, black-box: `[[hook]]` programs get the event in their environment and as one
+//! JSON line on stdin, a crash loop becomes one `flapping` event, a hook that hangs is killed
+//! after its timeout, a failing hook is not retried. Real processes, a real testd service.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A hook that appends `EVENT|SERVICE|CAUSE` to DIR/events and its stdin to DIR/stdin.
+fn recorder(dir: &Path, on: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[hook]]
+on = [{on}]
+run = ["/bin/sh", "-c", "printf '%s|%s|%s|%s\n' \"$CUSTOS_EVENT\" \"$CUSTOS_SERVICE\" \"$CUSTOS_CAUSE\" \"$CUSTOS_BOOT_ID\" >> {d}/events; cat >> {d}/stdin"]
+timeout = "5s"
+{extra}
+"#,
+        d = dir.display()
+    )
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (bounded) until `path` has at least `n` lines matching `pred`.
+fn wait_lines(path: &Path, n: usize, secs: u64, pred: impl Fn(&str) -> bool) -> Vec<String> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let l = lines(path);
+        if l.iter().filter(|x| pred(x)).count() >= n || Instant::now() > end {
+            return l;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_sigkilled_service_runs_the_hook_for_died_and_restarting_with_env_and_json() {
+    let dir = tempdir("hook-died");
+    let cfg = testd_config(&dir, "") + &recorder(&dir, r#""died", "restarting""#, "");
+    let mut c = Custos::start(&dir, &cfg);
+    c.wait_log("testd: running as pid", 20);
+    let pid = wait_pid(&dir.join("testd.pid"), 20);
+    kill(pid, libc::SIGKILL);
+    let ev = wait_lines(&dir.join("events"), 2, 20, |_| true);
+    c.stop();
+    assert_eq!(ev.len(), 2, "events: {ev:?}\nlog:\n{}", c.log_text());
+    assert!(ev[0].starts_with("died|testd|"), "{ev:?}");
+    assert!(ev[1].starts_with("restarting|testd|"), "{ev:?}");
+    if !emulated() {
+        // With the subreaper custos knows the cause and passes it on.
+        assert!(ev[0].contains("killed by SIGKILL"), "{ev:?}");
+    }
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    assert!(ev[0].ends_with(boot.trim()), "{ev:?}");
+    let json = lines(&dir.join("stdin"));
+    assert_eq!(json.len(), 2, "{json:?}");
+    assert!(
+        json[0].starts_with("{\"event\":\"died\",\"service\":\"testd\",\"text\":"),
+        "{json:?}"
+    );
+    assert!(
+        json[0].contains(&format!("\"boot_id\":\"{}\"", boot.trim())),
+        "{json:?}"
+    );
+    assert!(json[0].contains(&format!("pid {pid}")), "{json:?}");
+    assert!(json[1].contains("\"event\":\"restarting\""), "{json:?}");
+    let log = c.log_text();
+    assert!(log.contains("hook 1 (died testd): pid"), "{log}");
+}
+
+#[test]
+fn a_crash_loop_becomes_one_flapping_event_and_further_events_are_suppressed() {
+    let dir = tempdir("hook-flap");
+    fs::write(dir.join("exit-code"), "3").expect("exit-code");
+    let restart = "[service.restart]\nbackoff = \"100ms\"\nbackoff_max = \"100ms\"\nmax_restarts = 50\nwindow = \"1m\"\n";
+    let cfg = testd_config(&dir, restart)
+        + &recorder(
+            &dir,
+            r#""died", "flapping""#,
+            "flap_count = 2\nflap_within = \"30s\"\n",
+        );
+    let mut c = Custos::start(&dir, &cfg);
+    // Six deaths: two reach the hook, the third is the flapping event, the rest are suppressed.
+    c.wait_log_count("testd: died", 6, 40);
+    let ev = wait_lines(&dir.join("events"), 1, 10, |l| l.starts_with("flapping|"));
+    std::thread::sleep(Duration::from_millis(500));
+    let ev2 = lines(&dir.join("events"));
+    c.stop();
+    let log = c.log_text();
+    assert_eq!(ev, ev2, "no more hook runs after flapping: {ev2:?}");
+    assert_eq!(ev.len(), 3, "{ev:?}\nlog:\n{log}");
+    assert!(ev[0].starts_with("died|testd|"), "{ev:?}");
+    assert!(ev[1].starts_with("died|testd|"), "{ev:?}");
+    assert!(ev[2].starts_with("flapping|testd|"), "{ev:?}");
+    let deaths = log.matches("testd: died").count();
+    assert!(deaths >= 6, "fewer hook runs (3) than deaths ({deaths})");
+    let json = lines(&dir.join("stdin"));
+    assert!(
+        json[2].contains("\"text\":\"3 events within 30s"),
+        "{json:?}"
+    );
+}
+
+#[test]
+fn a_hook_that_hangs_is_killed_after_its_timeout_with_its_group() {
+    let dir = tempdir("hook-hang");
+    let hook = format!(
+        r#"
+[[hook]]
+on = ["died"]
+run = ["/bin/sh", "-c", "sleep 1000 & echo $! > {d}/sleeper; echo hanging; wait"]
+timeout = "500ms"
+"#,
+        d = dir.display()
+    );
+    let cfg = testd_config(&dir, "") + &hook;
+    let mut c = Custos::start(&dir, &cfg);
+    c.wait_log("testd: running as pid", 20);
+    let pid = wait_pid(&dir.join("testd.pid"), 20);
+    kill(pid, libc::SIGKILL);
+    c.wait_log(
+        "still runs after its timeout 500ms: killing its process group",
+        20,
+    );
+    let log = c.wait_log(
+        "was killed after its timeout: killed by SIGKILL; not retried",
+        20,
+    );
+    assert!(log.contains("hook: | hanging"), "{log}");
+    let sleeper: i32 = fs::read_to_string(dir.join("sleeper"))
+        .expect("sleeper")
+        .trim()
+        .parse()
+        .expect("pid");
+    let end = Instant::now() + Duration::from_secs(5);
+    while alive(sleeper) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = alive(sleeper);
+    c.stop();
+    assert!(!left, "the hook's child {sleeper} survived the group kill");
+}
+
+#[test]
+fn a_failing_hook_is_logged_and_not_retried() {
+    let dir = tempdir("hook-fail");
+    let hook = format!(
+        r#"
+[[hook]]
+on = ["died"]
+run = ["/bin/sh", "-c", "echo run >> {d}/runs; exit 3"]
+
+[[hook]]
+on = ["died"]
+run = ["{d}/no-such-program"]
+"#,
+        d = dir.display()
+    );
+    let cfg = testd_config(&dir, "") + &hook;
+    let mut c = Custos::start(&dir, &cfg);
+    c.wait_log("testd: running as pid", 20);
+    let pid = wait_pid(&dir.join("testd.pid"), 20);
+    kill(pid, libc::SIGKILL);
+    c.wait_log("failed: exited with status 3; not retried", 20);
+    let log = c.wait_log("cannot be started", 20);
+    // A second later: still one run each.
+    std::thread::sleep(Duration::from_secs(1));
+    let runs = lines(&dir.join("runs"));
+    let log2 = c.log_text();
+    c.stop();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(log2.matches("cannot be started").count(), 1, "{log}");
+    assert_eq!(
+        log2.matches("hook 1 (died testd): running").count(),
+        1,
+        "{log2}"
+    );
+}
+
+#[test]
+fn an_unknown_event_is_refused_with_file_and_line() {
+    let dir = tempdir("hook-unknown");
+    let cfg = testd_config(&dir, "")
+        + "\n[[hook]]\non = [\"died\", \"exploded\"]\nrun = [\"/bin/true\"]\n";
+    let path = dir.join("custos.toml");
+    fs::write(&path, &cfg).expect("config");
+    let line = cfg
+        .lines()
+        .position(|l| l.contains("exploded"))
+        .expect("line")
+        + 1;
+    let out = custos_command()
+        .args(["check", "-c"])
+        .arg(&path)
+        .output()
+        .expect("custos check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:{line}: hook.on: unknown event `exploded`",
+            path.display()
+        )),
+        "{err}"
+    );
+}
