@@ -215,3 +215,139 @@ fn an_unknown_event_is_refused_with_file_and_line() {
         "{err}"
     );
 }
+
+/// A mosquitto broker of the test's own on 127.0.0.1 (a free port, its own config file, no
+/// persistence), logging (subscriptions too) to DIR/mosquitto.log. Killed on drop.
+struct Broker {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn mosquitto() -> Option<&'static str> {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+}
+
+fn broker(dir: &Path) -> Broker {
+    let bin = mosquitto().expect("mosquitto");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let conf = dir.join("mosquitto.conf");
+    fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type all\n"
+        ),
+    )
+    .expect("mosquitto.conf");
+    let child = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        // Opened here: a broker started as root runs as user mosquitto and could not open it.
+        .stderr(fs::File::create(dir.join("mosquitto.log")).expect("mosquitto.log"))
+        .spawn()
+        .expect("start mosquitto");
+    let b = Broker { child, port };
+    let end = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "mosquitto did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    b
+}
+
+#[test]
+fn a_hook_running_mosquitto_pub_delivers_died_restarting_and_flapping_to_a_subscriber() {
+    let has_clients = ["/usr/bin/mosquitto_pub", "/usr/bin/mosquitto_sub"]
+        .iter()
+        .all(|p| Path::new(p).exists());
+    if mosquitto().is_none() || !has_clients {
+        eprintln!(
+            "SKIP: mosquitto or mosquitto-clients not installed (scripts/setup installs them)"
+        );
+        return;
+    }
+    let dir = tempdir("hook-mqtt");
+    let b = broker(&dir);
+    let sub = std::process::Command::new("/usr/bin/mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &b.port.to_string()])
+        .args([
+            "-i",
+            "custos-test-sub",
+            "-t",
+            "custos/#",
+            "-v",
+            "-C",
+            "4",
+            "-W",
+            "60",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mosquitto_sub");
+    // Subscribed before any event: the broker logs the SUBSCRIBE.
+    let end = Instant::now() + Duration::from_secs(10);
+    while !fs::read_to_string(dir.join("mosquitto.log"))
+        .unwrap_or_default()
+        .contains("Received SUBSCRIBE from custos-test-sub")
+    {
+        assert!(Instant::now() < end, "mosquitto_sub did not subscribe");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    fs::write(dir.join("exit-code"), "3").expect("exit-code");
+    let restart = "[service.restart]\nbackoff = \"100ms\"\nbackoff_max = \"100ms\"\nmax_restarts = 50\nwindow = \"1m\"\n";
+    let hook = format!(
+        r#"
+[[hook]]
+on = ["died", "restarting", "flapping"]
+run = ["/bin/sh", "-c", "exec mosquitto_pub -h 127.0.0.1 -p {port} -q 1 -t \"custos/$CUSTOS_SERVICE/$CUSTOS_EVENT\" -s"]
+timeout = "10s"
+flap_count = 3
+flap_within = "30s"
+"#,
+        port = b.port
+    );
+    let cfg = testd_config(&dir, restart) + &hook;
+    let mut c = Custos::start(&dir, &cfg);
+    let out = sub.wait_with_output().expect("mosquitto_sub output");
+    c.stop();
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Each payload is the JSON line with its newline: mosquitto_sub -v adds one of its own.
+    let got: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        got.len(),
+        4,
+        "mosquitto_sub: {text}\n{}\nlog:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        c.log_text()
+    );
+    for event in ["died", "restarting", "flapping"] {
+        let topic = format!("custos/testd/{event} {{\"event\":\"{event}\",\"service\":\"testd\"");
+        assert!(
+            got.iter().any(|l| l.starts_with(&topic)),
+            "no {event}: {got:?}"
+        );
+    }
+    let died = got
+        .iter()
+        .find(|l| l.starts_with("custos/testd/died "))
+        .expect("died");
+    assert!(
+        died.contains("\"cause\":\"exited with status 3\""),
+        "{died}"
+    );
+}
