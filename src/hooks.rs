@@ -243,7 +243,7 @@ impl Hooks {
         }
     }
 
-    /// When the hooks next need the loop (a timeout, a quiet time's end).
+    /// When the hooks next need the loop (a timeout, a quiet time's end, an event to start).
     pub fn due(&self) -> Option<Duration> {
         let kills = self.runs.iter().filter(|r| !r.timed_out).map(|r| r.kill_at);
         let quiet = self
@@ -252,7 +252,10 @@ impl Hooks {
             .zip(&self.flaps)
             .filter_map(|(c, f)| c.flap.map(|(_, w)| (w, f)))
             .flat_map(|(w, f)| f.iter().filter_map(move |x| x.flapping.map(|t| t + w)));
-        kills.chain(quiet).min()
+        // An event raised after this pass's hooks.pass waits for a free slot: at once if there
+        // is one (a pass always empties the queue into the free slots, so this cannot spin).
+        let waiting = (!self.queue.is_empty() && !self.runs.is_full()).then_some(Duration::ZERO);
+        kills.chain(quiet).chain(waiting).min()
     }
 
     /// One pass: drain output, kill what ran past its timeout, end quiet flapping, start what
