@@ -1544,15 +1544,16 @@ impl Validator<'_> {
                     }
                 }
             }
+            // Every problem of the table is reported, a missing run too, before it is left out.
             let run = match &h.run {
-                Some(r) => self.argv(r, "hook.run"),
+                Some(r) => Some(self.argv(r, "hook.run")),
                 None => {
                     self.err(
                         Some(span.clone()),
                         "hook.run",
                         "missing: give the program and its arguments",
                     );
-                    continue;
+                    None
                 }
             };
             let timeout = self.duration(
@@ -1604,13 +1605,15 @@ impl Validator<'_> {
                     None
                 }
             };
-            out.push(HookConfig {
-                on,
-                run,
-                timeout,
-                services: names,
-                flap,
-            });
+            if let Some(run) = run {
+                out.push(HookConfig {
+                    on,
+                    run,
+                    timeout,
+                    services: names,
+                    flap,
+                });
+            }
         }
         out
     }
@@ -2970,6 +2973,43 @@ max_age = "30s"
         );
         let e = errors("[watchdog]\ntimeout = \"1500ms\"\n");
         assert!(e.contains("whole seconds"), "{e}");
+    }
+
+    #[test]
+    fn hooks_are_read_and_their_mistakes_refused_with_line_and_key() {
+        let svc = "[[service]]\nname = \"a\"\npidfile = \"/run/a.pid\"\nstart = [\"/bin/a\"]\n";
+        let c = parse(&format!(
+            "{svc}[[hook]]\non = [\"died\", \"flapping\"]\nrun = [\"/bin/h\"]\nservices = [\"a\"]\nflap_count = 3\nflap_within = \"1m\"\n"
+        ))
+        .expect("valid");
+        let h = &c.hooks[0];
+        assert_eq!(h.timeout, crate::hooks::DEFAULT_HOOK_TIMEOUT);
+        assert_eq!(h.flap, Some((3, Duration::from_secs(60))));
+        assert_eq!(h.services, ["a"]);
+        let e = errors(&format!("{svc}[[hook]]\non = [\"died\"]\nflap_count = 3\n"));
+        assert!(e.contains(":5: hook.run: missing"), "{e}");
+        assert!(
+            e.contains("hook.flap_count: flap_count and flap_within go together"),
+            "{e}"
+        );
+        let e = errors(&format!(
+            "{svc}[[hook]]\non = [\"flapping\"]\nrun = [\"/bin/h\"]\nservices = [\"b\"]\ntimeout = \"1h\"\n"
+        ));
+        assert!(
+            e.contains(":6: hook.on: `flapping` needs flap_count and flap_within"),
+            "{e}"
+        );
+        assert!(
+            e.contains(":8: hook.services: no service is named `b`"),
+            "{e}"
+        );
+        assert!(
+            e.contains(":9: hook.timeout: 1h is longer than the maximum 10m"),
+            "{e}"
+        );
+        let nine = "[[hook]]\non = [\"died\"]\nrun = [\"/bin/h\"]\n".repeat(9);
+        let e = errors(&format!("{svc}{nine}"));
+        assert!(e.contains("hook: 9 hooks, over the limit of 8"), "{e}");
     }
 
     #[test]
