@@ -113,6 +113,34 @@ fn a_crash_loop_becomes_one_flapping_event_and_further_events_are_suppressed() {
 }
 
 #[test]
+fn a_service_quiet_for_flap_within_is_no_longer_flapping_and_its_events_pass_again() {
+    let dir = tempdir("hook-quiet");
+    fs::write(dir.join("exit-code"), "3").expect("exit-code");
+    let restart = "[service.restart]\nbackoff = \"100ms\"\nbackoff_max = \"100ms\"\nmax_restarts = 50\nwindow = \"1m\"\n";
+    let cfg = testd_config(&dir, restart)
+        + &recorder(
+            &dir,
+            r#""died", "flapping""#,
+            "flap_count = 1\nflap_within = \"2s\"\n",
+        );
+    let mut c = Custos::start(&dir, &cfg);
+    let ev = wait_lines(&dir.join("events"), 1, 20, |l| l.starts_with("flapping|"));
+    assert!(ev.iter().any(|l| l.starts_with("flapping|")), "{ev:?}");
+    // The crash loop ends; once the service has been quiet for 2 s its events pass again.
+    fs::remove_file(dir.join("exit-code")).expect("rm exit-code");
+    c.wait_log("is no longer flapping", 20);
+    let before = lines(&dir.join("events")).len();
+    let log = c.log_text();
+    let pid = wait_pid(&dir.join("testd.pid"), 20);
+    assert!(log.contains(&format!("running as pid {pid}")), "{log}");
+    kill(pid, libc::SIGKILL);
+    let ev = wait_lines(&dir.join("events"), before + 1, 20, |_| true);
+    c.stop();
+    assert_eq!(ev.len(), before + 1, "{ev:?}\nlog:\n{}", c.log_text());
+    assert!(ev[before].starts_with("died|testd|"), "{ev:?}");
+}
+
+#[test]
 fn a_hook_that_hangs_is_killed_after_its_timeout_with_its_group() {
     let dir = tempdir("hook-hang");
     let hook = format!(
