@@ -224,6 +224,41 @@ fn children_begin_clean(test: &str, shell: &[&str], shell_ignores: u64) {
     assert!(found.is_empty(), "{}: {found:#?}", shell.join(" "));
 }
 
+/// A `[[hook]]` program begins as clean as a script, from a custos started dirty.
+#[test]
+fn a_hook_program_begins_clean() {
+    let dir = tempdir("clean-hook");
+    let hook = format!(
+        r#"
+[[hook]]
+on = ["died"]
+run = ["/bin/dash", "-c", "echo $$ > {d}/hook.self; exec sleep 30"]
+timeout = "20s"
+"#,
+        d = dir.display()
+    );
+    let mut c = start_dirty(&dir, &(testd_config(&dir, "") + &hook));
+    c.wait_log("testd: running as pid", 20);
+    kill(wait_pid(&dir.join("testd.pid"), 10), libc::SIGKILL);
+    let pid: i32 = wait_file(&dir.join("hook.self"), 15)
+        .trim()
+        .parse()
+        .expect("pid");
+    // The shell execs sleep: wait for the exec, then look at what sleep inherited.
+    let end = Instant::now() + Duration::from_secs(10);
+    while !fs::read_link(format!("/proc/{pid}/exe"))
+        .is_ok_and(|e| e.to_string_lossy().contains("sleep"))
+    {
+        assert!(Instant::now() < end, "the hook did not exec sleep");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = inspect(pid, Path::new("/nonexistent"));
+    kill(pid, libc::SIGKILL);
+    c.stop();
+    let found = problems("hook", &got, 0);
+    assert!(found.is_empty(), "{found:#?}");
+}
+
 #[test]
 fn children_begin_clean_under_dash() {
     children_begin_clean("clean-dash", &["/bin/dash"], 0);
