@@ -382,3 +382,49 @@ flap_within = "30s"
         );
     }
 }
+
+#[test]
+fn a_full_queue_drops_events_counts_them_and_says_so_once() {
+    let dir = tempdir("hook-full");
+    // Eight hooks on died and restarting: one SIGKILL queues 16 runs. Each run holds its slot
+    // while DIR/hold exists; three deaths (48 runs) overflow the 4 slots and the 32 places of
+    // the queue.
+    fs::write(dir.join("hold"), "").expect("hold");
+    let hook = format!(
+        "\n[[hook]]\non = [\"died\", \"restarting\"]\nrun = [\"/bin/sh\", \"-c\", \"while [ -e {d}/hold ]; do sleep 0.05; done\"]\ntimeout = \"60s\"\n",
+        d = dir.display()
+    );
+    let mut c = Custos::start(&dir, &(testd_config(&dir, "") + &hook.repeat(8)));
+    let mut old = 0;
+    for n in 1..=3 {
+        c.wait_log_count("testd: running as pid", n, 20);
+        let pid = wait_new_pid(&dir.join("testd.pid"), old, 20);
+        kill(pid, libc::SIGKILL);
+        old = pid;
+    }
+    c.wait_log_count("testd: running as pid", 4, 20);
+    fs::remove_file(dir.join("hold")).expect("rm hold");
+    let log = c.wait_log("event(s) dropped: the queue of 32 was full", 30);
+    let line = log
+        .lines()
+        .find(|l| l.contains("event(s) dropped"))
+        .expect("line");
+    let dropped: usize = line
+        .split("hooks: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("count");
+    // Every run that was not dropped starts once the slots free up: 48 in all.
+    let started = c.wait_log_count(": running `/bin/sh -c while", 48 - dropped, 30);
+    std::thread::sleep(Duration::from_millis(500));
+    let text = c.log_text();
+    c.stop();
+    assert_eq!(dropped, 12, "{line}");
+    assert_eq!(
+        text.matches(": running `/bin/sh -c while").count(),
+        36,
+        "{started}"
+    );
+    assert_eq!(text.matches("event(s) dropped").count(), 1, "{text}");
+}
