@@ -166,6 +166,14 @@ impl Hooks {
         &self.cfg
     }
 
+    /// The services were reloaded: their indexes may now name other services, so every flap
+    /// count starts again.
+    pub fn services_changed(&mut self) {
+        for f in self.flaps.iter_mut().flat_map(|v| v.iter_mut()) {
+            *f = Flap::default();
+        }
+    }
+
     /// The output pipe, for the output keeper to hold.
     pub fn out(&self) -> Option<&OutputPipe> {
         self.out.as_ref()

@@ -2317,6 +2317,7 @@ impl Supervisor {
             );
         }
         self.svcs = table;
+        self.hooks.services_changed();
         for s in &mut self.svcs {
             s.st.ending = self.ending;
         }
