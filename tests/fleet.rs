@@ -394,3 +394,61 @@ fn a_reload_that_changes_the_metrics_says_it_takes_effect_at_the_next_start() {
     let pid = wait_pid(&dir.join("testd.pid"), 1);
     kill(pid, libc::SIGKILL);
 }
+
+/// Prometheus's own linter, `promtool check metrics`, finds nothing to say about the textfile
+/// (names, HELP and TYPE lines, units, counters' `_total`), with a death's labels in it.
+#[test]
+fn promtool_finds_nothing_to_lint_in_the_metrics() {
+    let promtool =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/prometheus-deb/root/usr/bin/promtool");
+    if !promtool.exists() {
+        println!(
+            "SKIP: {} is missing (scripts/setup unpacks Debian's prometheus package there)",
+            promtool.display()
+        );
+        return;
+    }
+    let dir = tempdir("fleet-promtool");
+    let tf = textfile_dir(&dir);
+    let prom = tf.join("custos.prom");
+    let c = Custos::start(&dir, &metrics_config(&dir, &prom));
+    c.wait_log("testd: running as pid", 10);
+    let pid = wait_pid(&dir.join("testd.pid"), 5);
+    kill(pid, libc::SIGKILL);
+    wait_new_pid(&dir.join("testd.pid"), pid, 10);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let t = fs::read_to_string(&prom).unwrap_or_default();
+        if t.contains("custos_service_deaths_total{") {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no death in the textfile within 15 s:\n{t}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut p = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    p.stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = p.wait_with_output().expect("promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {:?}\n{said}\nthe file:\n{text}",
+        out.status
+    );
+}
