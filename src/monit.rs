@@ -1433,6 +1433,15 @@ impl Converter<'_> {
             s.comments.extend(lines);
             return Ok(());
         }
+        if s.restart.iter().any(|l| l.starts_with("max_restarts")) {
+            let lines = self.not_converted(
+                d,
+                &d.text(),
+                "custos keeps one restart limit per service: the first one above was taken",
+            );
+            s.comments.extend(lines);
+            return Ok(());
+        }
         s.restart.push(format!(
             "# {} ({}): {n} restarts within {m} cycle(s) of {}",
             d.text(),
@@ -2130,6 +2139,44 @@ mod tests {
         );
         assert_eq!(regex_literal("mongo"), "mongo");
         assert_eq!(regex_literal(".*"), "");
+    }
+
+    /// Found by the fuzzer: a second `if N restarts within M cycles` in one service wrote the
+    /// restart keys twice, and the converted config did not load ("duplicate key").
+    #[test]
+    fn a_second_restart_limit_is_said_not_converted_and_the_config_loads() {
+        let path = Path::new("/nonexistent-custos-test/monitrc");
+        let text = "check process a with pidfile /run/a.pid\n start program = \"/bin/a\"\n \
+                    if 3 restarts within 5 cycles then unmonitor\n \
+                    if 4 restarts within 6 cycles then timeout\n";
+        let out = import_text(path, text, None).expect("converts");
+        assert!(
+            crate::config::parse_bytes(out.toml.as_bytes()).is_ok(),
+            "{}",
+            out.toml
+        );
+        assert_eq!(
+            out.toml.matches("max_restarts = 3").count(),
+            1,
+            "{}",
+            out.toml
+        );
+        assert!(
+            out.toml
+                .contains("not converted (/nonexistent-custos-test/monitrc:4)"),
+            "{}",
+            out.toml
+        );
+        let crash = include_bytes!("../tests/fixtures/fuzz/monit-crash-1");
+        let text = std::str::from_utf8(crash).expect("utf-8");
+        let root = Path::new("/nonexistent-custos-test-root");
+        if let Ok(out) = import_text(path, text, Some(root)) {
+            assert!(
+                crate::config::parse_bytes(out.toml.as_bytes()).is_ok(),
+                "{}",
+                out.toml
+            );
+        }
     }
 
     #[test]
