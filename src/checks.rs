@@ -804,13 +804,23 @@ mod tests {
             rss >= 64 * 1024 && rss.is_multiple_of(crate::procs::page_size()),
             "{rss}"
         );
-        let before = fd_count(me).expect("own fds");
-        let extra: Vec<_> = (0..5)
-            .map(|_| std::fs::File::open("/proc/self/stat").expect("open"))
-            .collect();
-        let after = fd_count(me).expect("own fds");
-        assert!(after >= before + 5, "{before} -> {after}");
-        drop(extra);
+        // Another process, whose fds nothing else opens or closes meanwhile (the test threads
+        // of this one do): stdin, stdout, stderr and whatever the harness let it inherit, the
+        // same as a listing of its fd directory.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let pid = child.id() as i32;
+        let fds = fd_count(pid);
+        let listed = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(fds.is_some_and(|n| n >= 3), "{fds:?}");
+        assert_eq!(fds, listed.ok());
         assert_eq!(rss_bytes(-1), None);
         assert_eq!(fd_count(-1), None);
     }
