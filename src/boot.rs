@@ -46,15 +46,10 @@ use std::time::Duration;
 
 use heapless::{Deque, String as HString};
 
-use crate::config::Dur;
+use crate::clock::Dur;
+use crate::config::BootConfig;
+use crate::limits::MAX_BOOTS;
 use crate::record::{crc32, parse_utc, usable_dir, BootId, Names, Utc, Writer, BOOT_ID_LEN};
-
-/// Boots kept; the oldest is dropped when a new one comes. Service events never evict them.
-pub const MAX_BOOTS: usize = 32;
-/// Highest `max_resets` and `clear_after`: the ring always holds enough ended boots to count.
-pub const MAX_MAX_RESETS: u32 = 16;
-pub const MAX_CLEAR_AFTER: u32 = 8;
-const _: () = assert!(((MAX_MAX_RESETS + 1 + MAX_CLEAR_AFTER) as usize) < MAX_BOOTS);
 
 pub const FILE_NAME: &str = "boots";
 pub const TEMP_NAME: &str = "boots.tmp";
@@ -71,49 +66,6 @@ const MAX_LINE: usize = 20 + 1 + BOOT_ID_LEN + 1 + 14 + 1 + 23 + 1;
 pub const MAX_FILE_BYTES: usize = 96 + MAX_BOOTS * MAX_LINE;
 /// When the loop finds the writer's mailbox locked, it tries again this soon.
 const LOCK_RETRY: Duration = Duration::from_millis(10);
-
-/// The `[boot]` section.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BootConfig {
-    /// The guard trips when more than this many recent boots ended badly.
-    pub max_resets: u32,
-    /// Good boots in a row that end the count (and so clear a tripped guard).
-    pub clear_after: u32,
-    /// custos running this long in a boot without asking for a reboot makes the boot good.
-    pub good_after: Duration,
-    /// The boot-health gate, when `healthy_after` is set.
-    pub gate: Option<GateConfig>,
-}
-
-/// The boot-health gate: a verdict once per boot on the services marked `vital`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GateConfig {
-    /// Every vital service running, none of its checks failing, without a break for this long:
-    /// the boot is healthy.
-    pub healthy_after: Duration,
-    /// Not healthy this long after custos started (boot clock; a respawned custos counts
-    /// again from its own start): the boot is unhealthy.
-    pub deadline: Duration,
-    pub on_healthy: Option<crate::config::Argv>,
-    pub on_unhealthy: Option<crate::config::Argv>,
-    /// Bounds each program's run; then its process group is killed.
-    pub timeout: Duration,
-}
-
-/// The gate's defaults.
-pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(900);
-pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(60);
-
-impl Default for BootConfig {
-    fn default() -> Self {
-        BootConfig {
-            max_resets: 3,
-            clear_after: 2,
-            good_after: Duration::from_secs(600),
-            gate: None,
-        }
-    }
-}
 
 /// How a boot ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

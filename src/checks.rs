@@ -12,8 +12,9 @@ use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
-use crate::config::{CheckConfig, Dur, Size};
-use crate::core::{Cause, Mono};
+use crate::clock::{Dur, Mono};
+use crate::config::{CheckConfig, Size};
+use crate::core::Cause;
 
 /// Bytes of HTTP headers custos reads; a reply whose headers do not end within them fails.
 pub const MAX_HTTP_HEADERS: usize = 2048;

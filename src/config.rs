@@ -13,9 +13,9 @@ use std::time::Duration;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-pub use crate::boot::{BootConfig, GateConfig};
+use crate::clock::Dur;
+pub use crate::core::{OnExhausted, RestartPolicy, IMPLIED_MAX_RESTARTS};
 use crate::limits::*;
-pub use crate::watchdog::WatchdogConfig;
 
 /// Where custos looks for its config when `-c` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/custos.toml";
@@ -38,7 +38,7 @@ pub struct Config {
     /// `[metrics]`: the Prometheus textfile (absent: none is written).
     pub metrics: Option<MetricsConfig>,
     /// `[[hook]]`: programs run on events (at most MAX_HOOKS).
-    pub hooks: Vec<crate::hooks::HookConfig>,
+    pub hooks: Vec<HookConfig>,
 }
 
 /// `[metrics]`: where the Prometheus text file goes and how often it may be rewritten.
@@ -124,46 +124,94 @@ pub enum Leftovers {
     Keep,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnExhausted {
-    GiveUp,
-    /// Sync, stop petting the watchdog, and reboot(2) if it has not reset the board in time.
-    Reboot,
-}
-
-/// How a service is restarted after deaths and failed starts.
-///
-/// Defaults are for a board nobody attends: a death after `stable_after` of running is
-/// started again at once; failures in a row back off from `backoff`, doubling, up to
-/// `backoff_max`; and there is no limit (`max_restarts` is `None`): a crash loop is retried at
-/// `backoff_max` for as long as it lasts, shown as crash-looping. A limit, and with it
-/// `on_exhausted`, applies only when the config asks for one.
+/// The `[boot]` section.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RestartPolicy {
-    pub backoff: Duration,
-    pub backoff_max: Duration,
-    pub stable_after: Duration,
-    /// Restarts within `window` before `on_exhausted`; `None`: never exhausted.
-    pub max_restarts: Option<u32>,
-    pub window: Duration,
-    pub on_exhausted: OnExhausted,
+pub struct BootConfig {
+    /// The guard trips when more than this many recent boots ended badly.
+    pub max_resets: u32,
+    /// Good boots in a row that end the count (and so clear a tripped guard).
+    pub clear_after: u32,
+    /// custos running this long in a boot without asking for a reboot makes the boot good.
+    pub good_after: Duration,
+    /// The boot-health gate, when `healthy_after` is set.
+    pub gate: Option<GateConfig>,
 }
 
-/// The limit a config gets when it writes `window` or `on_exhausted` but not `max_restarts`:
-/// the default before there was "unlimited", so that such a config keeps its meaning.
-pub const IMPLIED_MAX_RESTARTS: u32 = 10;
+/// The boot-health gate: a verdict once per boot on the services marked `vital`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateConfig {
+    /// Every vital service running, none of its checks failing, without a break for this long:
+    /// the boot is healthy.
+    pub healthy_after: Duration,
+    /// Not healthy this long after custos started (boot clock; a respawned custos counts
+    /// again from its own start): the boot is unhealthy.
+    pub deadline: Duration,
+    pub on_healthy: Option<crate::config::Argv>,
+    pub on_unhealthy: Option<crate::config::Argv>,
+    /// Bounds each program's run; then its process group is killed.
+    pub timeout: Duration,
+}
 
-impl Default for RestartPolicy {
+/// The gate's defaults.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(900);
+pub const DEFAULT_GATE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Default for BootConfig {
     fn default() -> Self {
-        RestartPolicy {
-            backoff: Duration::from_millis(500),
-            backoff_max: Duration::from_secs(60),
-            stable_after: Duration::from_secs(10),
-            max_restarts: None,
-            window: Duration::from_secs(600),
-            on_exhausted: OnExhausted::GiveUp,
+        BootConfig {
+            max_resets: 3,
+            clear_after: 2,
+            good_after: Duration::from_secs(600),
+            gate: None,
         }
     }
+}
+
+/// A hook's timeout when `timeout` is not set.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The events a hook may name in `on`: the words custos records (`custos events`), where there
+/// is one, and `flapping`.
+pub const EVENTS: [&str; 12] = [
+    "died",
+    "restarting",
+    "crash-looping",
+    "given-up",
+    "check-failed",
+    "start-failed",
+    "held",
+    "watchdog-reset",
+    "boot-healthy",
+    "boot-unhealthy",
+    "stopped",
+    "flapping",
+];
+
+/// The bit of event `name` in a hook's `on` mask.
+pub fn event_bit(name: &str) -> Option<u16> {
+    EVENTS.iter().position(|e| *e == name).map(|i| 1 << i)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookConfig {
+    /// Events this hook runs for (bits of EVENTS).
+    pub on: u16,
+    pub run: Argv,
+    pub timeout: Duration,
+    /// Only these services' events (empty: every event).
+    pub services: Vec<String>,
+    /// (count, within): more than count events of a service within `within` are one
+    /// `flapping` event.
+    pub flap: Option<(u32, Duration)>,
+}
+
+/// The [watchdog] section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchdogConfig {
+    pub device: PathBuf,
+    pub timeout: Duration,
+    pub pet_every: Duration,
+    pub magic_close: bool,
 }
 
 /// What a health check looks at.
@@ -375,40 +423,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err(format!("`{s}`: a duration must be greater than zero"));
     }
     Ok(Duration::from_millis(ms))
-}
-
-/// Formats a duration the way configs write it: "500ms", "5s", "2m30s", "1h".
-pub struct Dur(pub Duration);
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Whole seconds and milliseconds apart, in u64: the same figures as from the u128
-        // `as_millis()`, without 128-bit divisions (3 KB of code on 32-bit ARM).
-        let (s, ms) = (self.0.as_secs(), self.0.subsec_millis());
-        if s == 0 {
-            return write!(f, "{ms}ms");
-        }
-        if s < 60 {
-            return if ms == 0 {
-                write!(f, "{s}s")
-            } else {
-                write!(f, "{s}.{}s", ms / 100)
-            };
-        }
-        let (h, m, s) = (s / 3600, (s / 60) % 60, s % 60);
-        if h > 0 {
-            write!(f, "{h}h")?;
-            if m > 0 {
-                write!(f, "{m}m")?;
-            }
-            return Ok(());
-        }
-        write!(f, "{m}m")?;
-        if s > 0 {
-            write!(f, "{s}s")?;
-        }
-        Ok(())
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1375,7 +1389,7 @@ impl Validator<'_> {
                 }
             }
             if let Some(g) = &s.control_group {
-                match crate::control::group_id(g.get_ref()) {
+                match crate::sys::group_id(g.get_ref()) {
                     Some(gid) => supervisor.control_group = Some((g.get_ref().clone(), gid)),
                     None => self.err(
                         Some(g.span()),
@@ -1498,14 +1512,7 @@ impl Validator<'_> {
 
     /// `[[hook]]` tables: known event names, a program, bounded timeout and flap rule, known
     /// services.
-    fn hooks(
-        &mut self,
-        raw: &RawConfig,
-        services: &[ServiceConfig],
-    ) -> Vec<crate::hooks::HookConfig> {
-        use crate::hooks::{
-            event_bit, HookConfig, DEFAULT_HOOK_TIMEOUT, EVENTS, MAX_FLAP_COUNT, MAX_HOOKS,
-        };
+    fn hooks(&mut self, raw: &RawConfig, services: &[ServiceConfig]) -> Vec<HookConfig> {
         if raw.hook.len() > MAX_HOOKS {
             self.err(
                 raw.hook.get(MAX_HOOKS).map(|h| h.span()),
@@ -1651,7 +1658,7 @@ impl Validator<'_> {
             .watchdog
             .as_ref()
             .and_then(|w| w.get_ref().max_resets.as_ref());
-        let max = crate::boot::MAX_MAX_RESETS;
+        let max = crate::limits::MAX_MAX_RESETS;
         let max_resets = match (b.and_then(|b| b.max_resets.as_ref()), legacy) {
             (Some(_), Some(l)) => {
                 self.err(
@@ -1680,7 +1687,7 @@ impl Validator<'_> {
                     &b.clear_after,
                     "boot.clear_after",
                     1,
-                    crate::boot::MAX_CLEAR_AFTER,
+                    crate::limits::MAX_CLEAR_AFTER,
                     d.clear_after,
                 ),
                 self.duration(
@@ -1732,13 +1739,13 @@ impl Validator<'_> {
         let deadline = self.duration(
             &b.deadline,
             "boot.deadline",
-            crate::boot::DEFAULT_DEADLINE,
+            DEFAULT_DEADLINE,
             (Duration::from_secs(1), DAY),
         );
         let timeout = self.duration(
             &b.timeout,
             "boot.timeout",
-            crate::boot::DEFAULT_GATE_TIMEOUT,
+            DEFAULT_GATE_TIMEOUT,
             (Duration::from_millis(100), Duration::from_secs(3600)),
         );
         if !services.iter().any(|s| s.vital) {
@@ -2983,7 +2990,7 @@ max_age = "30s"
         ))
         .expect("valid");
         let h = &c.hooks[0];
-        assert_eq!(h.timeout, crate::hooks::DEFAULT_HOOK_TIMEOUT);
+        assert_eq!(h.timeout, crate::config::DEFAULT_HOOK_TIMEOUT);
         assert_eq!(h.flap, Some((3, Duration::from_secs(60))));
         assert_eq!(h.services, ["a"]);
         let e = errors(&format!("{svc}[[hook]]\non = [\"died\"]\nflap_count = 3\n"));
@@ -3024,8 +3031,8 @@ max_age = "30s"
             (g.healthy_after, g.deadline, g.timeout),
             (
                 Duration::from_secs(120),
-                crate::boot::DEFAULT_DEADLINE,
-                crate::boot::DEFAULT_GATE_TIMEOUT
+                DEFAULT_DEADLINE,
+                DEFAULT_GATE_TIMEOUT
             )
         );
         assert!(c.services[0].vital);

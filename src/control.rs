@@ -5,7 +5,6 @@
 //! loop, the watchdog or supervision. Also: the tiny, strict JSON reader and writer both sides
 //! use (flat objects of strings and booleans only).
 
-use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -15,7 +14,8 @@ use std::time::Duration;
 
 use log::warn;
 
-use crate::core::Mono;
+use crate::clock::Mono;
+use crate::text::json_str;
 
 /// Clients served at once; one more is told "busy" and closed.
 pub const MAX_CLIENTS: usize = 4;
@@ -201,25 +201,6 @@ impl Parser<'_> {
     }
 }
 
-/// Appends `s` as a JSON string literal.
-pub fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
 /// `{"ok":true,"text":"…"}` / `{"ok":false,"error":"…"}` plus a newline.
 pub fn reply_text(ok: bool, text: &str) -> String {
     let mut s = String::with_capacity(text.len() + 32);
@@ -339,20 +320,6 @@ fn allowed(stream: &UnixStream, cred: &libc::ucred, access: Access) -> bool {
         }
         _ => false,
     }
-}
-
-/// Looks a group name up in /etc/group.
-pub fn group_id(name: &str) -> Option<u32> {
-    let text = std::fs::read_to_string("/etc/group").ok()?;
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        if f.next()? == name {
-            f.next()?;
-            f.next()?.parse().ok()
-        } else {
-            None
-        }
-    })
 }
 
 impl ControlServer {
@@ -644,7 +611,7 @@ impl ControlServer {
             warn!(
                 "control: refused {} more connection(s) within {} (not logged one by one)",
                 self.refused_unlogged,
-                crate::config::Dur(REFUSAL_LOG_EVERY)
+                crate::clock::Dur(REFUSAL_LOG_EVERY)
             );
             self.refused_unlogged = 0;
             self.refusal_log_at = now + REFUSAL_LOG_EVERY;

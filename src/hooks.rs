@@ -23,60 +23,12 @@ use std::time::Duration;
 
 use log::{info, warn};
 
-use crate::config::Argv;
+use crate::config::{event_bit, HookConfig};
 use crate::core::Cause;
-use crate::limits::{MAX_NAME, MAX_SERVICES};
+use crate::limits::{
+    HOOK_QUEUE, MAX_HOOK_JSON, MAX_HOOK_RUNS, MAX_HOOK_TEXT, MAX_NAME, MAX_SERVICES,
+};
 use crate::scripts::{self, OutputPipe};
-
-/// Hooks in one config.
-pub const MAX_HOOKS: usize = 8;
-/// Hook programs running at once; more events wait in the queue.
-pub const MAX_HOOK_RUNS: usize = 4;
-/// Events waiting for a free run slot; more are dropped and counted.
-pub const HOOK_QUEUE: usize = 32;
-/// Bytes of the JSON line on a hook's stdin (PIPE_BUF: one atomic write).
-pub const MAX_HOOK_JSON: usize = 4096;
-/// Bytes of an event's text passed on (longer text is cut at a char boundary).
-pub const MAX_HOOK_TEXT: usize = 512;
-/// Highest `flap_count`.
-pub const MAX_FLAP_COUNT: u32 = 1000;
-/// A hook's timeout when `timeout` is not set.
-pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The events a hook may name in `on`: the words custos records (`custos events`), where there
-/// is one, and `flapping`.
-pub const EVENTS: [&str; 12] = [
-    "died",
-    "restarting",
-    "crash-looping",
-    "given-up",
-    "check-failed",
-    "start-failed",
-    "held",
-    "watchdog-reset",
-    "boot-healthy",
-    "boot-unhealthy",
-    "stopped",
-    "flapping",
-];
-
-/// The bit of event `name` in a hook's `on` mask.
-pub fn event_bit(name: &str) -> Option<u16> {
-    EVENTS.iter().position(|e| *e == name).map(|i| 1 << i)
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct HookConfig {
-    /// Events this hook runs for (bits of EVENTS).
-    pub on: u16,
-    pub run: Argv,
-    pub timeout: Duration,
-    /// Only these services' events (empty: every event).
-    pub services: Vec<String>,
-    /// (count, within): more than count events of a service within `within` are one
-    /// `flapping` event.
-    pub flap: Option<(u32, Duration)>,
-}
 
 /// One service's flap state towards one hook.
 #[derive(Clone, Copy, Default)]
@@ -223,8 +175,8 @@ impl Hooks {
                         "hook {}: {name}: {} events within {}: flapping; its further events to this hook are suppressed until it is quiet for {}",
                         h + 1,
                         f.count,
-                        crate::config::Dur(within),
-                        crate::config::Dur(within)
+                        crate::clock::Dur(within),
+                        crate::clock::Dur(within)
                     );
                     if c.on & event_bit("flapping").unwrap_or(0) == 0 {
                         continue;
@@ -233,7 +185,7 @@ impl Hooks {
                     txt = format!(
                         "{} events within {} (the last: {event}: {text})",
                         f.count,
-                        crate::config::Dur(within)
+                        crate::clock::Dur(within)
                     );
                 }
             }
@@ -281,7 +233,7 @@ impl Hooks {
                     r.event,
                     r.service,
                     r.pid,
-                    crate::config::Dur(self.cfg[r.hook as usize].timeout)
+                    crate::clock::Dur(self.cfg[r.hook as usize].timeout)
                 );
                 if let Err(e) = scripts::kill_group(r.pid) {
                     warn!("hook: cannot kill process group {}: {e}", r.pid);
@@ -296,7 +248,7 @@ impl Hooks {
                         info!(
                             "hook {}: a service quiet for {} is no longer flapping ({} event(s) suppressed)",
                             h + 1,
-                            crate::config::Dur(within),
+                            crate::clock::Dur(within),
                             f.suppressed
                         );
                         *f = Flap::default();
@@ -322,23 +274,23 @@ impl Hooks {
     fn json(&self, p: &Pending, now: Duration) -> String {
         let mut s = String::with_capacity(256);
         s.push_str("{\"event\":");
-        crate::control::json_str(&mut s, p.event);
+        crate::text::json_str(&mut s, p.event);
         s.push_str(",\"service\":");
-        crate::control::json_str(&mut s, &p.service);
+        crate::text::json_str(&mut s, &p.service);
         s.push_str(",\"text\":");
-        crate::control::json_str(&mut s, &p.text);
+        crate::text::json_str(&mut s, &p.text);
         if !p.cause.is_empty() {
             s.push_str(",\"cause\":");
-            crate::control::json_str(&mut s, &p.cause);
+            crate::text::json_str(&mut s, &p.cause);
         }
         s.push_str(",\"boot_id\":");
-        crate::control::json_str(&mut s, &self.boot);
+        crate::text::json_str(&mut s, &self.boot);
         let _ = write!(
             s,
             ",\"uptime_ms\":{},\"age_ms\":{},\"time\":{}}}",
             p.at.as_millis(),
             now.saturating_sub(p.at).as_millis(),
-            crate::record::wall_now()
+            crate::clock::wall_now()
         );
         s.push('\n');
         s

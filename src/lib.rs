@@ -5,7 +5,7 @@
 pub mod boot;
 pub mod checks;
 pub mod child;
-pub mod clockstep;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod core;
@@ -24,5 +24,7 @@ pub mod record;
 pub mod scripts;
 pub mod signals;
 pub mod supervisor;
+pub mod sys;
 pub mod syslog;
+pub mod text;
 pub mod watchdog;

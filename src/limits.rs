@@ -31,3 +31,23 @@ pub const MAX_ACTIONS: usize = 6;
 /// Bytes of custos's own log output waiting for stderr to take them; lines that do not fit
 /// are dropped and counted (src/logger.rs). About 1.4 s of a 115200-baud console.
 pub const LOG_BUFFER: usize = 16 * 1024;
+
+/// Boots kept; the oldest is dropped when a new one comes. Service events never evict them.
+pub const MAX_BOOTS: usize = 32;
+/// Highest `max_resets` and `clear_after`: the ring always holds enough ended boots to count.
+pub const MAX_MAX_RESETS: u32 = 16;
+pub const MAX_CLEAR_AFTER: u32 = 8;
+const _: () = assert!(((MAX_MAX_RESETS + 1 + MAX_CLEAR_AFTER) as usize) < MAX_BOOTS);
+
+/// Hooks in one config.
+pub const MAX_HOOKS: usize = 8;
+/// Hook programs running at once; more events wait in the queue.
+pub const MAX_HOOK_RUNS: usize = 4;
+/// Events waiting for a free run slot; more are dropped and counted.
+pub const HOOK_QUEUE: usize = 32;
+/// Bytes of the JSON line on a hook's stdin (PIPE_BUF: one atomic write).
+pub const MAX_HOOK_JSON: usize = 4096;
+/// Bytes of an event's text passed on (longer text is cut at a char boundary).
+pub const MAX_HOOK_TEXT: usize = 512;
+/// Highest `flap_count`.
+pub const MAX_FLAP_COUNT: u32 = 1000;

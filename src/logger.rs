@@ -46,9 +46,9 @@ use std::time::Duration;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::core::Mono;
+use crate::clock::boottime;
+use crate::clock::Mono;
 use crate::limits::LOG_BUFFER;
-use crate::procs::boottime;
 
 /// The words of the note after lines were lost (after `N `).
 pub const DROPPED: &str = "log line(s) dropped: stderr was not writable";

@@ -10,7 +10,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use custos::config::{self, CheckAction, Config, Dur, Identify, Leftovers, LogTarget, OnExhausted};
+use custos::clock::Dur;
+use custos::config::{self, CheckAction, Config, Identify, Leftovers, LogTarget, OnExhausted};
 use custos::supervisor::Supervisor;
 
 const USAGE: &str = "\
@@ -193,10 +194,10 @@ fn client(
         let _ = stream.set_read_timeout(timeout);
     }
     let mut req = String::from("{\"cmd\":");
-    custos::control::json_str(&mut req, cmd);
+    custos::text::json_str(&mut req, cmd);
     if !name.is_empty() {
         req.push_str(",\"name\":");
-        custos::control::json_str(&mut req, name);
+        custos::text::json_str(&mut req, name);
     }
     if prometheus {
         req.push_str(",\"prometheus\":true");

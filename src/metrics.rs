@@ -17,8 +17,8 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::clock::Mono;
 use crate::config::MetricsConfig;
-use crate::core::Mono;
 use crate::record::{Names, Writer};
 
 /// The loop's side of the metrics file.

@@ -398,34 +398,8 @@ pub fn pidfile_stamp(path: &Path) -> Option<PidfileStamp> {
 /// lies before this boot.
 fn mtime_on_boot_clock(m: &std::fs::Metadata) -> Option<Duration> {
     let wall = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
-    let boot = wall - wall_minus_boot();
+    let boot = wall - crate::clock::wall_minus_boot();
     u64::try_from(boot).ok().map(Duration::from_nanos)
-}
-
-fn clock(id: libc::clockid_t) -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the valid pointer we pass.
-    unsafe { libc::clock_gettime(id, &mut ts) };
-    Duration::new(
-        u64::try_from(ts.tv_sec).unwrap_or(0),
-        u32::try_from(ts.tv_nsec).unwrap_or(0),
-    )
-}
-
-/// CLOCK_REALTIME minus CLOCK_BOOTTIME, in nanoseconds: the wall clock's reading of the
-/// moment of boot. Slewing moves it slowly (at most 500 ppm); a step moves it at once.
-pub fn wall_minus_boot() -> i128 {
-    let wall = clock(libc::CLOCK_REALTIME).as_nanos() as i128;
-    let boot = clock(libc::CLOCK_BOOTTIME).as_nanos() as i128;
-    wall - boot
-}
-
-/// Now on CLOCK_BOOTTIME: the supervisor's clock.
-pub fn boottime() -> Duration {
-    clock(libc::CLOCK_BOOTTIME)
 }
 
 /// A start time in clock ticks after boot, as a time on CLOCK_BOOTTIME.
@@ -913,7 +887,7 @@ mod tests {
             ambiguous_before: Duration::ZERO,
             taken: &[],
         };
-        probe_pidfile(path, &Known::default(), &ctx, boottime()).0
+        probe_pidfile(path, &Known::default(), &ctx, crate::clock::boottime()).0
     }
 
     fn set_mtime(path: &Path, wall_secs: i64) {
@@ -943,9 +917,9 @@ mod tests {
         writeln!(f, "{pid}").expect("write");
         drop(f);
         // Written now, after this process started: fresh.
-        let now = boottime();
+        let now = crate::clock::boottime();
         assert!(matches!(probe(&path, now), Observation::Alive(p) if p.pid == pid));
-        let wall = clock(libc::CLOCK_REALTIME).as_secs() as i64;
+        let wall = crate::clock::read(libc::CLOCK_REALTIME).as_secs() as i64;
         // Written 5 s before the process started: stale when custos watched the clock since
         // (no step can lie between), held when it did not.
         set_mtime(&path, wall - 5);

@@ -62,11 +62,11 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use heapless::{Deque, String as HString, Vec as HVec};
 
-use crate::core::Mono;
+use crate::clock::Mono;
 use crate::limits::MAX_NAME;
 
 /// Entries kept, in memory and in the file; the oldest is dropped when a new one comes.
@@ -385,13 +385,6 @@ pub fn read_boot_id() -> BootId {
     id
 }
 
-/// Now on the wall clock, in seconds since the epoch (0 if the clock is before 1970).
-pub fn wall_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// What is wrong with a record file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Corruption {
@@ -684,7 +677,7 @@ impl Record {
 
     /// Adds an event of this boot, stamped with the wall clock now.
     pub fn event(&mut self, kind: Kind, service: &str, text: impl fmt::Display, now: Mono) {
-        let e = Entry::new(wall_now(), &self.boot, service, kind, text);
+        let e = Entry::new(crate::clock::wall_now(), &self.boot, service, kind, text);
         self.push(e, now);
     }
 
@@ -789,7 +782,7 @@ impl Record {
     /// the lock: it was due.
     pub fn wait_written(&mut self, bound: Duration) -> Option<Warning> {
         if self.deferred && self.dirty {
-            let now = crate::procs::boottime();
+            let now = crate::clock::boottime();
             self.hand_over(now, true);
         }
         let w = self.writer.as_ref()?;
@@ -1060,10 +1053,10 @@ impl Writer {
 
     /// Whether the writer became idle (nothing in hand, nothing in the mailbox) within `bound`.
     pub(crate) fn wait_idle(&self, bound: Duration) -> bool {
-        let end = crate::procs::boottime() + bound;
+        let end = crate::clock::boottime() + bound;
         let mut m = lock(&self.shared.mailbox);
         while m.busy || m.next.is_some() || m.side.is_some() {
-            let left = end.saturating_sub(crate::procs::boottime());
+            let left = end.saturating_sub(crate::clock::boottime());
             if left.is_zero() {
                 return false;
             }

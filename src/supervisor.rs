@@ -10,13 +10,16 @@ use std::time::Duration;
 
 use log::{debug, error, info, warn};
 
-use crate::boot::{self, Begin, BootConfig, BootLog, End, GateVerdict};
+use crate::boot::{self, Begin, BootLog, End, GateVerdict};
 use crate::checks::{CheckRt, Failure, InFlight, Verdict};
-use crate::clockstep::StepWatch;
-use crate::config::{self, CheckAction, Config, Dur, Identify, ServiceConfig};
+use crate::clock::step::StepWatch;
+use crate::clock::{Dur, Mono};
+use crate::config::{
+    self, BootConfig, CheckAction, Config, Identify, ServiceConfig, WatchdogConfig,
+};
 use crate::control::{self, Access, ControlServer, Ready, Request};
 use crate::core::{
-    Absent, Action, Cause, Event, Mono, Note, Observation, Phase, PidfileNotRegular, Pin, Policy,
+    Absent, Action, Cause, Event, Note, Observation, Phase, PidfileNotRegular, Pin, Policy,
     RestartWhy, Script, ServiceState, SigName,
 };
 use crate::core::{Op, RestartWhy as Why};
@@ -29,7 +32,7 @@ use crate::procs::{self, PinState};
 use crate::record::{self, Kind, Record};
 use crate::scripts::{self, OutputPipe};
 use crate::signals::Signals;
-use crate::watchdog::{BootStatus, Options, Watchdog, WatchdogConfig};
+use crate::watchdog::{BootStatus, Options, Watchdog};
 
 /// Fds in one poll: the signalfd, plus a pidfd, an output pipe and the check sockets of each
 /// service, the control socket and its clients, stderr while log bytes wait for it, and the
@@ -114,7 +117,7 @@ impl Svc {
             Cause::Killed { signal, .. } => signal,
             Cause::NotOurChild => -1,
         };
-        self.last_death_at = Some(record::wall_now());
+        self.last_death_at = Some(crate::clock::wall_now());
         if let Some(e) = self.deaths.iter_mut().find(|e| e.0 == key) {
             e.1 = e.1.saturating_add(1);
         } else if self.deaths.push((key, 1)).is_err() {
@@ -514,8 +517,8 @@ impl Supervisor {
             next_tick: Duration::ZERO,
             facilities: Facilities { subreaper, pidfd },
             boot: record::read_boot_id().to_string(),
-            wall_offset: procs::wall_minus_boot(),
-            trusted_since: procs::boottime(),
+            wall_offset: crate::clock::wall_minus_boot(),
+            trusted_since: crate::clock::boottime(),
             ambiguous_before: Duration::ZERO,
             pins_warned: false,
             step_watch: match StepWatch::new() {
@@ -535,10 +538,10 @@ impl Supervisor {
                 .gate
                 .as_ref()
                 .and_then(|_| OutputPipe::new().ok()),
-            started: procs::boottime(),
+            started: crate::clock::boottime(),
             // After the signal mask is set, like the record's writer.
             metrics: config.metrics.as_ref().and_then(|m| {
-                crate::metrics::Textfile::start(m, procs::boottime())
+                crate::metrics::Textfile::start(m, crate::clock::boottime())
                     .map_err(|e| {
                         error!(
                             "metrics: cannot write {}: {e}; custos runs without it",
@@ -558,7 +561,7 @@ impl Supervisor {
             record,
             degraded: false,
             boots,
-            good_at: Some(procs::boottime() + config.boot.good_after),
+            good_at: Some(crate::clock::boottime() + config.boot.good_after),
             boot_cfg: config.boot,
             guard: None,
             table_changed: false,
@@ -569,7 +572,7 @@ impl Supervisor {
             ending: false,
         };
         sup.load_pins();
-        sup.renew_keeper(procs::boottime());
+        sup.renew_keeper(crate::clock::boottime());
         // Last: from here on the loop must pet in time, and nothing above may delay it.
         sup.watchdog = sup
             .watchdog_cfg
@@ -699,7 +702,7 @@ impl Supervisor {
     /// set; or a jump of the offset beyond what slewing does in a pass) is logged once, recorded,
     /// and ends the time during which custos knows the wall clock to be continuous.
     fn watch_wall_clock(&mut self, set: bool, now: Mono) {
-        let offset = procs::wall_minus_boot();
+        let offset = crate::clock::wall_minus_boot();
         let step = offset - self.wall_offset;
         self.wall_offset = offset;
         if !set && step.abs() < 1_000_000_000 {
@@ -785,7 +788,7 @@ impl Supervisor {
     }
 
     fn now(&self) -> Mono {
-        procs::boottime()
+        crate::clock::boottime()
     }
 
     /// Runs until SIGTERM or SIGINT. Services are left running on exit.
@@ -848,8 +851,13 @@ impl Supervisor {
             if wd.boot_status & crate::watchdog::WDIOF_CARDRESET != 0 {
                 let text = BootStatus(wd.boot_status).to_string();
                 self.note(Kind::WatchdogReset, "", &text);
-                self.hooks
-                    .raise("watchdog-reset", None, &text, None, procs::boottime());
+                self.hooks.raise(
+                    "watchdog-reset",
+                    None,
+                    &text,
+                    None,
+                    crate::clock::boottime(),
+                );
             }
         }
         self.begin_boot();
@@ -900,7 +908,7 @@ impl Supervisor {
         } else {
             id.as_str()
         };
-        match self.boots.begin(&id, record::wall_now(), cardreset) {
+        match self.boots.begin(&id, crate::clock::wall_now(), cardreset) {
             Begin::Again => info!("boot: custos restarted within this boot ({shown})"),
             Begin::New(None) => info!("boot: this is boot {shown}; no earlier boot is known"),
             Begin::New(Some(prev)) => {
@@ -970,7 +978,7 @@ impl Supervisor {
     fn note(&mut self, kind: Kind, service: &str, text: &str) {
         let now = self.now();
         let entry = record::Entry::new(
-            record::wall_now(),
+            crate::clock::wall_now(),
             self.record.boot_id(),
             service,
             kind,
@@ -1875,7 +1883,7 @@ impl Supervisor {
                     Identify::Exe { .. } => None,
                 };
                 s.known.spawned = Some(procs::Spawned {
-                    at: procs::boottime(),
+                    at: crate::clock::boottime(),
                     before,
                 });
                 match scripts::spawn(&s.cfg.start, name, &s.out) {
@@ -1887,7 +1895,7 @@ impl Supervisor {
                         s.start_script = procs::stat(pid).map(|st| pins::StartScript {
                             pid,
                             start_ticks: st.start_ticks,
-                            spawned_at: procs::boottime(),
+                            spawned_at: crate::clock::boottime(),
                         });
                         self.save_pins();
                     }
@@ -2349,15 +2357,15 @@ impl std::fmt::Display for StepText {
 fn entry_json(e: &record::Entry) -> String {
     let mut s = String::with_capacity(256);
     s.push_str("{\"time\":");
-    control::json_str(&mut s, &record::Utc(e.time).to_string());
+    crate::text::json_str(&mut s, &record::Utc(e.time).to_string());
     s.push_str(",\"boot\":");
-    control::json_str(&mut s, &e.boot);
+    crate::text::json_str(&mut s, &e.boot);
     s.push_str(",\"service\":");
-    control::json_str(&mut s, &e.service);
+    crate::text::json_str(&mut s, &e.service);
     s.push_str(",\"kind\":");
-    control::json_str(&mut s, e.kind.as_str());
+    crate::text::json_str(&mut s, e.kind.as_str());
     s.push_str(",\"text\":");
-    control::json_str(&mut s, &e.text);
+    crate::text::json_str(&mut s, &e.text);
     s.push('}');
     s
 }
@@ -2507,7 +2515,7 @@ impl Supervisor {
                         let mut s = String::from("{\"ok\":true,");
                         if let Some(v) = looping {
                             s.push_str("\"now\":");
-                            control::json_str(&mut s, &format!("crash-looping: {}", crash_loop_words(v)));
+                            crate::text::json_str(&mut s, &format!("crash-looping: {}", crash_loop_words(v)));
                             s.push(',');
                         }
                         s.push_str("\"events\":[");
@@ -3039,11 +3047,11 @@ impl Supervisor {
                 s.push(',');
             }
             s.push_str("{\"name\":");
-            control::json_str(&mut s, &v.cfg.name);
+            crate::text::json_str(&mut s, &v.cfg.name);
             s.push_str(",\"state\":");
-            control::json_str(&mut s, state_word(v));
+            crate::text::json_str(&mut s, state_word(v));
             s.push_str(",\"phase\":");
-            control::json_str(&mut s, phase_word(&v.st.phase));
+            crate::text::json_str(&mut s, phase_word(&v.st.phase));
             let _ = write!(
                 s,
                 ",\"crash_looping\":{},\"failures_in_a_row\":{}",
@@ -3064,7 +3072,7 @@ impl Supervisor {
             let _ = write!(s, ",\"restarts\":{}", v.st.total_restarts);
             if let Phase::Unverified { pin, doubt } = v.st.phase {
                 let _ = write!(s, ",\"held_pid\":{},\"held_why\":", pin.pid);
-                control::json_str(&mut s, &doubt.to_string());
+                crate::text::json_str(&mut s, &doubt.to_string());
             }
             match v.st.phase {
                 Phase::Waiting { until, .. } => {
@@ -3078,12 +3086,12 @@ impl Supervisor {
             }
             s.push_str(",\"problem\":");
             match v.pidfile_problem() {
-                Some(p) => control::json_str(&mut s, &p),
+                Some(p) => crate::text::json_str(&mut s, &p),
                 None => s.push_str("null"),
             }
             s.push_str(",\"last_death\":");
             match v.st.last_death {
-                Some(c) => control::json_str(&mut s, &c.to_string()),
+                Some(c) => crate::text::json_str(&mut s, &c.to_string()),
                 None => s.push_str("null"),
             }
             s.push_str(",\"checks\":[");
@@ -3092,7 +3100,7 @@ impl Supervisor {
                     s.push(',');
                 }
                 s.push_str("{\"check\":");
-                control::json_str(&mut s, &cfg.to_string());
+                crate::text::json_str(&mut s, &cfg.to_string());
                 let _ = write!(
                     s,
                     ",\"failures\":{},\"passed\":{}}}",
@@ -3105,14 +3113,14 @@ impl Supervisor {
         match (&self.watchdog, &self.watchdog_cfg) {
             (Some(wd), Some(_)) => {
                 s.push_str("{\"device\":");
-                control::json_str(&mut s, &wd.device.display().to_string());
+                crate::text::json_str(&mut s, &wd.device.display().to_string());
                 let _ = write!(
                     s,
                     ",\"timeout_s\":{},\"keepalives\":{},\"boot_status\":",
                     wd.timeout.as_secs(),
                     wd.pets
                 );
-                control::json_str(&mut s, &BootStatus(wd.boot_status).to_string());
+                crate::text::json_str(&mut s, &BootStatus(wd.boot_status).to_string());
                 s.push('}');
             }
             _ => s.push_str("null"),
@@ -3127,7 +3135,7 @@ impl Supervisor {
             self.boots.current().is_some_and(|b| b.good)
         );
         s.push_str(",\"boot_id\":");
-        control::json_str(&mut s, self.record.boot_id());
+        crate::text::json_str(&mut s, self.record.boot_id());
         s.push_str(",\"gate\":");
         match &self.gate {
             Gate::Off => s.push_str("null"),
@@ -3141,7 +3149,7 @@ impl Supervisor {
             }
             Gate::Done { verdict, outcome } => {
                 let _ = write!(s, "{{\"verdict\":\"{}\",\"outcome\":", verdict.as_str());
-                control::json_str(&mut s, outcome);
+                crate::text::json_str(&mut s, outcome);
                 s.push('}');
             }
         }

@@ -34,10 +34,10 @@ use std::time::Duration;
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
-use crate::core::Mono;
+use crate::clock::boottime;
+use crate::clock::Mono;
 use crate::limits::LOG_BUFFER;
 use crate::logger::{self, Sink};
-use crate::procs::boottime;
 
 /// The local syslog socket.
 pub const DEV_LOG: &str = "/dev/log";

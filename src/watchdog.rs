@@ -18,7 +18,8 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::Dur;
+use crate::clock::Dur;
+use crate::config::WatchdogConfig;
 use crate::files::{self, FileError, Kind};
 
 /// struct watchdog_info from <linux/watchdog.h>.
@@ -111,15 +112,6 @@ impl fmt::Display for BootStatus {
         }
         Ok(())
     }
-}
-
-/// The [watchdog] section.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WatchdogConfig {
-    pub device: PathBuf,
-    pub timeout: Duration,
-    pub pet_every: Duration,
-    pub magic_close: bool,
 }
 
 enum Backend {
