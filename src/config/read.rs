@@ -120,17 +120,6 @@ impl Fields {
         }
     }
 
-    /// The keys written in this table and never asked for.
-    #[cfg(test)]
-    pub fn unread(&self) -> Vec<&'static str> {
-        let read = self.read.get();
-        self.values
-            .iter()
-            .filter(|(n, _)| self.section.index(n).is_some_and(|i| read & 1 << i == 0))
-            .map(|(n, _)| *n)
-            .collect()
-    }
-
     /// Every key of this table and of the tables in it that was asked for: (title, key).
     #[cfg(test)]
     pub fn asked(&self, out: &mut Vec<(&'static str, &'static str)>) {
@@ -291,7 +280,7 @@ impl<'v> Validator<'v> {
     ) -> Option<Raw> {
         let name = key.name;
         match key.ty {
-            Type::Str | Type::Path | Type::Word(_) | Type::Dur(..) => {
+            Type::Str | Type::Path | Type::Word(_) | Type::CheckKind | Type::Dur(..) => {
                 self.string(v, l, name).map(Raw::Str)
             }
             Type::Count(..) => self.integer(v, l, name).map(Raw::Int),

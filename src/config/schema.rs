@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use super::MAX_WATCHDOG_TIMEOUT;
-use crate::clock::Dur;
 use crate::limits::{
     MAX_CHECKS, MAX_CLEAR_AFTER, MAX_FLAP_COUNT, MAX_HOOKS, MAX_MAX_RESETS, MAX_RESTART_HISTORY,
     MAX_SERVICES,
@@ -28,6 +27,8 @@ pub enum Type {
     Path,
     /// One of these words (a string).
     Word(&'static [&'static str]),
+    /// The name of a check kind: a row of [`KINDS`] (a string).
+    CheckKind,
     /// A duration string ("250ms", "5s", "2m", "1h") within min..=max.
     Dur(Duration, Duration),
     /// An integer within min..=max.
@@ -219,7 +220,7 @@ pub static RESTART: Section = Section {
 pub static CHECK: Section = Section {
     title: "[[service.check]]",
     keys: &[
-        key("kind", Type::Word(&["http", "tcp", "memory", "cpu", "fds", "heartbeat", "program"]), Unset::Required, "what it looks at (the kinds below)"),
+        key("kind", Type::CheckKind, Unset::Required, "what it looks at (the kinds below)"),
         key("host", Type::Str, Unset::Word("127.0.0.1"), "an IP address (names are not resolved)"),
         key("port", Type::Count(1, 65535), Unset::Required, "the TCP port"),
         key("path", Type::Str, Unset::Text("http: /"), "http: the request path; heartbeat: the file (absolute)"),
@@ -284,8 +285,12 @@ fn type_text(ty: &Type) -> String {
             let w: Vec<String> = w.iter().map(|w| format!("`\"{w}\"`")).collect();
             w.join(" or ")
         }
-        Type::Dur(min, max) if *max == Duration::MAX => format!("duration >= {}", Dur(*min)),
-        Type::Dur(min, max) => format!("duration {} ..= {}", Dur(*min), Dur(*max)),
+        Type::CheckKind => {
+            let w: Vec<String> = KINDS.iter().map(|k| format!("`\"{}\"`", k.name)).collect();
+            w.join(" or ")
+        }
+        Type::Dur(min, max) if *max == Duration::MAX => format!("duration >= {}", dur_text(*min)),
+        Type::Dur(min, max) => format!("duration {} ..= {}", dur_text(*min), dur_text(*max)),
         Type::Count(min, max) => format!("integer {min} ..= {max}"),
         Type::Number => "number".to_string(),
         Type::Bool => "true or false".to_string(),
@@ -298,11 +303,22 @@ fn type_text(ty: &Type) -> String {
     }
 }
 
+/// A duration as a config writes it: the largest unit it is a whole number of.
+fn dur_text(d: Duration) -> String {
+    let ms = d.as_millis();
+    for (unit, n) in [("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        if ms >= n && ms.is_multiple_of(n) {
+            return format!("{}{unit}", ms / n);
+        }
+    }
+    format!("{ms}ms")
+}
+
 fn unset_text(u: &Unset) -> String {
     match u {
         Unset::Required => "required".to_string(),
         Unset::Off => "none".to_string(),
-        Unset::Dur(d) => format!("`\"{}\"`", Dur(*d)),
+        Unset::Dur(d) => format!("`\"{}\"`", dur_text(*d)),
         Unset::Count(n) => format!("`{n}`"),
         Unset::Word(w) => format!("`\"{w}\"`"),
         Unset::Bool(b) => format!("`{b}`"),
@@ -349,4 +365,291 @@ pub fn reference() -> String {
         ));
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use toml::de::DeTable;
+
+    use super::*;
+    use crate::config::validate::Validator;
+    use crate::config::{BootConfig, RestartPolicy};
+
+    /// Every table reachable from the top, once.
+    fn sections() -> Vec<&'static Section> {
+        let mut out: Vec<&'static Section> = vec![&TOP];
+        let mut i = 0;
+        while i < out.len() {
+            for k in out[i].keys {
+                if let Type::Table(s) | Type::Tables(s, _) = k.ty {
+                    if !out.iter().any(|o| std::ptr::eq(*o, s)) {
+                        out.push(s);
+                    }
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// A config that writes every key of every table (and every check kind).
+    const EVERY_KEY: &str = r#"
+[supervisor]
+interval = "2s"
+state_dir = "/var/lib/custos"
+control_socket = "/run/custos.sock"
+control_group = "root"
+log = "syslog"
+
+[watchdog]
+device = "/dev/watchdog"
+timeout = "30s"
+pet_every = "5s"
+magic_close = true
+max_resets = 2
+reset_window = "1h"
+
+[boot]
+max_resets = 4
+clear_after = 3
+good_after = "5m"
+healthy_after = "1m"
+deadline = "10m"
+on_healthy = ["/bin/true"]
+on_unhealthy = ["/bin/false"]
+timeout = "30s"
+
+[metrics]
+textfile = "/var/lib/node_exporter/custos.prom"
+every = "30s"
+
+[[hook]]
+on = ["died", "flapping"]
+run = ["/bin/cat"]
+timeout = "5s"
+services = ["a"]
+flap_count = 3
+flap_within = "5m"
+
+[[service]]
+name = "a"
+pidfile = "/run/a.pid"
+start = ["/etc/init.d/a", "start"]
+stop = ["/etc/init.d/a", "stop"]
+start_timeout = "20s"
+stop_timeout = "7s"
+leftovers = "keep"
+vital = true
+
+[service.restart]
+backoff = "1s"
+backoff_max = "2m"
+stable_after = "20s"
+max_restarts = 5
+window = "20m"
+on_exhausted = "reboot"
+
+[[service.check]]
+kind = "http"
+host = "127.0.0.2"
+port = 8080
+path = "/health"
+status = 204
+expect = "ok"
+timeout = "2s"
+every = "3s"
+failures = 3
+grace = "20s"
+action = "log"
+
+[[service.check]]
+kind = "tcp"
+port = 22
+
+[[service.check]]
+kind = "memory"
+max = "64MiB"
+
+[[service.check]]
+kind = "fds"
+max = 100
+
+[[service]]
+name = "b"
+exe = "/usr/sbin/b-daemon"
+args = "--b"
+start = ["/etc/init.d/b", "start"]
+
+[[service.check]]
+kind = "cpu"
+max_percent = 90.0
+over = "1m"
+
+[[service.check]]
+kind = "heartbeat"
+path = "/run/b.beat"
+max_age = "1m"
+
+[[service.check]]
+kind = "program"
+argv = ["/bin/true"]
+"#;
+
+    #[test]
+    fn every_key_of_every_table_is_read_by_its_name() {
+        let doc = DeTable::parse(EVERY_KEY).expect("toml");
+        let mut v = Validator {
+            text: EVERY_KEY,
+            errors: Vec::new(),
+            init: None,
+        };
+        let top = v.read_config(doc.get_ref());
+        assert!(v.errors.is_empty(), "{:?}", v.errors);
+        let config = v.config(&top);
+        let mut asked = Vec::new();
+        top.asked(&mut asked);
+        let asked: BTreeSet<_> = asked.into_iter().collect();
+        let mut every = BTreeSet::new();
+        for s in sections() {
+            for k in s.keys {
+                every.insert((s.title, k.name));
+            }
+        }
+        let never: Vec<_> = every.difference(&asked).collect();
+        assert!(never.is_empty(), "keys written but never read: {never:?}");
+        // Each value landed in its own field, not in a neighbour of the same type.
+        let a = &config.services[0];
+        assert_eq!(a.start_timeout, Duration::from_secs(20));
+        assert_eq!(a.stop_timeout, Duration::from_secs(7));
+        assert_eq!(a.restart.backoff, Duration::from_secs(1));
+        assert_eq!(a.restart.backoff_max, Duration::from_secs(120));
+        assert_eq!(a.restart.stable_after, Duration::from_secs(20));
+        assert_eq!(a.restart.window, Duration::from_secs(1200));
+        let c = &a.checks[0];
+        assert_eq!(
+            (c.timeout, c.every, c.grace, c.failures),
+            (
+                Duration::from_secs(2),
+                Duration::from_secs(3),
+                Duration::from_secs(20),
+                3
+            )
+        );
+        let kinds: Vec<String> = config
+            .services
+            .iter()
+            .flat_map(|s| s.checks.iter().map(|c| c.to_string()))
+            .map(|d| d.split(' ').next().unwrap_or("").to_string())
+            .collect();
+        let mut names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+        names.sort_unstable();
+        let mut kinds = kinds;
+        kinds.sort_unstable();
+        assert_eq!(kinds, names, "one check of every kind");
+    }
+
+    #[test]
+    fn every_key_of_a_check_kind_is_a_check_key_and_the_other_way_round() {
+        for k in &KINDS {
+            for key in k.keys {
+                assert!(
+                    CHECK.key(key).is_some(),
+                    "{}: `{key}` is not in CHECK",
+                    k.name
+                );
+            }
+        }
+        let common = ["kind", "timeout", "every", "failures", "grace", "action"];
+        for key in CHECK.keys {
+            assert!(
+                is_kind_key(key.name) != common.contains(&key.name),
+                "`{}`: a key of some kind, or one every check takes",
+                key.name
+            );
+        }
+    }
+
+    #[test]
+    fn the_defaults_written_in_the_schema_are_the_ones_applied() {
+        let unset = |s: &Section, name: &str| s.key(name).map(|k| format!("{:?}", k.unset));
+        let r = RestartPolicy::default();
+        for (name, d) in [
+            ("backoff", r.backoff),
+            ("backoff_max", r.backoff_max),
+            ("stable_after", r.stable_after),
+            ("window", r.window),
+        ] {
+            assert_eq!(
+                unset(&RESTART, name),
+                Some(format!("{:?}", Unset::Dur(d))),
+                "{name}"
+            );
+        }
+        let b = BootConfig::default();
+        assert_eq!(
+            unset(&BOOT, "max_resets"),
+            Some(format!("{:?}", Unset::Count(b.max_resets.into())))
+        );
+        assert_eq!(
+            unset(&BOOT, "clear_after"),
+            Some(format!("{:?}", Unset::Count(b.clear_after.into())))
+        );
+        assert_eq!(
+            unset(&BOOT, "good_after"),
+            Some(format!("{:?}", Unset::Dur(b.good_after)))
+        );
+        let c = crate::config::parse_with_init(
+            "[[service]]\nname = \"a\"\npidfile = \"/run/a.pid\"\nstart = [\"/bin/a\"]\n[[service.check]]\nkind = \"tcp\"\nport = 1\n",
+            None,
+        )
+        .expect("valid");
+        let s = &c.services[0];
+        assert_eq!(
+            unset(&SUPERVISOR, "interval"),
+            Some(format!("{:?}", Unset::Dur(c.supervisor.interval)))
+        );
+        assert_eq!(
+            unset(&SERVICE, "start_timeout"),
+            Some(format!("{:?}", Unset::Dur(s.start_timeout)))
+        );
+        assert_eq!(
+            unset(&SERVICE, "stop_timeout"),
+            Some(format!("{:?}", Unset::Dur(s.stop_timeout)))
+        );
+        let k = &s.checks[0];
+        assert_eq!(
+            unset(&CHECK, "timeout"),
+            Some(format!("{:?}", Unset::Dur(k.timeout)))
+        );
+        assert_eq!(
+            unset(&CHECK, "grace"),
+            Some(format!("{:?}", Unset::Dur(k.grace)))
+        );
+        assert_eq!(
+            unset(&CHECK, "failures"),
+            Some(format!("{:?}", Unset::Count(k.failures.into())))
+        );
+    }
+
+    /// The README's key reference is this schema written out: a key added to a table and not
+    /// to the README (or the other way round) fails here, with the text the README needs.
+    #[test]
+    fn the_readme_lists_exactly_the_keys_of_the_schema() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
+        let readme = std::fs::read_to_string(&path).expect("README.md");
+        let begin = "<!-- config keys: written from src/config/schema.rs -->\n";
+        let end = "<!-- config keys: end -->";
+        let want = reference();
+        let got = readme
+            .split_once(begin)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map(|(block, _)| block);
+        assert_eq!(
+            got,
+            Some(want.as_str()),
+            "README.md's key reference differs from the schema; between the markers it must read:\n{begin}{want}{end}"
+        );
+    }
 }
