@@ -72,6 +72,8 @@ pub struct Key {
     pub name: &'static str,
     pub ty: Type,
     pub unset: Unset,
+    /// Kept for the README's reference only: custos itself does not carry the text.
+    #[cfg(test)]
     pub doc: &'static str,
 }
 
@@ -101,10 +103,13 @@ impl Section {
 }
 
 const fn key(name: &'static str, ty: Type, unset: Unset, doc: &'static str) -> Key {
+    #[cfg(not(test))]
+    let _ = doc;
     Key {
         name,
         ty,
         unset,
+        #[cfg(test)]
         doc,
     }
 }
@@ -244,18 +249,30 @@ pub static CHECK: Section = Section {
 pub struct Kind {
     pub name: &'static str,
     pub keys: &'static [&'static str],
+    #[cfg(test)]
     pub doc: &'static str,
+}
+
+const fn kind_row(name: &'static str, keys: &'static [&'static str], doc: &'static str) -> Kind {
+    #[cfg(not(test))]
+    let _ = doc;
+    Kind {
+        name,
+        keys,
+        #[cfg(test)]
+        doc,
+    }
 }
 
 #[rustfmt::skip]
 pub static KINDS: [Kind; 7] = [
-    Kind { name: "http", keys: &["host", "port", "path", "status", "expect"], doc: "an HTTP/1.0 GET gets `status`, and `expect` within the first 4 KiB of the body" },
-    Kind { name: "tcp", keys: &["host", "port"], doc: "the connect succeeds" },
-    Kind { name: "memory", keys: &["max"], doc: "resident memory (/proc/PID/statm) <= max" },
-    Kind { name: "cpu", keys: &["max_percent", "over"], doc: "usage has not stayed above max_percent for `over`" },
-    Kind { name: "fds", keys: &["max"], doc: "open descriptors (/proc/PID/fd) <= max" },
-    Kind { name: "heartbeat", keys: &["path", "max_age"], doc: "the file changed within max_age, on the boot clock" },
-    Kind { name: "program", keys: &["argv"], doc: "the program exits 0 within `timeout`" },
+    kind_row("http", &["host", "port", "path", "status", "expect"], "an HTTP/1.0 GET gets `status`, and `expect` within the first 4 KiB of the body"),
+    kind_row("tcp", &["host", "port"], "the connect succeeds"),
+    kind_row("memory", &["max"], "resident memory (/proc/PID/statm) <= max"),
+    kind_row("cpu", &["max_percent", "over"], "usage has not stayed above max_percent for `over`"),
+    kind_row("fds", &["max"], "open descriptors (/proc/PID/fd) <= max"),
+    kind_row("heartbeat", &["path", "max_age"], "the file changed within max_age, on the boot clock"),
+    kind_row("program", &["argv"], "the program exits 0 within `timeout`"),
 ];
 
 /// "http, tcp, ...": the check kinds.
@@ -274,97 +291,103 @@ pub fn is_kind_key(name: &str) -> bool {
     KINDS.iter().any(|k| k.keys.contains(&name))
 }
 
-// ---------------------------------------------------------------------------------------------
-// The README's key reference.
+/// The README's key reference, written out from the tables (with the docs, which only the
+/// tests carry).
+#[cfg(test)]
+pub mod reference {
+    use super::*;
 
-fn type_text(ty: &Type) -> String {
-    match ty {
-        Type::Str => "string".to_string(),
-        Type::Path => "absolute path".to_string(),
-        Type::Word(w) => {
-            let w: Vec<String> = w.iter().map(|w| format!("`\"{w}\"`")).collect();
-            w.join(" or ")
-        }
-        Type::CheckKind => {
-            let w: Vec<String> = KINDS.iter().map(|k| format!("`\"{}\"`", k.name)).collect();
-            w.join(" or ")
-        }
-        Type::Dur(min, max) if *max == Duration::MAX => format!("duration >= {}", dur_text(*min)),
-        Type::Dur(min, max) => format!("duration {} ..= {}", dur_text(*min), dur_text(*max)),
-        Type::Count(min, max) => format!("integer {min} ..= {max}"),
-        Type::Number => "number".to_string(),
-        Type::Bool => "true or false".to_string(),
-        Type::Argv => "argv (array of strings)".to_string(),
-        Type::Strings => "array of strings".to_string(),
-        Type::SizeOrCount => "size (`\"64MiB\"`) or integer".to_string(),
-        Type::CountOrUnlimited(max) => format!("integer 1 ..= {max} or `\"unlimited\"`"),
-        Type::Table(s) => format!("table `{}`", s.title),
-        Type::Tables(s, n) => format!("up to {n} tables `{}`", s.title),
-    }
-}
-
-/// A duration as a config writes it: the largest unit it is a whole number of.
-fn dur_text(d: Duration) -> String {
-    let ms = d.as_millis();
-    for (unit, n) in [("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
-        if ms >= n && ms.is_multiple_of(n) {
-            return format!("{}{unit}", ms / n);
+    fn type_text(ty: &Type) -> String {
+        match ty {
+            Type::Str => "string".to_string(),
+            Type::Path => "absolute path".to_string(),
+            Type::Word(w) => {
+                let w: Vec<String> = w.iter().map(|w| format!("`\"{w}\"`")).collect();
+                w.join(" or ")
+            }
+            Type::CheckKind => {
+                let w: Vec<String> = KINDS.iter().map(|k| format!("`\"{}\"`", k.name)).collect();
+                w.join(" or ")
+            }
+            Type::Dur(min, max) if *max == Duration::MAX => {
+                format!("duration >= {}", dur_text(*min))
+            }
+            Type::Dur(min, max) => format!("duration {} ..= {}", dur_text(*min), dur_text(*max)),
+            Type::Count(min, max) => format!("integer {min} ..= {max}"),
+            Type::Number => "number".to_string(),
+            Type::Bool => "true or false".to_string(),
+            Type::Argv => "argv (array of strings)".to_string(),
+            Type::Strings => "array of strings".to_string(),
+            Type::SizeOrCount => "size (`\"64MiB\"`) or integer".to_string(),
+            Type::CountOrUnlimited(max) => format!("integer 1 ..= {max} or `\"unlimited\"`"),
+            Type::Table(s) => format!("table `{}`", s.title),
+            Type::Tables(s, n) => format!("up to {n} tables `{}`", s.title),
         }
     }
-    format!("{ms}ms")
-}
 
-fn unset_text(u: &Unset) -> String {
-    match u {
-        Unset::Required => "required".to_string(),
-        Unset::Off => "none".to_string(),
-        Unset::Dur(d) => format!("`\"{}\"`", dur_text(*d)),
-        Unset::Count(n) => format!("`{n}`"),
-        Unset::Word(w) => format!("`\"{w}\"`"),
-        Unset::Bool(b) => format!("`{b}`"),
-        Unset::Text(t) => t.to_string(),
+    /// A duration as a config writes it: the largest unit it is a whole number of.
+    fn dur_text(d: Duration) -> String {
+        let ms = d.as_millis();
+        for (unit, n) in [("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+            if ms >= n && ms.is_multiple_of(n) {
+                return format!("{}{unit}", ms / n);
+            }
+        }
+        format!("{ms}ms")
     }
-}
 
-/// The README's key reference: a table of keys per section, then the check kinds.
-pub fn reference() -> String {
-    let mut o = String::new();
-    for s in [
-        &TOP,
-        &SUPERVISOR,
-        &WATCHDOG,
-        &BOOT,
-        &METRICS,
-        &HOOK,
-        &SERVICE,
-        &RESTART,
-        &CHECK,
-    ] {
-        o.push_str(&format!(
-            "\n`{}`\n\n| key | value | unset | what |\n|---|---|---|---|\n",
-            s.title
-        ));
-        for k in s.keys {
+    fn unset_text(u: &Unset) -> String {
+        match u {
+            Unset::Required => "required".to_string(),
+            Unset::Off => "none".to_string(),
+            Unset::Dur(d) => format!("`\"{}\"`", dur_text(*d)),
+            Unset::Count(n) => format!("`{n}`"),
+            Unset::Word(w) => format!("`\"{w}\"`"),
+            Unset::Bool(b) => format!("`{b}`"),
+            Unset::Text(t) => t.to_string(),
+        }
+    }
+
+    /// The README's key reference: a table of keys per section, then the check kinds.
+    pub fn reference() -> String {
+        let mut o = String::new();
+        for s in [
+            &TOP,
+            &SUPERVISOR,
+            &WATCHDOG,
+            &BOOT,
+            &METRICS,
+            &HOOK,
+            &SERVICE,
+            &RESTART,
+            &CHECK,
+        ] {
             o.push_str(&format!(
-                "| `{}` | {} | {} | {} |\n",
+                "\n`{}`\n\n| key | value | unset | what |\n|---|---|---|---|\n",
+                s.title
+            ));
+            for k in s.keys {
+                o.push_str(&format!(
+                    "| `{}` | {} | {} | {} |\n",
+                    k.name,
+                    type_text(&k.ty),
+                    unset_text(&k.unset),
+                    k.doc
+                ));
+            }
+        }
+        o.push_str("\nCheck kinds: the keys each takes besides `kind` and the common ones.\n\n| kind | keys | passes when |\n|---|---|---|\n");
+        for k in &KINDS {
+            let keys: Vec<String> = k.keys.iter().map(|n| format!("`{n}`")).collect();
+            o.push_str(&format!(
+                "| `{}` | {} | {} |\n",
                 k.name,
-                type_text(&k.ty),
-                unset_text(&k.unset),
+                keys.join(", "),
                 k.doc
             ));
         }
+        o
     }
-    o.push_str("\nCheck kinds: the keys each takes besides `kind` and the common ones.\n\n| kind | keys | passes when |\n|---|---|---|\n");
-    for k in &KINDS {
-        let keys: Vec<String> = k.keys.iter().map(|n| format!("`{n}`")).collect();
-        o.push_str(&format!(
-            "| `{}` | {} | {} |\n",
-            k.name,
-            keys.join(", "),
-            k.doc
-        ));
-    }
-    o
 }
 
 #[cfg(test)]
@@ -373,6 +396,7 @@ mod tests {
 
     use toml::de::DeTable;
 
+    use super::reference::reference;
     use super::*;
     use crate::config::validate::Validator;
     use crate::config::{BootConfig, RestartPolicy};
