@@ -1,5 +1,6 @@
 //! The state machine: one event, in the phase the service is in, gives the next phase and the
-//! actions. `decide` sorts the event by its family; each family reads as its transitions.
+//! actions. `decide` sorts the event by its family; each family's function reads as its
+//! transitions, phase by phase. What an event does not name for a phase changes nothing.
 
 use super::*;
 
@@ -17,47 +18,53 @@ impl ServiceState {
             },
             (_, e) => e,
         };
-        match (self.phase, event) {
-            // ---- identity found
+        let out_ = &mut out;
+        match event {
+            Event::Observed(o) => self.observed(policy, o, now, out_),
+            Event::Died { pid, cause } => self.process_died(policy, pid, cause, now, out_),
+            Event::Deadline => self.deadline_passed(policy, now, out_),
+            Event::ScriptExited { script, cause } => {
+                self.script_exited(policy, script, cause, now, out_)
+            }
+            Event::SpawnFailed(errno) => {
+                if let Phase::Starting { script: true, .. } = self.phase {
+                    self.start_failed(policy, StartFailure::Spawn(errno), now, out_);
+                }
+            }
+            Event::RestartRequested(why) => self.restart_requested(policy, why, now, out_),
+            Event::Operator(op) => self.operator(policy, op, now, out_),
+            Event::Leftovers(n) => self.leftovers_counted(policy, n, now, out_),
+        }
+        // A stop asked during a start belongs to that start: whichever way the start ended,
+        // it must never stop a later one.
+        if !matches!(self.phase, Phase::Starting { .. }) {
+            self.stop_pending = false;
+        }
+        out
+    }
+
+    /// A probe of the service's identity found `o`.
+    fn observed(&mut self, policy: &Policy, o: Observation, now: Mono, out: &mut Actions) {
+        match (self.phase, o) {
+            // Identity found: adopted, or the process a start brought up.
             (
                 Phase::Unknown
                 | Phase::Waiting { .. }
                 | Phase::GivenUp
                 | Phase::Held(_)
                 | Phase::Unverified { .. },
-                Event::Observed(Observation::Alive(pin)),
-            ) => {
-                self.phase = Phase::Running { pin };
-                self.stable_at =
-                    (self.fails > 0).then(|| pin.started + policy.restart.stable_after);
-                push(&mut out, Action::Pinned { pin, adopted: true });
-            }
-            (Phase::Starting { script: false, .. }, Event::Observed(Observation::Alive(pin))) => {
-                self.phase = Phase::Running { pin };
-                self.stable_at =
-                    (self.fails > 0).then(|| pin.started + policy.restart.stable_after);
-                push(
-                    &mut out,
-                    Action::Pinned {
-                        pin,
-                        adopted: false,
-                    },
-                );
+                Observation::Alive(pin),
+            ) => self.pinned(policy, pin, true, out),
+            (Phase::Starting { script: false, .. }, Observation::Alive(pin)) => {
+                self.pinned(policy, pin, false, out);
                 if std::mem::take(&mut self.stop_pending) {
-                    let more = self.decide(
-                        policy,
-                        Event::RestartRequested(RestartWhy::OperatorStop),
-                        now,
-                    );
-                    for a in more {
-                        push(&mut out, a);
-                    }
+                    self.restart_requested(policy, RestartWhy::OperatorStop, now, out);
                 }
             }
-            // ---- a start looks for its process: remember why it is not there yet
+            // A start looks for its process: remember why it is not there yet.
             (
                 Phase::Starting { script: false, .. } | Phase::Waiting { .. },
-                Event::Observed(o @ (Observation::Absent(_) | Observation::Unverified(..))),
+                Observation::Absent(_) | Observation::Unverified(..),
             ) if !matches!(
                 (self.phase, o),
                 (Phase::Waiting { .. }, Observation::Unverified(..))
@@ -65,168 +72,80 @@ impl ServiceState {
             {
                 if let Observation::Absent(a) = o {
                     if a.leaves_a_process_alone() && self.seen != Some(o) {
-                        push(&mut out, Action::Log(Note::LeftAlone(a)));
+                        push(out, Action::Log(Note::LeftAlone(a)));
                     }
                 }
                 self.seen = Some(o);
             }
-            // ---- a live process that can be neither verified nor ruled out: hold
+            // A live process that can be neither verified nor ruled out: hold.
             (
                 Phase::Unknown | Phase::Waiting { .. } | Phase::Held(_) | Phase::Unverified { .. },
-                Event::Observed(Observation::Unverified(pin, doubt)),
+                Observation::Unverified(pin, doubt),
             ) => {
                 if self.phase != (Phase::Unverified { pin, doubt }) {
-                    push(&mut out, Action::Log(Note::Held { pin, doubt }));
+                    push(out, Action::Log(Note::Held { pin, doubt }));
                 }
                 self.phase = Phase::Unverified { pin, doubt };
             }
-            // ---- nothing there at start-up: only start, never stop first
+            // Nothing there: only start, never stop first.
             (
                 Phase::Unknown | Phase::Held(_) | Phase::Unverified { .. },
-                Event::Observed(Observation::Absent(why)),
-            ) => {
-                self.start(policy, StartWhy::NotRunning(why), now, &mut out);
-            }
+                Observation::Absent(why),
+            ) => self.start(policy, StartWhy::NotRunning(why), now, out),
             (
                 Phase::Unknown
                 | Phase::Held(_)
                 | Phase::Unverified { .. }
                 | Phase::Waiting { .. }
                 | Phase::Starting { script: false, .. },
-                Event::Observed(Observation::Ambiguous(n)),
-            ) => {
-                if !matches!(self.phase, Phase::Held(m) if m == n) {
-                    push(&mut out, Action::Log(Note::Ambiguous(n)));
-                }
-                if std::mem::take(&mut self.stop_pending) {
-                    push(&mut out, Action::Log(Note::StopDropped));
-                }
-                // Held, whatever was under way: a start now could only add another look-alike.
-                self.phase = Phase::Held(n);
+                Observation::Ambiguous(n),
+            ) => self.ambiguous(n, out),
+            // While a script runs, or a process is pinned: the probe is not asked for.
+            _ => {}
+        }
+    }
+
+    /// A process identified as the service's: watch it from now on.
+    fn pinned(&mut self, policy: &Policy, pin: Pin, adopted: bool, out: &mut Actions) {
+        self.phase = Phase::Running { pin };
+        self.stable_at = (self.fails > 0).then(|| pin.started + policy.restart.stable_after);
+        push(out, Action::Pinned { pin, adopted });
+    }
+
+    /// Several processes match: held, whatever was under way, since a start now could only add
+    /// another look-alike.
+    fn ambiguous(&mut self, n: u16, out: &mut Actions) {
+        if !matches!(self.phase, Phase::Held(m) if m == n) {
+            push(out, Action::Log(Note::Ambiguous(n)));
+        }
+        if std::mem::take(&mut self.stop_pending) {
+            push(out, Action::Log(Note::StopDropped));
+        }
+        self.phase = Phase::Held(n);
+    }
+
+    /// The process with this PID died; only the pinned one's death matters.
+    fn process_died(
+        &mut self,
+        policy: &Policy,
+        pid: i32,
+        cause: Cause,
+        now: Mono,
+        out: &mut Actions,
+    ) {
+        match self.phase {
+            Phase::Running { pin } if pid == pin.pid => {
+                let uptime = now.saturating_sub(pin.started);
+                self.died(policy, pin, cause, uptime, now, out);
             }
-            // ---- the pinned process died
-            (Phase::Running { pin }, Event::Died { pid, cause }) if pid == pin.pid => {
-                self.died(
-                    policy,
-                    pin,
-                    cause,
-                    now.saturating_sub(pin.started),
-                    now,
-                    &mut out,
-                );
-            }
-            // ---- a run after failures has lasted stable_after
-            (Phase::Running { .. }, Event::Deadline)
-                if self.stable_at.is_some_and(|t| now >= t) =>
-            {
-                if self.crash_looping(&policy.restart) {
-                    push(
-                        &mut out,
-                        Action::Log(Note::Recovered {
-                            fails: self.fails,
-                            stable_after: policy.restart.stable_after,
-                        }),
-                    );
-                }
-                self.clear_fails();
-            }
-            // ---- backoff over
-            (Phase::Waiting { why, .. }, Event::Deadline) => {
-                self.start(policy, why, now, &mut out);
-            }
-            // ---- start script outcome
-            (
-                Phase::Starting {
-                    deadline,
-                    script: true,
-                },
-                Event::ScriptExited {
-                    script: Script::Start,
-                    cause,
-                },
-            ) => {
-                if cause == Cause::Exited(0) {
-                    self.phase = Phase::Starting {
-                        deadline,
-                        script: false,
-                    };
-                } else {
-                    self.start_failed(policy, StartFailure::ScriptStatus(cause), now, &mut out);
-                }
-            }
-            (Phase::Starting { script: true, .. }, Event::SpawnFailed(errno)) => {
-                self.start_failed(policy, StartFailure::Spawn(errno), now, &mut out);
-            }
-            (Phase::Starting { script, .. }, Event::Deadline) => {
-                let failure = if script {
-                    push(&mut out, Action::KillScript(Script::Start));
-                    StartFailure::ScriptTimeout(policy.start_timeout)
-                } else {
-                    match self.seen.take() {
-                        Some(Observation::Unverified(pin, doubt)) => {
-                            // Never a second copy on doubt: hold, and say why.
-                            self.phase = Phase::Unverified { pin, doubt };
-                            push(&mut out, Action::Log(Note::Held { pin, doubt }));
-                            if std::mem::take(&mut self.stop_pending) {
-                                push(&mut out, Action::Log(Note::StopDropped));
-                            }
-                            return out;
-                        }
-                        Some(Observation::Absent(a)) => {
-                            StartFailure::NoProcess(policy.start_timeout, Some(a))
-                        }
-                        _ => StartFailure::NoProcess(policy.start_timeout, None),
-                    }
-                };
-                self.start_failed(policy, failure, now, &mut out);
-            }
-            // ---- a restart of a running service
-            (Phase::Running { .. }, Event::RestartRequested(why)) if self.ending => {
-                push(&mut out, Action::Log(Note::NotRestarting(why)));
-            }
-            (Phase::Running { pin, .. }, Event::RestartRequested(why)) => {
-                push(&mut out, Action::Log(Note::Restarting(why)));
-                let deadline = now + policy.stop_timeout;
-                if policy.has_stop {
-                    self.phase = Phase::Stopping {
-                        pin,
-                        step: StopStep::Script,
-                        deadline,
-                        script: true,
-                        dead: false,
-                        why,
-                    };
-                    push(&mut out, Action::RunStop { pin, why });
-                } else {
-                    self.phase = Phase::Stopping {
-                        pin,
-                        step: StopStep::Term,
-                        deadline,
-                        script: false,
-                        dead: false,
-                        why,
-                    };
-                    push(
-                        &mut out,
-                        Action::Signal {
-                            pin,
-                            signal: libc::SIGTERM,
-                            why: SignalWhy::NoStopScript,
-                        },
-                    );
-                }
-            }
-            (
-                Phase::Stopping {
-                    pin,
-                    step,
-                    deadline,
-                    script,
-                    dead: false,
-                    why,
-                },
-                Event::Died { pid, cause },
-            ) if pid == pin.pid => {
+            Phase::Stopping {
+                pin,
+                step,
+                deadline,
+                script,
+                dead: false,
+                why,
+            } if pid == pin.pid => {
                 self.last_death = Some(cause);
                 let uptime = now.saturating_sub(pin.started);
                 let by_script = matches!(step, StopStep::Script | StopStep::Settle);
@@ -256,9 +175,10 @@ impl ServiceState {
                         during_stop: by_script,
                     }
                 };
-                push(&mut out, Action::Log(note));
-                push(&mut out, Action::Unpin);
+                push(out, Action::Log(note));
+                push(out, Action::Unpin);
                 if script {
+                    // The stop script still runs: the stop goes on once it exits.
                     self.phase = Phase::Stopping {
                         pin,
                         step,
@@ -268,19 +188,185 @@ impl ServiceState {
                         why,
                     };
                 } else {
-                    self.clear_then(policy, pin, Then::Restart(why), now, &mut out);
+                    self.clear_then(policy, pin, Then::Restart(why), now, out);
                 }
             }
-            (
-                Phase::Stopping { pin, dead, why, .. },
-                Event::ScriptExited {
-                    script: Script::Stop,
-                    cause,
-                },
-            ) => {
-                push(&mut out, Action::Log(Note::StopScriptExited(cause)));
+            _ => {}
+        }
+    }
+
+    /// A deadline of the current phase has passed.
+    fn deadline_passed(&mut self, policy: &Policy, now: Mono, out: &mut Actions) {
+        match self.phase {
+            // A run after failures has lasted stable_after.
+            Phase::Running { .. } if self.stable_at.is_some_and(|t| now >= t) => {
+                if self.crash_looping(&policy.restart) {
+                    push(
+                        out,
+                        Action::Log(Note::Recovered {
+                            fails: self.fails,
+                            stable_after: policy.restart.stable_after,
+                        }),
+                    );
+                }
+                self.clear_fails();
+            }
+            // Backoff over.
+            Phase::Waiting { why, .. } => self.start(policy, why, now, out),
+            Phase::Starting { script, .. } => self.start_timed_out(policy, script, now, out),
+            Phase::Stopping {
+                pin,
+                step,
+                script,
+                dead,
+                why,
+                ..
+            } => {
+                if script {
+                    push(out, Action::KillScript(Script::Stop));
+                }
                 if dead {
-                    self.clear_then(policy, pin, Then::Restart(why), now, &mut out);
+                    self.clear_then(policy, pin, Then::Restart(why), now, out);
+                } else {
+                    self.next_stop_step(policy, pin, step, why, now, out);
+                }
+            }
+            Phase::Clearing {
+                pin,
+                step: ClearStep::Term,
+                then,
+                ..
+            } => {
+                self.phase = Phase::Clearing {
+                    pin,
+                    step: ClearStep::Kill,
+                    deadline: now + LEFTOVERS_KILL_WAIT,
+                    then,
+                };
+                let signal = libc::SIGKILL;
+                push(out, Action::Sweep { pin, signal });
+            }
+            Phase::Clearing {
+                pin,
+                step: ClearStep::Kill,
+                then,
+                ..
+            } => {
+                let count = self.leftovers;
+                let waited = LEFTOVERS_KILL_WAIT;
+                push(
+                    out,
+                    Action::Log(Note::LeftoversSurvive { pin, count, waited }),
+                );
+                self.then(policy, then, now, out);
+            }
+            _ => {}
+        }
+    }
+
+    /// The start script ran too long (`script`), or no process appeared after it.
+    fn start_timed_out(&mut self, policy: &Policy, script: bool, now: Mono, out: &mut Actions) {
+        let failure = if script {
+            push(out, Action::KillScript(Script::Start));
+            StartFailure::ScriptTimeout(policy.start_timeout)
+        } else {
+            match self.seen.take() {
+                Some(Observation::Unverified(pin, doubt)) => {
+                    // Never a second copy on doubt: hold, and say why.
+                    self.phase = Phase::Unverified { pin, doubt };
+                    push(out, Action::Log(Note::Held { pin, doubt }));
+                    if std::mem::take(&mut self.stop_pending) {
+                        push(out, Action::Log(Note::StopDropped));
+                    }
+                    return;
+                }
+                Some(Observation::Absent(a)) => {
+                    StartFailure::NoProcess(policy.start_timeout, Some(a))
+                }
+                _ => StartFailure::NoProcess(policy.start_timeout, None),
+            }
+        };
+        self.start_failed(policy, failure, now, out);
+    }
+
+    /// The pinned process outlived a step of its stop: the next, harder one (stop script,
+    /// then SIGTERM, then SIGKILL, then waiting and saying so).
+    fn next_stop_step(
+        &mut self,
+        policy: &Policy,
+        pin: Pin,
+        step: StopStep,
+        why: RestartWhy,
+        now: Mono,
+        out: &mut Actions,
+    ) {
+        let (next, action) = match step {
+            StopStep::Script | StopStep::Settle => (
+                StopStep::Term,
+                Action::Signal {
+                    pin,
+                    signal: libc::SIGTERM,
+                    why: SignalWhy::StopScriptLeftIt,
+                },
+            ),
+            StopStep::Term => (
+                StopStep::Kill,
+                Action::Signal {
+                    pin,
+                    signal: libc::SIGKILL,
+                    why: SignalWhy::TermTimeout(policy.stop_timeout),
+                },
+            ),
+            StopStep::Kill => (
+                StopStep::Kill,
+                Action::Log(Note::SurvivesKill {
+                    pin,
+                    waited: policy.stop_timeout,
+                }),
+            ),
+        };
+        self.phase = Phase::Stopping {
+            pin,
+            step: next,
+            deadline: now + policy.stop_timeout,
+            script: false,
+            dead: false,
+            why,
+        };
+        push(out, action);
+    }
+
+    /// A start or stop script exited with `cause`.
+    fn script_exited(
+        &mut self,
+        policy: &Policy,
+        script: Script,
+        cause: Cause,
+        now: Mono,
+        out: &mut Actions,
+    ) {
+        match (self.phase, script) {
+            (
+                Phase::Starting {
+                    deadline,
+                    script: true,
+                },
+                Script::Start,
+            ) => {
+                if cause == Cause::Exited(0) {
+                    // Now look for the process it started, until the same deadline.
+                    self.phase = Phase::Starting {
+                        deadline,
+                        script: false,
+                    };
+                } else {
+                    self.start_failed(policy, StartFailure::ScriptStatus(cause), now, out);
+                }
+            }
+            (Phase::Stopping { pin, dead, why, .. }, Script::Stop) => {
+                push(out, Action::Log(Note::StopScriptExited(cause)));
+                if dead {
+                    self.clear_then(policy, pin, Then::Restart(why), now, out);
                 } else {
                     self.phase = Phase::Stopping {
                         pin,
@@ -292,242 +378,161 @@ impl ServiceState {
                     };
                 }
             }
-            (
-                Phase::Stopping {
-                    pin,
-                    step,
-                    script,
-                    dead,
-                    why,
-                    ..
-                },
-                Event::Deadline,
-            ) => {
-                let deadline = now + policy.stop_timeout;
-                if script {
-                    push(&mut out, Action::KillScript(Script::Stop));
-                }
-                if dead {
-                    self.clear_then(policy, pin, Then::Restart(why), now, &mut out);
-                } else {
-                    match step {
-                        StopStep::Script | StopStep::Settle => {
-                            self.phase = Phase::Stopping {
-                                pin,
-                                step: StopStep::Term,
-                                deadline,
-                                script: false,
-                                dead,
-                                why,
-                            };
-                            push(
-                                &mut out,
-                                Action::Signal {
-                                    pin,
-                                    signal: libc::SIGTERM,
-                                    why: SignalWhy::StopScriptLeftIt,
-                                },
-                            );
-                        }
-                        StopStep::Term => {
-                            self.phase = Phase::Stopping {
-                                pin,
-                                step: StopStep::Kill,
-                                deadline,
-                                script: false,
-                                dead,
-                                why,
-                            };
-                            push(
-                                &mut out,
-                                Action::Signal {
-                                    pin,
-                                    signal: libc::SIGKILL,
-                                    why: SignalWhy::TermTimeout(policy.stop_timeout),
-                                },
-                            );
-                        }
-                        StopStep::Kill => {
-                            self.phase = Phase::Stopping {
-                                pin,
-                                step,
-                                deadline,
-                                script: false,
-                                dead,
-                                why,
-                            };
-                            push(
-                                &mut out,
-                                Action::Log(Note::SurvivesKill {
-                                    pin,
-                                    waited: policy.stop_timeout,
-                                }),
-                            );
-                        }
-                    }
+            // A stray exit: a script of a phase that is over.
+            _ => {}
+        }
+    }
+
+    /// A restart of a running service (its stop half starts here); asked for a service that is
+    /// not running, it changes nothing: that one is started by its own path.
+    fn restart_requested(
+        &mut self,
+        policy: &Policy,
+        why: RestartWhy,
+        now: Mono,
+        out: &mut Actions,
+    ) {
+        let Phase::Running { pin } = self.phase else {
+            return;
+        };
+        if self.ending {
+            push(out, Action::Log(Note::NotRestarting(why)));
+            return;
+        }
+        push(out, Action::Log(Note::Restarting(why)));
+        let deadline = now + policy.stop_timeout;
+        let (step, script) = if policy.has_stop {
+            (StopStep::Script, true)
+        } else {
+            (StopStep::Term, false)
+        };
+        self.phase = Phase::Stopping {
+            pin,
+            step,
+            deadline,
+            script,
+            dead: false,
+            why,
+        };
+        let action = if script {
+            Action::RunStop { pin, why }
+        } else {
+            Action::Signal {
+                pin,
+                signal: libc::SIGTERM,
+                why: SignalWhy::NoStopScript,
+            }
+        };
+        push(out, action);
+    }
+
+    /// While clearing: the leftovers the last sweep found still there.
+    fn leftovers_counted(&mut self, policy: &Policy, n: u16, now: Mono, out: &mut Actions) {
+        match self.phase {
+            Phase::Clearing { then, .. } if n == 0 => self.then(policy, then, now, out),
+            Phase::Clearing { .. } => self.leftovers = n,
+            _ => {}
+        }
+    }
+
+    /// A command from the operator.
+    fn operator(&mut self, policy: &Policy, op: Op, now: Mono, out: &mut Actions) {
+        match op {
+            Op::Stop => self.operator_stop(policy, now, out),
+            Op::Unmonitor => {
+                if self.phase != Phase::Unmonitored {
+                    self.unmonitor(Note::Unmonitored, out);
                 }
             }
-            // ---- a dead instance's leftovers are being stopped
-            (Phase::Clearing { then, .. }, Event::Leftovers(0)) => {
-                self.then(policy, then, now, &mut out);
+            Op::Adopt => {
+                if let Phase::Unverified { pin, .. } = self.phase {
+                    // The operator says the held process is the service.
+                    self.fails = 0;
+                    self.restarts.clear();
+                    self.phase = Phase::Running { pin };
+                    push(out, Action::Pinned { pin, adopted: true });
+                }
             }
-            (
-                Phase::Clearing {
-                    pin,
-                    step: ClearStep::Term,
-                    then,
-                    ..
-                },
-                Event::Deadline,
-            ) => {
-                self.phase = Phase::Clearing {
-                    pin,
-                    step: ClearStep::Kill,
-                    deadline: now + LEFTOVERS_KILL_WAIT,
-                    then,
-                };
-                push(
-                    &mut out,
-                    Action::Sweep {
-                        pin,
-                        signal: libc::SIGKILL,
-                    },
-                );
-            }
-            (
-                Phase::Clearing {
-                    pin,
-                    step: ClearStep::Kill,
-                    then,
-                    ..
-                },
-                Event::Deadline,
-            ) => {
-                push(
-                    &mut out,
-                    Action::Log(Note::LeftoversSurvive {
-                        pin,
-                        count: self.leftovers,
-                        waited: LEFTOVERS_KILL_WAIT,
-                    }),
-                );
-                self.then(policy, then, now, &mut out);
-            }
-            (Phase::Clearing { .. }, Event::Leftovers(n)) => self.leftovers = n,
-            (
-                Phase::Clearing {
-                    pin,
-                    step,
-                    deadline,
-                    ..
-                },
-                Event::Operator(Op::Stop),
-            ) => {
+            Op::Start | Op::Monitor | Op::Restart => self.operator_start(policy, op, now, out),
+        }
+    }
+
+    /// `custos stop`: a graceful stop of what runs, and no monitoring until `start`.
+    fn operator_stop(&mut self, policy: &Policy, now: Mono, out: &mut Actions) {
+        match self.phase {
+            Phase::Clearing {
+                pin,
+                step,
+                deadline,
+                ..
+            } => {
                 // What was to follow becomes a stop: the leftovers are still stopped first.
+                let then = Then::Restart(RestartWhy::OperatorStop);
                 self.phase = Phase::Clearing {
                     pin,
                     step,
                     deadline,
-                    then: Then::Restart(RestartWhy::OperatorStop),
+                    then,
                 };
             }
-            (Phase::Clearing { .. }, Event::Operator(Op::Start | Op::Monitor | Op::Restart)) => {}
-            // ---- operator commands
-            (Phase::Running { .. }, Event::Operator(Op::Stop)) => {
-                return self.decide(
-                    policy,
-                    Event::RestartRequested(RestartWhy::OperatorStop),
-                    now,
-                );
+            Phase::Running { .. } => {
+                self.restart_requested(policy, RestartWhy::OperatorStop, now, out)
             }
-            (Phase::Running { .. }, Event::Operator(Op::Restart)) => {
-                return self.decide(policy, Event::RestartRequested(RestartWhy::Operator), now);
-            }
-            (
-                Phase::Running { .. } | Phase::Stopping { .. },
-                Event::Operator(Op::Start | Op::Monitor),
-            ) => {}
-            (
-                Phase::Stopping {
-                    pin,
-                    step,
-                    deadline,
-                    script,
-                    dead,
-                    ..
-                },
-                Event::Operator(Op::Stop),
-            ) => {
+            Phase::Stopping { ref mut why, .. } => {
                 // A restart under way becomes a stop.
-                self.phase = Phase::Stopping {
-                    pin,
-                    step,
-                    deadline,
-                    script,
-                    dead,
-                    why: RestartWhy::OperatorStop,
-                };
+                *why = RestartWhy::OperatorStop;
             }
-            (Phase::Stopping { .. }, Event::Operator(Op::Restart)) => {}
-            (Phase::Unverified { pin, .. }, Event::Operator(Op::Adopt)) => {
-                // The operator says the held process is the service.
-                self.fails = 0;
-                self.restarts.clear();
-                self.phase = Phase::Running { pin };
-                push(&mut out, Action::Pinned { pin, adopted: true });
+            Phase::Unmonitored => {}
+            Phase::Starting { .. } => {
+                // The start script may already have forked the daemon: let the start finish,
+                // then stop what it started, gracefully.
+                self.stop_pending = true;
+                push(out, Action::Log(Note::StopPending));
             }
-            (_, Event::Operator(Op::Adopt)) => {}
-            (Phase::Unverified { pin, .. }, Event::Operator(Op::Start)) => {
+            _ => self.unmonitor(Note::Stopped, out),
+        }
+    }
+
+    /// Not watched any more; what runs is left as it is (a script under way is killed).
+    fn unmonitor(&mut self, note: Note, out: &mut Actions) {
+        if let Phase::Starting { script: true, .. } = self.phase {
+            push(out, Action::KillScript(Script::Start));
+        }
+        if self.pin().is_some() {
+            push(out, Action::Unpin);
+        }
+        self.phase = Phase::Unmonitored;
+        push(out, Action::Log(note));
+    }
+
+    /// `custos start`, `monitor` or `restart`.
+    fn operator_start(&mut self, policy: &Policy, op: Op, now: Mono, out: &mut Actions) {
+        match (self.phase, op) {
+            // Under way already: what was asked for happens when it is over.
+            (Phase::Clearing { .. } | Phase::Stopping { .. }, _)
+            | (Phase::Running { .. }, Op::Start | Op::Monitor) => {}
+            (Phase::Running { .. }, _) => {
+                self.restart_requested(policy, RestartWhy::Operator, now, out)
+            }
+            (Phase::Unverified { pin, .. }, Op::Start) => {
                 // The operator says the held process is not the service: start it, and leave
                 // that process alone.
                 self.fails = 0;
                 self.restarts.clear();
-                self.start(policy, StartWhy::OverHeld(pin.pid), now, &mut out);
+                self.start(policy, StartWhy::OverHeld(pin.pid), now, out);
             }
-            (Phase::Unmonitored, Event::Operator(Op::Stop | Op::Unmonitor)) => {}
-            (Phase::Starting { .. }, Event::Operator(Op::Stop)) => {
-                // The start script may already have forked the daemon: let the start finish,
-                // then stop what it started, gracefully.
-                self.stop_pending = true;
-                push(&mut out, Action::Log(Note::StopPending));
-            }
-            (_, Event::Operator(Op::Stop | Op::Unmonitor)) => {
-                if let Phase::Starting { script: true, .. } = self.phase {
-                    push(&mut out, Action::KillScript(Script::Start));
-                }
-                if self.pin().is_some() {
-                    push(&mut out, Action::Unpin);
-                }
-                self.phase = Phase::Unmonitored;
-                let note = if event == Event::Operator(Op::Stop) {
-                    Note::Stopped
-                } else {
-                    Note::Unmonitored
-                };
-                push(&mut out, Action::Log(note));
-            }
-            (Phase::Starting { .. }, Event::Operator(_)) => {
-                // Start, monitor, restart: the start under way is what was asked for.
+            (Phase::Starting { .. }, _) => {
+                // The start under way is what was asked for.
                 self.stop_pending = false;
             }
-            (_, Event::Operator(Op::Start | Op::Monitor | Op::Restart)) => {
+            _ => {
                 // Unknown, Waiting, GivenUp, Held, Unmonitored: look again with a clean slate;
                 // the next probe adopts a running process or starts a missing one.
                 self.clear_fails();
                 self.restarts.clear();
                 self.phase = Phase::Unknown;
-                push(&mut out, Action::Log(Note::Monitored));
+                push(out, Action::Log(Note::Monitored));
             }
-            // Everything else changes nothing: a death of a PID that is not pinned, a restart
-            // asked for a service that is not running (it will be started by its own path),
-            // a stray script exit, an observation while a script runs.
-            _ => {}
         }
-        // A stop asked during a start belongs to that start: whichever way the start ended,
-        // it must never stop a later one.
-        if !matches!(self.phase, Phase::Starting { .. }) {
-            self.stop_pending = false;
-        }
-        out
     }
 }

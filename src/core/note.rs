@@ -83,43 +83,8 @@ pub enum Note {
 impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Note::Died { pin, cause, uptime, during_stop } => {
-                write!(f, "died: {cause} (pid {}", pin.pid)?;
-                write!(f, ", up {})", Dur(uptime))?;
-                if during_stop {
-                    f.write_str(": its stop script killed it, not custos")?;
-                }
-                Ok(())
-            }
-            Note::StoppedAsAsked {
-                pin,
-                cause,
-                uptime,
-                by_script,
-            } => write!(
-                f,
-                "stopped: {cause} (pid {}, up {}), as {} asked",
-                pin.pid,
-                Dur(uptime),
-                if by_script {
-                    "its stop script"
-                } else {
-                    "custos's SIGTERM"
-                }
-            ),
-            Note::LeftoversSurvive { pin, count, waited } => write!(
-                f,
-                "{count} leftover process(es) of pid {} still there {} after SIGKILL (uninterruptible sleep?): starting anyway",
-                pin.pid,
-                Dur(waited)
-            ),
             Note::StartFailed(s) => write!(f, "start failed: {s}"),
             Note::StopScriptExited(c) => write!(f, "stop script {c}"),
-            Note::GivenUp { restarts, window } => write!(
-                f,
-                "given up: {restarts} restarts within {} (max_restarts); not starting it again until a reload",
-                Dur(window)
-            ),
             Note::Ambiguous(n) => write!(
                 f,
                 "{n} processes match exe/args: identity is ambiguous, so custos starts nothing and signals none of them"
@@ -155,11 +120,26 @@ impl fmt::Display for Note {
             Note::StopDropped => f.write_str(
                 "the stop asked during the start is dropped: the start ended held, and custos signals nothing it holds; ask again once it is resolved",
             ),
-            Note::SurvivesKill { pin, waited } => write!(
+            Note::Died { .. }
+            | Note::StoppedAsAsked { .. }
+            | Note::LeftoversSurvive { .. }
+            | Note::SurvivesKill { .. } => self.fmt_end(f),
+            Note::GivenUp { .. }
+            | Note::Backoff { .. }
+            | Note::CrashLooping { .. }
+            | Note::Recovered { .. } => self.fmt_failures(f),
+        }
+    }
+}
+
+impl Note {
+    /// The words of the notes about failures in a row: backoff, crash loop, recovery, giving up.
+    fn fmt_failures(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Note::GivenUp { restarts, window } => write!(
                 f,
-                "pid {} still alive {} after SIGKILL (uninterruptible sleep?); waiting",
-                pin.pid,
-                Dur(waited)
+                "given up: {restarts} restarts within {} (max_restarts); not starting it again until a reload",
+                Dur(window)
             ),
             Note::Backoff { delay, why } => write!(f, "will start in {}: {why}", Dur(delay)),
             Note::CrashLooping {
@@ -188,6 +168,51 @@ impl fmt::Display for Note {
                 "running {} after {fails} failures in a row: no longer crash-looping",
                 Dur(stable_after)
             ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The words of the notes about a process's end: its death, a stop as asked, and what
+    /// outlives SIGKILL.
+    fn fmt_end(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Note::Died { pin, cause, uptime, during_stop } => {
+                write!(f, "died: {cause} (pid {}", pin.pid)?;
+                write!(f, ", up {})", Dur(uptime))?;
+                if during_stop {
+                    f.write_str(": its stop script killed it, not custos")?;
+                }
+                Ok(())
+            }
+            Note::StoppedAsAsked {
+                pin,
+                cause,
+                uptime,
+                by_script,
+            } => write!(
+                f,
+                "stopped: {cause} (pid {}, up {}), as {} asked",
+                pin.pid,
+                Dur(uptime),
+                if by_script {
+                    "its stop script"
+                } else {
+                    "custos's SIGTERM"
+                }
+            ),
+            Note::LeftoversSurvive { pin, count, waited } => write!(
+                f,
+                "{count} leftover process(es) of pid {} still there {} after SIGKILL (uninterruptible sleep?): starting anyway",
+                pin.pid,
+                Dur(waited)
+            ),
+            Note::SurvivesKill { pin, waited } => write!(
+                f,
+                "pid {} still alive {} after SIGKILL (uninterruptible sleep?); waiting",
+                pin.pid,
+                Dur(waited)
+            ),
+            _ => Ok(()),
         }
     }
 }

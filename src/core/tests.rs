@@ -158,7 +158,8 @@ fn all_events() -> Vec<Event> {
     ]
 }
 
-/// Rule 1 and Rule 2 over every state × event: a signal only ever goes to the process that
+/// Signal only what is identified, never stop what is not running, over every state × event:
+/// a signal only ever goes to the process that
 /// is pinned and believed alive in the state before the event; a stop script only runs for
 /// a running service; nothing is started while a pinned process is believed alive.
 #[test]
