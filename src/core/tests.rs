@@ -159,9 +159,9 @@ fn all_events() -> Vec<Event> {
 }
 
 /// Signal only what is identified, never stop what is not running, over every state × event:
-/// a signal only ever goes to the process that
-/// is pinned and believed alive in the state before the event; a stop script only runs for
-/// a running service; nothing is started while a pinned process is believed alive.
+/// a signal only ever goes to the process that is pinned and believed alive in the state
+/// before the event; a stop script only runs for a running service; nothing is started while
+/// a pinned process is believed alive.
 #[test]
 fn every_state_and_event_keeps_the_rules() {
     for (has_stop, stop_leftovers) in [(true, false), (false, false), (true, true), (false, true)] {
