@@ -2433,8 +2433,8 @@ fn phase_word(p: &Phase) -> &'static str {
         Phase::Stopping { .. } => "stopping",
         Phase::Clearing { .. } => "clearing",
         Phase::GivenUp => "given-up",
-        Phase::Held(_) => "ambiguous",
-        Phase::Unverified { .. } => "held",
+        Phase::Ambiguous(_) => "ambiguous",
+        Phase::Held { .. } => "held",
         Phase::Unmonitored => "unmonitored",
     }
 }
@@ -2593,7 +2593,7 @@ impl Supervisor {
             if let Some(c) = s.st.last_death {
                 let _ = write!(t, " last death: {c}");
             }
-            if let Phase::Unverified { pin, doubt } = s.st.phase {
+            if let Phase::Held { pin, doubt } = s.st.phase {
                 let _ = write!(
                     t,
                     "\n    held: pid {} cannot be verified: {doubt}; `custos start {name}` if it is not the service, `custos adopt {name}` if it is",
@@ -3074,7 +3074,7 @@ impl Supervisor {
                 None => s.push_str(",\"pid\":null,\"uptime_ms\":null"),
             }
             let _ = write!(s, ",\"restarts\":{}", v.st.total_restarts);
-            if let Phase::Unverified { pin, doubt } = v.st.phase {
+            if let Phase::Held { pin, doubt } = v.st.phase {
                 let _ = write!(s, ",\"held_pid\":{},\"held_why\":", pin.pid);
                 crate::text::json_str(&mut s, &doubt.to_string());
             }

@@ -51,8 +51,8 @@ impl ServiceState {
                 Phase::Unknown
                 | Phase::Waiting { .. }
                 | Phase::GivenUp
-                | Phase::Held(_)
-                | Phase::Unverified { .. },
+                | Phase::Ambiguous(_)
+                | Phase::Held { .. },
                 Observation::Alive(pin),
             ) => self.pinned(policy, pin, true, out),
             (Phase::Starting { script: false, .. }, Observation::Alive(pin)) => {
@@ -79,23 +79,23 @@ impl ServiceState {
             }
             // A live process that can be neither verified nor ruled out: hold.
             (
-                Phase::Unknown | Phase::Waiting { .. } | Phase::Held(_) | Phase::Unverified { .. },
+                Phase::Unknown | Phase::Waiting { .. } | Phase::Ambiguous(_) | Phase::Held { .. },
                 Observation::Unverified(pin, doubt),
             ) => {
-                if self.phase != (Phase::Unverified { pin, doubt }) {
+                if self.phase != (Phase::Held { pin, doubt }) {
                     push(out, Action::Log(Note::Held { pin, doubt }));
                 }
-                self.phase = Phase::Unverified { pin, doubt };
+                self.phase = Phase::Held { pin, doubt };
             }
             // Nothing there: only start, never stop first.
             (
-                Phase::Unknown | Phase::Held(_) | Phase::Unverified { .. },
+                Phase::Unknown | Phase::Ambiguous(_) | Phase::Held { .. },
                 Observation::Absent(why),
             ) => self.start(policy, StartWhy::NotRunning(why), now, out),
             (
                 Phase::Unknown
-                | Phase::Held(_)
-                | Phase::Unverified { .. }
+                | Phase::Ambiguous(_)
+                | Phase::Held { .. }
                 | Phase::Waiting { .. }
                 | Phase::Starting { script: false, .. },
                 Observation::Ambiguous(n),
@@ -112,16 +112,16 @@ impl ServiceState {
         push(out, Action::Pinned { pin, adopted });
     }
 
-    /// Several processes match: held, whatever was under way, since a start now could only add
-    /// another look-alike.
+    /// Several processes match: ambiguous, whatever was under way, since a start now could
+    /// only add another look-alike.
     fn ambiguous(&mut self, n: u16, out: &mut Actions) {
-        if !matches!(self.phase, Phase::Held(m) if m == n) {
+        if !matches!(self.phase, Phase::Ambiguous(m) if m == n) {
             push(out, Action::Log(Note::Ambiguous(n)));
         }
         if std::mem::take(&mut self.stop_pending) {
             push(out, Action::Log(Note::StopDropped));
         }
-        self.phase = Phase::Held(n);
+        self.phase = Phase::Ambiguous(n);
     }
 
     /// The process with this PID died; only the pinned one's death matters.
@@ -273,7 +273,7 @@ impl ServiceState {
             match self.seen.take() {
                 Some(Observation::Unverified(pin, doubt)) => {
                     // Never a second copy on doubt: hold, and say why.
-                    self.phase = Phase::Unverified { pin, doubt };
+                    self.phase = Phase::Held { pin, doubt };
                     push(out, Action::Log(Note::Held { pin, doubt }));
                     if std::mem::take(&mut self.stop_pending) {
                         push(out, Action::Log(Note::StopDropped));
@@ -445,7 +445,7 @@ impl ServiceState {
                 }
             }
             Op::Adopt => {
-                if let Phase::Unverified { pin, .. } = self.phase {
+                if let Phase::Held { pin, .. } = self.phase {
                     // The operator says the held process is the service.
                     self.fails = 0;
                     self.restarts.clear();
@@ -514,7 +514,7 @@ impl ServiceState {
             (Phase::Running { .. }, _) => {
                 self.restart_requested(policy, RestartWhy::Operator, now, out)
             }
-            (Phase::Unverified { pin, .. }, Op::Start) => {
+            (Phase::Held { pin, .. }, Op::Start) => {
                 // The operator says the held process is not the service: start it, and leave
                 // that process alone.
                 self.fails = 0;
@@ -526,8 +526,8 @@ impl ServiceState {
                 self.stop_pending = false;
             }
             _ => {
-                // Unknown, Waiting, GivenUp, Held, Unmonitored: look again with a clean slate;
-                // the next probe adopts a running process or starts a missing one.
+                // Unknown, Waiting, GivenUp, Ambiguous, Held, Unmonitored: look again with a clean
+                // slate; the next probe adopts a running process or starts a missing one.
                 self.clear_fails();
                 self.restarts.clear();
                 self.phase = Phase::Unknown;

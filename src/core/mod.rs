@@ -203,12 +203,13 @@ pub enum Phase {
     },
     /// Too many restarts within the window.
     GivenUp,
-    /// Identity is ambiguous (several processes match): custos neither starts nor signals.
-    Held(u16),
+    /// Identity is ambiguous (this many processes match): custos neither starts nor signals.
+    /// Shown as "ambiguous".
+    Ambiguous(u16),
     /// The pidfile names a live process that can be neither verified nor ruled out: custos
     /// neither starts nor signals, until it exits, the pidfile changes, or an operator decides
-    /// (`custos start`: it is not the service; `custos adopt`: it is).
-    Unverified {
+    /// (`custos start`: it is not the service; `custos adopt`: it is). Shown as "held".
+    Held {
         pin: Pin,
         doubt: Doubt,
     },
@@ -418,8 +419,8 @@ impl ServiceState {
             Phase::Unknown
             | Phase::Waiting { .. }
             | Phase::GivenUp
-            | Phase::Held(_)
-            | Phase::Unverified { .. } => true,
+            | Phase::Ambiguous(_)
+            | Phase::Held { .. } => true,
             Phase::Starting { script, .. } => !script,
             Phase::Running { .. }
             | Phase::Stopping { .. }

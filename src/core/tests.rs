@@ -58,8 +58,8 @@ fn all_phases() -> Vec<Phase> {
             script: false,
         },
         Phase::GivenUp,
-        Phase::Held(2),
-        Phase::Unverified {
+        Phase::Ambiguous(2),
+        Phase::Held {
             pin: OTHER,
             doubt: Doubt::Older,
         },
@@ -243,7 +243,7 @@ fn every_state_and_event_keeps_the_rules() {
                             | Phase::Unmonitored
                             | Phase::Starting { script: true, .. }
                     ) {
-                        assert!(matches!(st.phase, Phase::Held(_)), "{ctx}");
+                        assert!(matches!(st.phase, Phase::Ambiguous(_)), "{ctx}");
                     }
                 }
                 // A death of another PID never changes anything.
@@ -569,7 +569,7 @@ fn a_pending_stop_ends_when_the_start_becomes_held() {
     let p = policy(true);
     let mut st = starting_with_stop_pending(&p);
     let a = st.decide(&p, Event::Observed(Observation::Ambiguous(2)), s(2));
-    assert_eq!(st.phase, Phase::Held(2));
+    assert_eq!(st.phase, Phase::Ambiguous(2));
     assert!(a.contains(&Action::Log(Note::StopDropped)), "{a:?}");
     // Resolved later: adopted and left running, not stopped days later.
     let a = st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(3));
@@ -1421,7 +1421,7 @@ fn ambiguity_is_logged_once_per_change_and_touches_nothing() {
             .len(),
         1
     );
-    assert_eq!(st.phase, Phase::Held(3));
+    assert_eq!(st.phase, Phase::Ambiguous(3));
     let a = st.decide(&p, Event::Observed(Observation::Alive(PIN)), s(3));
     assert_eq!(
         a.as_slice(),
@@ -1435,7 +1435,7 @@ fn ambiguity_is_logged_once_per_change_and_touches_nothing() {
 #[test]
 fn a_process_that_cannot_be_verified_is_held_until_it_goes_or_an_operator_decides() {
     let p = policy(true);
-    let held = Phase::Unverified {
+    let held = Phase::Held {
         pin: OTHER,
         doubt: Doubt::Older,
     };
@@ -1510,7 +1510,7 @@ fn doubt_never_starts_a_second_copy() {
         s(1),
     );
     st.decide(&p, unverified, s(1));
-    assert!(matches!(st.phase, Phase::Unverified { .. }));
+    assert!(matches!(st.phase, Phase::Held { .. }));
     assert!(st.decide(&p, Event::Deadline, s(5)).is_empty());
     // After a start script: held at the deadline, not a failed attempt to retry.
     let mut st = ServiceState::default();
