@@ -537,7 +537,7 @@ mod tests {
 
     #[test]
     fn the_usage_shows_every_control_command_as_the_table_has_it() {
-        for s in &control::COMMANDS {
+        for s in control::COMMANDS {
             let line = usage_line(s.name);
             assert!(line.is_some(), "`{}` is not in the usage", s.name);
             let takes_name = line.is_some_and(|l| l.contains(" NAME"));

@@ -59,7 +59,7 @@ const fn spec(
 /// Every control command, in the order `custos --help` and the "unknown command" reply list
 /// them.
 #[rustfmt::skip]
-pub const COMMANDS: [Spec; 11] = [
+pub const COMMANDS: &[Spec] = &[
     spec(Command::Status, "status", false, false,
         "every service: state, pinned PID, uptime, restarts, last death, checks; the watchdog"),
     spec(Command::Service(Op::Start), "start", true, true,
@@ -299,7 +299,7 @@ mod tests {
             line,
             "{\"cmd\":\"status\",\"prometheus\":true,\"json\":false,\"follow\":false}\n"
         );
-        for s in &COMMANDS {
+        for s in COMMANDS {
             let line = request_line(s.command, "x", false, true, false);
             assert_eq!(
                 parse_request(line.trim_end().as_bytes()).map(|r| r.cmd),
