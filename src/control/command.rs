@@ -36,8 +36,6 @@ pub struct Spec {
     /// It changes what custos does (as opposed to reading what it knows). Every peer the
     /// control socket lets in may send every command; this is what a read-only tier would go by.
     pub changes_state: bool,
-    /// One line for an operator.
-    pub help: &'static str,
 }
 
 const fn spec(
@@ -45,43 +43,42 @@ const fn spec(
     name: &'static str,
     needs_service: bool,
     changes_state: bool,
-    help: &'static str,
 ) -> Spec {
     Spec {
         command,
         name,
         needs_service,
         changes_state,
-        help,
     }
 }
 
 /// Every control command, in the order `custos --help` and the "unknown command" reply list
-/// them.
-#[rustfmt::skip]
+/// them: the command, its word, whether it takes a service NAME, whether it changes what
+/// custos does; above each, what it is for (as a comment: the board's binary carries no help
+/// text it never shows).
 pub const COMMANDS: &[Spec] = &[
-    spec(Command::Status, "status", false, false,
-        "every service: state, pinned PID, uptime, restarts, last death, checks; the watchdog"),
-    spec(Command::Service(Op::Start), "start", true, true,
-        "monitor again; start it if it is not running (adopt it if it is)"),
-    spec(Command::Service(Op::Stop), "stop", true, true,
-        "a graceful stop, and no monitoring until `custos start`"),
-    spec(Command::Service(Op::Restart), "restart", true, true,
-        "stop script, SIGTERM, SIGKILL to the pinned PID, then start"),
-    spec(Command::Service(Op::Monitor), "monitor", true, true,
-        "resume watching, without touching the process"),
-    spec(Command::Service(Op::Unmonitor), "unmonitor", true, true,
-        "stop watching, without touching the process"),
-    spec(Command::Service(Op::Adopt), "adopt", true, true,
-        "a held service: the process its pidfile names is the service; pin it"),
-    spec(Command::Reload, "reload", false, true,
-        "like SIGHUP, but the reply carries the errors of a rejected config"),
-    spec(Command::Events, "events", false, false,
-        "everything recorded: deaths, starts, restarts, give-ups, watchdog resets"),
-    spec(Command::Why, "why", true, false,
-        "the recorded deaths and actions of one service, oldest first, across reboots"),
-    spec(Command::Shutdown, "shutdown", false, true,
-        "from the shutdown sequence: this boot ends in order"),
+    // every service: state, pinned PID, uptime, restarts, last death, checks; the watchdog
+    spec(Command::Status, "status", false, false),
+    // monitor again; start it if it is not running (adopt it if it is)
+    spec(Command::Service(Op::Start), "start", true, true),
+    // a graceful stop, and no monitoring until `custos start`
+    spec(Command::Service(Op::Stop), "stop", true, true),
+    // stop script, SIGTERM, SIGKILL to the pinned PID, then start
+    spec(Command::Service(Op::Restart), "restart", true, true),
+    // resume watching, without touching the process
+    spec(Command::Service(Op::Monitor), "monitor", true, true),
+    // stop watching, without touching the process
+    spec(Command::Service(Op::Unmonitor), "unmonitor", true, true),
+    // a held service: the process its pidfile names is the service; pin it
+    spec(Command::Service(Op::Adopt), "adopt", true, true),
+    // like SIGHUP, but the reply carries the errors of a rejected config
+    spec(Command::Reload, "reload", false, true),
+    // everything recorded: deaths, starts, restarts, give-ups, watchdog resets
+    spec(Command::Events, "events", false, false),
+    // the recorded deaths and actions of one service, oldest first, across reboots
+    spec(Command::Why, "why", true, false),
+    // from the shutdown sequence: this boot ends in order
+    spec(Command::Shutdown, "shutdown", false, true),
 ];
 
 impl Command {
