@@ -151,12 +151,8 @@ impl ControlServer {
         listener.set_nonblocking(true)?;
         let mode = match access.gid {
             Some(gid) => {
-                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-                // SAFETY: chown(2) on a valid NUL-terminated path; uid -1 keeps the owner.
-                if unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } < 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                // chown(2) with uid -1: the owner stays.
+                std::os::unix::fs::chown(path, None, Some(gid))?;
                 0o660
             }
             None => 0o600,
