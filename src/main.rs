@@ -1,5 +1,8 @@
-//! custos command line. Exit codes: 0 success, 1 invalid config, 2 usage error, 3 start-up
-//! failure (a kernel object custos cannot run without).
+//! custos command line. Exit codes: 0 success; 1 invalid config, a request the running custos
+//! refused, or stdout failing otherwise than by a closed pipe; 2 usage error; 3 start-up
+//! failure (a kernel object custos cannot run without); 4 no custos answers at the control
+//! socket. The control commands, and whether each takes a service NAME, come from the command
+//! table (`control::COMMANDS`); the usage below is checked against it.
 //!
 //! Nothing here panics on its output: stdout and stderr are written with `out` and `err`,
 //! never `println!`/`eprintln!` (which panic when the write fails, e.g. EPIPE when the reader
@@ -12,6 +15,7 @@ use std::process::ExitCode;
 
 use custos::clock::Dur;
 use custos::config::{self, CheckAction, Config, Identify, Leftovers, LogTarget, OnExhausted};
+use custos::control::{self, request_line, Command, Spec};
 use custos::supervisor::Supervisor;
 
 const USAGE: &str = "\
@@ -41,21 +45,6 @@ const EXIT_OUTPUT: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_SETUP: u8 = 3;
 const EXIT_UNREACHABLE: u8 = 4;
-
-/// Control commands and whether they take a service name.
-const CONTROL: [(&str, bool); 11] = [
-    ("status", false),
-    ("start", true),
-    ("stop", true),
-    ("restart", true),
-    ("monitor", true),
-    ("unmonitor", true),
-    ("adopt", true),
-    ("reload", false),
-    ("events", false),
-    ("why", true),
-    ("shutdown", false),
-];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -92,7 +81,7 @@ fn main() -> ExitCode {
             "--prometheus" => prometheus = true,
             "--follow" | "-f" => follow = true,
             "run" | "check" if cmd.is_none() => cmd = Some(a.as_str()),
-            c if cmd.is_none() && CONTROL.iter().any(|(n, _)| *n == c) => cmd = Some(c),
+            c if cmd.is_none() && Spec::named(c).is_some() => cmd = Some(c),
             n if cmd.is_some() && name.is_none() && !n.starts_with('-') => name = Some(n),
             other => return usage(&format!("unknown argument `{other}`")),
         }
@@ -101,11 +90,13 @@ fn main() -> ExitCode {
         Some("run") => run(path),
         Some("check") => check(path),
         Some(c) => {
-            let needs_name = CONTROL.iter().any(|(n, takes)| *n == c && *takes);
-            if needs_name != name.is_some() {
+            let Some(spec) = Spec::named(c) else {
+                return usage(&format!("unknown argument `{c}`"));
+            };
+            if spec.needs_service != name.is_some() {
                 return usage(&format!(
                     "`{c}` {}",
-                    if needs_name {
+                    if spec.needs_service {
                         "needs a service name"
                     } else {
                         "takes no name"
@@ -113,15 +104,10 @@ fn main() -> ExitCode {
                 ));
             }
             let socket = socket.unwrap_or_else(|| socket_from_config(&path));
-            let code = client(
-                &socket,
-                c,
-                name.unwrap_or(""),
-                json,
-                follow && c == "events",
-                prometheus,
-            );
-            if c == "shutdown" && code == ExitCode::SUCCESS {
+            let follow = follow && spec.command == Command::Events;
+            let line = request_line(spec.command, name.unwrap_or(""), json, follow, prometheus);
+            let code = client(&socket, &line, json && !prometheus, follow);
+            if spec.command == Command::Shutdown && code == ExitCode::SUCCESS {
                 return wait_orderly(&path);
             }
             code
@@ -167,19 +153,11 @@ fn socket_from_config(path: &std::path::Path) -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(config::DEFAULT_CONTROL_SOCKET))
 }
 
-/// Sends one request to the running custos and prints its reply (or, with --follow, each
-/// event as it comes).
-fn client(
-    socket: &std::path::Path,
-    cmd: &str,
-    name: &str,
-    json: bool,
-    follow: bool,
-    prometheus: bool,
-) -> ExitCode {
-    use std::io::{BufRead, BufReader};
-    let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
-        Ok(s) => s,
+/// Sends one request line to the running custos and prints its reply (or, with `follow`,
+/// each event as it comes): its `text`, or the line as it came when `raw` (JSON asked for).
+fn client(socket: &std::path::Path, line: &str, raw: bool, follow: bool) -> ExitCode {
+    let mut conversation = match control::client::send(socket, line, follow) {
+        Ok(c) => c,
         Err(e) => {
             err(&format!(
                 "custos: cannot reach custos at {}: {e} (is it running? as root?)",
@@ -188,46 +166,20 @@ fn client(
             return ExitCode::from(EXIT_UNREACHABLE);
         }
     };
-    let timeout = Some(std::time::Duration::from_secs(10));
-    let _ = stream.set_write_timeout(timeout);
-    if !follow {
-        let _ = stream.set_read_timeout(timeout);
-    }
-    let mut req = String::from("{\"cmd\":");
-    custos::text::json_str(&mut req, cmd);
-    if !name.is_empty() {
-        req.push_str(",\"name\":");
-        custos::text::json_str(&mut req, name);
-    }
-    if prometheus {
-        req.push_str(",\"prometheus\":true");
-    }
-    req.push_str(&format!(",\"json\":{json},\"follow\":{follow}}}\n"));
-    // A refused peer may find the connection closed before its request is written: the reply
-    // (`permission denied`) is still there to read.
-    let sent = stream.write_all(req.as_bytes());
     let mut ok = true;
     let mut got = false;
-    for line in BufReader::new(stream).lines() {
-        let Ok(line) = line else { break };
+    for reply in conversation.by_ref() {
         got = true;
-        let fields = custos::control::parse_flat_object(&line).unwrap_or_default();
-        let get = |k: &str| {
-            fields.iter().find_map(|(key, v)| match v {
-                custos::control::Value::Str(s) if key == k => Some(s.clone()),
-                _ => None,
-            })
-        };
-        let printed = if let Some(e) = get("error") {
+        let printed = if let Some(e) = reply.error {
             err(&format!("custos: {e}"));
             ok = false;
             Ok(())
-        } else if json && !prometheus {
-            out(&format!("{line}\n"))
-        } else if let Some(text) = get("text") {
+        } else if raw {
+            out(&format!("{}\n", reply.line))
+        } else if let Some(text) = reply.text {
             out(&format!("{text}\n"))
         } else {
-            out(&format!("{line}\n"))
+            out(&format!("{}\n", reply.line))
         };
         if let Err(code) = printed {
             return code;
@@ -237,7 +189,7 @@ fn client(
         }
     }
     if !got {
-        match sent {
+        match conversation.sent {
             Err(e) => err(&format!("custos: cannot send the request: {e}")),
             Ok(()) => err(&format!("custos: no reply from {}", socket.display())),
         }
@@ -568,4 +520,38 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
         }
     }
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The usage line of a control command: the first line naming it as a command.
+    fn usage_line(name: &str) -> Option<&'static str> {
+        USAGE.lines().find(|l| {
+            l.trim_start().starts_with("custos [-c PATH")
+                && l.split_whitespace()
+                    .any(|w| w.split('|').any(|n| n == name))
+        })
+    }
+
+    #[test]
+    fn the_usage_shows_every_control_command_as_the_table_has_it() {
+        for s in control::COMMANDS {
+            let line = usage_line(s.name);
+            assert!(line.is_some(), "`{}` is not in the usage", s.name);
+            let takes_name = line.is_some_and(|l| l.contains(" NAME"));
+            assert_eq!(takes_name, s.needs_service, "{}: {line:?}", s.name);
+        }
+        let named = USAGE
+            .lines()
+            .filter(|l| l.trim_start().starts_with("custos [-c PATH"))
+            .count();
+        // One line per command, except the commands on one service, which share a line.
+        let service = control::COMMANDS
+            .iter()
+            .filter(|s| matches!(s.command, Command::Service(_)))
+            .count();
+        assert_eq!(named, control::COMMANDS.len() - service + 1);
+    }
 }

@@ -22,7 +22,6 @@ use crate::core::{
     Absent, Action, Cause, Event, Note, Observation, Phase, PidfileNotRegular, Pin, Policy,
     RestartWhy, Script, ServiceState, SigName,
 };
-use crate::core::{Op, RestartWhy as Why};
 use crate::files::Kind as FileKind;
 use crate::keeper::Keeper;
 use crate::limits::{MAX_CHECKS, MAX_LEFTOVERS, MAX_SERVICES};
@@ -2062,9 +2061,9 @@ impl Supervisor {
                     Note::StartFailed(_) => Some(Kind::StartFailed),
                     Note::GivenUp { .. } => Some(Kind::GaveUp),
                     Note::Held { .. } => Some(Kind::Held),
-                    Note::Restarting(Why::OperatorStop) | Note::Stopped | Note::Unmonitored => {
-                        Some(Kind::Stopped)
-                    }
+                    Note::Restarting(RestartWhy::OperatorStop)
+                    | Note::Stopped
+                    | Note::Unmonitored => Some(Kind::Stopped),
                     Note::Restarting(_) => Some(Kind::Restarted),
                     _ => None,
                 };
@@ -2434,8 +2433,8 @@ fn phase_word(p: &Phase) -> &'static str {
         Phase::Stopping { .. } => "stopping",
         Phase::Clearing { .. } => "clearing",
         Phase::GivenUp => "given-up",
-        Phase::Held(_) => "ambiguous",
-        Phase::Unverified { .. } => "held",
+        Phase::Ambiguous(_) => "ambiguous",
+        Phase::Held { .. } => "held",
         Phase::Unmonitored => "unmonitored",
     }
 }
@@ -2443,28 +2442,23 @@ fn phase_word(p: &Phase) -> &'static str {
 impl Supervisor {
     /// Answers one control request.
     fn request(&mut self, k: usize, req: Request, now: Mono) {
-        let cmd = req.cmd.as_str();
+        use crate::control::Command;
+        let cmd = req.cmd.name();
         let name = req.name.as_str();
-        let op = match cmd {
-            "start" => Some(Op::Start),
-            "stop" => Some(Op::Stop),
-            "restart" => Some(Op::Restart),
-            "monitor" => Some(Op::Monitor),
-            "unmonitor" => Some(Op::Unmonitor),
-            "adopt" => Some(Op::Adopt),
-            _ => None,
-        };
-        let reply = match (cmd, op) {
-            (_, Some(op)) => match self.svcs.iter().position(|s| s.cfg.name == name) {
+        let reply = match req.cmd {
+            Command::Service(op) => match self.svcs.iter().position(|s| s.cfg.name == name) {
                 None => control::reply_text(false, &format!("no service named `{name}`")),
                 Some(i) => {
                     info!("control: {cmd} {name}: asked by the operator");
                     self.feed(i, Event::Operator(op), now);
                     let st = &self.svcs[i].st;
-                    control::reply_text(true, &format!("{name}: {cmd}: now {}", phase_word(&st.phase)))
+                    control::reply_text(
+                        true,
+                        &format!("{name}: {cmd}: now {}", phase_word(&st.phase)),
+                    )
                 }
             },
-            ("status", None) => {
+            Command::Status => {
                 if req.prometheus {
                     control::reply_text(true, self.prometheus(now).trim_end())
                 } else if req.json {
@@ -2473,7 +2467,7 @@ impl Supervisor {
                     control::reply_text(true, &self.status_text(now))
                 }
             }
-            ("shutdown", None) => {
+            Command::Shutdown => {
                 // Init runs the shutdown sequence before its SIGTERM reaches custos, and that
                 // sequence may unmount state_dir: the end is written now. The sequence also
                 // stops the services (rcK): from now on custos logs their deaths but starts
@@ -2491,14 +2485,20 @@ impl Supervisor {
                     "boot: this boot is recorded as ending in order; custos starts and restarts nothing from now on, and goes on petting the watchdog until it is stopped",
                 )
             }
-            ("reload", None) => match self.reload(now) {
+            Command::Reload => match self.reload(now) {
                 Ok(msg) => control::reply_text(true, &msg),
                 Err(msg) => control::reply_text(false, &msg),
             },
-            ("events", None) | ("why", None) => {
-                let for_one = cmd == "why";
-                if for_one && !self.svcs.iter().any(|s| s.cfg.name == name) && self.record.for_service(name).next().is_none() {
-                    control::reply_text(false, &format!("no service named `{name}` and no record of one"))
+            Command::Events | Command::Why => {
+                let for_one = req.cmd == Command::Why;
+                if for_one
+                    && !self.svcs.iter().any(|s| s.cfg.name == name)
+                    && self.record.for_service(name).next().is_none()
+                {
+                    control::reply_text(
+                        false,
+                        &format!("no service named `{name}` and no record of one"),
+                    )
                 } else {
                     let entries: Vec<&record::Entry> = if for_one {
                         let mut v: Vec<_> = self.record.for_service(name).collect();
@@ -2515,7 +2515,10 @@ impl Supervisor {
                         let mut s = String::from("{\"ok\":true,");
                         if let Some(v) = looping {
                             s.push_str("\"now\":");
-                            crate::text::json_str(&mut s, &format!("crash-looping: {}", crash_loop_words(v)));
+                            crate::text::json_str(
+                                &mut s,
+                                &format!("crash-looping: {}", crash_loop_words(v)),
+                            );
                             s.push(',');
                         }
                         s.push_str("\"events\":[");
@@ -2533,12 +2536,17 @@ impl Supervisor {
                         let mut t = String::new();
                         if let Some(v) = looping {
                             use std::fmt::Write as _;
-                            let _ = writeln!(t, "{name}: now crash-looping: {}", crash_loop_words(v));
+                            let _ =
+                                writeln!(t, "{name}: now crash-looping: {}", crash_loop_words(v));
                         }
                         let boot = self.record.boot_id().to_string();
                         for e in &entries {
                             use std::fmt::Write as _;
-                            let before = if !boot.is_empty() && e.boot.as_str() != boot { " (earlier boot)" } else { "" };
+                            let before = if !boot.is_empty() && e.boot.as_str() != boot {
+                                " (earlier boot)"
+                            } else {
+                                ""
+                            };
                             let _ = writeln!(t, "{e}{before}");
                         }
                         if entries.is_empty() {
@@ -2551,12 +2559,8 @@ impl Supervisor {
                     }
                 }
             }
-            _ => control::reply_text(
-                false,
-                &format!("unknown command `{cmd}`: status, start, stop, restart, monitor, unmonitor, adopt, reload, events, why, shutdown"),
-            ),
         };
-        let follow = cmd == "events" && req.follow;
+        let follow = req.cmd == Command::Events && req.follow;
         if let Some(c) = &mut self.control {
             c.reply(k, reply, !follow);
             if follow {
@@ -2589,7 +2593,7 @@ impl Supervisor {
             if let Some(c) = s.st.last_death {
                 let _ = write!(t, " last death: {c}");
             }
-            if let Phase::Unverified { pin, doubt } = s.st.phase {
+            if let Phase::Held { pin, doubt } = s.st.phase {
                 let _ = write!(
                     t,
                     "\n    held: pid {} cannot be verified: {doubt}; `custos start {name}` if it is not the service, `custos adopt {name}` if it is",
@@ -3070,7 +3074,7 @@ impl Supervisor {
                 None => s.push_str(",\"pid\":null,\"uptime_ms\":null"),
             }
             let _ = write!(s, ",\"restarts\":{}", v.st.total_restarts);
-            if let Phase::Unverified { pin, doubt } = v.st.phase {
+            if let Phase::Held { pin, doubt } = v.st.phase {
                 let _ = write!(s, ",\"held_pid\":{},\"held_why\":", pin.pid);
                 crate::text::json_str(&mut s, &doubt.to_string());
             }

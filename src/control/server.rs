@@ -1,9 +1,5 @@
-//! The control socket: a UNIX stream socket (mode 0600, or 0660 for `control_group`) on which
-//! `custos status|start|stop|…` talk to the running supervisor. One JSON line per request and
-//! per reply, bounded in size and time; peers are checked with SO_PEERCRED and SO_PEERGROUPS. A slow or hostile
-//! client costs at most one slot of MAX_CLIENTS until its deadline: it can never block the
-//! loop, the watchdog or supervision. Also: the tiny, strict JSON reader and writer both sides
-//! use (flat objects of strings and booleans only).
+//! The control server: the listening socket, its clients (each bounded in bytes and time), and
+//! who may talk to custos (SO_PEERCRED, SO_PEERGROUPS).
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -14,205 +10,11 @@ use std::time::Duration;
 
 use log::warn;
 
+use super::{
+    parse_request, reply_text, Request, CLIENT_TIMEOUT, MAX_ACCEPTS_PER_PASS, MAX_CLIENTS,
+    MAX_PENDING, MAX_REQUEST, REFUSAL_LOG_EVERY,
+};
 use crate::clock::Mono;
-use crate::text::json_str;
-
-/// Clients served at once; one more is told "busy" and closed.
-pub const MAX_CLIENTS: usize = 4;
-/// Bytes in one request line.
-pub const MAX_REQUEST: usize = 512;
-/// Time a client has to send its request, and to read a reply.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Connections accepted in one pass of the loop; more wait in the backlog for the next pass,
-/// so that a flood of connections costs each pass a bounded amount of work.
-pub const MAX_ACCEPTS_PER_PASS: usize = 2 * MAX_CLIENTS;
-/// Refused peers are logged at most once per this period, the others counted: a flood of
-/// refused connections must not write a line each.
-pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
-/// Bytes queued for one client (a status reply, or events for `events --follow`); a client
-/// that lets more pile up is dropped.
-pub const MAX_PENDING: usize = 64 * 1024;
-
-/// One parsed request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Request {
-    pub cmd: heapless::String<16>,
-    pub name: heapless::String<32>,
-    pub json: bool,
-    pub follow: bool,
-    /// `status` in the Prometheus text format.
-    pub prometheus: bool,
-}
-
-/// Parses `{"cmd":"restart","name":"web_server","json":false,"follow":false}` strictly: one
-/// flat object, string or boolean values, known keys only.
-pub fn parse_request(line: &[u8]) -> Result<Request, &'static str> {
-    let text = std::str::from_utf8(line).map_err(|_| "request is not UTF-8")?;
-    let mut r = Request::default();
-    for (key, value) in parse_flat_object(text)? {
-        match (key.as_str(), value) {
-            ("cmd", Value::Str(s)) => {
-                r.cmd = heapless::String::try_from(s.as_str()).map_err(|_| "cmd too long")?
-            }
-            ("name", Value::Str(s)) => {
-                r.name = heapless::String::try_from(s.as_str()).map_err(|_| "name too long")?
-            }
-            ("json", Value::Bool(b)) => r.json = b,
-            ("follow", Value::Bool(b)) => r.follow = b,
-            ("prometheus", Value::Bool(b)) => r.prometheus = b,
-            _ => return Err("unknown key or wrong type in request"),
-        }
-    }
-    if r.cmd.is_empty() {
-        return Err("request has no cmd");
-    }
-    Ok(r)
-}
-
-/// A JSON value in a flat object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Value {
-    Str(String),
-    Bool(bool),
-}
-
-/// Parses one flat JSON object of string and boolean values.
-pub fn parse_flat_object(text: &str) -> Result<Vec<(String, Value)>, &'static str> {
-    let mut p = Parser {
-        s: text.as_bytes(),
-        i: 0,
-    };
-    let mut out = Vec::new();
-    p.ws();
-    p.eat(b'{')?;
-    p.ws();
-    if p.peek() == Some(b'}') {
-        p.i += 1;
-    } else {
-        loop {
-            p.ws();
-            let k = p.string()?;
-            p.ws();
-            p.eat(b':')?;
-            p.ws();
-            let v = match p.peek() {
-                Some(b'"') => Value::Str(p.string()?),
-                Some(b't') => p.word("true").map(|_| Value::Bool(true))?,
-                Some(b'f') => p.word("false").map(|_| Value::Bool(false))?,
-                _ => return Err("expected a string or a boolean"),
-            };
-            if out.len() >= 16 {
-                return Err("too many keys");
-            }
-            out.push((k, v));
-            p.ws();
-            match p.peek() {
-                Some(b',') => p.i += 1,
-                Some(b'}') => {
-                    p.i += 1;
-                    break;
-                }
-                _ => return Err("expected , or }"),
-            }
-        }
-    }
-    p.ws();
-    if p.i != p.s.len() {
-        return Err("trailing bytes after the object");
-    }
-    Ok(out)
-}
-
-struct Parser<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl Parser<'_> {
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\t' | b'\r' | b'\n')) {
-            self.i += 1;
-        }
-    }
-    fn eat(&mut self, c: u8) -> Result<(), &'static str> {
-        if self.peek() == Some(c) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err("malformed JSON")
-        }
-    }
-    fn word(&mut self, w: &str) -> Result<(), &'static str> {
-        if self.s[self.i..].starts_with(w.as_bytes()) {
-            self.i += w.len();
-            Ok(())
-        } else {
-            Err("malformed JSON")
-        }
-    }
-    fn string(&mut self) -> Result<String, &'static str> {
-        self.eat(b'"')?;
-        let mut out = String::new();
-        loop {
-            let c = self.peek().ok_or("unterminated string")?;
-            self.i += 1;
-            match c {
-                b'"' => return Ok(out),
-                b'\\' => {
-                    let e = self.peek().ok_or("unterminated escape")?;
-                    self.i += 1;
-                    match e {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => {
-                            let hex = self.s.get(self.i..self.i + 4).ok_or("short \\u escape")?;
-                            let hex = std::str::from_utf8(hex).map_err(|_| "bad \\u escape")?;
-                            let n = u32::from_str_radix(hex, 16).map_err(|_| "bad \\u escape")?;
-                            self.i += 4;
-                            out.push(char::from_u32(n).unwrap_or('\u{fffd}'));
-                        }
-                        _ => return Err("bad escape"),
-                    }
-                }
-                c if c < 0x20 => return Err("control character in string"),
-                _ => {
-                    // Copy the whole UTF-8 sequence (the input is valid UTF-8).
-                    let start = self.i - 1;
-                    let mut end = self.i;
-                    while end < self.s.len() && (self.s[end] & 0xC0) == 0x80 {
-                        end += 1;
-                    }
-                    self.i = end;
-                    out.push_str(
-                        std::str::from_utf8(&self.s[start..end]).map_err(|_| "bad UTF-8")?,
-                    );
-                }
-            }
-        }
-    }
-}
-
-/// `{"ok":true,"text":"…"}` / `{"ok":false,"error":"…"}` plus a newline.
-pub fn reply_text(ok: bool, text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 32);
-    s.push_str(if ok {
-        "{\"ok\":true,\"text\":"
-    } else {
-        "{\"ok\":false,\"error\":"
-    });
-    json_str(&mut s, text);
-    s.push_str("}\n");
-    s
-}
 
 struct Client {
     stream: UnixStream,
@@ -349,12 +151,8 @@ impl ControlServer {
         listener.set_nonblocking(true)?;
         let mode = match access.gid {
             Some(gid) => {
-                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-                    .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-                // SAFETY: chown(2) on a valid NUL-terminated path; uid -1 keeps the owner.
-                if unsafe { libc::chown(c.as_ptr(), u32::MAX, gid) } < 0 {
-                    return Err(io::Error::last_os_error());
-                }
+                // chown(2) with uid -1: the owner stays.
+                std::os::unix::fs::chown(path, None, Some(gid))?;
                 0o660
             }
             None => 0o600,
@@ -518,11 +316,7 @@ impl ControlServer {
                             return match parse_request(&line) {
                                 Ok(r) => Ready::Request(k, r),
                                 Err(e) => {
-                                    self.reply(
-                                        k,
-                                        reply_text(false, &format!("bad request: {e}")),
-                                        true,
-                                    );
+                                    self.reply(k, reply_text(false, &e.to_string()), true);
                                     Ready::Nothing
                                 }
                             };
@@ -696,32 +490,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn requests_are_parsed_strictly() {
-        let r = parse_request(br#"{"cmd":"restart","name":"web_server"}"#).expect("ok");
-        assert_eq!(r.cmd.as_str(), "restart");
-        assert_eq!(r.name.as_str(), "web_server");
-        let r = parse_request(br#" { "cmd" : "events", "follow" : true, "json": false } "#)
-            .expect("ok");
-        assert!(r.follow && !r.json);
-        for bad in [
-            &b""[..],
-            b"{",
-            b"{}",
-            b"[]",
-            b"{\"cmd\":1}",
-            b"{\"cmd\":\"x\",}",
-            b"{\"cmd\":\"x\"} x",
-            b"{\"bogus\":\"x\"}",
-            b"{\"cmd\":\"a-command-name-that-is-too-long\"}",
-            b"{\"cmd\":\"\\q\"}",
-            b"\xff\xfe",
-            b"{\"cmd\":\"x\nx\"}",
-        ] {
-            assert!(parse_request(bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn a_stale_socket_is_told_from_a_live_one_without_blocking() {
         let dir = std::env::temp_dir().join(format!("custos-ctl-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -743,17 +511,5 @@ mod tests {
         );
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn strings_round_trip_through_the_writer_and_reader() {
-        let tricky = "a \"quoted\" \\ back\nslash\ttab \u{1} é ✓";
-        let line = reply_text(true, tricky);
-        let fields = parse_flat_object(line.trim_end()).expect("parse");
-        assert_eq!(fields[0], ("ok".to_string(), Value::Bool(true)));
-        assert_eq!(
-            fields[1],
-            ("text".to_string(), Value::Str(tricky.to_string()))
-        );
     }
 }
