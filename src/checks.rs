@@ -9,12 +9,13 @@
 use core::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
 use crate::clock::{Dur, Mono};
 use crate::config::{CheckConfig, Size};
 use crate::core::Cause;
+use crate::sys;
 
 /// Bytes of HTTP headers custos reads; a reply whose headers do not end within them fails.
 pub const MAX_HTTP_HEADERS: usize = 2048;
@@ -273,39 +274,9 @@ struct HttpExchange {
     expect: Option<heapless::Vec<u8, 256>>,
 }
 
-fn sockaddr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(a) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_in fits in sockaddr_storage.
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
-            std::mem::size_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(a) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
-            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
-            std::mem::size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as libc::socklen_t)
+/// The errno of a failed socket call (0 if it somehow has none).
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(0)
 }
 
 fn errno_failure(e: i32) -> Failure {
@@ -323,37 +294,12 @@ impl NetProbe {
         http: Option<(&str, u16, Option<&str>)>,
         deadline: Mono,
     ) -> Result<NetProbe, Failure> {
-        let family = if addr.is_ipv4() {
-            libc::AF_INET
-        } else {
-            libc::AF_INET6
+        let sock = sys::net::tcp_socket(addr).map_err(|e| Failure::Connect(errno(&e)))?;
+        let connected = match sys::net::connect(sock.as_fd(), addr) {
+            Ok(()) => true,
+            Err(e) if errno(&e) == libc::EINPROGRESS => false,
+            Err(e) => return Err(errno_failure(errno(&e))),
         };
-        // SAFETY: socket(2) returns a new fd or -1.
-        let fd = unsafe {
-            libc::socket(
-                family,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            )
-        };
-        if fd < 0 {
-            return Err(Failure::Connect(
-                io::Error::last_os_error().raw_os_error().unwrap_or(0),
-            ));
-        }
-        // SAFETY: fd is new and ours.
-        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        let (ss, len) = sockaddr(addr);
-        // SAFETY: ss holds a valid sockaddr of length len.
-        let rc = unsafe { libc::connect(fd, &ss as *const _ as *const libc::sockaddr, len) };
-        let mut connected = rc == 0;
-        if rc < 0 {
-            let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-            if e != libc::EINPROGRESS {
-                return Err(errno_failure(e));
-            }
-            connected = false;
-        }
         let http = match http {
             None => None,
             Some((path, want, expect)) => {
@@ -400,25 +346,12 @@ impl NetProbe {
 
     /// Advances on readiness. `Some` when the probe is finished.
     pub fn ready(&mut self) -> Option<Result<(), Failure>> {
-        let fd = self.sock.as_raw_fd();
+        let fd = self.sock.as_fd();
         if !self.connected {
-            let mut err: libc::c_int = 0;
-            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: getsockopt SO_ERROR writes one int.
-            let rc = unsafe {
-                libc::getsockopt(
-                    fd,
-                    libc::SOL_SOCKET,
-                    libc::SO_ERROR,
-                    &mut err as *mut _ as *mut libc::c_void,
-                    &mut len,
-                )
+            let err = match sys::net::so_error(fd) {
+                Ok(err) => err,
+                Err(e) => return Some(Err(Failure::Connect(errno(&e)))),
             };
-            if rc < 0 {
-                return Some(Err(Failure::Connect(
-                    io::Error::last_os_error().raw_os_error().unwrap_or(0),
-                )));
-            }
             if err != 0 {
                 return Some(Err(errno_failure(err)));
             }
@@ -428,23 +361,12 @@ impl NetProbe {
             return Some(Ok(()));
         };
         if !h.sent {
-            // SAFETY: send from a valid buffer; MSG_NOSIGNAL keeps a reset peer from raising SIGPIPE.
-            let n = unsafe {
-                libc::send(
-                    fd,
-                    h.request.as_ptr() as *const libc::c_void,
-                    h.request.len(),
-                    libc::MSG_NOSIGNAL,
-                )
+            let n = match sys::net::send(fd, &h.request) {
+                Ok(n) => n,
+                Err(e) if errno(&e) == libc::EAGAIN => return None,
+                Err(e) => return Some(Err(errno_failure(errno(&e)))),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-                if e == libc::EAGAIN {
-                    return None;
-                }
-                return Some(Err(errno_failure(e)));
-            }
-            if n as usize != h.request.len() {
+            if n != h.request.len() {
                 // A fresh socket takes a few hundred bytes at once; a short write means trouble.
                 return Some(Err(Failure::Reset));
             }
@@ -459,23 +381,17 @@ impl NetProbe {
             }
             let mut chunk = [0u8; 1024];
             let want = room.min(chunk.len());
-            // SAFETY: read into a valid stack buffer of `want` bytes.
-            let n = unsafe { libc::read(fd, chunk.as_mut_ptr() as *mut libc::c_void, want) };
-            if n < 0 {
-                let e = io::Error::last_os_error().raw_os_error().unwrap_or(0);
-                if e == libc::EAGAIN {
-                    break;
-                }
-                if e == libc::EINTR {
-                    continue;
-                }
-                return Some(Err(errno_failure(e)));
-            }
+            let n = match sys::net::read(fd, &mut chunk[..want]) {
+                Ok(n) => n,
+                Err(e) if errno(&e) == libc::EAGAIN => break,
+                Err(e) if errno(&e) == libc::EINTR => continue,
+                Err(e) => return Some(Err(errno_failure(errno(&e)))),
+            };
             if n == 0 {
                 eof = true;
                 break;
             }
-            let _ = h.buf.extend_from_slice(&chunk[..n as usize]);
+            let _ = h.buf.extend_from_slice(&chunk[..n]);
         }
         let full = h.buf.len() == h.buf.capacity();
         match evaluate_http(&h.buf, eof || full, h.want, h.expect.as_deref()) {

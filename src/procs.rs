@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use crate::core::{Absent, Doubt, Observation, Pin, Refusal};
 use crate::files::{self, FileError, Kind};
 use crate::limits::MAX_PIDFILE_BYTES;
+use crate::sys;
 
 /// The highest PID Linux hands out (PID_MAX_LIMIT on 64-bit).
 const PID_MAX_LIMIT: i64 = 4_194_304;
@@ -118,18 +119,8 @@ pub struct ProcDir {
 impl ProcDir {
     pub fn open(pid: i32) -> io::Result<ProcDir> {
         let path = CString::new(format!("/proc/{pid}")).map_err(io::Error::other)?;
-        // SAFETY: a valid NUL-terminated path; the fd returned is owned below.
-        let fd = unsafe {
-            libc::open(
-                path.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this fd; nobody else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        let fd = sys::fs::open(&path, flags)?;
         Ok(ProcDir { pid, fd })
     }
 
@@ -140,19 +131,8 @@ impl ProcDir {
     /// Up to `limit` bytes of one of the process's files (proc files are read whole).
     pub fn read(&self, name: &str, limit: u64) -> io::Result<Vec<u8>> {
         let name = CString::new(name).map_err(io::Error::other)?;
-        // SAFETY: a valid directory fd and NUL-terminated name; the fd returned is owned below.
-        let fd = unsafe {
-            libc::openat(
-                self.fd.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_RDONLY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this fd; nobody else owns it.
-        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let fd = sys::fs::openat(self.fd.as_fd(), &name, libc::O_RDONLY | libc::O_CLOEXEC)?;
+        let file = std::fs::File::from(fd);
         let mut out = Vec::new();
         io::Read::read_to_end(&mut io::Read::take(file, limit), &mut out)?;
         Ok(out)
@@ -162,19 +142,8 @@ impl ProcDir {
     pub fn read_link(&self, name: &str) -> io::Result<Vec<u8>> {
         let name = CString::new(name).map_err(io::Error::other)?;
         let mut buf = [0u8; 4096];
-        // SAFETY: a valid directory fd, NUL-terminated name and a buffer of buf.len() bytes.
-        let n = unsafe {
-            libc::readlinkat(
-                self.fd.as_raw_fd(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(buf[..n as usize].to_vec())
+        let n = sys::fs::readlinkat(self.fd.as_fd(), &name, &mut buf)?;
+        Ok(buf[..n].to_vec())
     }
 }
 
@@ -192,13 +161,7 @@ pub fn all_pids() -> io::Result<impl Iterator<Item = i32>> {
 
 /// sysconf(name), or `fallback` when the system does not say.
 fn sysconf(name: libc::c_int, fallback: u64) -> u64 {
-    // SAFETY: sysconf only reads the name.
-    let v = unsafe { libc::sysconf(name) };
-    if v > 0 {
-        v as u64
-    } else {
-        fallback
-    }
+    sys::proc::sysconf(name).unwrap_or(fallback)
 }
 
 /// The size of a memory page, for /proc/PID/statm.
@@ -585,8 +548,7 @@ pub fn instance_of(pin: Pin) -> Option<Instance> {
 
 /// custos's own process group.
 pub fn own_pgrp() -> i32 {
-    // SAFETY: getpgrp(2) takes nothing and cannot fail.
-    unsafe { libc::getpgrp() }
+    sys::proc::getpgrp()
 }
 
 /// Why a dead instance's leftovers are not looked for at all.

@@ -68,6 +68,7 @@ use heapless::{Deque, String as HString, Vec as HVec};
 
 use crate::clock::Mono;
 use crate::limits::MAX_NAME;
+use crate::sys;
 
 /// Entries kept, in memory and in the file; the oldest is dropped when a new one comes.
 pub const MAX_RECORDS: usize = 64;
@@ -969,37 +970,12 @@ impl Writer {
             wake: Condvar::new(),
             idle: Condvar::new(),
         });
-        let theirs: *mut WriterArgs =
-            Box::into_raw(Box::new((Arc::clone(&shared), dir.into(), names)));
-        // SAFETY: attr is initialized by pthread_attr_init before use and destroyed after;
-        // pthread_create gets a valid function and an argument that only the new thread uses
-        // (it takes ownership of the box); on failure the box is taken back here.
-        let rc = unsafe {
-            let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
-            let mut rc = libc::pthread_attr_init(attr.as_mut_ptr());
-            if rc == 0 {
-                let _ = libc::pthread_attr_setstacksize(attr.as_mut_ptr(), WRITER_STACK);
-                let _ = libc::pthread_attr_setdetachstate(
-                    attr.as_mut_ptr(),
-                    libc::PTHREAD_CREATE_DETACHED,
-                );
-                let mut thread = std::mem::MaybeUninit::<libc::pthread_t>::uninit();
-                rc = libc::pthread_create(
-                    thread.as_mut_ptr(),
-                    attr.as_ptr(),
-                    writer_main,
-                    theirs.cast(),
-                );
-                libc::pthread_attr_destroy(attr.as_mut_ptr());
-            }
-            if rc != 0 {
-                drop(Box::from_raw(theirs));
-            }
-            rc
-        };
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
+        let (theirs, dir) = (Arc::clone(&shared), dir.to_path_buf());
+        sys::proc::spawn_detached(
+            names.thread,
+            WRITER_STACK,
+            Box::new(move || write_loop(&theirs, &dir, names)),
+        )?;
         Ok(Writer { shared })
     }
 
@@ -1075,18 +1051,6 @@ impl Drop for Writer {
         lock(&self.shared.mailbox).closed = true;
         self.shared.wake.notify_one();
     }
-}
-
-/// What the writer thread is given: the mailbox and the state directory.
-type WriterArgs = (Arc<Shared>, PathBuf, Names);
-
-extern "C" fn writer_main(arg: *mut libc::c_void) -> *mut libc::c_void {
-    // SAFETY: arg is the box leaked by Writer::start for this thread alone.
-    let args = unsafe { Box::from_raw(arg.cast::<WriterArgs>()) };
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    unsafe { libc::prctl(libc::PR_SET_NAME, args.2.thread.as_ptr(), 0, 0, 0) };
-    write_loop(&args.0, &args.1, args.2);
-    std::ptr::null_mut()
 }
 
 /// The writer thread: takes the newest snapshot, writes it (the lock released), reports.
