@@ -948,6 +948,11 @@ mod tests {
                 "the writer never took it"
             );
             std::thread::sleep(Duration::from_millis(5));
+            // The writer thread, just started, held the mailbox at the hand-over: it is retried
+            // `LOCK_RETRY` later, as the loop would.
+            if r.deferred {
+                assert!(r.flush(s(0) + LOCK_RETRY).is_none());
+            }
         }
         // The writer is stuck; the loop goes on and hands over two more snapshots.
         r.push(entry(1, "a", Kind::Started, "second"), s(1));
