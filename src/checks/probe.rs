@@ -21,7 +21,7 @@ pub struct NetProbe {
 }
 
 struct HttpExchange {
-    request: heapless::Vec<u8, 512>,
+    request: heapless::String<512>,
     sent: bool,
     buf: heapless::Vec<u8, HTTP_BUF>,
     want: u16,
@@ -57,10 +57,9 @@ impl NetProbe {
         let http = match http {
             None => None,
             Some((path, want, expect)) => {
-                let mut request = heapless::Vec::new();
-                let mut w = Writer(&mut request);
+                let mut request = heapless::String::new();
                 let ok = fmt::write(
-                    &mut w,
+                    &mut request,
                     format_args!(
                         "GET {path} HTTP/1.0\r\nHost: {}\r\nUser-Agent: custos\r\nConnection: close\r\n\r\n",
                         HostHeader(addr)
@@ -115,7 +114,7 @@ impl NetProbe {
             return Some(Ok(()));
         };
         if !h.sent {
-            let n = match sys::net::send(fd, &h.request) {
+            let n = match sys::net::send(fd, h.request.as_bytes()) {
                 Ok(n) => n,
                 Err(e) if errno(&e) == libc::EAGAIN => return None,
                 Err(e) => return Some(Err(errno_failure(errno(&e)))),
@@ -171,15 +170,5 @@ impl fmt::Display for HostHeader<'_> {
             SocketAddr::V4(a) => write!(f, "{}", a.ip()),
             SocketAddr::V6(a) => write!(f, "[{}]", a.ip()),
         }
-    }
-}
-
-struct Writer<'a>(&'a mut heapless::Vec<u8, 512>);
-
-impl fmt::Write for Writer<'_> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.0
-            .extend_from_slice(s.as_bytes())
-            .map_err(|_| fmt::Error)
     }
 }

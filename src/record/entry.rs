@@ -8,6 +8,7 @@ use std::io::Read;
 use heapless::String as HString;
 
 use super::{BootId, ServiceName, Text, BOOT_ID_LEN, TIME_LEN};
+use crate::text::Cut;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,23 +116,6 @@ impl fmt::Display for Entry {
             write!(f, " {}", self.service)?;
         }
         write!(f, " {}: {}", self.kind, self.text)
-    }
-}
-
-/// A `fmt::Write` into a heapless string that keeps what fits, cut at a char boundary, and
-/// drops the rest.
-struct Cut<'a, const N: usize>(&'a mut HString<N>);
-
-impl<const N: usize> fmt::Write for Cut<'_, N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let room = N - self.0.len();
-        let mut end = s.len().min(room);
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        // Fits by construction.
-        let _ = self.0.push_str(&s[..end]);
-        Ok(())
     }
 }
 
