@@ -97,11 +97,9 @@ impl Writer {
             idle: Condvar::new(),
         });
         let (theirs, dir) = (Arc::clone(&shared), dir.to_path_buf());
-        sys::proc::spawn_detached(
-            names.thread,
-            WRITER_STACK,
-            Box::new(move || write_loop(&theirs, &dir, names)),
-        )?;
+        sys::proc::spawn_detached(names.thread, WRITER_STACK, move || {
+            write_loop(&theirs, &dir, names)
+        })?;
         Ok(Writer { shared })
     }
 

@@ -17,13 +17,14 @@ pub fn getpgrp() -> i32 {
     unsafe { libc::getpgrp() }
 }
 
-/// What a detached thread runs.
-type Body = Box<dyn FnOnce() + Send + 'static>;
-
 /// Starts `body` on a detached thread with a `stack`-byte stack, named `name` (at most 15
 /// bytes are kept). The thread inherits the caller's signal mask.
-pub fn spawn_detached(name: &'static CStr, stack: usize, body: Body) -> io::Result<()> {
-    let theirs: *mut (&'static CStr, Body) = Box::into_raw(Box::new((name, body)));
+pub fn spawn_detached<F: FnOnce() + Send + 'static>(
+    name: &'static CStr,
+    stack: usize,
+    body: F,
+) -> io::Result<()> {
+    let theirs: *mut (&'static CStr, F) = Box::into_raw(Box::new((name, body)));
     // SAFETY: attr is initialized by pthread_attr_init before use and destroyed after;
     // pthread_create gets a valid function and an argument that only the new thread uses
     // (it takes ownership of the box); on failure the box is taken back here.
@@ -38,7 +39,7 @@ pub fn spawn_detached(name: &'static CStr, stack: usize, body: Body) -> io::Resu
             rc = libc::pthread_create(
                 thread.as_mut_ptr(),
                 attr.as_ptr(),
-                thread_main,
+                thread_main::<F>,
                 theirs.cast(),
             );
             libc::pthread_attr_destroy(attr.as_mut_ptr());
@@ -54,9 +55,9 @@ pub fn spawn_detached(name: &'static CStr, stack: usize, body: Body) -> io::Resu
     Ok(())
 }
 
-extern "C" fn thread_main(arg: *mut libc::c_void) -> *mut libc::c_void {
-    // SAFETY: arg is the box leaked by spawn_detached for this thread alone.
-    let args = unsafe { Box::from_raw(arg.cast::<(&'static CStr, Body)>()) };
+extern "C" fn thread_main<F: FnOnce()>(arg: *mut libc::c_void) -> *mut libc::c_void {
+    // SAFETY: arg is the box leaked by spawn_detached for this thread alone, of this F.
+    let args = unsafe { Box::from_raw(arg.cast::<(&'static CStr, F)>()) };
     let (name, body) = *args;
     // SAFETY: PR_SET_NAME reads a NUL-terminated string (the kernel keeps 16 bytes of it).
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0) };
@@ -71,14 +72,10 @@ mod tests {
     #[test]
     fn a_detached_thread_runs_with_its_name() {
         let (tx, rx) = std::sync::mpsc::channel();
-        spawn_detached(
-            c"custos-test",
-            64 * 1024,
-            Box::new(move || {
-                let name = std::fs::read_to_string("/proc/thread-self/comm").unwrap_or_default();
-                let _ = tx.send(name);
-            }),
-        )
+        spawn_detached(c"custos-test", 64 * 1024, move || {
+            let name = std::fs::read_to_string("/proc/thread-self/comm").unwrap_or_default();
+            let _ = tx.send(name);
+        })
         .expect("spawn");
         let name = rx
             .recv_timeout(std::time::Duration::from_secs(10))
