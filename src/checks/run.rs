@@ -2,7 +2,6 @@
 //! are decided at once (program spawn, memory, fds, heartbeat, CPU).
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -89,8 +88,20 @@ impl CheckRt {
                 path,
                 status,
                 expect,
-            } => self.connect(addr, Some((path, *status, expect.as_deref())), deadline),
-            CheckKind::Tcp { addr } => self.connect(addr, None, deadline),
+            } => {
+                match NetProbe::start(addr, Some((path, *status, expect.as_deref())), deadline) {
+                    Ok(p) => self.inflight = InFlight::Net(Box::new(p)),
+                    Err(f) => return Some(Err(f)),
+                }
+                None
+            }
+            CheckKind::Tcp { addr } => {
+                match NetProbe::start(addr, None, deadline) {
+                    Ok(p) => self.inflight = InFlight::Net(Box::new(p)),
+                    Err(f) => return Some(Err(f)),
+                }
+                None
+            }
             CheckKind::Program { argv } => match spawn(argv) {
                 Ok(pid) => {
                     self.inflight = InFlight::Program { pid, deadline };
@@ -100,42 +111,47 @@ impl CheckRt {
                     e.raw_os_error().unwrap_or(libc::EIO),
                 ))),
             },
-            CheckKind::Memory { max_bytes } => Some(memory(pid, *max_bytes)),
-            CheckKind::Fds { max } => Some(fds(pid, *max)),
-            CheckKind::Heartbeat { path, max_age } => Some(self.heartbeat(path, *max_age, now)),
-            CheckKind::Cpu { max_percent, over } => Some(self.cpu(pid, *max_percent, *over, now)),
+            CheckKind::Memory { max_bytes } => Some(match rss_bytes(pid) {
+                None => Err(Failure::ProcGone),
+                Some(rss) if rss > *max_bytes => Err(Failure::Memory {
+                    rss,
+                    max: *max_bytes,
+                }),
+                Some(_) => Ok(()),
+            }),
+            CheckKind::Fds { max } => Some(match fd_count(pid) {
+                None => Err(Failure::ProcGone),
+                Some(n) if n > *max => Err(Failure::Fds {
+                    count: n,
+                    max: *max,
+                }),
+                Some(_) => Ok(()),
+            }),
+            CheckKind::Heartbeat { path, max_age } => self.heartbeat(path, *max_age, now),
+            CheckKind::Cpu { max_percent, over } => self.cpu(pid, *max_percent, *over, now),
         }
-    }
-
-    /// Starts a TCP (or, with `http`, an HTTP) probe; a failure to start is the result.
-    fn connect(
-        &mut self,
-        addr: &SocketAddr,
-        http: Option<(&str, u16, Option<&str>)>,
-        deadline: Mono,
-    ) -> Option<Result<(), Failure>> {
-        match NetProbe::start(addr, http, deadline) {
-            Ok(p) => self.inflight = InFlight::Net(Box::new(p)),
-            Err(f) => return Some(Err(f)),
-        }
-        None
     }
 
     /// Whether the heartbeat file at `path` changed within `max_age`.
-    fn heartbeat(&mut self, path: &Path, max_age: Duration, now: Mono) -> Result<(), Failure> {
+    fn heartbeat(
+        &mut self,
+        path: &Path,
+        max_age: Duration,
+        now: Mono,
+    ) -> Option<Result<(), Failure>> {
         let stamp = match heartbeat_meta(path) {
             Ok(m) => Stamp::of(&m),
             Err(f) => {
                 self.beat = None;
-                return Err(f);
+                return Some(Err(f));
             }
         };
         let age = self.beat_age(stamp, now);
-        if age > max_age {
+        Some(if age > max_age {
             Err(Failure::HeartbeatOld { age, max: max_age })
         } else {
             Ok(())
-        }
+        })
     }
 
     /// The CPU use of `pid` since the last sample; a failure once it has been over
@@ -146,55 +162,34 @@ impl CheckRt {
         max_percent: f64,
         over: Duration,
         now: Mono,
-    ) -> Result<(), Failure> {
+    ) -> Option<Result<(), Failure>> {
         let Some(ticks) = cpu_ticks(pid) else {
-            return Err(Failure::ProcGone);
+            return Some(Err(Failure::ProcGone));
         };
         let prev = self.cpu_sample.replace((now, ticks));
         let Some((t0, k0)) = prev else {
-            return Ok(());
+            return Some(Ok(()));
         };
         let secs = now.saturating_sub(t0).as_secs_f64();
         if secs <= 0.0 {
-            return Ok(());
+            return Some(Ok(()));
         }
         let used = ticks.saturating_sub(k0) as f64 / crate::procs::ticks_per_second() as f64;
         let percent = used / secs * 100.0;
         if percent <= max_percent {
             self.cpu_over_since = None;
-            return Ok(());
+            return Some(Ok(()));
         }
         let since = *self.cpu_over_since.get_or_insert(t0);
         if now.saturating_sub(since) >= over {
-            Err(Failure::Cpu {
+            Some(Err(Failure::Cpu {
                 percent,
                 max: max_percent,
                 over,
-            })
+            }))
         } else {
-            Ok(())
+            Some(Ok(()))
         }
-    }
-}
-
-/// The resident memory of `pid` against `max_bytes`.
-fn memory(pid: i32, max_bytes: u64) -> Result<(), Failure> {
-    match rss_bytes(pid) {
-        None => Err(Failure::ProcGone),
-        Some(rss) if rss > max_bytes => Err(Failure::Memory {
-            rss,
-            max: max_bytes,
-        }),
-        Some(_) => Ok(()),
-    }
-}
-
-/// The open fds of `pid` against `max`.
-fn fds(pid: i32, max: u64) -> Result<(), Failure> {
-    match fd_count(pid) {
-        None => Err(Failure::ProcGone),
-        Some(n) if n > max => Err(Failure::Fds { count: n, max }),
-        Some(_) => Ok(()),
     }
 }
 
