@@ -14,12 +14,13 @@
 //! older than 2.6.39 ignores `O_PATH` and that open is then a plain non-blocking, no-follow,
 //! read-only one, which is still safe for every kind but a device (see the README).
 
-use std::ffi::CString;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
+
+use crate::sys::fs::{cpath, fstat, open as sys_open};
 
 /// What a path turned out to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,31 +95,6 @@ impl From<io::Error> for FileError {
     }
 }
 
-fn cpath(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-fn sys_open(path: &CString, flags: i32) -> io::Result<OwnedFd> {
-    // SAFETY: open(2) on a valid NUL-terminated path; the fd returned is ours alone.
-    let fd = unsafe { libc::open(path.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
-    // SAFETY: stat is plain data that fstat fills.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid fd and a valid stat pointer.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
-}
-
 /// Opens `path` with `access` (`O_RDONLY` or `O_WRONLY`) only if it is one of the `accept`ed
 /// kinds; never blocks, never opens anything else (see the module doc).
 pub fn open(path: &Path, follow: bool, access: i32, accept: &[Kind]) -> Result<File, FileError> {
@@ -133,7 +109,7 @@ pub fn open(path: &Path, follow: bool, access: i32, accept: &[Kind]) -> Result<F
         }
         Err(e) => return Err(e.into()),
     };
-    let st = fstat(&probe)?;
+    let st = fstat(probe.as_fd())?;
     let kind = Kind::of(st.st_mode);
     if !accept.contains(&kind) {
         return Err(FileError::Kind(kind));
@@ -146,7 +122,7 @@ pub fn open(path: &Path, follow: bool, access: i32, accept: &[Kind]) -> Result<F
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => sys_open(&c, access | nofollow | safe)?,
         Err(e) => return Err(e.into()),
     };
-    let again = fstat(&fd)?;
+    let again = fstat(fd.as_fd())?;
     if (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino) {
         return Err(FileError::Io(io::Error::other(
             "it was replaced while being opened",

@@ -73,16 +73,6 @@ pub struct Hooks {
     boot: String,
 }
 
-fn cut<const N: usize>(s: &str) -> heapless::String<N> {
-    let mut out = heapless::String::new();
-    for c in s.chars() {
-        if out.push(c).is_err() {
-            break;
-        }
-    }
-    out
-}
-
 impl Hooks {
     pub fn new(cfg: Vec<HookConfig>, boot: &str) -> Hooks {
         let flaps = cfg
@@ -192,9 +182,9 @@ impl Hooks {
             let p = Pending {
                 hook: h as u8,
                 event: ev,
-                service: cut(svc.map_or("", |(_, n)| n)),
-                text: cut(&txt),
-                cause: cut(cause.unwrap_or("")),
+                service: crate::text::cut(svc.map_or("", |(_, n)| n)),
+                text: crate::text::cut(&txt),
+                cause: crate::text::cut(cause.unwrap_or("")),
                 at: now,
             };
             if self.queue.push_back(p).is_err() {

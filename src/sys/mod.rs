@@ -3,6 +3,10 @@
 
 use std::io;
 
+pub mod fs;
+pub mod net;
+pub mod proc;
+
 /// A libc call's return value as a `Result`: -1 (or any negative value) means the reason is in
 /// errno.
 pub fn cvt<T: Default + PartialOrd + Copy>(rc: T) -> io::Result<T> {
