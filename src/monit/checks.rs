@@ -103,176 +103,26 @@ impl Converter<'_> {
         s: &mut OutService,
     ) -> Result<(), String> {
         let (cond, failures, within) = self.cycles_of(cond);
-        let mut host: Option<String> = None;
-        let mut port: Option<u64> = None;
-        let mut proto: Option<String> = None;
-        let mut typ: Option<String> = None;
-        let mut request: Option<String> = None;
-        let mut content: Option<String> = None;
-        let mut status: Option<u64> = None;
-        let mut timeout: Option<u64> = None;
-        let mut unsupported: Vec<String> = Vec::new();
-        let mut unsupported_url: Option<String> = None;
-        let mut i = 0;
-        while let Some(t) = cond.get(i) {
-            let k = t.kw();
-            let next = cond.get(i + 1).map(|t| t.text.clone());
-            match k.as_str() {
-                "host" | "address" => {
-                    host = next;
-                    i += 2;
-                }
-                "port" => {
-                    port = num(cond.get(i + 1));
-                    if port.is_none() {
-                        return Err(self.err(d, "`port` needs a number"));
-                    }
-                    i += 2;
-                }
-                "type" => {
-                    typ = next.map(|t| t.to_ascii_lowercase());
-                    i += 2;
-                }
-                "protocol" | "proto" => {
-                    proto = next.map(|t| t.to_ascii_lowercase());
-                    i += 2;
-                }
-                "request" => {
-                    request = next;
-                    i += 2;
-                }
-                "content" => {
-                    let mut j = i + 1;
-                    let mut negated = false;
-                    while cond
-                        .get(j)
-                        .is_some_and(|t| !t.quoted && t.text.chars().all(is_op))
-                    {
-                        negated |= cond[j].text.contains('!');
-                        j += 1;
-                    }
-                    match cond.get(j) {
-                        Some(c) if !negated => content = Some(c.text.clone()),
-                        Some(c) => unsupported.push(format!("content != {}", toml_str(&c.text))),
-                        None => return Err(self.err(d, "`content` needs a string")),
-                    }
-                    i = j + 1;
-                }
-                "status" => {
-                    let mut j = i + 1;
-                    let mut negated = false;
-                    while cond
-                        .get(j)
-                        .is_some_and(|t| !t.quoted && t.text.chars().all(is_op))
-                    {
-                        negated |= cond[j].text.contains(['!', '<', '>']);
-                        j += 1;
-                    }
-                    if negated {
-                        unsupported.push(format!(
-                            "status {}",
-                            cond.get(j).map(|t| t.text.as_str()).unwrap_or_default()
-                        ));
-                    } else {
-                        status = num(cond.get(j));
-                    }
-                    i = j + 1;
-                }
-                "timeout" => {
-                    timeout = num(cond.get(i + 1));
-                    let unit = cond.get(i + 2).map(|t| t.kw()).unwrap_or_default();
-                    if unit.starts_with("cycle") {
-                        timeout = timeout.map(|n| self.cycles(n));
-                    }
-                    i += if unit.starts_with("sec") || unit.starts_with("cycle") {
-                        3
-                    } else {
-                        2
-                    };
-                }
-                "ipv4" | "ipv6" | "tcp" => i += 1,
-                "url" => {
-                    // url http://HOST[:PORT]/PATH: an http check; https and credentials are not.
-                    let u = next.unwrap_or_default();
-                    match parse_url(&u) {
-                        Some((h, p, path)) => {
-                            host = Some(h);
-                            port = Some(p);
-                            proto = Some("http".to_string());
-                            request = Some(path);
-                        }
-                        None => unsupported_url = Some(u),
-                    }
-                    i += 2;
-                }
-                "retry" => {
-                    unsupported.push(format!("retry {}", next.unwrap_or_default()));
-                    i += 2;
-                }
-                _ => {
-                    unsupported.push(t.text.clone());
-                    i += 1;
-                }
-            }
-        }
-        let mut comments = Vec::new();
-        if let Some(u) = unsupported_url {
-            let c = self.not_converted(
-                d,
-                &d.text(),
-                &format!("url {u}: custos checks plain http:// on an IP address or localhost, without credentials"),
-            );
-            s.comments.extend(c);
-            return Ok(());
-        }
-        let Some(port) = port.filter(|p| (1..=65535).contains(p)) else {
-            let why = if cond.iter().any(|t| t.is("unixsocket") || t.is("unix")) {
-                "custos has no UNIX-socket check"
-            } else {
-                "no custos check of this kind"
-            };
-            let c = self.not_converted(d, &d.text(), why);
-            s.comments.extend(c);
-            return Ok(());
-        };
-        let host_ip = match host.as_deref() {
-            None | Some("localhost") => "127.0.0.1".to_string(),
-            Some(h) if h.parse::<std::net::IpAddr>().is_ok() => h.to_string(),
-            Some(h) => {
-                let c = self.not_converted(
-                    d,
-                    &d.text(),
-                    &format!(
-                        "host {h}: custos checks IP addresses only (no DNS lookup on its loop)"
-                    ),
-                );
+        let mut t = self.port_test(d, cond)?;
+        let (host, port) = match port_target(cond, &t) {
+            Ok(target) => target,
+            Err(why) => {
+                let c = self.not_converted(d, &d.text(), &why);
                 s.comments.extend(c);
                 return Ok(());
             }
         };
-        match typ.as_deref() {
-            None | Some("tcp") => {}
-            Some(t) => {
-                let why = if t == "udp" {
-                    "custos has no UDP check"
-                } else {
-                    "custos has no TLS check"
-                };
-                let c = self.not_converted(d, &d.text(), &format!("type {t}: {why}"));
-                s.comments.extend(c);
-                return Ok(());
-            }
-        }
         if self.checks_full(d, s) {
             return Ok(());
         }
+        let mut comments = Vec::new();
         let mut lines = Vec::new();
-        let is_http = proto.as_deref() == Some("http");
+        let is_http = t.proto.as_deref() == Some("http");
         if is_http {
             lines.push("kind = \"http\"".to_string());
         } else {
             lines.push("kind = \"tcp\"".to_string());
-            if let Some(p) = &proto {
+            if let Some(p) = &t.proto {
                 if p != "default" && p != "generic" {
                     comments.extend(self.not_converted(
                         d,
@@ -282,63 +132,23 @@ impl Converter<'_> {
                 }
             }
         }
-        lines.push(format!("host = {}", toml_str(&host_ip)));
+        lines.push(format!("host = {}", toml_str(&host)));
         lines.push(format!("port = {port}"));
         if is_http {
-            if let Some(r) = &request {
-                if r.starts_with('/')
-                    && !r.bytes().any(|b| b <= b' ' || b == 0x7f)
-                    && r.len() <= MAX_ARG_LEN
-                {
-                    lines.push(format!("path = {}", toml_str(r)));
-                } else {
-                    comments.extend(self.not_converted(
-                        d,
-                        &format!("request {}", toml_str(r)),
-                        "a custos request path starts with / and has no spaces; the check asks for /",
-                    ));
-                }
-            }
-            if let Some(st) = status {
-                if (100..=599).contains(&st) {
-                    lines.push(format!("status = {st}"));
-                }
-            }
-            if let Some(c) = &content {
-                let lit = regex_literal(c);
-                let plain = !c.contains(|ch: char| "\\^$.|?*+()[]{}".contains(ch));
-                if plain && !c.is_empty() && c.len() <= MAX_ARG_LEN {
-                    lines.push(format!("expect = {}", toml_str(c)));
-                } else if !lit.is_empty() && lit.len() <= MAX_ARG_LEN {
-                    comments.extend(self.not_converted(
-                        d,
-                        &format!("content = {}", toml_str(c)),
-                        &format!("custos's `expect` is plain text, not a regex; suggested from the regex's literal text: expect = {}", toml_str(&lit)),
-                    ));
-                    lines.push(format!(
-                        "expect = {}   # SUGGESTED: check this",
-                        toml_str(&lit)
-                    ));
-                } else {
-                    comments.extend(self.not_converted(
-                        d,
-                        &format!("content = {}", toml_str(c)),
-                        "custos's `expect` is plain text, not a regex, and this one has no literal text",
-                    ));
-                }
-            }
-        } else if request.is_some() || content.is_some() || status.is_some() {
-            unsupported.push("request/content/status without protocol http".to_string());
+            self.http_lines(d, &t, &mut lines, &mut comments);
+        } else if t.request.is_some() || t.content.is_some() || t.status.is_some() {
+            t.unsupported
+                .push("request/content/status without protocol http".to_string());
         }
-        if !unsupported.is_empty() {
+        if !t.unsupported.is_empty() {
             comments.extend(self.not_converted(
                 d,
-                &unsupported.join(" "),
+                &t.unsupported.join(" "),
                 "no custos check option like it",
             ));
         }
         // Monit's default connection timeout is 5 s, custos's too.
-        if let Some(t) = timeout {
+        if let Some(t) = t.timeout {
             if t > 60 {
                 lines.push(format!(
                     "timeout = \"1m\"   # Monit: {}; custos's longest is 1m",
@@ -350,6 +160,150 @@ impl Converter<'_> {
         }
         self.finish_check(d, s, lines, comments, failures, within, action);
         Ok(())
+    }
+
+    /// The options of a port test's condition, read in order.
+    fn port_test(&self, d: &Directive, cond: &[&Tok]) -> Result<PortTest, String> {
+        let mut t = PortTest::default();
+        let mut i = 0;
+        while i < cond.len() {
+            i = self.port_option(d, cond, i, &mut t)?;
+        }
+        Ok(t)
+    }
+
+    /// Reads the option at `cond[i]` into `t`: the index of the next option.
+    fn port_option(
+        &self,
+        d: &Directive,
+        cond: &[&Tok],
+        i: usize,
+        t: &mut PortTest,
+    ) -> Result<usize, String> {
+        let next = cond.get(i + 1).map(|t| t.text.clone());
+        let after = match cond[i].kw().as_str() {
+            "host" | "address" => {
+                t.host = next;
+                i + 2
+            }
+            "port" => {
+                t.port = num(cond.get(i + 1));
+                if t.port.is_none() {
+                    return Err(self.err(d, "`port` needs a number"));
+                }
+                i + 2
+            }
+            "type" => {
+                t.typ = next.map(|t| t.to_ascii_lowercase());
+                i + 2
+            }
+            "protocol" | "proto" => {
+                t.proto = next.map(|t| t.to_ascii_lowercase());
+                i + 2
+            }
+            "request" => {
+                t.request = next;
+                i + 2
+            }
+            "content" => self.content(d, cond, i, t)?,
+            "status" => status(cond, i, t),
+            "timeout" => {
+                t.timeout = num(cond.get(i + 1));
+                let unit = cond.get(i + 2).map(|t| t.kw()).unwrap_or_default();
+                if unit.starts_with("cycle") {
+                    t.timeout = t.timeout.map(|n| self.cycles(n));
+                }
+                i + if unit.starts_with("sec") || unit.starts_with("cycle") {
+                    3
+                } else {
+                    2
+                }
+            }
+            "ipv4" | "ipv6" | "tcp" => i + 1,
+            "url" => url(next.unwrap_or_default(), t) + i,
+            "retry" => {
+                t.unsupported
+                    .push(format!("retry {}", next.unwrap_or_default()));
+                i + 2
+            }
+            _ => {
+                t.unsupported.push(cond[i].text.clone());
+                i + 1
+            }
+        };
+        Ok(after)
+    }
+
+    /// `content [=|!=] "TEXT"` at `cond[i]`: the index after it.
+    fn content(
+        &self,
+        d: &Directive,
+        cond: &[&Tok],
+        i: usize,
+        t: &mut PortTest,
+    ) -> Result<usize, String> {
+        let (j, ops) = operators(cond, i + 1);
+        match cond.get(j) {
+            Some(c) if !ops.contains('!') => t.content = Some(c.text.clone()),
+            Some(c) => t
+                .unsupported
+                .push(format!("content != {}", toml_str(&c.text))),
+            None => return Err(self.err(d, "`content` needs a string")),
+        }
+        Ok(j + 1)
+    }
+
+    /// The keys of an http check after its port: path, status, expect.
+    fn http_lines(
+        &mut self,
+        d: &Directive,
+        t: &PortTest,
+        lines: &mut Vec<String>,
+        comments: &mut Vec<String>,
+    ) {
+        if let Some(r) = &t.request {
+            if r.starts_with('/')
+                && !r.bytes().any(|b| b <= b' ' || b == 0x7f)
+                && r.len() <= MAX_ARG_LEN
+            {
+                lines.push(format!("path = {}", toml_str(r)));
+            } else {
+                comments.extend(self.not_converted(
+                    d,
+                    &format!("request {}", toml_str(r)),
+                    "a custos request path starts with / and has no spaces; the check asks for /",
+                ));
+            }
+        }
+        if let Some(st) = t.status {
+            if (100..=599).contains(&st) {
+                lines.push(format!("status = {st}"));
+            }
+        }
+        let Some(c) = &t.content else {
+            return;
+        };
+        let lit = regex_literal(c);
+        let plain = !c.contains(|ch: char| "\\^$.|?*+()[]{}".contains(ch));
+        if plain && !c.is_empty() && c.len() <= MAX_ARG_LEN {
+            lines.push(format!("expect = {}", toml_str(c)));
+        } else if !lit.is_empty() && lit.len() <= MAX_ARG_LEN {
+            comments.extend(self.not_converted(
+                d,
+                &format!("content = {}", toml_str(c)),
+                &format!("custos's `expect` is plain text, not a regex; suggested from the regex's literal text: expect = {}", toml_str(&lit)),
+            ));
+            lines.push(format!(
+                "expect = {}   # SUGGESTED: check this",
+                toml_str(&lit)
+            ));
+        } else {
+            comments.extend(self.not_converted(
+                d,
+                &format!("content = {}", toml_str(c)),
+                "custos's `expect` is plain text, not a regex, and this one has no literal text",
+            ));
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -400,6 +354,40 @@ impl Converter<'_> {
         let words: Vec<String> = cond.iter().map(|t| t.kw()).collect();
         let total = words.iter().any(|w| w.starts_with("total"));
         let cpu = words.iter().any(|w| w.ends_with("cpu"));
+        let Some((v, unit)) = self.maximum(d, cond, s)? else {
+            return Ok(());
+        };
+        if self.checks_full(d, s) {
+            return Ok(());
+        }
+        let mut comments = Vec::new();
+        let (lines, failures) = if cpu {
+            let lines = self.cpu_lines(d, v, &unit, cycles)?;
+            if total {
+                comments.push(format!("# {} ({}): Monit's total cpu counts the children too; custos's cpu check reads the process alone", d.text(), self.at(d)));
+            }
+            (lines, 1)
+        } else {
+            let Some(lines) = self.memory_lines(d, v, &unit, s)? else {
+                return Ok(());
+            };
+            if total {
+                comments.push(format!("# {} ({}): Monit's total memory counts the children too; custos's memory check reads the process alone", d.text(), self.at(d)));
+            }
+            (lines, cycles)
+        };
+        self.finish_check(d, s, lines, comments, failures, None, action);
+        Ok(())
+    }
+
+    /// The limit of a resource test: its number and unit (lower case), or None (and said) when
+    /// the comparison is not a maximum.
+    fn maximum(
+        &mut self,
+        d: &Directive,
+        cond: &[&Tok],
+        s: &mut OutService,
+    ) -> Result<Option<(f64, String)>, String> {
         let Some(op_at) = cond.iter().position(|t| {
             matches!(
                 t.kw().as_str(),
@@ -426,84 +414,183 @@ impl Converter<'_> {
                 "custos's resource checks have a maximum only (`>`)",
             );
             s.comments.extend(c);
-            return Ok(());
+            return Ok(None);
         }
         let value = cond.get(op_at + 1);
         let Some(v) = float(value) else {
             return Err(self.err(d, "expected a number after the comparison"));
         };
-        let unit = {
-            let attached = value
-                .map(|t| {
-                    t.text
-                        .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
-                        .to_string()
-                })
-                .unwrap_or_default();
-            if attached.is_empty() {
-                cond.get(op_at + 2).map(|t| t.kw()).unwrap_or_default()
-            } else {
-                attached.to_ascii_lowercase()
+        let attached = value
+            .map(|t| {
+                t.text
+                    .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.')
+                    .to_string()
+            })
+            .unwrap_or_default();
+        let unit = if attached.is_empty() {
+            cond.get(op_at + 2).map(|t| t.kw()).unwrap_or_default()
+        } else {
+            attached.to_ascii_lowercase()
+        };
+        Ok(Some((v, unit)))
+    }
+
+    /// A cpu check's keys: the percentage over the test's cycles.
+    fn cpu_lines(
+        &self,
+        d: &Directive,
+        v: f64,
+        unit: &str,
+        cycles: u64,
+    ) -> Result<Vec<String>, String> {
+        if unit != "%" {
+            return Err(self.err(d, "a cpu limit is a percentage"));
+        }
+        let over = self.cycles(cycles).clamp(1, 3600);
+        Ok(vec![
+            "kind = \"cpu\"".to_string(),
+            format!("max_percent = {:.1}   # Monit's % is of all cores; custos's 100 = one core: multiply by the board's cores", v.max(0.1)),
+            format!("over = \"{}\"", dur(over)),
+        ])
+    }
+
+    /// A memory check's keys, or None (and said) when the limit is no size custos takes.
+    fn memory_lines(
+        &mut self,
+        d: &Directive,
+        v: f64,
+        unit: &str,
+        s: &mut OutService,
+    ) -> Result<Option<Vec<String>>, String> {
+        let mul: f64 = match unit {
+            "b" | "byte" | "bytes" => 1.0,
+            "kb" | "kilobyte" | "kilobytes" | "k" => 1024.0,
+            "mb" | "megabyte" | "megabytes" | "m" => 1024.0 * 1024.0,
+            "gb" | "gigabyte" | "gigabytes" | "g" => 1024.0 * 1024.0 * 1024.0,
+            "%" => {
+                let c = self.not_converted(
+                    d,
+                    &d.text(),
+                    "custos's memory check takes a size (max = \"64MiB\"), not a share of the board's memory",
+                );
+                s.comments.extend(c);
+                return Ok(None);
+            }
+            _ => {
+                return Err(self.err(
+                    d,
+                    format!("`{unit}` is not a memory unit (B, KB, MB, GB, %)"),
+                ))
             }
         };
-        if self.checks_full(d, s) {
-            return Ok(());
+        let kib = ((v * mul) / 1024.0).ceil().max(1.0) as u64;
+        // More than 1 TiB is a typo, and past what a size in the config can hold.
+        if kib > 1 << 30 {
+            let c = self.not_converted(d, &d.text(), "a memory limit over 1 TiB");
+            s.comments.extend(c);
+            return Ok(None);
         }
-        let mut lines = Vec::new();
-        let mut comments = Vec::new();
-        let mut failures = cycles;
-        if cpu {
-            if unit != "%" {
-                return Err(self.err(d, "a cpu limit is a percentage"));
-            }
-            lines.push("kind = \"cpu\"".to_string());
-            lines.push(format!("max_percent = {:.1}   # Monit's % is of all cores; custos's 100 = one core: multiply by the board's cores", v.max(0.1)));
-            let over = self.cycles(cycles).clamp(1, 3600);
-            lines.push(format!("over = \"{}\"", dur(over)));
-            failures = 1;
-            if total {
-                comments.push(format!("# {} ({}): Monit's total cpu counts the children too; custos's cpu check reads the process alone", d.text(), self.at(d)));
-            }
+        let max = if kib.is_multiple_of(1024) {
+            format!("max = \"{}MiB\"", kib / 1024)
         } else {
-            let mul: f64 = match unit.as_str() {
-                "b" | "byte" | "bytes" => 1.0,
-                "kb" | "kilobyte" | "kilobytes" | "k" => 1024.0,
-                "mb" | "megabyte" | "megabytes" | "m" => 1024.0 * 1024.0,
-                "gb" | "gigabyte" | "gigabytes" | "g" => 1024.0 * 1024.0 * 1024.0,
-                "%" => {
-                    let c = self.not_converted(
-                        d,
-                        &d.text(),
-                        "custos's memory check takes a size (max = \"64MiB\"), not a share of the board's memory",
-                    );
-                    s.comments.extend(c);
-                    return Ok(());
-                }
-                _ => {
-                    return Err(self.err(
-                        d,
-                        format!("`{unit}` is not a memory unit (B, KB, MB, GB, %)"),
-                    ))
-                }
-            };
-            let kib = ((v * mul) / 1024.0).ceil().max(1.0) as u64;
-            // More than 1 TiB is a typo, and past what a size in the config can hold.
-            if kib > 1 << 30 {
-                let c = self.not_converted(d, &d.text(), "a memory limit over 1 TiB");
-                s.comments.extend(c);
-                return Ok(());
-            }
-            lines.push("kind = \"memory\"".to_string());
-            if kib.is_multiple_of(1024) {
-                lines.push(format!("max = \"{}MiB\"", kib / 1024));
-            } else {
-                lines.push(format!("max = \"{kib}KiB\""));
-            }
-            if total {
-                comments.push(format!("# {} ({}): Monit's total memory counts the children too; custos's memory check reads the process alone", d.text(), self.at(d)));
-            }
+            format!("max = \"{kib}KiB\"")
+        };
+        Ok(Some(vec!["kind = \"memory\"".to_string(), max]))
+    }
+}
+
+/// The options of an `if failed … port` test, as written.
+#[derive(Default)]
+struct PortTest {
+    host: Option<String>,
+    port: Option<u64>,
+    proto: Option<String>,
+    typ: Option<String>,
+    request: Option<String>,
+    content: Option<String>,
+    status: Option<u64>,
+    timeout: Option<u64>,
+    /// Options custos has no check option like, as written.
+    unsupported: Vec<String>,
+    /// A `url` that is not plain http to an address.
+    unsupported_url: Option<String>,
+}
+
+/// The operator tokens (`=`, `!=`, `<`, …) from `cond[j]` on: the index after them, and their
+/// text.
+fn operators(cond: &[&Tok], mut j: usize) -> (usize, String) {
+    let mut ops = String::new();
+    while cond
+        .get(j)
+        .is_some_and(|t| !t.quoted && t.text.chars().all(is_op))
+    {
+        ops.push_str(&cond[j].text);
+        j += 1;
+    }
+    (j, ops)
+}
+
+/// `status [=|!=|<|>] N` at `cond[i]`: the index after it. Only an equal status is a check
+/// option.
+fn status(cond: &[&Tok], i: usize, t: &mut PortTest) -> usize {
+    let (j, ops) = operators(cond, i + 1);
+    if ops.contains(['!', '<', '>']) {
+        t.unsupported.push(format!(
+            "status {}",
+            cond.get(j).map(|t| t.text.as_str()).unwrap_or_default()
+        ));
+    } else {
+        t.status = num(cond.get(j));
+    }
+    j + 1
+}
+
+/// `url http://HOST[:PORT]/PATH`: an http check; https and credentials are not. The number of
+/// tokens read.
+fn url(u: String, t: &mut PortTest) -> usize {
+    match parse_url(&u) {
+        Some((h, p, path)) => {
+            t.host = Some(h);
+            t.port = Some(p);
+            t.proto = Some("http".to_string());
+            t.request = Some(path);
         }
-        self.finish_check(d, s, lines, comments, failures, None, action);
-        Ok(())
+        None => t.unsupported_url = Some(u),
+    }
+    2
+}
+
+/// The address a port test connects to, or why custos has no check like it.
+fn port_target(cond: &[&Tok], t: &PortTest) -> Result<(String, u64), String> {
+    if let Some(u) = &t.unsupported_url {
+        return Err(format!("url {u}: custos checks plain http:// on an IP address or localhost, without credentials"));
+    }
+    let Some(port) = t.port.filter(|p| (1..=65535).contains(p)) else {
+        let why = if cond.iter().any(|t| t.is("unixsocket") || t.is("unix")) {
+            "custos has no UNIX-socket check"
+        } else {
+            "no custos check of this kind"
+        };
+        return Err(why.to_string());
+    };
+    let host = match t.host.as_deref() {
+        None | Some("localhost") => "127.0.0.1".to_string(),
+        Some(h) if h.parse::<std::net::IpAddr>().is_ok() => h.to_string(),
+        Some(h) => {
+            return Err(format!(
+                "host {h}: custos checks IP addresses only (no DNS lookup on its loop)"
+            ))
+        }
+    };
+    match t.typ.as_deref() {
+        None | Some("tcp") => Ok((host, port)),
+        Some(ty) => {
+            let why = if ty == "udp" {
+                "custos has no UDP check"
+            } else {
+                "custos has no TLS check"
+            };
+            Err(format!("type {ty}: {why}"))
+        }
     }
 }

@@ -173,107 +173,91 @@ pub(super) fn lex(text: &str, file: usize) -> Result<Vec<Tok>, (u32, String)> {
     let mut line: u32 = 1;
     let mut it = text.chars().peekable();
     while let Some(&c) = it.peek() {
-        if c == '\n' {
+        let start = line;
+        let (text, quoted) = if c == '\n' {
             line += 1;
             it.next();
+            continue;
         } else if c.is_whitespace() {
             it.next();
+            continue;
         } else if c == '#' {
-            while let Some(&c) = it.peek() {
-                if c == '\n' {
-                    break;
-                }
-                it.next();
-            }
+            take_while(&mut it, |c| c != '\n');
+            continue;
         } else if c == '"' || c == '\'' {
-            let start = line;
-            it.next();
-            let mut s = String::new();
-            let mut closed = false;
-            while let Some(ch) = it.next() {
-                if ch == c {
-                    closed = true;
-                    break;
-                }
-                if ch == '\\' {
-                    if let Some(&n) = it.peek() {
-                        if n == c {
-                            s.push(n);
-                            it.next();
-                            continue;
-                        }
-                    }
-                }
-                if ch == '\n' {
-                    line += 1;
-                }
-                s.push(ch);
-            }
-            if !closed {
-                return Err((start, format!("unterminated string (opened with {c})")));
-            }
-            out.push(Tok {
-                text: s,
-                quoted: true,
-                file,
-                line: start,
-            });
+            let s = quoted(&mut it, c, &mut line)
+                .ok_or_else(|| (start, format!("unterminated string (opened with {c})")))?;
+            (s, true)
         } else if c == '{' {
-            let start = line;
-            let mut s = String::new();
-            let mut closed = false;
-            for ch in it.by_ref() {
-                if ch == '\n' {
-                    line += 1;
-                }
-                s.push(ch);
-                if ch == '}' {
-                    closed = true;
-                    break;
-                }
-            }
-            if !closed {
-                return Err((start, "unterminated `{` block".to_string()));
-            }
-            out.push(Tok {
-                text: s,
-                quoted: false,
-                file,
-                line: start,
-            });
+            let s = block(&mut it, &mut line)
+                .ok_or_else(|| (start, "unterminated `{` block".to_string()))?;
+            (s, false)
         } else if is_op(c) {
-            let mut s = String::new();
-            while let Some(&c) = it.peek() {
-                if !is_op(c) {
-                    break;
-                }
-                s.push(c);
-                it.next();
-            }
-            out.push(Tok {
-                text: s,
-                quoted: false,
-                file,
-                line,
-            });
+            (take_while(&mut it, is_op), false)
         } else {
-            let mut s = String::new();
-            while let Some(&c) = it.peek() {
-                if c.is_whitespace() || c == '"' || c == '{' || is_op(c) {
-                    break;
-                }
-                s.push(c);
-                it.next();
-            }
-            out.push(Tok {
-                text: s,
-                quoted: false,
-                file,
-                line,
-            });
-        }
+            let word = |c: char| !(c.is_whitespace() || c == '"' || c == '{' || is_op(c));
+            (take_while(&mut it, word), false)
+        };
+        out.push(Tok {
+            text,
+            quoted,
+            file,
+            line: start,
+        });
     }
     Ok(out)
+}
+
+type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
+
+/// The characters from here while `keep` holds.
+fn take_while(it: &mut Chars, keep: impl Fn(char) -> bool) -> String {
+    let mut s = String::new();
+    while let Some(&c) = it.peek() {
+        if !keep(c) {
+            break;
+        }
+        s.push(c);
+        it.next();
+    }
+    s
+}
+
+/// A string opened with the quote `q` (next in `it`), up to its closing quote; `\q` is the
+/// quote itself. None when it is not closed.
+fn quoted(it: &mut Chars, q: char, line: &mut u32) -> Option<String> {
+    it.next();
+    let mut s = String::new();
+    while let Some(ch) = it.next() {
+        if ch == q {
+            return Some(s);
+        }
+        if ch == '\\' && it.peek() == Some(&q) {
+            s.push(q);
+            it.next();
+            continue;
+        }
+        if ch == '\n' {
+            *line += 1;
+        }
+        s.push(ch);
+    }
+    None
+}
+
+/// A `{…}` block (next in `it`) with its braces. None when it is not closed.
+fn block(it: &mut Chars, line: &mut u32) -> Option<String> {
+    let mut s = String::new();
+    for ch in it.by_ref() {
+        if ch == '\n' {
+            *line += 1;
+        }
+        s.push(ch);
+        if ch == '}' {
+            return Some(s);
+        }
+    }
+    None
 }
 
 pub(super) fn is_op(c: char) -> bool {

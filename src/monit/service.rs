@@ -88,7 +88,32 @@ impl Converter<'_> {
         let Some(cmd) = w.get(i).filter(|t| t.quoted || t.text.starts_with('/')) else {
             return Err(self.err(d, format!("`{which} program` needs a command")));
         };
-        i += 1;
+        let argv = self.program_argv(d, &which, cmd)?;
+        let (mut out, timeout) = self.program_options(d, w, i + 1)?;
+        let key = if which == "start" { "start" } else { "stop" };
+        let list: Vec<String> = argv.iter().map(|a| toml_str(a)).collect();
+        out.push(format!("{key} = [{}]", list.join(", ")));
+        if let Some(t) = timeout {
+            if t <= 600 {
+                out.push(format!("{key}_timeout = \"{}\"", dur(t)));
+            } else {
+                out.push(format!(
+                    "{key}_timeout = \"10m\"   # Monit: {}; custos's longest is 10m",
+                    dur(t)
+                ));
+            }
+        }
+        if which == "start" {
+            s.start = Some(argv);
+            s.start_line = out;
+        } else {
+            s.stop_line = out;
+        }
+        Ok(())
+    }
+
+    /// The program's argv: an absolute path first (no shell, no PATH), within custos's bounds.
+    fn program_argv(&self, d: &Directive, which: &str, cmd: &Tok) -> Result<Vec<String>, String> {
         let argv = split_argv(&cmd.text);
         match argv.first() {
             Some(p) if p.starts_with('/') => {}
@@ -112,6 +137,18 @@ impl Converter<'_> {
                 format!("{which} program `{}`: more than {MAX_ARGV} words, or a word over {MAX_ARG_LEN} bytes", cmd.text),
             ));
         }
+        Ok(argv)
+    }
+
+    /// What follows the program from `w[i]` on: `as uid U [and gid G]` (not converted),
+    /// `timeout N seconds|cycles`, anything else (not understood). The comment lines and the
+    /// timeout in seconds.
+    fn program_options(
+        &mut self,
+        d: &Directive,
+        w: &[&Tok],
+        mut i: usize,
+    ) -> Result<(Vec<String>, Option<u64>), String> {
         let mut out = Vec::new();
         let mut timeout = None;
         let mut extra = Vec::new();
@@ -161,26 +198,7 @@ impl Converter<'_> {
             let lines = self.not_converted(d, &extra.join(" "), "not understood after the program");
             out.extend(lines);
         }
-        let key = if which == "start" { "start" } else { "stop" };
-        let list: Vec<String> = argv.iter().map(|a| toml_str(a)).collect();
-        out.push(format!("{key} = [{}]", list.join(", ")));
-        if let Some(t) = timeout {
-            if t <= 600 {
-                out.push(format!("{key}_timeout = \"{}\"", dur(t)));
-            } else {
-                out.push(format!(
-                    "{key}_timeout = \"10m\"   # Monit: {}; custos's longest is 10m",
-                    dur(t)
-                ));
-            }
-        }
-        if which == "start" {
-            s.start = Some(argv);
-            s.start_line = out;
-        } else {
-            s.stop_line = out;
-        }
-        Ok(())
+        Ok((out, timeout))
     }
 
     /// Everything after `if`.
