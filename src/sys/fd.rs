@@ -1,0 +1,102 @@
+//! File descriptors by number: reads and writes that never block custos's loop on a
+//! non-blocking fd, fd flags, fstat's file type, and closing (one fd, or a range with
+//! close_range(2)). Every call here is a plain system call, async-signal-safe: a forked child
+//! uses them too. An fd that is not open fails with EBADF.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use super::cvt;
+
+/// close_range(2) flag: mark close-on-exec instead of closing (Linux 5.11).
+pub const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+
+/// read(2) into `buf`.
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: read writes at most buf.len() bytes into a valid, writable buffer.
+    let n = cvt(unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) })?;
+    Ok(n as usize)
+}
+
+/// write(2) from `data`.
+pub fn write(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: write reads data.len() bytes from a valid buffer.
+    let n = cvt(unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) })?;
+    Ok(n as usize)
+}
+
+/// send(2) from `data` on a socket, without blocking and without SIGPIPE.
+pub fn send_nowait(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    // SAFETY: send reads data.len() bytes from a valid buffer.
+    let n = cvt(unsafe {
+        libc::send(
+            fd,
+            data.as_ptr().cast(),
+            data.len(),
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    })?;
+    Ok(n as usize)
+}
+
+/// The fd flags (F_GETFD: FD_CLOEXEC).
+pub fn fd_flags(fd: RawFd) -> io::Result<i32> {
+    // SAFETY: fcntl F_GETFD takes and returns integers only.
+    cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })
+}
+
+/// Sets the fd flags (F_SETFD).
+pub fn set_fd_flags(fd: RawFd, flags: i32) -> io::Result<()> {
+    // SAFETY: fcntl F_SETFD takes integers only.
+    cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, flags) }).map(drop)
+}
+
+/// The file status flags (F_GETFL: O_NONBLOCK, the access mode, ...).
+pub fn status_flags(fd: RawFd) -> io::Result<i32> {
+    // SAFETY: fcntl F_GETFL takes and returns integers only.
+    cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })
+}
+
+/// The type of the file behind `fd`: its st_mode & S_IFMT (S_IFSOCK, S_IFIFO, S_IFCHR, ...).
+pub fn file_type(fd: RawFd) -> io::Result<libc::mode_t> {
+    // SAFETY: an all-zero stat is a valid value for fstat to fill in.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes one stat into the valid pointer we pass.
+    cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st.st_mode & libc::S_IFMT)
+}
+
+/// Whether `fd` is a terminal.
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: isatty only queries the fd.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// The soft limit on open fds (RLIMIT_NOFILE), if it can be read.
+pub fn nofile_limit() -> Option<libc::rlim_t> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit.
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim.rlim_cur)
+}
+
+/// Closes fd number `fd`; errors are ignored. For code that holds fds by number (a forked
+/// child's fd table); an OwnedFd closes itself.
+pub fn close(fd: RawFd) {
+    // SAFETY: close takes an integer; a number that is not open fails with EBADF.
+    unsafe { libc::close(fd) };
+}
+
+/// close_range(2) over `first..=last` with `flags` (0: close; CLOSE_RANGE_CLOEXEC: mark).
+/// Fails where the kernel has no close_range (before 5.9; the flag before 5.11).
+pub fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_uint) -> io::Result<()> {
+    // SAFETY: close_range takes integers only.
+    let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
