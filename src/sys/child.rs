@@ -122,3 +122,38 @@ pub fn unreaped(pid: i32) -> io::Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// The state letter of /proc/PID/stat, if the process exists.
+    fn state(pid: i32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?.1.trim_start().chars().next()
+    }
+
+    #[test]
+    fn a_look_at_an_unreaped_child_leaves_it_unreaped() {
+        let child = Command::new("/bin/true").spawn().expect("spawn");
+        let pid = child.id() as i32;
+        drop(child);
+        let end = Instant::now() + Duration::from_secs(10);
+        while state(pid) != Some('Z') {
+            assert!(Instant::now() < end, "{pid} never became a zombie");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(unreaped(pid).expect("waitid"), "a zombie child is unreaped");
+        assert!(unreaped(pid).expect("waitid"), "the first look reaped it");
+        assert_eq!(state(pid), Some('Z'));
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(
+            !unreaped(pid).expect("waitid"),
+            "reaped: not a child any more"
+        );
+        assert!(!unreaped(1).expect("waitid"), "init is not our child");
+    }
+}

@@ -100,3 +100,54 @@ pub fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_uint)
         Err(io::Error::last_os_error())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::{AsRawFd, IntoRawFd};
+
+    #[test]
+    fn close_range_with_cloexec_marks_and_keeps_the_fd_open() {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        let (r, w) = (r.into_raw_fd(), w.into_raw_fd());
+        assert_eq!(fd_flags(r).expect("open") & libc::FD_CLOEXEC, 0);
+        match close_range(r as libc::c_uint, r as libc::c_uint, CLOSE_RANGE_CLOEXEC) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) => {
+                println!("SKIP: no close_range(CLOSE_RANGE_CLOEXEC) here: {e}");
+            }
+            Err(e) => panic!("close_range: {e}"),
+            Ok(()) => {
+                let flags = fd_flags(r).expect("marked, not closed");
+                assert_ne!(flags & libc::FD_CLOEXEC, 0, "not marked close-on-exec");
+                assert_eq!(
+                    fd_flags(w).expect("open") & libc::FD_CLOEXEC,
+                    0,
+                    "past the range"
+                );
+            }
+        }
+        close(r);
+        close(w);
+        assert_eq!(
+            fd_flags(r).map_err(|e| e.raw_os_error()),
+            Err(Some(libc::EBADF))
+        );
+    }
+
+    #[test]
+    fn reads_and_writes_on_a_pipe_never_block() {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK).expect("pipe");
+        let (r, w) = (r.as_raw_fd(), w.as_raw_fd());
+        let mut buf = [0u8; 8];
+        let e = read(r, &mut buf).expect_err("empty");
+        assert_eq!(e.raw_os_error(), Some(libc::EAGAIN));
+        assert_eq!(write(w, b"abc").expect("write"), 3);
+        assert_eq!(read(r, &mut buf).expect("read"), 3);
+        assert_eq!(&buf[..3], b"abc");
+        assert_eq!(file_type(r).expect("fstat"), libc::S_IFIFO);
+        assert_ne!(status_flags(r).expect("flags") & libc::O_NONBLOCK, 0);
+        assert!(!isatty(r));
+        let e = send_nowait(w, b"x").expect_err("a pipe is no socket");
+        assert_eq!(e.raw_os_error(), Some(libc::ENOTSOCK));
+    }
+}

@@ -70,3 +70,41 @@ pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
     // SAFETY: kill(2) takes integers only; no memory is involved.
     cvt(unsafe { libc::kill(pid, sig) }).map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `sig` is ignored in this process (/proc/self/status SigIgn).
+    fn ignored(sig: i32) -> bool {
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        let line = status.lines().find_map(|l| l.strip_prefix("SigIgn:\t"));
+        let mask = u64::from_str_radix(line.expect("SigIgn"), 16).expect("hex");
+        mask & (1 << (sig - 1)) != 0
+    }
+
+    #[test]
+    fn a_signal_is_ignored_then_default_again() {
+        // SIGURG: its default is to ignore it anyway, and nothing in the test process uses it.
+        let sig = libc::SIGURG;
+        if std::env::var_os("CUSTOS_TEST_EMULATED").is_some_and(|v| !v.is_empty()) {
+            // qemu-user keeps the guest's dispositions itself; /proc/self/status shows the
+            // emulator's own.
+            println!("SKIP: under qemu-user /proc/self/status SigIgn is the emulator's");
+            return;
+        }
+        assert!(!ignored(sig));
+        ignore(sig);
+        assert!(ignored(sig), "SIG_IGN not set");
+        set_default(sig);
+        assert!(!ignored(sig), "SIG_DFL not set back");
+    }
+
+    #[test]
+    fn kill_reports_errno() {
+        // Signal 0 checks only that the process exists and may be signalled.
+        kill(std::process::id() as i32, 0).expect("this process");
+        let e = kill(i32::MAX, 0).expect_err("no such process");
+        assert_eq!(e.raw_os_error(), Some(libc::ESRCH));
+    }
+}
