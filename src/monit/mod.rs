@@ -18,8 +18,9 @@
 //!
 //! The steps, one file each: `lex` (tokens, includes through `glob`), `directive` (statements
 //! and directives), `convert` (settings and the `check` line), `service` (a service's
-//! directives), `checks` (tests that become checks), `values` (Monit values read as custos's)
-//! and `write` (the TOML written and the not-converted report).
+//! directives), `checks` (tests that become checks; `port` reads a port test's options),
+//! `values` (Monit values read as custos's) and `write` (the TOML written and the
+//! not-converted report).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -29,6 +30,7 @@ mod convert;
 mod directive;
 mod glob;
 mod lex;
+mod port;
 mod service;
 mod values;
 mod write;
