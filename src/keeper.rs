@@ -89,6 +89,8 @@ impl Keeper {
         }
         let argv = sys::child::argv_area();
         let child = (lifeline_read.as_raw_fd(), &held[..], &draining[..], argv);
+        // The child runs only `keep`: async-signal-safe system calls on the integers and fixed
+        // arrays it was given; it never returns.
         let pid = sys::child::fork_into(child, keep)?;
         drop(lifeline_read);
         if let Some(old) = self.pid.replace(pid) {
