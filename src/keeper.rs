@@ -24,6 +24,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::limits::{MAX_NAME, MAX_SERVICES};
+use crate::sys::child::ArgvArea;
+use crate::sys::{self, fd};
 
 /// A service's name, kept with its retired pipe for the log.
 pub type Name = heapless::String<MAX_NAME>;
@@ -35,9 +37,7 @@ const MAX_HELD: usize = MAX_SERVICES + 1 + MAX_RETIRED;
 /// Old keepers killed and not reaped yet.
 const MAX_KILLED: usize = 4;
 /// The name the keeper shows in /proc/PID/comm and as its argv[0] (ps, top, pidof, killall).
-const NAME: &[u8] = b"custos-keeper\0";
-/// Largest argv area the keeper overwrites (a sanity bound on what /proc/self/stat says).
-const MAX_ARGV_AREA: usize = 64 * 1024;
+const NAME: &std::ffi::CStr = c"custos-keeper";
 
 pub struct Keeper {
     /// The running keeper's PID, if one runs.
@@ -87,21 +87,15 @@ impl Keeper {
             let _ = held.push(fd.as_raw_fd());
             let _ = draining.push(true);
         }
-        let argv = argv_area();
-        // SAFETY: fork(2). The child runs only `keep`, which makes async-signal-safe system calls
-        // on the integers and fixed arrays it was given, and never returns.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if pid == 0 {
-            keep(lifeline_read.as_raw_fd(), &held, &draining, argv);
-        }
+        let argv = sys::child::argv_area();
+        let child = (lifeline_read.as_raw_fd(), &held[..], &draining[..], argv);
+        // The child runs only `keep`: async-signal-safe system calls on the integers and fixed
+        // arrays it was given; it never returns.
+        let pid = sys::child::fork_into(child, keep)?;
         drop(lifeline_read);
         if let Some(old) = self.pid.replace(pid) {
             // Our unreaped child: its PID cannot have been reused.
-            // SAFETY: kill(2) takes integers only.
-            unsafe { libc::kill(old, libc::SIGKILL) };
+            let _ = sys::signal::kill(old, libc::SIGKILL);
             if self.killed.is_full() {
                 self.killed.remove(0);
             }
@@ -166,43 +160,10 @@ impl Keeper {
     }
 }
 
-/// Where the kernel keeps this process's argv strings (what /proc/PID/cmdline shows): fields 48
-/// and 49 of /proc/self/stat (Linux 3.5). None where they are missing or zero (qemu-user).
-fn argv_area() -> Option<(usize, usize)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    // Fields after the command name start with field 3.
-    let mut f = rest.split_ascii_whitespace().skip(48 - 3);
-    let start: usize = f.next()?.parse().ok()?;
-    let end: usize = f.next()?.parse().ok()?;
-    (start > 0 && end > start && end - start <= MAX_ARGV_AREA).then_some((start, end))
-}
-
-/// The keeper's life, in the forked child. Never returns.
-fn keep(lifeline: RawFd, held: &[RawFd], draining: &[bool], argv: Option<(usize, usize)>) -> ! {
-    crate::child::reset_signals();
-    ignore_termination_signals();
-    // SAFETY: chdir to a static path: the keeper holds no directory (a mount point it sat in
-    // could not be unmounted).
-    unsafe { libc::chdir(c"/".as_ptr()) };
-    // SAFETY: setpgid and prctl take integers and a static NUL-terminated name: the keeper leaves
-    // custos's process group, so a signal to that group (a Ctrl-C) does not end it, and names
-    // itself for ps.
-    unsafe {
-        libc::setpgid(0, 0);
-        libc::prctl(libc::PR_SET_NAME, NAME.as_ptr(), 0, 0, 0);
-    }
-    // Its argv too: `pidof custos`, `killall custos` and `pkill custos` match the name and argv[0],
-    // and must find custos alone (killing the keeper with custos would kill the daemons it keeps
-    // writing). Nothing in this process reads the original argv again.
-    if let Some((start, end)) = argv {
-        for (i, addr) in (start..end).enumerate() {
-            let b = NAME.get(i).copied().unwrap_or(0);
-            // SAFETY: [start, end) is this process's argv area as the kernel reports it: mapped,
-            // writable (the initial stack) and not used by anything else in this process.
-            unsafe { *(addr as *mut u8) = b };
-        }
-    }
+/// The keeper's life, in the forked child: what it holds, by number, and where its argv is.
+/// Never returns.
+fn keep((lifeline, held, draining, argv): (RawFd, &[RawFd], &[bool], Option<ArgvArea>)) -> ! {
+    become_keeper(argv);
     let mut fds = [libc::pollfd {
         fd: -1,
         events: 0,
@@ -219,31 +180,41 @@ fn keep(lifeline: RawFd, held: &[RawFd], draining: &[bool], argv: Option<(usize,
         }
     }
     close_all_but(&fds[..n]);
+    watch(&mut fds[..n], &drain[..n])
+}
+
+/// Parts the forked child from custos: a clean signal state that ignores the signals asking a
+/// process to end, no working directory, its own process group (a signal to custos's group, a
+/// Ctrl-C, does not end it) and its own name. Its argv too: `pidof custos`, `killall custos` and
+/// `pkill custos` match the name and argv[0], and must find custos alone (killing the keeper
+/// with custos would kill the daemons it keeps writing). Nothing in this process reads the
+/// original argv again.
+fn become_keeper(argv: Option<ArgvArea>) {
+    crate::child::reset_signals();
+    ignore_termination_signals();
+    sys::child::chdir_root();
+    sys::child::own_group_named(NAME);
+    if let Some(area) = argv {
+        area.overwrite(NAME.to_bytes());
+    }
+}
+
+/// Polls the lifeline (`fds[0]`) and the pipes until custos and every writer are gone, reading
+/// and discarding what must be drained.
+fn watch(fds: &mut [libc::pollfd], drain: &[bool]) -> ! {
     let mut custos_gone = false;
     let mut buf = [0u8; 4096];
     loop {
-        let mut open = 0;
-        for (k, p) in fds[..n].iter_mut().enumerate() {
-            p.revents = 0;
-            p.events = if k == 0 || custos_gone || drain[k] {
-                libc::POLLIN
-            } else {
-                0 // custos reads it; only a hang-up would show
-            };
-            if k > 0 && p.fd >= 0 {
-                open += 1;
-            }
-        }
+        let open = set_events(fds, drain, custos_gone);
         if custos_gone && open == 0 {
-            // SAFETY: _exit ends the process without running anything of custos's.
-            unsafe { libc::_exit(0) };
+            sys::child::exit_now(0);
         }
-        // SAFETY: fds[..n] are valid pollfds (negative fds are ignored by poll).
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), n as libc::nfds_t, -1) };
+        // SAFETY: fds are valid pollfds (negative fds are ignored by poll).
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
         if r < 0 {
             continue; // EINTR; nothing else can fail with a valid array
         }
-        for k in 0..n {
+        for k in 0..fds.len() {
             let (fd, revents) = (fds[k].fd, fds[k].revents);
             if fd < 0 || revents == 0 {
                 continue;
@@ -254,40 +225,56 @@ fn keep(lifeline: RawFd, held: &[RawFd], draining: &[bool], argv: Option<(usize,
                 close(&mut fds[k]);
                 continue;
             }
-            // Read what is there, at most 64 KiB per fd per wake-up (a writer faster than that
-            // must not starve the others: poll brings us back); end-of-file or an error ends
-            // this fd.
-            for _ in 0..16 {
-                // SAFETY: read into a valid stack buffer.
-                let got = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-                if got > 0 {
-                    continue; // discarded (custos never writes to the lifeline)
+            if !drain_some(fd, &mut buf) {
+                if k == 0 {
+                    custos_gone = true;
                 }
-                let again = got < 0
-                    && matches!(
-                        io::Error::last_os_error().raw_os_error(),
-                        Some(libc::EAGAIN) | Some(libc::EINTR)
-                    );
-                if !again {
-                    if k == 0 {
-                        custos_gone = true;
-                    }
-                    close(&mut fds[k]);
-                }
-                break;
+                close(&mut fds[k]);
             }
         }
     }
 }
 
+/// Sets what each fd is polled for: the lifeline always, a pipe when the keeper drains it
+/// (custos is gone, or its service was removed); others show only a hang-up. Returns how many
+/// pipes are still open.
+fn set_events(fds: &mut [libc::pollfd], drain: &[bool], custos_gone: bool) -> usize {
+    let mut open = 0;
+    for (k, p) in fds.iter_mut().enumerate() {
+        p.revents = 0;
+        p.events = if k == 0 || custos_gone || drain[k] {
+            libc::POLLIN
+        } else {
+            0 // custos reads it; only a hang-up would show
+        };
+        if k > 0 && p.fd >= 0 {
+            open += 1;
+        }
+    }
+    open
+}
+
+/// Reads what is there and discards it (custos never writes to the lifeline), at most 64 KiB
+/// per wake-up (a writer faster than that must not starve the others: poll brings us back).
+/// False at end-of-file or on an error: this fd is done.
+fn drain_some(fd: RawFd, buf: &mut [u8]) -> bool {
+    for _ in 0..16 {
+        match fd::read(fd, buf) {
+            Ok(got) if got > 0 => continue,
+            Ok(_) => return false,
+            Err(e) => {
+                return matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EINTR));
+            }
+        }
+    }
+    true
+}
+
 /// The keeper ignores the signals that ask a process to end: `kill $(pidof custos)`, a
 /// `killall`, or init's SIGTERM to every process at shutdown must not take it with custos, or
 /// the daemons it keeps writing would die of SIGPIPE while they shut down. It ends by itself
-/// once custos and every writer are gone; SIGKILL still ends it. Async-signal-safe: the raw
-/// rt_sigaction, as in crate::child, with SIG_IGN (1) in the first word of an otherwise zeroed
-/// struct sigaction (every target custos builds for is little-endian).
+/// once custos and every writer are gone; SIGKILL still ends it. Async-signal-safe.
 fn ignore_termination_signals() {
-    let ignore = [1u64, 0, 0, 0];
     for sig in [
         libc::SIGTERM,
         libc::SIGHUP,
@@ -296,22 +283,13 @@ fn ignore_termination_signals() {
         libc::SIGUSR1,
         libc::SIGUSR2,
     ] {
-        // SAFETY: reads a valid buffer larger than any struct sigaction; writes nothing.
-        unsafe {
-            libc::syscall(
-                libc::SYS_rt_sigaction,
-                sig,
-                ignore.as_ptr(),
-                std::ptr::null_mut::<libc::c_void>(),
-                8usize,
-            );
-        }
+        sys::signal::ignore(sig);
     }
 }
 
+/// Closes a polled fd this process holds; it is not used again (marked -1).
 fn close(p: &mut libc::pollfd) {
-    // SAFETY: closing an fd this process holds; it is not used again (marked -1).
-    unsafe { libc::close(p.fd) };
+    fd::close(p.fd);
     p.fd = -1;
 }
 
@@ -328,16 +306,7 @@ fn close_all_but(keep: &[libc::pollfd]) {
         }
     }
     sorted[..n].sort_unstable();
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into a valid rlimit.
-    let top: i64 = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        (lim.rlim_cur as i64).min(1 << 20)
-    } else {
-        4096
-    };
+    let top: i64 = fd::nofile_limit().map_or(4096, |cur| (cur as i64).min(1 << 20));
     let mut from: i64 = 0;
     for &fd in sorted[..n].iter() {
         let to = i64::from(fd) - 1;
@@ -353,19 +322,11 @@ fn close_all_but(keep: &[libc::pollfd]) {
 /// `top` (the soft fd limit: a process cannot hold an fd above it unless it inherited one
 /// before the limit was lowered).
 fn close_range(from: i64, to: i64, top: i64) {
-    // SAFETY: close_range and close take integers only.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            from as libc::c_uint,
-            to.min(i64::from(u32::MAX)) as libc::c_uint,
-            0 as libc::c_uint,
-        )
-    };
-    if r != 0 {
-        for fd in from..=to.min(top) {
-            // SAFETY: as above; unused numbers fail with EBADF.
-            unsafe { libc::close(fd as i32) };
+    let last = to.min(i64::from(u32::MAX)) as libc::c_uint;
+    if fd::close_range(from as libc::c_uint, last, 0).is_err() {
+        for n in from..=to.min(top) {
+            // Unused numbers fail with EBADF.
+            fd::close(n as i32);
         }
     }
 }

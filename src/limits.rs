@@ -1,4 +1,5 @@
-//! Every fixed capacity of custos, in one place (Rule 5).
+//! Every fixed capacity of custos, in one place: what custos holds is bounded when the config
+//! loads, so a long-running supervisor on a small board cannot run out of memory by growing.
 //!
 //! The config loader checks each of them and names the limit in its error; at run time the
 //! tables sized here never grow.

@@ -49,6 +49,7 @@ use log::{Level, LevelFilter, Log, Metadata, Record};
 use crate::clock::boottime;
 use crate::clock::Mono;
 use crate::limits::LOG_BUFFER;
+use crate::sys;
 
 /// The words of the note after lines were lost (after `N `).
 pub const DROPPED: &str = "log line(s) dropped: stderr was not writable";
@@ -358,43 +359,25 @@ impl<const N: usize> Sink<N> {
 
     fn write_some(&self) -> io::Result<usize> {
         let data = self.ring.front();
-        // SAFETY (both): a valid buffer of data.len() bytes; the fd is open (ours, or the
-        // process's stderr, which custos never closes).
-        let n = match &self.out {
-            Out::Direct(fd) => unsafe { libc::write(*fd, data.as_ptr().cast(), data.len()) },
-            Out::Own(fd) => unsafe {
-                libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len())
-            },
-            Out::Socket(fd) => unsafe {
-                libc::send(
-                    *fd,
-                    data.as_ptr().cast(),
-                    data.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            },
-            _ => return Err(io::Error::from_raw_os_error(libc::ENOTCONN)),
-        };
-        if n < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(n as usize)
+        // The fd is open: ours, or the process's stderr, which custos never closes.
+        match &self.out {
+            Out::Direct(fd) => sys::fd::write(*fd, data),
+            Out::Own(fd) => sys::fd::write(fd.as_raw_fd(), data),
+            Out::Socket(fd) => sys::fd::send_nowait(*fd, data),
+            _ => Err(io::Error::from_raw_os_error(libc::ENOTCONN)),
         }
     }
 }
 
 /// What the file behind `fd` is, and how to write to it without blocking.
 fn classify(fd: RawFd, now: Mono) -> Out {
-    // SAFETY: fstat into a zeroed stat buffer.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } < 0 {
+    let Ok(kind) = sys::fd::file_type(fd) else {
         return Out::Closed;
-    }
-    match st.st_mode & libc::S_IFMT {
+    };
+    match kind {
         libc::S_IFSOCK => Out::Socket(fd),
         libc::S_IFIFO => reopen(fd, now),
-        // SAFETY: isatty only queries the fd.
-        libc::S_IFCHR if unsafe { libc::isatty(fd) } == 1 => reopen(fd, now),
+        libc::S_IFCHR if sys::fd::isatty(fd) => reopen(fd, now),
         _ => Out::Direct(fd),
     }
 }
@@ -408,17 +391,11 @@ fn reopen(fd: RawFd, now: Mono) -> Out {
     match opened {
         // std opens with O_CLOEXEC: the scripts custos runs do not inherit it.
         Ok(f) => Out::Own(f.into()),
-        Err(_) => {
-            // SAFETY: F_GETFL only queries the fd.
-            let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-            if fl >= 0 && fl & libc::O_NONBLOCK != 0 {
-                Out::Direct(fd)
-            } else if fl < 0 {
-                Out::Closed
-            } else {
-                Out::Retry(now + REOPEN_RETRY)
-            }
-        }
+        Err(_) => match sys::fd::status_flags(fd) {
+            Ok(fl) if fl & libc::O_NONBLOCK != 0 => Out::Direct(fd),
+            Err(_) => Out::Closed,
+            Ok(_) => Out::Retry(now + REOPEN_RETRY),
+        },
     }
 }
 

@@ -47,14 +47,7 @@ pub fn spawn_with(
     .stdout(Stdio::from(stdout))
     .stderr(Stdio::from(stderr))
     .process_group(0);
-    // SAFETY: the closure runs in the forked child before exec and makes only async-signal-safe
-    // raw system calls (no allocation, no locks).
-    unsafe {
-        cmd.pre_exec(|| {
-            crate::child::clean_for_exec();
-            Ok(())
-        });
-    }
+    crate::sys::child::before_exec(&mut cmd, crate::child::clean_for_exec);
     let child = cmd.spawn()?;
     // The Child handle is dropped without waiting: custos reaps with waitpid(-1) in its loop.
     Ok(child.id() as i32)
@@ -70,31 +63,11 @@ pub fn kill_group(pgid: i32) -> io::Result<bool> {
     if pgid <= 1 {
         return Ok(false);
     }
-    // SAFETY: an all-zero siginfo_t is a valid value for waitid to fill in.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: waitid with a valid siginfo pointer; WNOWAIT leaves a zombie unreaped and WNOHANG
-    // never blocks.
-    let r = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pgid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        // Not (or no longer) custos's child: already reaped.
-        return if e.raw_os_error() == Some(libc::ECHILD) {
-            Ok(false)
-        } else {
-            Err(e)
-        };
+    // Not (or no longer) custos's child: already reaped.
+    if !crate::sys::child::unreaped(pgid)? {
+        return Ok(false);
     }
-    // SAFETY: kill(2) with a negative pid signals a process group; no memory is involved.
-    if unsafe { libc::kill(-pgid, libc::SIGKILL) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    crate::sys::signal::kill(-pgid, libc::SIGKILL)?;
     Ok(true)
 }
 

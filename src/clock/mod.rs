@@ -46,12 +46,7 @@ impl fmt::Display for Dur {
 
 /// One clock's reading.
 pub fn read(id: libc::clockid_t) -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the valid pointer we pass.
-    unsafe { libc::clock_gettime(id, &mut ts) };
+    let ts = crate::sys::time::clock_gettime(id);
     Duration::new(
         u64::try_from(ts.tv_sec).unwrap_or(0),
         u32::try_from(ts.tv_nsec).unwrap_or(0),

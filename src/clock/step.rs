@@ -8,7 +8,9 @@
 //! `date -s`, an NTP client stepping. Slewing (adjtime) does not set it.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use crate::sys::{fd, time};
 
 /// How far ahead the timer is armed (it is re-armed should it ever expire).
 const AHEAD_SECS: i32 = 365 * 24 * 3600;
@@ -20,28 +22,15 @@ pub struct StepWatch {
 impl StepWatch {
     /// A non-blocking, close-on-exec timerfd, armed.
     pub fn new() -> io::Result<StepWatch> {
-        // SAFETY: timerfd_create takes a clock id and flags and returns a new fd or -1.
-        let fd = unsafe {
-            libc::timerfd_create(libc::CLOCK_REALTIME, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this fd; nobody else owns it.
-        let w = StepWatch {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        };
+        let fd =
+            time::timerfd_create(libc::CLOCK_REALTIME, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC)?;
+        let w = StepWatch { fd };
         w.arm()?;
         Ok(w)
     }
 
     fn arm(&self) -> io::Result<()> {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec.
-        unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
+        let now = time::clock_gettime(libc::CLOCK_REALTIME);
         let value = libc::itimerspec {
             it_interval: libc::timespec {
                 tv_sec: 0,
@@ -54,29 +43,22 @@ impl StepWatch {
                 tv_nsec: 0,
             },
         };
-        // SAFETY: a valid timerfd and a valid itimerspec; the old value is not asked for.
-        let rc = unsafe {
-            libc::timerfd_settime(
-                self.fd.as_raw_fd(),
-                libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET,
-                &value,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        time::timerfd_settime(
+            self.fd.as_fd(),
+            libc::TFD_TIMER_ABSTIME | libc::TFD_TIMER_CANCEL_ON_SET,
+            &value,
+        )
     }
 
     /// Called when the fd is readable: whether the wall clock was set since the last call.
     /// Re-arms the timer either way.
     pub fn stepped(&self) -> bool {
         let mut buf = [0u8; 8];
-        // SAFETY: read into a valid 8-byte buffer from our non-blocking timerfd.
-        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        let set = n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECANCELED);
-        if set || n > 0 {
+        let (set, expired) = match fd::read(self.fd.as_raw_fd(), &mut buf) {
+            Err(e) => (e.raw_os_error() == Some(libc::ECANCELED), false),
+            Ok(n) => (false, n > 0),
+        };
+        if set || expired {
             // Cancelled (or, after a year, expired): arm again. A failure leaves the fd
             // unarmed and quiet; the per-pass comparison of the clocks still sees steps.
             let _ = self.arm();

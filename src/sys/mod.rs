@@ -3,9 +3,13 @@
 
 use std::io;
 
+pub mod child;
+pub mod fd;
 pub mod fs;
 pub mod net;
 pub mod proc;
+pub mod signal;
+pub mod time;
 
 /// A libc call's return value as a `Result`: -1 (or any negative value) means the reason is in
 /// errno.
