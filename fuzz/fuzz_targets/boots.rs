@@ -4,6 +4,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(boots) = custos::boot::parse(data) {
-        assert!(boots.len() <= custos::boot::MAX_BOOTS);
+        assert!(boots.len() <= custos::limits::MAX_BOOTS);
     }
 });
