@@ -193,6 +193,27 @@ mod tests {
     }
 
     #[test]
+    fn stat_read_into_the_fixed_buffer_is_the_whole_line() {
+        // A child named with parentheses, spaces and the longest comm the kernel keeps, and
+        // init: what the three-syscall read parses is what a whole-file read parses.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "exec -a x sleep 30"])
+            .spawn()
+            .expect("spawn");
+        let pid = child.id() as i32;
+        let name = b"a) (b c) (d)xyz";
+        let _ = std::fs::write(format!("/proc/{pid}/comm"), name);
+        for p in [std::process::id() as i32, 1, pid] {
+            let whole = std::fs::read(format!("/proc/{p}/stat")).expect("read");
+            let fast = stat_fields(p).expect("stat_fields").expect("alive");
+            assert_eq!(Some(fast), parse_stat(&whole), "pid {p}");
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(stat_fields(pid).expect("gone is not an error"), None);
+    }
+
+    #[test]
     fn stat_text_is_parsed_strictly_and_never_panics() {
         // This process's own stat, as the kernel writes it.
         let me = std::fs::read("/proc/self/stat").expect("read");

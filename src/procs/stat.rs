@@ -45,9 +45,15 @@ pub fn stat_checked(pid: i32) -> io::Result<Option<ProcStat>> {
 
 /// Reads and parses /proc/PID/stat: `Ok(None)` when there is no such process; text that does
 /// not parse says nothing about the process and is an `Err`, like a failure to read.
+///
+/// This runs for every pinned process on every tick, so it costs three syscalls (open, one
+/// read into a stack buffer, close) and no allocation: the kernel hands the whole line to one
+/// read big enough for it (`STAT_BUF`, more than the longest line: 52 fields of at most 20
+/// digits and a 64-byte name).
 pub fn stat_fields(pid: i32) -> io::Result<Option<StatFields>> {
-    match std::fs::read(format!("/proc/{pid}/stat")) {
-        Ok(text) => match parse_stat(&text) {
+    let mut buf = [0u8; STAT_BUF];
+    match read_stat(pid, &mut buf) {
+        Ok(n) => match parse_stat(&buf[..n]) {
             Some(s) => Ok(Some(s)),
             None => Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -59,6 +65,35 @@ pub fn stat_fields(pid: i32) -> io::Result<Option<StatFields>> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Bytes of the buffer /proc/PID/stat is read into (see `stat_fields`).
+const STAT_BUF: usize = 1536;
+
+/// Reads /proc/PID/stat into `buf`: the line's length. A line that does not end within the
+/// buffer is `InvalidData`, never parsed cut short.
+fn read_stat(pid: i32, buf: &mut [u8; STAT_BUF]) -> io::Result<usize> {
+    use std::fmt::Write as _;
+    use std::os::fd::AsRawFd;
+    let mut path = heapless::String::<32>::new();
+    let _ = write!(path, "/proc/{pid}/stat\0");
+    let path = std::ffi::CStr::from_bytes_with_nul(path.as_bytes()).map_err(io::Error::other)?;
+    let fd = sys::fs::open(path, libc::O_RDONLY | libc::O_CLOEXEC)?;
+    let mut n = 0;
+    // One read returns the whole line; more only on a kernel that hands it out in pieces.
+    while n < buf.len() && !buf[..n].ends_with(b"\n") {
+        match sys::fd::read(fd.as_raw_fd(), &mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    if n == buf.len() && !buf[..n].ends_with(b"\n") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("/proc/{pid}/stat: longer than {STAT_BUF} bytes"),
+        ));
+    }
+    Ok(n)
 }
 
 /// An open /proc/PID directory: what is read through it belongs to that one process, even if
