@@ -981,6 +981,12 @@ def goals(R):
     except (KeyError, TypeError, ZeroDivisionError):
         pass
     try:
+        c, m = C["idlenc"]["cpu_ms"], M["idlenc"]["cpu_ms"]
+        g("idle CPU, supervision alone (no checks), <= 1/100 of Monit's", c * 100 <= m,
+          f"{c:.1f} ms vs {m:.1f} ms ({m / c:.0f}x)")
+    except (KeyError, TypeError, ZeroDivisionError):
+        pass
+    try:
         r1 = C["crash"]["mem_1"]["rss_kib"]
         r20 = C["idle"]["mem_20"]["rss_kib"]
         detail = f"gnu build {r1} KiB (1 service), {r20} KiB (20 services)"
