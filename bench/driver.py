@@ -258,6 +258,9 @@ def custos_config(root, services, checks=True):
         "[supervisor]",
         'interval = "1s"',
         f'state_dir = "{root}"',
+        # Its own control socket: the default path is shared by every custos on the host, and
+        # another one's clients would wake this one.
+        f'control_socket = "{root}/custos.sock"',
         "",
     ]
     for s in services:

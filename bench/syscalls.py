@@ -214,13 +214,6 @@ class Run:
         self.label, self.checks, self.window = label, checks, window
         self.sup = driver.Supervisor("custos", label, work, SERVICES, ports, custos_bin=custos,
                                      checks=checks)
-        # Its own control socket: the default one is shared by every custos on this host, and
-        # another's client would be counted here.
-        with open(self.sup.config) as f:
-            text = f.read()
-        with open(self.sup.config, "w") as f:
-            f.write(text.replace("[supervisor]\n", "[supervisor]\ncontrol_socket = "
-                                 f'"{os.path.join(self.sup.root, "custos.sock")}"\n', 1))
         self.trace = os.path.join(self.sup.root, "strace.out")
         self.result = None
         self.error = None
