@@ -8,9 +8,11 @@ Run through scripts/bench (which builds custos and installs busybox and strace),
 Two custos instances run side by side, each with 20 services: the bench's double-forking
 busybox httpd started by its init.d script (bench/driver.py's fixtures, under bench/reaper.py).
 One has an HTTP check per service every 1 s on 127.0.0.1 (the idle phase's config); the other
-has no checks (supervision alone). Once every service answers and a warm-up has passed, strace
-attaches to each custos (all its threads: `strace -f -p PID -ttt -y`) for the counted window
-(quick: 20 s, full: 60 s; whole multiples of the 10-tick /proc cross-check) and detaches.
+has no checks (supervision alone). Once every service answers and a warm-up has passed, each
+custos is watched for the same number of ticks twice (quick: 20, full: 60; whole multiples of
+the 10-tick /proc cross-check): untraced first (the voluntary context switches of its main
+thread, which sleeps only in poll(2): its wake-ups), then under strace, attached to all its
+threads (`strace -f -p PID -ttt -y`) and detached afterwards.
 
 Counts, not times, are the figures: a syscall count does not depend on the machine's load (CPU
 time does; the driver's idle phase measures that against Monit). A pass is one 1 s tick (one
@@ -18,8 +20,10 @@ time does; the driver's idle phase measures that against Monit). A pass is one 1
 end of one tick's poll timeout to the end of a later one, so it holds whole ticks. Reads of the
 clock go through the vDSO and are not syscalls: strace does not see them.
 
-Goals (issue "idle cost near the floor"): with no checks, at most 1 wake-up per interval; the
-syscalls per idle pass per service are stated. With --cpu-from (the driver's JSON of the same
+Goals: with no checks, at most 1 wake-up per interval (custos's own, traced and aligned on
+ticks; a wake-up for a deadline between ticks, such as a write the flash budget deferred since
+the start, or for the timerfd or signalfd, is shown apart); the syscalls per idle pass per
+service are stated. With --cpu-from (the driver's JSON of the same
 run), the idle CPU ratios against Monit are repeated as goals: >= 10x with 20 HTTP checks,
 >= 100x for supervision alone. The table goes to stdout, the JSON to
 target/bench/syscalls-<mode>.json. As for the flash-write budget, the exit status is 1 when a
@@ -73,6 +77,8 @@ REASONS = {
     ("read", "socket"): "NetProbe::ready: the response, then the read that sees EOF",
     ("close", "socket"): "the probe is dropped when the check is done",
     ("futex", ""): "writer threads (record, boots) waiting for work",
+    ("accept4", "socket"): "the control socket: a client connected (not idle)",
+    ("recvfrom", "socket"): "a control client's request (not idle)",
 }
 
 
