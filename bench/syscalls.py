@@ -93,7 +93,7 @@ def classify(name, args):
         m = FD_ARG.match(args)
         if m:
             what = m.group(2)
-    what = re.sub(r"^/proc/\d+/", "/proc/PID/", what)
+    what = re.sub(r"^/proc/\d+(/|$)", r"/proc/PID\1", what)
     what = re.sub(r"^(socket|pipe):\[\d+\]$", r"\1", what)
     what = re.sub(r"^anon_inode:\[?([\w-]+)\]?$", r"\1", what)
     if what.startswith("/") and not what.startswith("/proc/"):
