@@ -1,0 +1,120 @@
+//! The watchdog guard: pets /dev/watchdog only from a healthy pass of the loop, closes it on an
+//! orderly exit, and stops petting (then calls reboot(2)) when a service asks for a reboot.
+
+use std::io;
+
+use super::Supervisor;
+use crate::boot::End;
+use crate::clock::{Dur, Mono};
+
+impl Supervisor {
+    /// Orderly exit: disarm the watchdog only when configured and supported; otherwise say
+    /// when the board will reset.
+    pub(super) fn close_watchdog(&mut self) {
+        let (Some(wd), Some(cfg)) = (self.watchdog.take(), &self.watchdog_cfg) else {
+            return;
+        };
+        let timeout = wd.timeout;
+        let supported = wd
+            .options()
+            .is_none_or(|o| o & crate::watchdog::WDIOF_MAGICCLOSE != 0);
+        match wd.close(cfg.magic_close) {
+            Ok(true) => info!("watchdog: magic close: disarmed"),
+            Ok(false) => {
+                if cfg.magic_close && !supported {
+                    warn!("watchdog: magic_close is set but the driver does not support it");
+                }
+                warn!(
+                    "watchdog: left armed: the board resets in {} unless custos is started again",
+                    Dur(timeout)
+                );
+            }
+            Err(e) => error!(
+                "watchdog: magic close failed ({e}): left armed: the board resets in {} unless custos is started again",
+                Dur(timeout)
+            ),
+        }
+    }
+
+    /// Pets the watchdog when it is due and this pass of the loop was healthy (Rule 4: only
+    /// here, never from a thread or a timer).
+    pub(super) fn pet(&mut self, pass_started: Mono, now: Mono) {
+        let (Some(wd), Some(cfg)) = (&mut self.watchdog, &self.watchdog_cfg) else {
+            return;
+        };
+        if self.reboot_at.is_some() || now < self.next_pet {
+            return;
+        }
+        // The driver may have chosen a shorter timeout than asked: never pet slower than a third
+        // of the timeout in force.
+        let every = cfg.pet_every.min(wd.timeout / 3);
+        let work = now.saturating_sub(pass_started);
+        if work > every {
+            warn!(
+                "watchdog: not petting: this pass of the loop took {}, longer than pet_every {}",
+                Dur(work),
+                Dur(every)
+            );
+            self.next_pet = now;
+            return;
+        }
+        match wd.keepalive() {
+            Ok(()) if wd.pets == 1 => {
+                self.last_pet = Some(now);
+                info!("watchdog: first keepalive")
+            }
+            Ok(()) => {
+                self.last_pet = Some(now);
+                debug!("watchdog: keepalive")
+            }
+            Err(e) => error!("watchdog: keepalive failed: {e}"),
+        }
+        self.next_pet = now + every;
+    }
+
+    /// `on_exhausted = "reboot"`: stop petting and let the watchdog reset the board; reboot(2)
+    /// ourselves if it has not within twice its timeout (or at once without a watchdog).
+    pub(super) fn request_reboot(&mut self, name: &str, now: Mono) {
+        if self.reboot_at.is_some() {
+            return;
+        }
+        if self.degraded {
+            error!("{name}: on_exhausted = \"reboot\": not rebooting: the boot-loop guard is on (degraded mode)");
+            return;
+        }
+        self.boots.end(End::Reboot);
+        self.good_at = None;
+        self.flush_boots(now);
+        // SAFETY: sync(2) takes no arguments.
+        unsafe { libc::sync() };
+        match &self.watchdog {
+            Some(wd) => {
+                error!(
+                    "{name}: on_exhausted = \"reboot\": synced; no longer petting the watchdog: the board resets within {}",
+                    Dur(wd.timeout)
+                );
+                self.reboot_at = Some(now + wd.timeout * 2);
+            }
+            None => {
+                error!(
+                    "{name}: on_exhausted = \"reboot\": synced; rebooting (no watchdog configured)"
+                );
+                self.reboot_at = Some(now);
+            }
+        }
+    }
+
+    pub(super) fn reboot_if_due(&mut self, now: Mono) {
+        if self.reboot_at.is_some_and(|t| now >= t) {
+            error!("reboot: the board has not been reset: calling reboot(2)");
+            // Petting has stopped on purpose: the loop may wait, bounded, for the record.
+            self.finish_writes();
+            // SAFETY: sync(2) and reboot(2) take no pointers.
+            unsafe { libc::sync() };
+            if unsafe { libc::reboot(libc::RB_AUTOBOOT) } < 0 {
+                error!("reboot(2) failed: {}", io::Error::last_os_error());
+            }
+            self.reboot_at = None;
+        }
+    }
+}
