@@ -10,11 +10,12 @@ use crate::core::RestartWhy as Why;
 use crate::core::{
     Absent, Action, Cause, Event, Note, Observation, Pin, RestartWhy, Script, SigName,
 };
-use crate::pidfd::PidFd;
 use crate::pins;
 use crate::procs::{self, PinState};
 use crate::record::Kind;
 use crate::scripts;
+use crate::sys::pidfd::PidFd;
+use crate::sys::process;
 
 /// Events one event may lead to (a failed spawn feeds one back).
 pub(super) const EVENT_QUEUE: usize = 4;
@@ -30,12 +31,8 @@ pub(super) fn signal_pin(pidfd: Option<&PidFd>, pin: Pin, signal: i32) -> io::Re
         Some(fd) => fd.send_signal(signal),
         None => match procs::check_pin(pin) {
             PinState::Alive => {
-                // SAFETY: kill(2) on a PID just verified to be the pinned process.
-                if unsafe { libc::kill(pin.pid, signal) } < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
+                // A PID just verified to be the pinned process.
+                process::kill(pin.pid, signal)
             }
             _ => Err(io::Error::from_raw_os_error(libc::ESRCH)),
         },

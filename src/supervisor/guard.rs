@@ -1,8 +1,6 @@
 //! The watchdog guard: pets /dev/watchdog only from a healthy pass of the loop, closes it on an
 //! orderly exit, and stops petting (then calls reboot(2)) when a service asks for a reboot.
 
-use std::io;
-
 use super::Supervisor;
 use crate::boot::End;
 use crate::clock::{Dur, Mono};
@@ -85,8 +83,7 @@ impl Supervisor {
         self.boots.end(End::Reboot);
         self.good_at = None;
         self.flush_boots(now);
-        // SAFETY: sync(2) takes no arguments.
-        unsafe { libc::sync() };
+        crate::sys::process::sync();
         match &self.watchdog {
             Some(wd) => {
                 error!(
@@ -109,10 +106,9 @@ impl Supervisor {
             error!("reboot: the board has not been reset: calling reboot(2)");
             // Petting has stopped on purpose: the loop may wait, bounded, for the record.
             self.finish_writes();
-            // SAFETY: sync(2) and reboot(2) take no pointers.
-            unsafe { libc::sync() };
-            if unsafe { libc::reboot(libc::RB_AUTOBOOT) } < 0 {
-                error!("reboot(2) failed: {}", io::Error::last_os_error());
+            crate::sys::process::sync();
+            if let Err(e) = crate::sys::process::reboot() {
+                error!("reboot(2) failed: {e}");
             }
             self.reboot_at = None;
         }

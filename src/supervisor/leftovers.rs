@@ -8,9 +8,9 @@ use super::Supervisor;
 use crate::clock::{Dur, Mono};
 use crate::core::{Event, Phase, Pin, SigName};
 use crate::limits::{MAX_LEFTOVERS, MAX_SERVICES};
-use crate::pidfd::PidFd;
 use crate::procs::{self, PinState};
 use crate::record::Kind;
+use crate::sys::pidfd::PidFd;
 
 /// Signals a leftover of a dead instance, identified by PID and start time: through a pidfd
 /// opened and then checked against the start time (a PID reused since cannot be reached), or

@@ -46,7 +46,6 @@ use crate::control::{Access, ControlServer};
 use crate::core::SigName;
 use crate::keeper::Keeper;
 use crate::limits::MAX_SERVICES;
-use crate::pidfd;
 use crate::record::{self, Kind, Record};
 use crate::scripts::OutputPipe;
 use crate::signals::Signals;
@@ -152,20 +151,14 @@ pub fn reset_signal_dispositions() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == libc::SIGPIPE {
             continue;
         }
-        // SAFETY: setting a default disposition installs no handler; failures (invalid signal
-        // numbers) are harmless and ignored.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        crate::sys::process::default_disposition(sig);
     }
 }
 
 /// Makes custos the reaper of orphaned descendants, so double-forked daemons become its
 /// children and their exit status reaches it.
 pub fn become_subreaper() -> io::Result<()> {
-    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag; no memory is involved.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    crate::sys::process::set_child_subreaper()
 }
 
 impl Supervisor {
@@ -184,7 +177,7 @@ impl Supervisor {
                 false
             }
         };
-        let pidfd = match pidfd::supported() {
+        let pidfd = match crate::sys::pidfd::supported() {
             Ok(()) => true,
             Err(e) => {
                 warn!(

@@ -1,8 +1,6 @@
 //! Looking at a service's process: the pinned process by PID and start time, or its pidfile or
 //! executable when nothing is pinned; and a start script an earlier custos left running.
 
-use std::io;
-
 use super::Supervisor;
 use crate::checks::InFlight;
 use crate::clock::{Dur, Mono};
@@ -10,6 +8,7 @@ use crate::config::Identify;
 use crate::core::{Absent, Event, Observation};
 use crate::limits::{MAX_CHECKS, MAX_SERVICES};
 use crate::procs::{self, PinState};
+use crate::sys::process;
 
 impl Supervisor {
     /// Checks a pinned process, or looks for the service's process, and tells the core.
@@ -78,8 +77,7 @@ impl Supervisor {
                 }
                 // (Never init or custos: refused when the pins file was read, and the start
                 // time checked below keeps it that same process.)
-                // SAFETY: getpgid(2) on a verified PID; no memory is involved.
-                let leads = unsafe { libc::getpgid(st.pid) } == st.pid;
+                let leads = process::getpgid(st.pid).ok() == Some(st.pid);
                 if leads && procs::check_pin(procs::pin(st.pid, st.start_ticks)) == PinState::Alive
                 {
                     warn!(
@@ -92,9 +90,7 @@ impl Supervisor {
                     // not reaped and sends nothing otherwise. The leader was verified alive by
                     // PID and start time just now, and a live leader's PID cannot name another
                     // group.
-                    // SAFETY: kill(2) with a negative pid signals a process group.
-                    if unsafe { libc::kill(-st.pid, libc::SIGKILL) } < 0 {
-                        let e = io::Error::last_os_error();
+                    if let Err(e) = process::kill_group(st.pid, libc::SIGKILL) {
                         warn!("{name}: kill of process group {} failed: {e}", st.pid);
                     }
                 }

@@ -2,7 +2,6 @@
 //! telling the core how each died.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
 
 use super::gate::Gate;
 use super::Supervisor;
@@ -10,6 +9,7 @@ use crate::checks::{Failure, InFlight};
 use crate::clock::Mono;
 use crate::core::{Cause, Event, Phase, Pin, Script};
 use crate::procs::{self, PinState};
+use crate::sys::process;
 
 /// Children reaped per batch (deaths are handled before script exits within a batch).
 pub(super) const REAP_BATCH: usize = 32;
@@ -66,38 +66,26 @@ impl Supervisor {
     pub(super) fn reap_pin(&mut self, i: usize, pin: Pin) -> Option<Cause> {
         if let Some(fd) = &self.svcs[i].pidfd {
             // waitid(P_PIDFD) names exactly this process, never a reuser of its PID.
-            // SAFETY: siginfo_t is plain data; waitid fills it.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: valid pidfd, valid siginfo pointer.
-            let rc = unsafe {
-                libc::waitid(
-                    libc::P_PIDFD,
-                    fd.as_fd().as_raw_fd() as libc::id_t,
-                    &mut info,
-                    libc::WEXITED | libc::WNOHANG,
-                )
-            };
-            // SAFETY: after a successful waitid, si_pid/si_status are the fields it set.
-            if rc == 0 && unsafe { info.si_pid() } == pin.pid {
-                let status = unsafe { info.si_status() };
-                return Some(match info.si_code {
-                    libc::CLD_EXITED => Cause::Exited(status),
-                    libc::CLD_DUMPED => Cause::Killed {
-                        signal: status,
-                        core: true,
-                    },
-                    _ => Cause::Killed {
-                        signal: status,
-                        core: false,
-                    },
-                });
-            }
-            if rc == 0 {
+            match fd.try_wait() {
+                Ok(Some(x)) if x.pid == pin.pid => {
+                    return Some(match x.code {
+                        libc::CLD_EXITED => Cause::Exited(x.status),
+                        libc::CLD_DUMPED => Cause::Killed {
+                            signal: x.status,
+                            core: true,
+                        },
+                        _ => Cause::Killed {
+                            signal: x.status,
+                            core: false,
+                        },
+                    });
+                }
                 // Our child, and waitid has no exit for it: alive (a spurious wake-up), or a
                 // zombie it cannot see because a tracer holds it.
-                return self.held_by_tracer(i, pin);
+                Ok(_) => return self.held_by_tracer(i, pin),
+                // ECHILD: not our child. EINVAL: Linux 5.3 has pidfd_open but not P_PIDFD.
+                Err(_) => {}
             }
-            // ECHILD: not our child. EINVAL: Linux 5.3 has pidfd_open but not P_PIDFD.
         }
         // By PID, which is safe only while the process is still there (alive or a zombie: its
         // PID cannot be reused until it is reaped).
@@ -105,16 +93,12 @@ impl Supervisor {
             PinState::Alive | PinState::Unknown => None,
             PinState::Gone => Some(Cause::NotOurChild),
             PinState::Zombie => {
-                let mut status = 0;
-                // SAFETY: waitpid with a valid status pointer, on a zombie we verified.
-                let rc = unsafe { libc::waitpid(pin.pid, &mut status, libc::WNOHANG) };
-                if rc == pin.pid {
-                    Some(cause_of(status))
-                } else if rc == 0 {
+                // A zombie we verified: its PID is not reused until it is reaped.
+                match process::wait_nohang(pin.pid) {
+                    Ok(Some((p, status))) if p == pin.pid => Some(cause_of(status)),
                     // Our child, a zombie, and not collectable: a tracer holds it.
-                    self.held_by_tracer(i, pin)
-                } else {
-                    Some(Cause::NotOurChild)
+                    Ok(None) => self.held_by_tracer(i, pin),
+                    _ => Some(Cause::NotOurChild),
                 }
             }
         }
@@ -151,17 +135,14 @@ impl Supervisor {
         loop {
             let mut batch: heapless::Vec<(i32, Cause), REAP_BATCH> = heapless::Vec::new();
             while !batch.is_full() {
-                let mut status = 0;
-                // SAFETY: waitpid with a valid status pointer.
-                let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-                if pid > 0 {
-                    let _ = batch.push((pid, cause_of(status)));
-                    continue;
+                match process::wait_nohang(-1) {
+                    Ok(Some((pid, status))) => {
+                        let _ = batch.push((pid, cause_of(status)));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    // None exited yet, or ECHILD: no children.
+                    _ => break,
                 }
-                if pid < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                break; // 0: none exited yet; ECHILD: no children
             }
             let full = batch.is_full();
             // Deaths of pinned processes first, so a stop script's exit finds them settled.

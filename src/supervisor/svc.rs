@@ -12,10 +12,10 @@ use crate::core::{
 };
 use crate::files::Kind as FileKind;
 use crate::limits::{MAX_CHECKS, MAX_LEFTOVERS};
-use crate::pidfd::PidFd;
 use crate::pins;
 use crate::procs;
 use crate::scripts::{self, OutputPipe};
+use crate::sys::pidfd::PidFd;
 
 /// One supervised service: its config, the core's state, and the kernel objects that go with it.
 pub struct Svc {

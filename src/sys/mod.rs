@@ -3,6 +3,9 @@
 
 use std::io;
 
+pub mod pidfd;
+pub mod process;
+
 /// A libc call's return value as a `Result`: -1 (or any negative value) means the reason is in
 /// errno.
 pub fn cvt<T: Default + PartialOrd + Copy>(rc: T) -> io::Result<T> {
