@@ -53,6 +53,7 @@ use crate::watchdog::{BootStatus, Options, Watchdog};
 
 use gate::Gate;
 use status::entry_json;
+use svc::Handle;
 pub use svc::Svc;
 
 /// What the kernel can do for us, probed once at start-up.
@@ -93,9 +94,9 @@ pub struct Supervisor {
     good_at: Option<Mono>,
     /// Ticks of the /proc poll since start-up.
     ticks: u64,
-    /// The service table was replaced (a reload) during this pass: poll results that name
-    /// services by index are stale and must not be dispatched.
-    table_changed: bool,
+    /// The generation of the service table: a reload makes a new one, and `Handle`s taken
+    /// under an older one resolve to nothing.
+    generation: u32,
     /// The events of this and earlier boots (deaths, actions), kept in state_dir.
     pub record: Record,
     /// Holds the services' output pipes for the daemons that write to them when custos is gone.
@@ -272,7 +273,7 @@ impl Supervisor {
             good_at: Some(crate::clock::boottime() + config.boot.good_after),
             boot_cfg: config.boot,
             guard: None,
-            table_changed: false,
+            generation: 0,
             ticks: 0,
             keeper: Keeper::new(),
             keeper_started: Duration::ZERO,
@@ -335,6 +336,16 @@ impl Supervisor {
                 self.keeper_stale = true;
             }
         }
+    }
+
+    /// The handle of service slot `i` in the table as it is now.
+    fn handle(&self, i: usize) -> Handle {
+        Handle::new(i, self.generation)
+    }
+
+    /// The slot a handle names, unless a reload has replaced the table since it was taken.
+    fn resolve(&self, h: Handle) -> Option<usize> {
+        h.resolve(self.generation, self.svcs.len())
     }
 
     pub(super) fn now(&self) -> Mono {

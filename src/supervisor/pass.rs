@@ -1,13 +1,19 @@
 //! One pass of the loop: the nearest deadline, the poll set, one poll(2), then everything that
-//! is due, in a fixed order. The poll sources are the `Source` table below.
+//! is due, in a fixed order.
+//!
+//! Everything the loop polls is a [`Source`]: adding an fd to the poll is a variant there, its
+//! fd in [`Supervisor::poll_set`] and what its readiness does in [`Supervisor::dispatch`], all in
+//! this file (and its room in `MAX_POLL`). Services appear in the poll set by [`Handle`], which
+//! a reload during the pass makes resolve to nothing: their fds are polled again next pass.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
+use super::svc::Handle;
 use super::{Exit, Supervisor};
 use crate::checks::InFlight;
-use crate::clock::Dur;
+use crate::clock::{Dur, Mono};
 use crate::control::{self, Ready};
 use crate::core::{Event, Phase, SigName};
 use crate::limits::{MAX_CHECKS, MAX_SERVICES};
@@ -20,51 +26,126 @@ pub(super) const MAX_POLL: usize =
 
 /// What a polled fd belongs to.
 #[derive(Clone, Copy)]
-pub(super) enum Tag {
+pub(super) enum Source {
+    /// The signalfd (always first in the poll set).
     Signals,
-    Pidfd(usize),
-    Output(usize),
-    Check(usize, usize),
+    /// The pidfd of a service's pinned process: readable when it exits.
+    Pidfd(Handle),
+    /// A service's output pipe (its scripts' and daemon's stdout and stderr).
+    Output(Handle),
+    /// A network check in flight: the service, and which of its checks.
+    Check(Handle, usize),
+    /// The control socket: a client connects.
     Listener,
+    /// A control client, by its slot in the control server.
     Client(usize),
+    /// stderr, while log bytes wait for it.
     Log,
+    /// The wall-clock step watch.
     ClockStep,
 }
 
 /// With a pidfd on a pinned process, /proc is read for it every this many ticks only.
 pub(super) const CROSS_CHECK: u64 = 10;
 
+/// The poll set, rebuilt each pass from fixed-size tables: pollfds and what each is for.
+pub(super) struct PollSet {
+    fds: heapless::Vec<libc::pollfd, MAX_POLL>,
+    sources: heapless::Vec<Source, MAX_POLL>,
+}
+
+impl PollSet {
+    fn new() -> PollSet {
+        PollSet {
+            fds: heapless::Vec::new(),
+            sources: heapless::Vec::new(),
+        }
+    }
+
+    fn add(&mut self, fd: i32, events: i16, source: Source) {
+        if self
+            .fds
+            .push(libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            })
+            .is_ok()
+        {
+            let _ = self.sources.push(source);
+        }
+    }
+
+    /// Blocks in poll(2) until an fd is ready or `timeout` has passed (rounded up, so that a
+    /// wake-up never comes a hair before its deadline).
+    fn wait(&mut self, timeout: Duration) {
+        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+        let fds = &mut self.fds;
+        // SAFETY: fds is a valid array of fds.len() pollfds for the duration of the call.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                error!("poll failed: {e}");
+            }
+        }
+    }
+
+    /// Whether any fd of this source is ready.
+    fn ready(&self, wanted: impl Fn(&Source) -> bool) -> bool {
+        self.fds
+            .iter()
+            .zip(self.sources.iter())
+            .any(|(fd, s)| wanted(s) && fd.revents != 0)
+    }
+}
+
 impl Supervisor {
     /// One pass of the loop: wait for the nearest event or deadline, then handle everything due.
     pub fn pass(&mut self) -> Option<Exit> {
-        self.table_changed = false;
         let now = self.now();
+        let timeout = self.deadline().saturating_sub(now);
+        let mut set = self.poll_set(now);
+        set.wait(timeout);
+        let now = self.now();
+        // Signals first: SIGCHLD reaps, so deaths carry their exit status.
+        if set.ready(|s| matches!(s, Source::Signals)) {
+            if let Some(exit) = self.signals_pending(now) {
+                return Some(exit);
+            }
+        }
+        // A step of the wall clock: said before anything is judged in this pass.
+        let set_clock = set.ready(|s| matches!(s, Source::ClockStep))
+            && self.step_watch.as_ref().is_some_and(|w| w.stepped());
+        self.watch_wall_clock(set_clock, now);
+        // Reap on every pass: cheap, and a SIGCHLD coalesced with another is never lost.
+        self.reap(now);
+        self.dispatch(&set, now);
+        self.services_due(now);
+        self.tick(now);
+        self.housekeeping(now);
+        let end = self.now();
+        self.pet(now, end);
+        None
+    }
+
+    /// The nearest time anything needs the loop.
+    fn deadline(&self) -> Mono {
         let mut deadline = self.next_tick;
         if self.watchdog.is_some() && self.reboot_at.is_none() {
             deadline = deadline.min(self.next_pet);
         }
-        if let Some(t) = self.reboot_at {
-            deadline = deadline.min(t);
-        }
-        if let Some(m) = &self.metrics {
-            deadline = deadline.min(m.next);
-        }
-        if let Some(t) = self.record.flush_due() {
-            deadline = deadline.min(t);
-        }
-        if let Some(t) = self.boots.flush_due() {
-            deadline = deadline.min(t);
-        }
-        if let Some(t) = self.good_at {
-            deadline = deadline.min(t);
-        }
-        if let Some(t) = self.gate_due() {
-            deadline = deadline.min(t);
-        }
-        if let Some(t) = self.hooks.due() {
-            deadline = deadline.min(t);
-        }
-        if let Some(t) = self.control.as_ref().and_then(|c| c.deadline()) {
+        let others = [
+            self.reboot_at,
+            self.metrics.as_ref().map(|m| m.next),
+            self.record.flush_due(),
+            self.boots.flush_due(),
+            self.good_at,
+            self.gate_due(),
+            self.hooks.due(),
+            self.control.as_ref().and_then(|c| c.deadline()),
+        ];
+        for t in others.into_iter().flatten() {
             deadline = deadline.min(t);
         }
         for s in &self.svcs {
@@ -77,111 +158,92 @@ impl Supervisor {
                 }
             }
         }
-        let timeout = deadline.saturating_sub(now);
+        deadline
+    }
 
-        // The poll set, rebuilt each pass from fixed-size tables.
-        let mut fds: heapless::Vec<libc::pollfd, MAX_POLL> = heapless::Vec::new();
-        let mut tags: heapless::Vec<Tag, MAX_POLL> = heapless::Vec::new();
-        let mut add = |fd: i32, events: i16, tag: Tag| {
-            if fds
-                .push(libc::pollfd {
-                    fd,
-                    events,
-                    revents: 0,
-                })
-                .is_ok()
-            {
-                let _ = tags.push(tag);
-            }
-        };
-        add(self.signals.as_fd().as_raw_fd(), libc::POLLIN, Tag::Signals);
+    /// Every fd to poll in this pass, the signalfd first.
+    fn poll_set(&self, now: Mono) -> PollSet {
+        let mut set = PollSet::new();
+        set.add(
+            self.signals.as_fd().as_raw_fd(),
+            libc::POLLIN,
+            Source::Signals,
+        );
         if let Some(w) = &self.step_watch {
-            add(w.as_fd().as_raw_fd(), libc::POLLIN, Tag::ClockStep);
+            set.add(w.as_fd().as_raw_fd(), libc::POLLIN, Source::ClockStep);
         }
         if let Some(c) = &self.control {
             c.poll_set(now, |fd, ev, k| {
-                add(fd, ev, k.map_or(Tag::Listener, Tag::Client))
+                set.add(fd, ev, k.map_or(Source::Listener, Source::Client))
             });
         }
         for (i, s) in self.svcs.iter().enumerate() {
+            let h = self.handle(i);
             if let Some(p) = &s.pidfd {
-                add(p.as_fd().as_raw_fd(), libc::POLLIN, Tag::Pidfd(i));
+                set.add(p.as_fd().as_raw_fd(), libc::POLLIN, Source::Pidfd(h));
             }
-            add(s.out.as_fd().as_raw_fd(), libc::POLLIN, Tag::Output(i));
+            set.add(s.out.as_fd().as_raw_fd(), libc::POLLIN, Source::Output(h));
             for (j, c) in s.checks.iter().enumerate() {
                 if let InFlight::Net(p) = &c.inflight {
-                    add(p.as_fd().as_raw_fd(), p.events(), Tag::Check(i, j));
+                    set.add(p.as_fd().as_raw_fd(), p.events(), Source::Check(h, j));
                 }
             }
         }
         if let Some(fd) = crate::logger::pending() {
-            add(fd, libc::POLLOUT, Tag::Log);
+            set.add(fd, libc::POLLOUT, Source::Log);
         }
-        // Round up so a wake-up never comes a hair before its deadline.
-        let ms = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-        // SAFETY: fds is a valid array of fds.len() pollfds for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                error!("poll failed: {e}");
-            }
-        }
-        let now = self.now();
+        set
+    }
 
-        // Signals first: SIGCHLD reaps, so deaths carry their exit status.
-        if fds[0].revents != 0 {
-            while let Some(sig) = self.signals.pending() {
-                match sig {
-                    libc::SIGCHLD => {}
-                    libc::SIGHUP => {
-                        info!("SIGHUP received");
-                        let _ = self.reload(now);
-                    }
-                    libc::SIGTERM | libc::SIGINT => {
-                        info!(
-                            "{} received: exiting; services are left running",
-                            SigName(sig)
-                        );
-                        return Some(Exit::Signal(sig));
-                    }
-                    other => debug!("ignoring {}", SigName(other)),
+    /// Handles the signals that arrived; `Some` when one ends the loop.
+    fn signals_pending(&mut self, now: Mono) -> Option<Exit> {
+        while let Some(sig) = self.signals.pending() {
+            match sig {
+                libc::SIGCHLD => {}
+                libc::SIGHUP => {
+                    info!("SIGHUP received");
+                    let _ = self.reload(now);
                 }
+                libc::SIGTERM | libc::SIGINT => {
+                    info!(
+                        "{} received: exiting; services are left running",
+                        SigName(sig)
+                    );
+                    return Some(Exit::Signal(sig));
+                }
+                other => debug!("ignoring {}", SigName(other)),
             }
         }
-        // A step of the wall clock: said before anything is judged in this pass.
-        let set = fds
-            .iter()
-            .zip(tags.iter())
-            .any(|(fd, tag)| matches!(tag, Tag::ClockStep) && fd.revents != 0)
-            && self.step_watch.as_ref().is_some_and(|w| w.stepped());
-        self.watch_wall_clock(set, now);
-        // Reap on every pass: cheap, and a SIGCHLD coalesced with another is never lost.
-        self.reap(now);
+        None
+    }
 
-        for (fd, tag) in fds.iter().zip(tags.iter()).skip(1) {
-            if self.table_changed {
-                // Level-triggered: whatever is still ready shows up again in the next poll.
-                break;
-            }
+    /// Handles every ready fd after the signalfd. A service's fd whose handle a reload in this
+    /// pass made stale is skipped: level-triggered, it shows up again in the next poll.
+    fn dispatch(&mut self, set: &PollSet, now: Mono) {
+        for (fd, source) in set.fds.iter().zip(set.sources.iter()).skip(1) {
             if fd.revents == 0 {
                 continue;
             }
-            match *tag {
-                Tag::Signals | Tag::ClockStep => {}
-                Tag::Pidfd(i) if i < self.svcs.len() => self.pidfd_ready(i, now),
-                Tag::Output(i) if i < self.svcs.len() => {
-                    let s = &mut self.svcs[i];
-                    let name = &s.cfg.name;
-                    s.out.drain(now, |line| info!("{name}: | {line}"));
+            match *source {
+                Source::Signals | Source::ClockStep => {}
+                Source::Pidfd(h) => {
+                    if let Some(i) = self.resolve(h) {
+                        self.pidfd_ready(i, now);
+                    }
                 }
-                Tag::Listener => {
+                Source::Output(h) => {
+                    if let Some(s) = self.resolve(h).map(|i| &mut self.svcs[i]) {
+                        let name = &s.cfg.name;
+                        s.out.drain(now, |line| info!("{name}: | {line}"));
+                    }
+                }
+                Source::Listener => {
                     if let Some(c) = &mut self.control {
                         c.accept(now);
                     }
                 }
-                Tag::Log => crate::logger::flush(),
-                Tag::Client(k) => {
+                Source::Log => crate::logger::flush(),
+                Source::Client(k) => {
                     let ready = match &mut self.control {
                         Some(c) => c.ready(k, now),
                         None => Ready::Nothing,
@@ -190,8 +252,9 @@ impl Supervisor {
                         self.request(k, req, now);
                     }
                 }
-                Tag::Check(i, j) => {
-                    let done = match self.svcs.get_mut(i).and_then(|s| s.checks.get_mut(j)) {
+                Source::Check(h, j) => {
+                    let Some(i) = self.resolve(h) else { continue };
+                    let done = match self.svcs[i].checks.get_mut(j) {
                         Some(c) => match &mut c.inflight {
                             InFlight::Net(p) => p.ready(),
                             _ => None,
@@ -202,10 +265,12 @@ impl Supervisor {
                         self.finish_check(i, j, r, now);
                     }
                 }
-                _ => {}
             }
         }
+    }
 
+    /// Services whose leftovers may be gone, or whose core deadline has come.
+    fn services_due(&mut self, now: Mono) {
         for i in 0..self.svcs.len() {
             if matches!(self.svcs[i].st.phase, Phase::Clearing { .. }) {
                 self.leftovers_gone(i, now);
@@ -214,7 +279,11 @@ impl Supervisor {
                 self.feed(i, Event::Deadline, now);
             }
         }
+    }
 
+    /// On a tick of the interval: probes (and, with a pidfd, an occasional /proc cross-check),
+    /// each running process's group and session; every pass: the checks that are due.
+    fn tick(&mut self, now: Mono) {
         let tick = now >= self.next_tick;
         if tick {
             self.next_tick = crate::checks::aligned(now, self.interval);
@@ -249,6 +318,11 @@ impl Supervisor {
                 self.renew_keeper(now);
             }
         }
+    }
+
+    /// What every pass ends with: a due reboot, control clients, the boot gate, hooks, the
+    /// good-boot mark, the writers' hand-overs and the metrics textfile. Never waits.
+    fn housekeeping(&mut self, now: Mono) {
         self.reboot_if_due(now);
         if let Some(c) = &mut self.control {
             c.sweep(now);
@@ -285,8 +359,5 @@ impl Supervisor {
                 }
             }
         }
-        let end = self.now();
-        self.pet(now, end);
-        None
     }
 }

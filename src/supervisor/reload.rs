@@ -125,7 +125,7 @@ impl Supervisor {
         for s in &mut self.svcs {
             s.st.ending = self.ending;
         }
-        self.table_changed = true;
+        self.generation = self.generation.wrapping_add(1);
         if pipes_changed {
             self.renew_keeper(now);
         }

@@ -17,6 +17,29 @@ use crate::procs;
 use crate::scripts::{self, OutputPipe};
 use crate::sys::pidfd::PidFd;
 
+/// A service as something taken before an event names it (the poll set): its slot in the
+/// service table and the table's generation. A reload builds a new table (services may move,
+/// come and go) under a new generation, so a handle taken before it resolves to nothing
+/// instead of to whatever sits in its slot now. The table is never changed otherwise while
+/// the loop runs; within one call chain plain slot indexes are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Handle {
+    slot: usize,
+    generation: u32,
+}
+
+impl Handle {
+    /// The handle of `slot` in the table of `generation`.
+    pub(super) fn new(slot: usize, generation: u32) -> Handle {
+        Handle { slot, generation }
+    }
+
+    /// The slot, if the table is still that of the handle and the slot exists.
+    pub(super) fn resolve(self, generation: u32, len: usize) -> Option<usize> {
+        (self.generation == generation && self.slot < len).then_some(self.slot)
+    }
+}
+
 /// One supervised service: its config, the core's state, and the kernel objects that go with it.
 pub struct Svc {
     pub cfg: ServiceConfig,
@@ -196,5 +219,22 @@ impl Svc {
             Identify::Exe { exe, args: None } => format!("exe {}", exe.display()),
             Identify::Exe { exe, args: Some(a) } => format!("exe {} {a}", exe.display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Handle;
+
+    #[test]
+    fn a_handle_resolves_only_in_the_table_it_was_taken_from() {
+        let h = Handle::new(2, 7);
+        assert_eq!(h.resolve(7, 3), Some(2));
+        // A reload made a new table: slot 2 may now hold another service.
+        assert_eq!(h.resolve(8, 3), None);
+        // The same table never shrinks, but a slot past the end names nothing.
+        assert_eq!(Handle::new(3, 7).resolve(7, 3), None);
+        // The generation wraps after 2^32 reloads and stays distinct from its neighbours.
+        assert_eq!(Handle::new(0, u32::MAX).resolve(0, 1), None);
     }
 }
