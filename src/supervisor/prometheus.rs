@@ -4,16 +4,24 @@ use super::status::{state_word, STATE_WORDS};
 use super::Supervisor;
 use crate::boot::End;
 use crate::clock::Mono;
+use crate::metrics::{head, sample};
 
 impl Supervisor {
     /// The metrics in the Prometheus text exposition format (version 0.0.4), for the textfile
     /// and `custos status --prometheus`. Memory only.
     pub fn prometheus(&self, now: Mono) -> String {
-        use crate::metrics::{head, sample};
         let mut t = String::with_capacity(4096);
-        let t = &mut t;
-        head(t, "info", "gauge", "custos's version; always 1.");
-        sample(t, "info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
+        head(&mut t, "info", "gauge", "custos's version; always 1.");
+        sample(&mut t, "info", &[("version", env!("CARGO_PKG_VERSION"))], 1);
+        self.service_metrics(&mut t);
+        self.death_metrics(&mut t);
+        self.watchdog_metrics(&mut t, now);
+        self.boot_metrics(&mut t);
+        t
+    }
+
+    /// Each service: up, its state, its restarts.
+    fn service_metrics(&self, t: &mut String) {
         head(
             t,
             "service_up",
@@ -54,6 +62,10 @@ impl Supervisor {
                 v.st.total_restarts.into(),
             );
         }
+    }
+
+    /// Each service: deaths by cause, the last death, failed checks.
+    fn death_metrics(&self, t: &mut String) {
         head(
             t,
             "service_deaths_total",
@@ -108,6 +120,10 @@ impl Supervisor {
                 );
             }
         }
+    }
+
+    /// The hardware watchdog, when one is open.
+    fn watchdog_metrics(&self, t: &mut String, now: Mono) {
         if let Some(wd) = &self.watchdog {
             head(
                 t,
@@ -131,6 +147,10 @@ impl Supervisor {
             );
             sample(t, "watchdog_pets_total", &[], wd.pets);
         }
+    }
+
+    /// The boot history and the boot-loop guard.
+    fn boot_metrics(&self, t: &mut String) {
         head(t, "boots", "gauge", "Boots in custos's boot history (state_dir/boots) by how they ended; running is this one.");
         for end in [
             End::Running,
@@ -149,6 +169,5 @@ impl Supervisor {
             "1 while the boot-loop guard is on (no reboot escalation), else 0.",
         );
         sample(t, "degraded", &[], self.degraded.into());
-        std::mem::take(t)
     }
 }
