@@ -4,8 +4,74 @@
 use super::Supervisor;
 use crate::boot::End;
 use crate::clock::{Dur, Mono};
+use crate::config::WatchdogConfig;
+use crate::watchdog::{BootStatus, Options, Watchdog};
+
+/// Opens and arms the hardware watchdog; none (said loudly) when it cannot be opened.
+pub(super) fn open_watchdog(w: &WatchdogConfig) -> Option<Watchdog> {
+    match Watchdog::open(w) {
+        Ok(wd) => Some(wd),
+        Err(e) if e.error.raw_os_error() == Some(libc::EBUSY) => {
+            // Another watchdog daemon (watchdogd, watchdog, busybox watchdog): loudly,
+            // with who it is, since the board is then protected by that daemon's
+            // idea of health, not custos's.
+            let held =
+                crate::watchdog::HoldersText(&crate::watchdog::holders(&e.device)).to_string();
+            error!(
+                "watchdog: {e}: {held}; supervising WITHOUT the hardware watchdog: remove the other watchdog daemon from the image (only one process may open a watchdog)"
+            );
+            None
+        }
+        Err(e) => {
+            error!("watchdog: {e}; supervising without a hardware watchdog");
+            None
+        }
+    }
+}
 
 impl Supervisor {
+    /// Says at start-up what watchdog custos pets, how, and how the board last booted.
+    pub(super) fn say_watchdog(&self) {
+        let (Some(wd), Some(cfg)) = (&self.watchdog, &self.watchdog_cfg) else {
+            return;
+        };
+        match wd.options() {
+            Some(options) => info!(
+                "watchdog: {}: \"{}\" (options: {}), timeout {} (asked {}), petting every {}",
+                wd.device.display(),
+                wd.identity,
+                Options(options),
+                Dur(wd.timeout),
+                Dur(cfg.timeout),
+                Dur(cfg.pet_every)
+            ),
+            None => warn!(
+                "watchdog: {} is not a watchdog device (no watchdog ioctls): keepalives are written to it as bytes; petting every {}",
+                wd.device.display(),
+                Dur(cfg.pet_every)
+            ),
+        }
+        if wd.options().is_some() {
+            let boot = BootStatus(wd.boot_status);
+            if wd.boot_status & crate::watchdog::WDIOF_CARDRESET != 0 {
+                warn!("watchdog: boot status: {boot}");
+            } else {
+                info!("watchdog: boot status: {boot}");
+            }
+        }
+        if let Some(note) = &wd.note {
+            warn!("watchdog: {note}");
+        }
+        if cfg.pet_every > wd.timeout / 3 {
+            warn!(
+                "watchdog: pet_every {} is not well below the driver's timeout {}: petting every {} instead",
+                Dur(cfg.pet_every),
+                Dur(wd.timeout),
+                Dur(wd.timeout / 3)
+            );
+        }
+    }
+
     /// Orderly exit: disarm the watchdog only when configured and supported; otherwise say
     /// when the board will reset.
     pub(super) fn close_watchdog(&mut self) {

@@ -49,7 +49,7 @@ use crate::limits::MAX_SERVICES;
 use crate::record::{self, Kind, Record};
 use crate::scripts::OutputPipe;
 use crate::signals::Signals;
-use crate::watchdog::{BootStatus, Options, Watchdog};
+use crate::watchdog::{BootStatus, Watchdog};
 
 use gate::Gate;
 use status::entry_json;
@@ -162,12 +162,10 @@ pub fn become_subreaper() -> io::Result<()> {
     crate::sys::process::set_child_subreaper()
 }
 
-impl Supervisor {
-    /// Sets up the kernel objects and the service table. Fails only on what custos cannot run
-    /// without (the signalfd, a pipe).
-    pub fn new(config_path: &Path, config: Config) -> io::Result<Supervisor> {
-        reset_signal_dispositions();
-        let signals = Signals::new()?;
+impl Facilities {
+    /// Probes the child subreaper flag (set on success) and pidfd_open, saying what is
+    /// missing and what custos does without it.
+    fn probe(interval: Duration) -> Facilities {
         let subreaper = match become_subreaper() {
             Ok(()) => true,
             Err(e) => {
@@ -184,34 +182,79 @@ impl Supervisor {
                 warn!(
                     "pidfd_open unavailable ({e}; Linux < 5.3): deaths are found by polling /proc \
                      every {}; signals go by PID after a start-time check",
-                    Dur(config.supervisor.interval)
+                    Dur(interval)
                 );
                 false
             }
         };
+        Facilities { subreaper, pidfd }
+    }
+}
+
+/// The record and the boots in state_dir, with what was wrong with them said.
+fn open_state(state_dir: &Path) -> (Record, BootLog) {
+    let (record, warnings) = Record::open(state_dir);
+    for w in warnings {
+        warn!("{w}");
+    }
+    let (boots, warnings) = BootLog::open(state_dir);
+    for w in warnings {
+        warn!("{w}");
+    }
+    (record, boots)
+}
+
+/// The control socket, or none (said) when it cannot be bound: custos runs on without it.
+fn bind_control(cfg: &config::SupervisorConfig) -> Option<ControlServer> {
+    let access = Access {
+        gid: cfg.control_group.as_ref().map(|g| g.1),
+    };
+    match ControlServer::bind(&cfg.control_socket, access) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            error!(
+                "control: cannot listen on {}: {e}; custos runs without its control socket",
+                cfg.control_socket.display()
+            );
+            None
+        }
+    }
+}
+
+/// The wall-clock step watch, or none (said): steps are then found by comparing the clocks.
+fn watch_steps() -> Option<StepWatch> {
+    match StepWatch::new() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            warn!("cannot watch for wall-clock steps ({e}): they are found by comparing the clocks on each pass of the loop");
+            None
+        }
+    }
+}
+
+/// The metrics textfile's writer, or none (said) when it cannot start.
+fn start_metrics(m: &config::MetricsConfig) -> Option<crate::metrics::Textfile> {
+    crate::metrics::Textfile::start(m, crate::clock::boottime())
+        .map_err(|e| {
+            error!(
+                "metrics: cannot write {}: {e}; custos runs without it",
+                m.textfile.display()
+            )
+        })
+        .ok()
+}
+
+impl Supervisor {
+    /// Sets up the kernel objects and the service table. Fails only on what custos cannot run
+    /// without (the signalfd, a pipe).
+    pub fn new(config_path: &Path, config: Config) -> io::Result<Supervisor> {
+        reset_signal_dispositions();
+        let signals = Signals::new()?;
+        let facilities = Facilities::probe(config.supervisor.interval);
         // After the signal mask is set (its writer thread inherits it), and before the watchdog
         // is armed: reading the record may take long on a slow disk.
-        let (record, warnings) = Record::open(&config.supervisor.state_dir);
-        for w in warnings {
-            warn!("{w}");
-        }
-        let (boots, warnings) = BootLog::open(&config.supervisor.state_dir);
-        for w in warnings {
-            warn!("{w}");
-        }
-        let access = Access {
-            gid: config.supervisor.control_group.as_ref().map(|g| g.1),
-        };
-        let control = match ControlServer::bind(&config.supervisor.control_socket, access) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                error!(
-                    "control: cannot listen on {}: {e}; custos runs without its control socket",
-                    config.supervisor.control_socket.display()
-                );
-                None
-            }
-        };
+        let (record, boots) = open_state(&config.supervisor.state_dir);
+        let control = bind_control(&config.supervisor);
         let mut svcs = Vec::with_capacity(MAX_SERVICES);
         // Checked at load: the config never holds more than MAX_SERVICES.
         for cfg in config.services.into_iter().take(MAX_SERVICES) {
@@ -224,19 +267,13 @@ impl Supervisor {
             svcs,
             signals,
             next_tick: Duration::ZERO,
-            facilities: Facilities { subreaper, pidfd },
+            facilities,
             boot: record::read_boot_id().to_string(),
             wall_offset: crate::clock::wall_minus_boot(),
             trusted_since: crate::clock::boottime(),
             ambiguous_before: Duration::ZERO,
             pins_warned: false,
-            step_watch: match StepWatch::new() {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    warn!("cannot watch for wall-clock steps ({e}): they are found by comparing the clocks on each pass of the loop");
-                    None
-                }
-            },
+            step_watch: watch_steps(),
             gate: if config.boot.gate.is_some() {
                 Gate::Pending { since: None }
             } else {
@@ -249,16 +286,7 @@ impl Supervisor {
                 .and_then(|_| OutputPipe::new().ok()),
             started: crate::clock::boottime(),
             // After the signal mask is set, like the record's writer.
-            metrics: config.metrics.as_ref().and_then(|m| {
-                crate::metrics::Textfile::start(m, crate::clock::boottime())
-                    .map_err(|e| {
-                        error!(
-                            "metrics: cannot write {}: {e}; custos runs without it",
-                            m.textfile.display()
-                        )
-                    })
-                    .ok()
-            }),
+            metrics: config.metrics.as_ref().and_then(start_metrics),
             last_pet: None,
             hooks: crate::hooks::Hooks::new(config.hooks, &record::read_boot_id()),
             metrics_cfg: config.metrics.clone(),
@@ -283,27 +311,7 @@ impl Supervisor {
         sup.load_pins();
         sup.renew_keeper(crate::clock::boottime());
         // Last: from here on the loop must pet in time, and nothing above may delay it.
-        sup.watchdog = sup
-            .watchdog_cfg
-            .as_ref()
-            .and_then(|w| match Watchdog::open(w) {
-                Ok(wd) => Some(wd),
-                Err(e) if e.error.raw_os_error() == Some(libc::EBUSY) => {
-                    // Another watchdog daemon (watchdogd, watchdog, busybox watchdog): loudly,
-                    // with who it is, since the board is then protected by that daemon's
-                    // idea of health, not custos's.
-                    let held = crate::watchdog::HoldersText(&crate::watchdog::holders(&e.device))
-                        .to_string();
-                    error!(
-                        "watchdog: {e}: {held}; supervising WITHOUT the hardware watchdog: remove the other watchdog daemon from the image (only one process may open a watchdog)"
-                    );
-                    None
-                }
-                Err(e) => {
-                    error!("watchdog: {e}; supervising without a hardware watchdog");
-                    None
-                }
-            });
+        sup.watchdog = sup.watchdog_cfg.as_ref().and_then(guard::open_watchdog);
         Ok(sup)
     }
 
@@ -365,43 +373,7 @@ impl Supervisor {
             },
             if self.facilities.pidfd { "yes" } else { "no" },
         );
-        if let (Some(wd), Some(cfg)) = (&self.watchdog, &self.watchdog_cfg) {
-            match wd.options() {
-                Some(options) => info!(
-                    "watchdog: {}: \"{}\" (options: {}), timeout {} (asked {}), petting every {}",
-                    wd.device.display(),
-                    wd.identity,
-                    Options(options),
-                    Dur(wd.timeout),
-                    Dur(cfg.timeout),
-                    Dur(cfg.pet_every)
-                ),
-                None => warn!(
-                    "watchdog: {} is not a watchdog device (no watchdog ioctls): keepalives are written to it as bytes; petting every {}",
-                    wd.device.display(),
-                    Dur(cfg.pet_every)
-                ),
-            }
-            if wd.options().is_some() {
-                let boot = BootStatus(wd.boot_status);
-                if wd.boot_status & crate::watchdog::WDIOF_CARDRESET != 0 {
-                    warn!("watchdog: boot status: {boot}");
-                } else {
-                    info!("watchdog: boot status: {boot}");
-                }
-            }
-            if let Some(note) = &wd.note {
-                warn!("watchdog: {note}");
-            }
-            if cfg.pet_every > wd.timeout / 3 {
-                warn!(
-                    "watchdog: pet_every {} is not well below the driver's timeout {}: petting every {} instead",
-                    Dur(cfg.pet_every),
-                    Dur(wd.timeout),
-                    Dur(wd.timeout / 3)
-                );
-            }
-        }
+        self.say_watchdog();
         let started = format!(
             "custos {} started with {} service(s)",
             env!("CARGO_PKG_VERSION"),
