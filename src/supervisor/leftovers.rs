@@ -56,20 +56,51 @@ impl std::fmt::Display for Pids<'_> {
     }
 }
 
+/// Sends `signal` to each leftover (by verified identity); those still there come back.
+fn signal_each(
+    name: &str,
+    swept: &[Pin],
+    signal: i32,
+    pidfd_ok: bool,
+) -> heapless::Vec<Pin, MAX_LEFTOVERS> {
+    let mut left: heapless::Vec<Pin, MAX_LEFTOVERS> = heapless::Vec::new();
+    for p in swept.iter() {
+        match signal_leftover(*p, signal, pidfd_ok) {
+            Ok(true) => {
+                let _ = left.push(*p);
+            }
+            Ok(false) => {}
+            Err(e) => {
+                warn!(
+                    "{name}: {} not sent to leftover pid {}: {e}",
+                    SigName(signal),
+                    p.pid
+                );
+                let _ = left.push(*p);
+            }
+        }
+    }
+    left
+}
+
 impl Supervisor {
+    /// The process groups and sessions of the other services' live instances: never swept.
+    fn guarded(&self, i: usize) -> heapless::Vec<procs::Instance, MAX_SERVICES> {
+        self.svcs
+            .iter()
+            .enumerate()
+            .filter(|&(k, s)| k != i && s.st.pin().is_some())
+            .filter_map(|(_, s)| s.instance)
+            .collect()
+    }
+
     /// Finds the leftovers of service `i`'s dead instance whose main process was `pin`, and
     /// sends each `signal`, logging why and how many. Returns how many were signalled and are
     /// still there (0: nothing to wait for).
     pub(super) fn sweep(&mut self, i: usize, pin: Pin, signal: i32, now: Mono) -> u16 {
         let pidfd_ok = self.facilities.pidfd;
         let taken = self.taken(i);
-        let guarded: heapless::Vec<procs::Instance, MAX_SERVICES> = self
-            .svcs
-            .iter()
-            .enumerate()
-            .filter(|&(k, s)| k != i && s.st.pin().is_some())
-            .filter_map(|(_, s)| s.instance)
-            .collect();
+        let guarded = self.guarded(i);
         let s = &mut self.svcs[i];
         let name = s.cfg.name.clone();
         let Some(inst) = s.instance.filter(|x| x.pin == pin) else {
@@ -125,23 +156,7 @@ impl Supervisor {
             )
         };
         warn!("{name}: {text}");
-        let mut left: heapless::Vec<Pin, MAX_LEFTOVERS> = heapless::Vec::new();
-        for p in s.swept.iter() {
-            match signal_leftover(*p, signal, pidfd_ok) {
-                Ok(true) => {
-                    let _ = left.push(*p);
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    warn!(
-                        "{name}: {} not sent to leftover pid {}: {e}",
-                        SigName(signal),
-                        p.pid
-                    );
-                    let _ = left.push(*p);
-                }
-            }
-        }
+        let left = signal_each(&name, &s.swept, signal, pidfd_ok);
         // Found but not held (over MAX_LEFTOVERS): the SIGKILL sweep finds them again.
         let more = found.saturating_sub(s.swept.len());
         let still = left.len() + more;

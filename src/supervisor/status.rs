@@ -7,6 +7,7 @@ use crate::clock::{Dur, Mono};
 use crate::core::Phase;
 use crate::record;
 use crate::watchdog::BootStatus;
+use std::fmt::Write as _;
 
 /// One recorded event as a JSON object.
 pub(super) fn entry_json(e: &record::Entry) -> String {
@@ -174,91 +175,15 @@ impl Supervisor {
     }
 
     pub(super) fn status_json(&self, now: Mono) -> String {
-        use std::fmt::Write as _;
         let mut s = String::from("{\"ok\":true,\"services\":[");
         for (n, v) in self.svcs.iter().enumerate() {
             if n > 0 {
                 s.push(',');
             }
-            s.push_str("{\"name\":");
-            crate::text::json_str(&mut s, &v.cfg.name);
-            s.push_str(",\"state\":");
-            crate::text::json_str(&mut s, state_word(v));
-            s.push_str(",\"phase\":");
-            crate::text::json_str(&mut s, phase_word(&v.st.phase));
-            let _ = write!(
-                s,
-                ",\"crash_looping\":{},\"failures_in_a_row\":{}",
-                crash_looping(v),
-                v.st.fails
-            );
-            match v.st.pin() {
-                Some(pin) => {
-                    let _ = write!(
-                        s,
-                        ",\"pid\":{},\"uptime_ms\":{}",
-                        pin.pid,
-                        now.saturating_sub(pin.started).as_millis()
-                    );
-                }
-                None => s.push_str(",\"pid\":null,\"uptime_ms\":null"),
-            }
-            let _ = write!(s, ",\"restarts\":{}", v.st.total_restarts);
-            if let Phase::Unverified { pin, doubt } = v.st.phase {
-                let _ = write!(s, ",\"held_pid\":{},\"held_why\":", pin.pid);
-                crate::text::json_str(&mut s, &doubt.to_string());
-            }
-            match v.st.phase {
-                Phase::Waiting { until, .. } => {
-                    let _ = write!(
-                        s,
-                        ",\"next_start_ms\":{}",
-                        until.saturating_sub(now).as_millis()
-                    );
-                }
-                _ => s.push_str(",\"next_start_ms\":null"),
-            }
-            s.push_str(",\"problem\":");
-            match v.pidfile_problem() {
-                Some(p) => crate::text::json_str(&mut s, &p),
-                None => s.push_str("null"),
-            }
-            s.push_str(",\"last_death\":");
-            match v.st.last_death {
-                Some(c) => crate::text::json_str(&mut s, &c.to_string()),
-                None => s.push_str("null"),
-            }
-            s.push_str(",\"checks\":[");
-            for (m, (c, cfg)) in v.checks.iter().zip(v.cfg.checks.iter()).enumerate() {
-                if m > 0 {
-                    s.push(',');
-                }
-                s.push_str("{\"check\":");
-                crate::text::json_str(&mut s, &cfg.to_string());
-                let _ = write!(
-                    s,
-                    ",\"failures\":{},\"passed\":{}}}",
-                    c.tracker.failures, c.tracker.passed
-                );
-            }
-            s.push_str("]}");
+            service_json(&mut s, v, now);
         }
         s.push_str("],\"watchdog\":");
-        match (&self.watchdog, &self.watchdog_cfg) {
-            (Some(wd), Some(_)) => {
-                s.push_str("{\"device\":");
-                crate::text::json_str(&mut s, &wd.device.display().to_string());
-                let _ = write!(
-                    s,
-                    ",\"timeout_s\":{},\"keepalives\":{},\"boot_status\":",
-                    wd.timeout.as_secs(),
-                    wd.pets
-                );
-                crate::text::json_str(&mut s, &BootStatus(wd.boot_status).to_string());
-                s.push('}');
-            }
-            _ => s.push_str("null"),
-        }
+        self.watchdog_json(&mut s);
         let _ = write!(
             s,
             ",\"degraded\":{},\"boot\":{{\"bad_boots\":{},\"max_resets\":{},\"clear_after\":{},\"good\":{}",
@@ -270,6 +195,34 @@ impl Supervisor {
         );
         s.push_str(",\"boot_id\":");
         crate::text::json_str(&mut s, self.record.boot_id());
+        self.gate_json(&mut s);
+        s.push_str("},\"schema\":\"");
+        s.push_str(STATUS_SCHEMA);
+        s.push_str("\"}\n");
+        s
+    }
+
+    /// The watchdog in `status --json`: `null` when none is open.
+    fn watchdog_json(&self, s: &mut String) {
+        match (&self.watchdog, &self.watchdog_cfg) {
+            (Some(wd), Some(_)) => {
+                s.push_str("{\"device\":");
+                crate::text::json_str(s, &wd.device.display().to_string());
+                let _ = write!(
+                    s,
+                    ",\"timeout_s\":{},\"keepalives\":{},\"boot_status\":",
+                    wd.timeout.as_secs(),
+                    wd.pets
+                );
+                crate::text::json_str(s, &BootStatus(wd.boot_status).to_string());
+                s.push('}');
+            }
+            _ => s.push_str("null"),
+        }
+    }
+
+    /// The boot-health gate in `status --json`.
+    fn gate_json(&self, s: &mut String) {
         s.push_str(",\"gate\":");
         match &self.gate {
             Gate::Off => s.push_str("null"),
@@ -283,13 +236,75 @@ impl Supervisor {
             }
             Gate::Done { verdict, outcome } => {
                 let _ = write!(s, "{{\"verdict\":\"{}\",\"outcome\":", verdict.as_str());
-                crate::text::json_str(&mut s, outcome);
+                crate::text::json_str(s, outcome);
                 s.push('}');
             }
         }
-        s.push_str("},\"schema\":\"");
-        s.push_str(STATUS_SCHEMA);
-        s.push_str("\"}\n");
-        s
     }
+}
+
+/// One service in `status --json`.
+fn service_json(s: &mut String, v: &Svc, now: Mono) {
+    s.push_str("{\"name\":");
+    crate::text::json_str(s, &v.cfg.name);
+    s.push_str(",\"state\":");
+    crate::text::json_str(s, state_word(v));
+    s.push_str(",\"phase\":");
+    crate::text::json_str(s, phase_word(&v.st.phase));
+    let _ = write!(
+        s,
+        ",\"crash_looping\":{},\"failures_in_a_row\":{}",
+        crash_looping(v),
+        v.st.fails
+    );
+    match v.st.pin() {
+        Some(pin) => {
+            let _ = write!(
+                s,
+                ",\"pid\":{},\"uptime_ms\":{}",
+                pin.pid,
+                now.saturating_sub(pin.started).as_millis()
+            );
+        }
+        None => s.push_str(",\"pid\":null,\"uptime_ms\":null"),
+    }
+    let _ = write!(s, ",\"restarts\":{}", v.st.total_restarts);
+    if let Phase::Unverified { pin, doubt } = v.st.phase {
+        let _ = write!(s, ",\"held_pid\":{},\"held_why\":", pin.pid);
+        crate::text::json_str(s, &doubt.to_string());
+    }
+    match v.st.phase {
+        Phase::Waiting { until, .. } => {
+            let _ = write!(
+                s,
+                ",\"next_start_ms\":{}",
+                until.saturating_sub(now).as_millis()
+            );
+        }
+        _ => s.push_str(",\"next_start_ms\":null"),
+    }
+    s.push_str(",\"problem\":");
+    match v.pidfile_problem() {
+        Some(p) => crate::text::json_str(s, &p),
+        None => s.push_str("null"),
+    }
+    s.push_str(",\"last_death\":");
+    match v.st.last_death {
+        Some(c) => crate::text::json_str(s, &c.to_string()),
+        None => s.push_str("null"),
+    }
+    s.push_str(",\"checks\":[");
+    for (m, (c, cfg)) in v.checks.iter().zip(v.cfg.checks.iter()).enumerate() {
+        if m > 0 {
+            s.push(',');
+        }
+        s.push_str("{\"check\":");
+        crate::text::json_str(s, &cfg.to_string());
+        let _ = write!(
+            s,
+            ",\"failures\":{},\"passed\":{}}}",
+            c.tracker.failures, c.tracker.passed
+        );
+    }
+    s.push_str("]}");
 }
