@@ -5,6 +5,7 @@ use std::io;
 
 pub mod pidfd;
 pub mod process;
+pub mod watchdog;
 
 /// A libc call's return value as a `Result`: -1 (or any negative value) means the reason is in
 /// errno.
