@@ -24,7 +24,8 @@ use crate::sys::process;
 pub(super) const EVENT_QUEUE: usize = 4;
 
 /// Signals the pinned process: through its pidfd, or without one by PID right after checking
-/// its start time. Never anything else (Rule 1).
+/// its start time. Never anything else: a process custos has not positively identified is
+/// never signalled.
 pub(super) fn signal_pin(pidfd: Option<&PidFd>, pin: Pin, signal: i32) -> io::Result<()> {
     // Never init or custos itself, whatever was pinned (pins are refused for them already).
     if pin.pid <= 1 || pin.pid == procs::own_pid() {

@@ -100,8 +100,8 @@ impl Supervisor {
         }
     }
 
-    /// Pets the watchdog when it is due and this pass of the loop was healthy (Rule 4: only
-    /// here, never from a thread or a timer).
+    /// Pets the watchdog when it is due and this pass of the loop was healthy: only here, never
+    /// from a thread or a timer, so that a pet means the loop itself runs.
     pub(super) fn pet(&mut self, pass_started: Mono, now: Mono) {
         let (Some(wd), Some(cfg)) = (&mut self.watchdog, &self.watchdog_cfg) else {
             return;
