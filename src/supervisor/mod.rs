@@ -2,6 +2,17 @@
 //! signalfd, the pidfds of pinned processes and the script output pipes — with a timeout set to
 //! the nearest deadline on the monotonic clock. Every decision is the core's; this module only
 //! turns actions into syscalls and logs each with its cause.
+//!
+//! One file per responsibility: `pass` (the loop: deadline, poll set, dispatch, tick), `svc`
+//! (a service slot), `effect` (actions of the core carried out), `reap` (deaths), `probe`
+//! (finding a service's process), `health` (checks), `leftovers`, `reload` (a pure merge plan,
+//! then applying it), `guard` (the watchdog), `gate` (the boot), `pins_file` (what a respawned
+//! custos reads), `status`, `prometheus` and `requests` (what the control socket answers).
+//!
+//! Services live in one table of slots. Within a call chain a slot index names a service; the
+//! poll set, built before poll(2) and read after, names them by `svc::Handle` (slot plus the
+//! table's generation). A reload builds a new table under a new generation, so a handle taken
+//! before it resolves to nothing instead of to whatever now sits in that slot.
 
 // Every line the loop logs carries the target `custos::supervisor`, whichever file of this
 // module says it: operators and tests grep for it.
