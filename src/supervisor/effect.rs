@@ -6,7 +6,6 @@ use std::io;
 use super::Supervisor;
 use crate::clock::{Dur, Mono};
 use crate::config::Identify;
-use crate::core::RestartWhy as Why;
 use std::time::Duration;
 
 use crate::core::{
@@ -346,7 +345,7 @@ fn record_kind(note: &Note) -> Option<Kind> {
         Note::StartFailed(_) => Some(Kind::StartFailed),
         Note::GivenUp { .. } => Some(Kind::GaveUp),
         Note::Held { .. } => Some(Kind::Held),
-        Note::Restarting(Why::OperatorStop) | Note::Stopped | Note::Unmonitored => {
+        Note::Restarting(RestartWhy::OperatorStop) | Note::Stopped | Note::Unmonitored => {
             Some(Kind::Stopped)
         }
         Note::Restarting(_) => Some(Kind::Restarted),
