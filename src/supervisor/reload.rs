@@ -41,7 +41,12 @@ pub(super) struct Plan {
 /// The removed ones come in the order the table was left in when the others were taken out
 /// of it, as the merge has always logged them.
 pub(super) fn plan(old: &[&ServiceConfig], new: &[ServiceConfig]) -> Plan {
-    let mut left: heapless::Vec<usize, MAX_SERVICES> = (0..old.len().min(MAX_SERVICES)).collect();
+    let mut left: heapless::Vec<usize, MAX_SERVICES> = heapless::Vec::new();
+    for k in 0..old.len() {
+        if left.push(k).is_err() {
+            break;
+        }
+    }
     let mut services = heapless::Vec::new();
     for cfg in new.iter().take(MAX_SERVICES) {
         let merge = match left.iter().position(|&k| old[k].name == cfg.name) {
@@ -71,33 +76,28 @@ impl Supervisor {
     /// stays; unchanged services keep their pins; removed ones are left running, unwatched.
     pub(super) fn reload(&mut self, now: Mono) -> Result<String, String> {
         info!("reloading {}", self.config_path.display());
-        let new = self.load_again()?;
+        let mut new = self.load_again()?;
         let plan = {
-            let old_cfgs: heapless::Vec<&ServiceConfig, MAX_SERVICES> = self
-                .svcs
-                .iter()
-                .take(MAX_SERVICES)
-                .map(|s| &s.cfg)
-                .collect();
+            let mut old_cfgs: heapless::Vec<&ServiceConfig, MAX_SERVICES> = heapless::Vec::new();
+            for s in &self.svcs {
+                let _ = old_cfgs.push(&s.cfg);
+            }
             plan(&old_cfgs, &new.services)
         };
-        let mut old: Vec<Option<Svc>> = std::mem::take(&mut self.svcs)
-            .into_iter()
-            .map(Some)
-            .collect();
+        let mut old = Taken::new(std::mem::take(&mut self.svcs));
         let mut table: Vec<Svc> = Vec::with_capacity(MAX_SERVICES);
         let mut pipes_changed = false;
-        for (merge, cfg) in plan.services.iter().zip(new.services.iter()) {
+        for (merge, cfg) in plan.services.iter().zip(std::mem::take(&mut new.services)) {
             let svc = match *merge {
-                Merge::Keep { old: k } => old[k].take().map(fresh_if_given_up),
-                Merge::Change { old: k, identity } => old[k]
-                    .take()
-                    .map(|s| changed(s, cfg.clone(), identity, now))
-                    .map(fresh_if_given_up),
+                Merge::Keep { old: k } => old.take(k),
+                Merge::Change { old: k, identity } => old.take(k).map(|mut s| {
+                    changed(&mut s, cfg, identity, now);
+                    s
+                }),
                 Merge::Add => {
                     info!("{}: new service", cfg.name);
                     pipes_changed = true;
-                    match Svc::new(cfg.clone()) {
+                    match Svc::new(cfg) {
                         Ok(s) => Some(s),
                         Err(e) => {
                             error!("cannot set up a new service: {e}");
@@ -106,12 +106,15 @@ impl Supervisor {
                     }
                 }
             };
-            if let Some(s) = svc {
+            if let Some(mut s) = svc {
+                if !matches!(merge, Merge::Add) {
+                    fresh_if_given_up(&mut s);
+                }
                 table.push(s);
             }
         }
         for k in plan.removed {
-            if let Some(s) = old[k].take() {
+            if let Some(s) = old.take(k) {
                 self.retire(s);
                 pipes_changed = true;
             }
@@ -199,9 +202,33 @@ impl Supervisor {
     }
 }
 
+/// The running services while a reload takes them out by their slot in the old table.
+struct Taken {
+    svcs: Vec<Svc>,
+    /// The old slot of each service still in `svcs`, position for position.
+    slots: heapless::Vec<usize, MAX_SERVICES>,
+}
+
+impl Taken {
+    fn new(svcs: Vec<Svc>) -> Taken {
+        let mut slots = heapless::Vec::new();
+        for k in 0..svcs.len() {
+            let _ = slots.push(k);
+        }
+        Taken { svcs, slots }
+    }
+
+    /// The service that was in slot `k`, unless it was taken already.
+    fn take(&mut self, k: usize) -> Option<Svc> {
+        let at = self.slots.iter().position(|&x| x == k)?;
+        self.slots.swap_remove(at);
+        Some(self.svcs.swap_remove(at))
+    }
+}
+
 /// A kept service with a changed config: the new policy and fresh checks (reset now when it
 /// runs); its pin and identity evidence forgotten when how it is identified changed.
-fn changed(mut s: Svc, cfg: ServiceConfig, identity: bool, now: Mono) -> Svc {
+fn changed(s: &mut Svc, cfg: ServiceConfig, identity: bool, now: Mono) {
     info!("{}: config changed", cfg.name);
     if identity {
         s.st.forget_identity();
@@ -212,17 +239,16 @@ fn changed(mut s: Svc, cfg: ServiceConfig, identity: bool, now: Mono) -> Svc {
     s.policy = policy_of(&cfg);
     s.cancel_checks();
     s.cfg = cfg;
-    let mut s = s.with_checks();
+    s.renew_checks();
     if s.st.pin().is_some() {
         for (c, cc) in s.checks.iter_mut().zip(s.cfg.checks.iter()) {
             c.reset(cc, now);
         }
     }
-    s
 }
 
 /// A kept service that had been given up is tried again from the start.
-fn fresh_if_given_up(mut s: Svc) -> Svc {
+fn fresh_if_given_up(s: &mut Svc) {
     if s.st.phase == Phase::GivenUp {
         info!(
             "{}: given up before; the reload gives it a fresh start",
@@ -230,7 +256,6 @@ fn fresh_if_given_up(mut s: Svc) -> Svc {
         );
         s.st = ServiceState::default();
     }
-    s
 }
 
 #[cfg(test)]

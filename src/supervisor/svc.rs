@@ -136,11 +136,16 @@ impl Svc {
 
     /// One run-time check per configured check (at most MAX_CHECKS, checked at load).
     pub(super) fn with_checks(mut self) -> Svc {
+        self.renew_checks();
+        self
+    }
+
+    /// Fresh run-time checks for the configured ones.
+    pub(super) fn renew_checks(&mut self) {
         self.checks.clear();
         for _ in self.cfg.checks.iter().take(MAX_CHECKS) {
             let _ = self.checks.push(CheckRt::new());
         }
-        self
     }
 
     /// Remembers a killed child that is ours to reap, so its exit is not news.
