@@ -135,17 +135,28 @@ impl Supervisor {
         if self.watchdog.is_some() && self.reboot_at.is_none() {
             deadline = deadline.min(self.next_pet);
         }
-        let others = [
-            self.reboot_at,
-            self.metrics.as_ref().map(|m| m.next),
-            self.record.flush_due(),
-            self.boots.flush_due(),
-            self.good_at,
-            self.gate_due(),
-            self.hooks.due(),
-            self.control.as_ref().and_then(|c| c.deadline()),
-        ];
-        for t in others.into_iter().flatten() {
+        if let Some(t) = self.reboot_at {
+            deadline = deadline.min(t);
+        }
+        if let Some(m) = &self.metrics {
+            deadline = deadline.min(m.next);
+        }
+        if let Some(t) = self.record.flush_due() {
+            deadline = deadline.min(t);
+        }
+        if let Some(t) = self.boots.flush_due() {
+            deadline = deadline.min(t);
+        }
+        if let Some(t) = self.good_at {
+            deadline = deadline.min(t);
+        }
+        if let Some(t) = self.gate_due() {
+            deadline = deadline.min(t);
+        }
+        if let Some(t) = self.hooks.due() {
+            deadline = deadline.min(t);
+        }
+        if let Some(t) = self.control.as_ref().and_then(|c| c.deadline()) {
             deadline = deadline.min(t);
         }
         for s in &self.svcs {
