@@ -17,7 +17,6 @@ pub mod logger;
 pub mod metrics;
 #[cfg(feature = "import-monit")]
 pub mod monit;
-pub mod pidfd;
 pub mod pins;
 pub mod procs;
 pub mod record;

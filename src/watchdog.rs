@@ -2,7 +2,8 @@
 //! open /dev/watchdog (which arms it), ask what it is (WDIOC_GETSUPPORT) and why the board last
 //! reset (WDIOC_GETBOOTSTATUS), set the timeout and read back the one the driver chose, pet with
 //! WDIOC_KEEPALIVE, and on an orderly exit write the magic 'V' only when configured and the
-//! driver supports it. Only the supervisor's main loop calls `keepalive` (Rule 4).
+//! driver supports it. Only the supervisor's main loop calls `keepalive`: a
+//! pet says that loop is healthy, so no thread or timer may send one.
 //!
 //! The backend is chosen once, when the device is opened: a real watchdog answers the ioctls;
 //! a regular file (the tests' stand-in, which counts pets) or a device that does not answer
@@ -14,28 +15,16 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::clock::Dur;
 use crate::config::WatchdogConfig;
 use crate::files::{self, FileError, Kind};
+use crate::sys::watchdog as ioctl;
 
-/// struct watchdog_info from <linux/watchdog.h>.
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-pub struct WatchdogInfo {
-    pub options: u32,
-    pub firmware_version: u32,
-    pub identity: [u8; 32],
-}
-
-nix::ioctl_read!(wdioc_getsupport, b'W', 0, WatchdogInfo);
-nix::ioctl_read!(wdioc_getbootstatus, b'W', 2, libc::c_int);
-nix::ioctl_read!(wdioc_keepalive, b'W', 5, libc::c_int);
-nix::ioctl_readwrite!(wdioc_settimeout, b'W', 6, libc::c_int);
-nix::ioctl_read!(wdioc_gettimeout, b'W', 7, libc::c_int);
+pub use crate::sys::watchdog::WatchdogInfo;
 
 pub const WDIOF_OVERHEAT: u32 = 0x0001;
 pub const WDIOF_FANFAULT: u32 = 0x0002;
@@ -247,6 +236,38 @@ impl fmt::Display for HoldersText<'_> {
     }
 }
 
+/// Sets the timeout when the driver can, and reads back the one in force: that timeout, and
+/// what to say when it is not the one asked for.
+fn negotiate_timeout(
+    fd: BorrowedFd<'_>,
+    cfg: &WatchdogConfig,
+    options: u32,
+) -> (Duration, Option<String>) {
+    let mut timeout = cfg.timeout;
+    let mut note = None;
+    if options & WDIOF_SETTIMEOUT != 0 {
+        let secs = cfg.timeout.as_secs().clamp(1, i32::MAX as u64) as libc::c_int;
+        if let Err(e) = ioctl::set_timeout(fd, secs) {
+            // Keep the armed device with the driver's own timeout (read back below).
+            note = Some(format!(
+                "the driver rejects a timeout of {} ({e}); using its own",
+                Dur(cfg.timeout)
+            ));
+        }
+    } else {
+        note = Some(format!(
+            "the driver cannot set its timeout; using its own instead of {}",
+            Dur(cfg.timeout)
+        ));
+    }
+    if let Ok(secs) = ioctl::timeout(fd) {
+        if secs > 0 {
+            timeout = Duration::from_secs(secs as u64);
+        }
+    }
+    (timeout, note)
+}
+
 impl Watchdog {
     /// Opens (and so arms) the device, sets the timeout and reads back the one in force.
     pub fn open(cfg: &WatchdogConfig) -> Result<Watchdog, OpenError> {
@@ -271,61 +292,34 @@ impl Watchdog {
             FileError::Io(e) => err(e),
         })?;
         let regular = file.metadata().is_ok_and(|m| m.is_file());
-        let fd = file.as_raw_fd();
-        let mut info = WatchdogInfo::default();
         // Once open, the device may be armed: never drop this fd without petting it. A device
         // that does not answer the ioctls (ENOTTY, EINVAL; ENOSYS under qemu-user) is petted by
         // writes, which every watchdog driver accepts.
         let support = if regular {
             Err(nix::errno::Errno::ENOTTY)
         } else {
-            // SAFETY: WDIOC_GETSUPPORT fills one watchdog_info on a valid fd.
-            unsafe { wdioc_getsupport(fd, &mut info) }
+            ioctl::support(file.as_fd())
         };
-        if let Err(e) = support {
-            return Ok(Watchdog {
-                file,
-                backend: Backend::Writes,
-                device: cfg.device.clone(),
-                timeout: cfg.timeout,
-                identity: format!("no WDIOC_GETSUPPORT ({e}): petted by writes"),
-                boot_status: 0,
-                pets: 0,
-                note: None,
-            });
-        }
+        let info = match support {
+            Ok(info) => info,
+            Err(e) => {
+                return Ok(Watchdog {
+                    file,
+                    backend: Backend::Writes,
+                    device: cfg.device.clone(),
+                    timeout: cfg.timeout,
+                    identity: format!("no WDIOC_GETSUPPORT ({e}): petted by writes"),
+                    boot_status: 0,
+                    pets: 0,
+                    note: None,
+                })
+            }
+        };
         let identity = String::from_utf8_lossy(&info.identity)
             .trim_end_matches('\0')
             .to_string();
-        let mut boot: libc::c_int = 0;
-        // SAFETY: WDIOC_GETBOOTSTATUS writes one int.
-        let boot_status = match unsafe { wdioc_getbootstatus(fd, &mut boot) } {
-            Ok(_) => boot as u32,
-            Err(_) => 0,
-        };
-        let mut timeout = cfg.timeout;
-        let mut note = None;
-        if info.options & WDIOF_SETTIMEOUT != 0 {
-            let mut secs = cfg.timeout.as_secs().clamp(1, i32::MAX as u64) as libc::c_int;
-            // SAFETY: WDIOC_SETTIMEOUT reads and writes one int (the driver may round it).
-            if let Err(e) = unsafe { wdioc_settimeout(fd, &mut secs) } {
-                // Keep the armed device with the driver's own timeout (read back below).
-                note = Some(format!(
-                    "the driver rejects a timeout of {} ({e}); using its own",
-                    Dur(cfg.timeout)
-                ));
-            }
-        } else {
-            note = Some(format!(
-                "the driver cannot set its timeout; using its own instead of {}",
-                Dur(cfg.timeout)
-            ));
-        }
-        let mut secs: libc::c_int = 0;
-        // SAFETY: WDIOC_GETTIMEOUT writes one int.
-        if unsafe { wdioc_gettimeout(fd, &mut secs) }.is_ok() && secs > 0 {
-            timeout = Duration::from_secs(secs as u64);
-        }
+        let boot_status = ioctl::boot_status(file.as_fd()).unwrap_or(0);
+        let (timeout, note) = negotiate_timeout(file.as_fd(), cfg, info.options);
         Ok(Watchdog {
             file,
             backend: Backend::Kernel {
@@ -352,10 +346,7 @@ impl Watchdog {
     pub fn keepalive(&mut self) -> io::Result<()> {
         match self.backend {
             Backend::Kernel { .. } => {
-                let mut dummy: libc::c_int = 0;
-                // SAFETY: WDIOC_KEEPALIVE on a valid watchdog fd; the int is unused.
-                unsafe { wdioc_keepalive(self.file.as_raw_fd(), &mut dummy) }
-                    .map_err(io::Error::from)?;
+                ioctl::keepalive(self.file.as_fd()).map_err(io::Error::from)?;
             }
             Backend::Writes => self.file.write_all(b"k")?,
         }

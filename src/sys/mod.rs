@@ -7,9 +7,12 @@ pub mod child;
 pub mod fd;
 pub mod fs;
 pub mod net;
+pub mod pidfd;
 pub mod proc;
+pub mod process;
 pub mod signal;
 pub mod time;
+pub mod watchdog;
 
 /// A libc call's return value as a `Result`: -1 (or any negative value) means the reason is in
 /// errno.
