@@ -60,25 +60,12 @@ fn has_sys_boot(pid: u32) -> bool {
 
 /// Starts custos as boot `n` (no CAP_SYS_BOOT) and checks that it cannot reboot.
 fn boot(dir: &Path, config: &str, n: u32) -> Custos {
-    let id = boot_id(n);
-    let c = Custos::start_with(dir, config, |cmd| {
-        cmd.env("CUSTOS_TEST_BOOT_ID", &id);
-        without_reboot(cmd);
-    });
-    c.wait_log("control: listening on", 20);
+    let c = Custos::start_in_boot(dir, config, &boot_id(n), without_reboot);
     assert!(
         !has_sys_boot(c.child.id()),
         "custos runs with CAP_SYS_BOOT: stopping before it could reboot this machine"
     );
     c
-}
-
-fn skip() -> bool {
-    if !cfg!(debug_assertions) {
-        eprintln!("SKIP: a release build ignores CUSTOS_TEST_BOOT_ID: boots cannot be simulated");
-        return true;
-    }
-    false
 }
 
 /// The sandbox check itself: a child started this way has no CAP_SYS_BOOT.
@@ -111,7 +98,7 @@ fn crash_loop_config(dir: &Path, boot: &str) -> String {
 /// from then on custos does not reboot.
 #[test]
 fn a_boot_loop_trips_the_guard_without_a_watchdog() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("boot-loop");
@@ -172,7 +159,7 @@ fn a_boot_loop_trips_the_guard_without_a_watchdog() {
 /// of running), and custos restarted within one boot (inittab's respawn) is not a new boot.
 #[test]
 fn the_guard_clears_after_good_boots_and_a_respawn_is_not_a_boot() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("boot-clear");
@@ -246,7 +233,7 @@ fn the_guard_clears_after_good_boots_and_a_respawn_is_not_a_boot() {
 /// unmount: the end is on disk when the command returns, and custos goes on supervising.
 #[test]
 fn a_shutdown_command_records_an_orderly_end_before_the_disk_goes() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("boot-shutdown");
@@ -292,7 +279,7 @@ fn a_shutdown_command_records_an_orderly_end_before_the_disk_goes() {
 /// it goes on running (and petting) until it is stopped.
 #[test]
 fn after_the_shutdown_command_a_death_is_logged_and_nothing_is_restarted() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("boot-shutdown-norestart");

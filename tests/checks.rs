@@ -9,11 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// Waits (bounded) until the server answers on `port`.
 fn wait_listening(port: u16) {
     let end = Instant::now() + Duration::from_secs(10);

@@ -72,11 +72,7 @@ fn probed_config(dir: &Path, shell: &[&str], extra: &str) -> String {
         format!("[{}]", v.join(", "))
     };
     format!(
-        r#"[supervisor]
-interval = "100ms"
-state_dir = "{dir}"
-control_socket = "{dir}/custos.sock"
-
+        r#"{sup}
 [[service]]
 name = "probed"
 pidfile = "{dir}/probed.pid"
@@ -86,6 +82,7 @@ start_timeout = "15s"
 stop_timeout = "3s"
 {extra}
 "#,
+        sup = supervisor_section(dir),
         dir = dir.display(),
         start = argv("start"),
         stop = argv("stop"),
@@ -284,23 +281,6 @@ fn children_begin_clean_under_busybox_ash() {
     }
 }
 
-fn ctl(c: &Custos, args: &[&str]) -> (Option<i32>, String) {
-    let out = custos_command()
-        .arg("--socket")
-        .arg(c.dir.join("custos.sock"))
-        .args(args)
-        .output()
-        .expect("client");
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn a_restart_stops_a_daemon_with_sigterm_not_sigkill() {
     if !busybox() {
@@ -313,7 +293,8 @@ fn a_restart_stops_a_daemon_with_sigterm_not_sigkill() {
     c.wait_log("control: listening on", 10);
     c.wait_log("probed: running as pid", 10);
     let old = wait_pid(&dir.join("probed.pid"), 5);
-    let (code, out) = ctl(&c, &["restart", "probed"]);
+    let r = c.ctl(&["restart", "probed"]);
+    let (code, out) = (r.code, r.all());
     assert_eq!(code, Some(0), "{out}");
     let new = wait_new_pid(&dir.join("probed.pid"), old, 10);
     c.wait_log(&format!("probed: running as pid {new}"), 10);

@@ -11,21 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn ctl(c: &Custos, args: &[&str]) -> (Option<i32>, String, String) {
-    let sock = c.dir.join("custos.sock");
-    let out = custos_command()
-        .arg("--socket")
-        .arg(&sock)
-        .args(args)
-        .output()
-        .expect("run client");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn wait_socket(c: &Custos) {
     c.wait_log("control: listening on", 10);
 }
@@ -38,13 +23,13 @@ fn status_stop_start_restart_events_and_why() {
     c.wait_log("testd: running as pid", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
 
-    let (code, out, err) = ctl(&c, &["status"]);
+    let Reply { code, out, err } = c.ctl(&["status"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
         out.contains("testd") && out.contains("running") && out.contains(&format!("pid {pid}")),
         "{out}"
     );
-    let (code, out, _) = ctl(&c, &["status", "--json"]);
+    let Reply { code, out, .. } = c.ctl(&["status", "--json"]);
     assert_eq!(code, Some(0));
     assert!(
         out.starts_with("{\"ok\":true,\"services\":[{\"name\":\"testd\",\"state\":\"running\""),
@@ -52,7 +37,7 @@ fn status_stop_start_restart_events_and_why() {
     );
 
     // stop: graceful, then it stays stopped.
-    let (code, out, _) = ctl(&c, &["stop", "testd"]);
+    let Reply { code, out, .. } = c.ctl(&["stop", "testd"]);
     assert_eq!(code, Some(0), "{out}");
     c.wait_log("testd: stopped; not monitored until `custos start`", 10);
     assert!(!alive(pid));
@@ -62,23 +47,23 @@ fn status_stop_start_restart_events_and_why() {
         1,
         "restarted after stop"
     );
-    let (_, out, _) = ctl(&c, &["status"]);
+    let Reply { out, .. } = c.ctl(&["status"]);
     assert!(out.contains("unmonitored"), "{out}");
 
     // start: monitored again and started.
-    let (code, _, _) = ctl(&c, &["start", "testd"]);
+    let Reply { code, .. } = c.ctl(&["start", "testd"]);
     assert_eq!(code, Some(0));
     let pid2 = wait_new_pid(&dir.join("testd.pid"), pid, 10);
     c.wait_log(&format!("testd: running as pid {pid2}"), 10);
 
     // restart: stop script, SIGTERM, then a new process.
-    let (code, _, _) = ctl(&c, &["restart", "testd"]);
+    let Reply { code, .. } = c.ctl(&["restart", "testd"]);
     assert_eq!(code, Some(0));
     c.wait_log("testd: restarting: asked by the operator", 10);
     let pid3 = wait_new_pid(&dir.join("testd.pid"), pid2, 10);
     assert!(!alive(pid2));
 
-    let (code, out, _) = ctl(&c, &["events"]);
+    let Reply { code, out, .. } = c.ctl(&["events"]);
     assert_eq!(code, Some(0));
     assert!(
         out.contains("custos-start: custos 0.1.0 started with 1 service(s)"),
@@ -92,7 +77,7 @@ fn status_stop_start_restart_events_and_why() {
         out.contains("testd restarted: restarting: asked by the operator"),
         "{out}"
     );
-    let (code, out, _) = ctl(&c, &["why", "testd"]);
+    let Reply { code, out, .. } = c.ctl(&["why", "testd"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("testd died: "), "{out}");
     assert!(
@@ -101,7 +86,7 @@ fn status_stop_start_restart_events_and_why() {
     );
     let _ = pid3;
 
-    let (code, _, err) = ctl(&c, &["stop", "nosuch"]);
+    let Reply { code, err, .. } = c.ctl(&["stop", "nosuch"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("no service named `nosuch`"), "{err}");
 }
@@ -240,7 +225,7 @@ fn the_record_survives_a_restart_of_custos_and_a_corrupt_one_is_replaced() {
 
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     wait_socket(&c);
-    let (code, out, _) = ctl(&c, &["why", "testd"]);
+    let Reply { code, out, .. } = c.ctl(&["why", "testd"]);
     assert_eq!(code, Some(0));
     assert!(
         out.contains("testd died: ") && out.contains(&format!("(pid {pid}")),
@@ -256,7 +241,7 @@ fn the_record_survives_a_restart_of_custos_and_a_corrupt_one_is_replaced() {
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     c.wait_log("is corrupt", 10);
     c.wait_log("running as pid", 10);
-    let (code, out, _) = ctl(&c, &["events"]);
+    let Reply { code, out, .. } = c.ctl(&["events"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("custos-start"), "{out}");
 }

@@ -10,31 +10,12 @@ use std::time::Duration;
 
 use common::*;
 
-fn ctl(c: &Custos, args: &[&str]) -> (Option<i32>, String, String) {
-    let sock = c.dir.join("custos.sock");
-    let out = custos_command()
-        .arg("--socket")
-        .arg(&sock)
-        .args(args)
-        .output()
-        .expect("run client");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// A service whose start script writes `pid_expr` (shell) into its pidfile and starts nothing,
 /// with a check that always fails: were the PID ever pinned, the check would restart it, and
 /// the restart would signal it.
 fn liar_config(dir: &Path, pid_expr: &str) -> String {
     format!(
-        r#"[supervisor]
-interval = "100ms"
-state_dir = "{dir}"
-control_socket = "{dir}/custos.sock"
-
+        r#"{sup}
 [[service]]
 name = "liar"
 pidfile = "{dir}/liar.pid"
@@ -48,6 +29,7 @@ argv = ["/bin/false"]
 every = "1s"
 grace = "1ms"
 "#,
+        sup = supervisor_section(dir),
         dir = dir.display()
     )
 }
@@ -70,10 +52,10 @@ fn never_pinned(test: &str, pid_expr: &str, pid: i32, what: &str) {
         c.child.try_wait().expect("try_wait").is_none(),
         "custos exited:\n{log}"
     );
-    let (code, out, err) = ctl(&c, &["why", "liar"]);
+    let Reply { code, out, err } = c.ctl(&["why", "liar"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains(&reason), "why:\n{out}");
-    let (_, out, _) = ctl(&c, &["status"]);
+    let Reply { out, .. } = c.ctl(&["status"]);
     // Between attempts, status says why the service is not running.
     if out.contains("waiting") {
         assert!(out.contains(what), "status:\n{out}");
@@ -95,7 +77,7 @@ fn a_pidfile_naming_custos_itself_is_never_pinned() {
         c.child.try_wait().expect("try_wait").is_none(),
         "custos exited:\n{log}"
     );
-    let (_, out, _) = ctl(&c, &["why", "liar"]);
+    let Reply { out, .. } = c.ctl(&["why", "liar"]);
     assert!(out.contains(&reason), "why:\n{out}");
     assert_eq!(c.stop(), Some(0));
 }
@@ -166,14 +148,6 @@ fn check_refuses_an_exe_identity_that_could_match_init() {
     }
 }
 
-fn starts(dir: &Path) -> Vec<i32> {
-    fs::read_to_string(dir.join("starts"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
 /// A pidfile written an hour before the live, unrelated process it names started, met when
 /// custos starts: stale by the wall clock, but custos did not watch the clock while it was
 /// written, so a step could explain it. custos holds (never a second copy on doubt), says why
@@ -202,15 +176,15 @@ fn a_stale_looking_pidfile_custos_cannot_verify_is_held_until_the_operator_decid
         "started on doubt:\n{}",
         c.log_text()
     );
-    let (_, out, _) = ctl(&c, &["status"]);
+    let Reply { out, .. } = c.ctl(&["status"]);
     assert!(
         out.contains("held") && out.contains(&format!("held: pid {upid} cannot be verified")),
         "{out}"
     );
-    let (_, out, _) = ctl(&c, &["why", "testd"]);
+    let Reply { out, .. } = c.ctl(&["why", "testd"]);
     assert!(out.contains("held: the pidfile names pid"), "{out}");
     // The operator: it is not the service.
-    let (code, out, err) = ctl(&c, &["start", "testd"]);
+    let Reply { code, out, err } = c.ctl(&["start", "testd"]);
     assert_eq!(code, Some(0), "{out}{err}");
     c.wait_log(
         &format!("testd: starting (attempt 1): asked by the operator: pid {upid}, held as unverified, is not the service"),

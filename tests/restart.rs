@@ -10,16 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn ctl(c: &Custos, args: &[&str]) -> String {
-    let out = custos_command()
-        .arg("--socket")
-        .arg(c.dir.join("custos.sock"))
-        .args(args)
-        .output()
-        .expect("run client");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Nanoseconds on CLOCK_REALTIME: the one clock this test and `date +%s%N` in a script share.
 fn realtime_ns() -> u128 {
     let mut t = libc::timespec {
@@ -114,11 +104,11 @@ fn thirty_crashes_in_a_row_and_still_restarting() {
     assert!(!text.contains("given up"), "{text}");
     // Still restarting after the 30th death.
     let text = c.wait_log_count("testd: starting (attempt", 32, 20);
-    let status = ctl(&c, &["status"]);
+    let status = c.ctl(&["status"]).out;
     assert!(status.contains("crash-looping"), "{status}");
-    let json = ctl(&c, &["status", "--json"]);
+    let json = c.ctl(&["status", "--json"]).out;
     assert!(json.contains("\"state\":\"crash-looping\""), "{json}");
-    let why = ctl(&c, &["why", "testd"]);
+    let why = c.ctl(&["why", "testd"]).out;
     assert!(why.contains("crash-looping"), "{why}");
     eprintln!(
         "status:\n{status}\nwhy (first line): {}",

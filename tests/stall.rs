@@ -40,30 +40,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// config) under test in `stall`.
 fn stand_config(dir: &Path, stall: &str) -> String {
     format!(
-        r#"[supervisor]
-interval = "100ms"
-state_dir = "{dir}"
-control_socket = "{dir}/custos.sock"
-
-[watchdog]
-device = "{dir}/wd"
-timeout = "3s"
-pet_every = "100ms"
-
-[[service]]
-name = "testd"
-pidfile = "{dir}/testd.pid"
-start = ["/bin/sh", "{fx}/testd", "start", "{dir}"]
-stop = ["/bin/sh", "{fx}/testd", "stop", "{dir}"]
-start_timeout = "5s"
-stop_timeout = "1s"
-[service.restart]
-backoff = "100ms"
-
-{stall}
-"#,
-        dir = dir.display(),
-        fx = FIXTURES
+        "{}\n{}\n{}[service.restart]\nbackoff = \"100ms\"\n\n{stall}\n",
+        supervisor_section(dir),
+        watchdog_stand(dir, "3s", "100ms"),
+        testd_service(dir, "5s")
     )
 }
 
@@ -232,16 +212,6 @@ fn mkfifo(p: &Path) {
     assert_eq!(rc, 0, "mkfifo {}", p.display());
 }
 
-fn ctl(c: &Custos, args: &[&str]) -> String {
-    let out = custos_command()
-        .arg("--socket")
-        .arg(c.dir.join("custos.sock"))
-        .args(args)
-        .output()
-        .expect("run client");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
 #[test]
 fn a_fifo_pidfile_is_an_error_not_a_stall() {
     let _serial = serial();
@@ -255,7 +225,7 @@ fn a_fifo_pidfile_is_an_error_not_a_stall() {
         pidfile.display()
     );
     assert_eq!(text.matches(&err).count(), 1, "logged once:\n{text}");
-    let status = ctl(&c, &["status"]);
+    let status = c.ctl(&["status"]).all();
     assert!(status.contains("is a FIFO, not a regular file"), "{status}");
 }
 

@@ -172,19 +172,8 @@ interval = "100ms"
 state_dir = "{state}"
 control_socket = "{dir}/custos.sock"
 
-[watchdog]
-device = "{dir}/wd"
-timeout = "{WATCHDOG_TIMEOUT}"
-pet_every = "{pet}ms"
-
-[[service]]
-name = "testd"
-pidfile = "{dir}/testd.pid"
-start = ["/bin/sh", "{fx}/testd", "start", "{dir}"]
-stop = ["/bin/sh", "{fx}/testd", "stop", "{dir}"]
-start_timeout = "5s"
-stop_timeout = "1s"
-[service.restart]
+{watchdog}
+{testd}[service.restart]
 backoff = "100ms"
 
 [[service]]
@@ -200,7 +189,12 @@ window = "10m"
 "#,
         dir = dir.display(),
         state = state.display(),
-        pet = PET_EVERY.as_millis(),
+        watchdog = watchdog_stand(
+            dir,
+            WATCHDOG_TIMEOUT,
+            &format!("{}ms", PET_EVERY.as_millis())
+        ),
+        testd = testd_service(dir, "5s"),
         fx = FIXTURES
     )
 }

@@ -60,29 +60,10 @@ const CHATTY_SERVICES: usize = 3;
 /// `extra` goes into [supervisor].
 fn config(dir: &Path, extra: &str) -> String {
     let mut cfg = format!(
-        r#"[supervisor]
-interval = "100ms"
-state_dir = "{dir}"
-control_socket = "{dir}/custos.sock"
-{extra}
-
-[watchdog]
-device = "{dir}/wd"
-timeout = "3s"
-pet_every = "100ms"
-
-[[service]]
-name = "testd"
-pidfile = "{dir}/testd.pid"
-start = ["/bin/sh", "{fx}/testd", "start", "{dir}"]
-stop = ["/bin/sh", "{fx}/testd", "stop", "{dir}"]
-start_timeout = "5s"
-stop_timeout = "1s"
-[service.restart]
-backoff = "100ms"
-"#,
-        dir = dir.display(),
-        fx = FIXTURES
+        "{}{extra}\n\n{}\n{}[service.restart]\nbackoff = \"100ms\"\n",
+        supervisor_section(dir),
+        watchdog_stand(dir, "3s", "100ms"),
+        testd_service(dir, "5s")
     );
     for i in 0..CHATTY_SERVICES {
         cfg.push_str(&format!(

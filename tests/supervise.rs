@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 
@@ -89,15 +89,7 @@ fn a_look_alike_process_is_never_touched() {
 #[test]
 fn a_running_service_is_adopted_not_restarted() {
     let dir = tempdir("adopt");
-    let st = Command::new("/bin/sh")
-        .arg(format!("{FIXTURES}/testd"))
-        .args(["start"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .status()
-        .expect("testd start");
-    assert!(st.success());
-    let pid = wait_pid(&dir.join("testd.pid"), 10);
+    let pid = testd_by_hand(&dir);
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     c.wait_log(&format!("testd: found running as pid {pid} (pidfile "), 10);
     std::thread::sleep(std::time::Duration::from_millis(300));
