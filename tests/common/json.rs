@@ -37,6 +37,10 @@ impl Json {
         Json::parse(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
     }
 
+    pub fn is_null(&self) -> bool {
+        matches!(self, Json::Null)
+    }
+
     pub fn str(&self) -> Option<&str> {
         match self {
             Json::Str(s) => Some(s),

@@ -279,16 +279,21 @@ impl Custos {
 /// The structured replies: `custos status --json` and `custos events --json`
 /// (schema/status.schema.json, schema/events.schema.json).
 impl Custos {
-    /// `custos status --json`, parsed.
-    pub fn status(&self) -> Json {
+    /// `custos status --json`, parsed; None while the client gets no answer (before the
+    /// socket listens).
+    pub fn try_status(&self) -> Option<Json> {
         let r = self.ctl(&["status", "--json"]);
-        assert_eq!(r.code, Some(0), "status --json: {}", r.all());
-        Json::of(&r.out)
+        (r.code == Some(0)).then(|| Json::of(&r.out))
     }
 
-    /// The service `name` in `status --json`; null if it is not there.
-    pub fn service(&self, name: &str) -> Json {
-        self.status()["services"]
+    /// `custos status --json`, parsed.
+    pub fn status(&self) -> Json {
+        self.try_status()
+            .unwrap_or_else(|| panic!("status --json failed. Log:\n{}", self.log_text()))
+    }
+
+    fn service_in(status: &Json, name: &str) -> Json {
+        status["services"]
             .items()
             .iter()
             .find(|s| s["name"] == name)
@@ -296,11 +301,22 @@ impl Custos {
             .unwrap_or(Json::Null)
     }
 
+    /// The service `name` in `status --json`; null if it is not there.
+    pub fn service(&self, name: &str) -> Json {
+        Custos::service_in(&self.status(), name)
+    }
+
+    /// The recorded events (`events --json`), oldest first; None while the client gets no
+    /// answer.
+    pub fn try_events(&self) -> Option<Vec<Json>> {
+        let r = self.ctl(&["events", "--json"]);
+        (r.code == Some(0)).then(|| Json::of(&r.out)["events"].items().to_vec())
+    }
+
     /// The recorded events (`events --json`), oldest first.
     pub fn events(&self) -> Vec<Json> {
-        let r = self.ctl(&["events", "--json"]);
-        assert_eq!(r.code, Some(0), "events --json: {}", r.all());
-        Json::of(&r.out)["events"].items().to_vec()
+        self.try_events()
+            .unwrap_or_else(|| panic!("events --json failed. Log:\n{}", self.log_text()))
     }
 
     /// The events of `service` (empty: custos-wide) of `kind`, oldest first.
@@ -316,7 +332,9 @@ impl Custos {
     pub fn wait_service(&self, name: &str, secs: u64, done: impl Fn(&Json) -> bool) -> Json {
         let end = Instant::now() + Duration::from_secs(secs);
         loop {
-            let s = self.service(name);
+            let s = self
+                .try_status()
+                .map_or(Json::Null, |st| Custos::service_in(&st, name));
             if done(&s) {
                 return s;
             }
@@ -347,7 +365,7 @@ impl Custos {
     pub fn wait_events(&self, service: &str, kind: &str, n: usize, secs: u64) -> Vec<Json> {
         let end = Instant::now() + Duration::from_secs(secs);
         loop {
-            let all = self.events();
+            let all = self.try_events().unwrap_or_default();
             let got: Vec<Json> = all
                 .iter()
                 .filter(|e| e["service"] == service && e["kind"] == kind)
