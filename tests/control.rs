@@ -20,9 +20,10 @@ fn status_stop_start_restart_events_and_why() {
     let dir = tempdir("ctl-e2e");
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     wait_socket(&c);
-    c.wait_log("testd: running as pid", 10);
-    let pid = wait_pid(&dir.join("testd.pid"), 5);
+    let pid = c.wait_running("testd", 10);
+    assert_eq!(pid, wait_pid(&dir.join("testd.pid"), 5));
 
+    // The human form, as operators read it.
     let Reply { code, out, err } = c.ctl(&["status"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
@@ -31,22 +32,39 @@ fn status_stop_start_restart_events_and_why() {
     );
     let Reply { code, out, .. } = c.ctl(&["status", "--json"]);
     assert_eq!(code, Some(0));
-    assert!(
-        out.starts_with("{\"ok\":true,\"services\":[{\"name\":\"testd\",\"state\":\"running\""),
-        "{out}"
-    );
+    let status = Json::of(&out);
+    assert_eq!(status["ok"], true, "{out}");
+    assert_eq!(status["schema"], "custos.status/1", "{out}");
+    assert_eq!(status["services"].items().len(), 1, "{out}");
+    let svc = &status["services"][0];
+    assert_eq!(svc["name"], "testd", "{out}");
+    assert_eq!(svc["state"], "running", "{out}");
+    assert_eq!(svc["pid"], i64::from(pid), "{out}");
 
     // stop: graceful, then it stays stopped.
     let Reply { code, out, .. } = c.ctl(&["stop", "testd"]);
     assert_eq!(code, Some(0), "{out}");
-    c.wait_log("testd: stopped; not monitored until `custos start`", 10);
+    c.wait_service("testd", 10, |s| s["state"] == "unmonitored");
+    let stopped = c.wait_events("testd", "stopped", 2, 5);
+    assert!(
+        stopped[0]["text"]
+            .str()
+            .is_some_and(|t| t.starts_with("stopping: asked by the operator")),
+        "{stopped:?}"
+    );
+    assert!(
+        stopped[1]["text"]
+            .str()
+            .is_some_and(|t| t.starts_with("stopped; not monitored until `custos start`")),
+        "{stopped:?}"
+    );
     assert!(!alive(pid));
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(
-        c.log_text().matches("testd: starting").count(),
-        1,
-        "restarted after stop"
-    );
+    let started = c.events_of("testd", "started");
+    assert_eq!(started.len(), 1, "restarted after stop: {started:?}");
+    let svc = c.service("testd");
+    assert_eq!(svc["state"], "unmonitored", "{svc:?}");
+    assert!(svc["pid"].is_null(), "{svc:?}");
     let Reply { out, .. } = c.ctl(&["status"]);
     assert!(out.contains("unmonitored"), "{out}");
 
@@ -54,14 +72,17 @@ fn status_stop_start_restart_events_and_why() {
     let Reply { code, .. } = c.ctl(&["start", "testd"]);
     assert_eq!(code, Some(0));
     let pid2 = wait_new_pid(&dir.join("testd.pid"), pid, 10);
-    c.wait_log(&format!("testd: running as pid {pid2}"), 10);
+    assert_eq!(c.wait_running_other("testd", pid, 10), pid2);
 
     // restart: stop script, SIGTERM, then a new process.
     let Reply { code, .. } = c.ctl(&["restart", "testd"]);
     assert_eq!(code, Some(0));
-    c.wait_log("testd: restarting: asked by the operator", 10);
+    let restarted = c.wait_event("testd", "restarted", 10);
+    assert_eq!(restarted["text"], "restarting: asked by the operator");
     let pid3 = wait_new_pid(&dir.join("testd.pid"), pid2, 10);
     assert!(!alive(pid2));
+
+    // The human form of the record.
 
     let Reply { code, out, .. } = c.ctl(&["events"]);
     assert_eq!(code, Some(0));

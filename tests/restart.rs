@@ -106,8 +106,11 @@ fn thirty_crashes_in_a_row_and_still_restarting() {
     let text = c.wait_log_count("testd: starting (attempt", 32, 20);
     let status = c.ctl(&["status"]).out;
     assert!(status.contains("crash-looping"), "{status}");
-    let json = c.ctl(&["status", "--json"]).out;
-    assert!(json.contains("\"state\":\"crash-looping\""), "{json}");
+    let svc = c.service("testd");
+    assert_eq!(svc["state"], "crash-looping", "{svc:?}");
+    assert_eq!(svc["crash_looping"], true, "{svc:?}");
+    assert!(svc["restarts"].int().is_some_and(|n| n >= 30), "{svc:?}");
+    assert!(c.events_of("testd", "gave-up").is_empty());
     let why = c.ctl(&["why", "testd"]).out;
     assert!(why.contains("crash-looping"), "{why}");
     eprintln!(
