@@ -15,7 +15,6 @@ use std::fs;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -59,69 +58,6 @@ start_timeout = "60s"
 "#,
         dir = dir.display()
     )
-}
-
-/// Samples the stand-in's length every 10 ms and keeps the time of each change (each pet).
-struct PetMonitor {
-    stop: Arc<AtomicBool>,
-    pets: Arc<Mutex<Vec<Instant>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl PetMonitor {
-    fn start(dev: &Path) -> PetMonitor {
-        let stop = Arc::new(AtomicBool::new(false));
-        let pets = Arc::new(Mutex::new(Vec::new()));
-        let (s, p, dev) = (stop.clone(), pets.clone(), dev.to_path_buf());
-        let thread = std::thread::spawn(move || {
-            let mut last = fs::metadata(&dev).map(|m| m.len()).unwrap_or(0);
-            p.lock().expect("lock").push(Instant::now());
-            while !s.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10));
-                let len = fs::metadata(&dev).map(|m| m.len()).unwrap_or(0);
-                if len != last {
-                    last = len;
-                    p.lock().expect("lock").push(Instant::now());
-                }
-            }
-        });
-        PetMonitor {
-            stop,
-            pets,
-            thread: Some(thread),
-        }
-    }
-
-    /// The largest time without a pet that overlaps [from, to] (a pet that never comes counts
-    /// up to `to`).
-    fn max_gap(&self, from: Instant, to: Instant) -> Duration {
-        let pets = self.pets.lock().expect("lock").clone();
-        let mut worst = Duration::ZERO;
-        let mut prev: Option<Instant> = None;
-        for &t in pets.iter().chain(std::iter::once(&to)) {
-            let t = t.min(to);
-            if let Some(p) = prev {
-                if t > from {
-                    worst = worst.max(t.saturating_duration_since(p));
-                }
-            }
-            prev = Some(t);
-        }
-        worst
-    }
-
-    fn count(&self) -> usize {
-        self.pets.lock().expect("lock").len()
-    }
-}
-
-impl Drop for PetMonitor {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// SIGKILLs testd's daemon and measures how long custos takes to start it again (bounded:
@@ -178,13 +114,13 @@ fn run_stall(
     dir: &Path,
     stall: &str,
     trigger: impl FnOnce(&Custos),
-) -> (Custos, PetMonitor, Outcome) {
+) -> (Custos, PetSampler, Outcome) {
     let dev = dir.join("wd");
     fs::write(&dev, "").expect("stand-in");
     let c = Custos::start(dir, &stand_config(dir, stall));
     c.wait_log("watchdog: first keepalive", 10);
     c.wait_log("testd: running as pid", 10);
-    let mon = PetMonitor::start(&dev);
+    let mon = PetSampler::start(&dev);
     std::thread::sleep(Duration::from_millis(300));
     let from = Instant::now();
     trigger(&c);
@@ -197,7 +133,7 @@ fn run_stall(
     let out = Outcome {
         gap: mon.max_gap(from, to),
         answer,
-        pets: mon.count(),
+        pets: mon.pets(),
     };
     (c, mon, out)
 }
@@ -441,7 +377,7 @@ fn an_accept_flood_is_served_in_bounded_bites() {
     // SAFETY: getuid has no failure mode.
     let root = unsafe { libc::getuid() } == 0;
     let mut procs = Vec::new();
-    let mon = PetMonitor::start(&dev);
+    let mon = PetSampler::start(&dev);
     std::thread::sleep(Duration::from_millis(300));
     let from = Instant::now();
     let end = from + flood;
@@ -466,7 +402,7 @@ fn an_accept_flood_is_served_in_bounded_bites() {
     let out = Outcome {
         gap: mon.max_gap(from, end),
         answer,
-        pets: mon.count(),
+        pets: mon.pets(),
     };
     eprintln!("accept flood: {connects} connections by the allowed clients");
     out.assert_ok(&c, "accept flood");

@@ -146,43 +146,6 @@ fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Samples the pet count every 10 ms; `stop` returns the largest gap between two pets (or
-/// since the start of sampling, or until its end).
-struct PetMeter {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<(Duration, u64)>,
-}
-
-impl PetMeter {
-    fn start(dir: &Path) -> PetMeter {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let dir = dir.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let mut last = pets(&dir);
-            let mut at = Instant::now();
-            let (mut gap, mut count) = (Duration::ZERO, 0);
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10));
-                let n = pets(&dir);
-                gap = gap.max(at.elapsed());
-                if n != last {
-                    count += n.saturating_sub(last);
-                    last = n;
-                    at = Instant::now();
-                }
-            }
-            (gap, count)
-        });
-        PetMeter { stop, thread }
-    }
-
-    fn stop(self) -> (Duration, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("pet meter")
-    }
-}
-
 /// SIGKILLs testd and returns how long until a new testd process is up.
 fn kill_testd_and_time_the_start(dir: &Path) -> Option<Duration> {
     let pidfile = dir.join("testd.pid");
@@ -295,11 +258,12 @@ impl Drop for Drain {
 
 /// Measures pets and a restart while custos's sink is stalled.
 fn assert_loop_unaffected(dir: &Path, what: &str) {
-    let meter = PetMeter::start(dir);
+    let mut meter = PetSampler::start(&dir.join("wd"));
     std::thread::sleep(Duration::from_millis(1000));
     let restart = kill_testd_and_time_the_start(dir);
     std::thread::sleep(Duration::from_millis(1000));
-    let (gap, count) = meter.stop();
+    meter.stop();
+    let (gap, count) = (meter.max_gap(meter.started(), meter.ended()), meter.grown());
     eprintln!(
         "{what}: largest pet gap {gap:?} ({count} pets); testd started again after {restart:?}"
     );

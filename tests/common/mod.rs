@@ -5,7 +5,10 @@
 #![allow(dead_code)]
 
 pub mod json;
+pub mod pets;
 pub use json::Json;
+#[allow(unused_imports)]
+pub use pets::PetSampler;
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
