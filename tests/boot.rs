@@ -228,6 +228,16 @@ fn the_guard_clears_after_good_boots_and_a_respawn_is_not_a_boot() {
     assert!(!text.contains("DEGRADED"), "{text}");
 }
 
+/// Runs `custos shutdown` on `c`'s config as boot `n`.
+fn shutdown_command(c: &Custos, n: u32) -> std::process::Output {
+    custos_command()
+        .args(["shutdown", "-c"])
+        .arg(&c.config)
+        .env("CUSTOS_TEST_BOOT_ID", boot_id(n))
+        .output()
+        .expect("custos shutdown")
+}
+
 /// A shutdown that unmounts state_dir before init's SIGTERM reaches custos (busybox init runs
 /// `::shutdown:` lines first) records its orderly end with `custos shutdown`, run before the
 /// unmount: the end is on disk when the command returns, and custos goes on supervising.
@@ -240,12 +250,7 @@ fn a_shutdown_command_records_an_orderly_end_before_the_disk_goes() {
     let cfg = testd_config(&dir, "");
     let mut c = boot(&dir, &cfg, 1);
     c.wait_log("testd: running as pid", 20);
-    let out = custos_command()
-        .args(["shutdown", "-c"])
-        .arg(&c.config)
-        .env("CUSTOS_TEST_BOOT_ID", boot_id(1))
-        .output()
-        .expect("custos shutdown");
+    let out = shutdown_command(&c, 1);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -287,12 +292,7 @@ fn after_the_shutdown_command_a_death_is_logged_and_nothing_is_restarted() {
     let mut c = boot(&dir, &cfg, 1);
     c.wait_log("testd: running as pid", 20);
     let pid = wait_pid(&dir.join("testd.pid"), 10);
-    let out = custos_command()
-        .args(["shutdown", "-c"])
-        .arg(&c.config)
-        .env("CUSTOS_TEST_BOOT_ID", boot_id(1))
-        .output()
-        .expect("custos shutdown");
+    let out = shutdown_command(&c, 1);
     assert!(
         out.status.success(),
         "{}",

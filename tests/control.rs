@@ -47,15 +47,11 @@ fn status_stop_start_restart_events_and_why() {
     c.wait_service("testd", 10, |s| s["state"] == "unmonitored");
     let stopped = c.wait_events("testd", "stopped", 2, 5);
     assert!(
-        stopped[0]["text"]
-            .str()
-            .is_some_and(|t| t.starts_with("stopping: asked by the operator")),
+        stopped[0]["text"].starts_with("stopping: asked by the operator"),
         "{stopped:?}"
     );
     assert!(
-        stopped[1]["text"]
-            .str()
-            .is_some_and(|t| t.starts_with("stopped; not monitored until `custos start`")),
+        stopped[1]["text"].starts_with("stopped; not monitored until `custos start`"),
         "{stopped:?}"
     );
     assert!(!alive(pid));

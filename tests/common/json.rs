@@ -48,6 +48,16 @@ impl Json {
         }
     }
 
+    /// A string that begins with `prefix`.
+    pub fn starts_with(&self, prefix: &str) -> bool {
+        self.str().is_some_and(|s| s.starts_with(prefix))
+    }
+
+    /// A string that holds `part`.
+    pub fn contains(&self, part: &str) -> bool {
+        self.str().is_some_and(|s| s.contains(part))
+    }
+
     pub fn int(&self) -> Option<i64> {
         match self {
             Json::Num(n) if n.fract() == 0.0 => Some(*n as i64),
