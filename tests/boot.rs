@@ -170,7 +170,7 @@ fn the_guard_clears_after_good_boots_and_a_respawn_is_not_a_boot() {
     // Boots 1 and 2 end unexplained (killed within good_after): boot 3 trips (2 > 1).
     for n in 1..=2 {
         let mut c = boot(&dir, &cfg, n);
-        c.wait_log("testd: running as pid", 20);
+        c.wait_running("testd", 20);
         c.signal(libc::SIGKILL);
         let _ = c.child.wait();
     }
@@ -249,7 +249,7 @@ fn a_shutdown_command_records_an_orderly_end_before_the_disk_goes() {
     let dir = tempdir("boot-shutdown");
     let cfg = testd_config(&dir, "");
     let mut c = boot(&dir, &cfg, 1);
-    c.wait_log("testd: running as pid", 20);
+    c.wait_running("testd", 20);
     let out = shutdown_command(&c, 1);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -290,7 +290,7 @@ fn after_the_shutdown_command_a_death_is_logged_and_nothing_is_restarted() {
     let dir = tempdir("boot-shutdown-norestart");
     let cfg = testd_config(&dir, "");
     let mut c = boot(&dir, &cfg, 1);
-    c.wait_log("testd: running as pid", 20);
+    c.wait_running("testd", 20);
     let pid = wait_pid(&dir.join("testd.pid"), 10);
     let out = shutdown_command(&c, 1);
     assert!(

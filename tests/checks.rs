@@ -370,6 +370,8 @@ exit 0
         .trim()
         .parse()
         .expect("witness pid");
+    // The log, not status: custos is stopped by the check while the first instance runs, so a
+    // status query may first be answered once the second runs.
     c.wait_log_count("testd: running as pid", 2, 10);
     std::thread::sleep(Duration::from_millis(300));
     let ok = alive(witness);

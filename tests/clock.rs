@@ -181,7 +181,7 @@ fn a_pidfile_dated_far_from_now_never_makes_a_second_copy() {
                 "testd: starting (attempt 1): not running: pidfile names pid",
                 10,
             );
-            c.wait_log("testd: running as pid", 10);
+            c.wait_running("testd", 10);
         }
         assert!(!c.log_text().contains(&format!("to pid {pid}")));
     }
@@ -207,7 +207,7 @@ fn a_respawned_custos_adopts_its_pins_again_whatever_the_dates() {
     let dir = tempdir("respawn");
     let cfg = testd_config(&dir, "");
     let mut c = Custos::start(&dir, &cfg);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 10);
     for off in [-YEAR, YEAR, -DAY] {
         // The pins file is written by a writer thread after the pin: a custos killed before
@@ -230,6 +230,6 @@ fn a_respawned_custos_adopts_its_pins_again_whatever_the_dates() {
     }
     // And it is still supervised: a crash is seen and the service started again.
     kill(pid, libc::SIGKILL);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     assert_eq!(starts(&dir).len(), 2);
 }

@@ -113,7 +113,7 @@ fn events_follow_streams_new_events() {
     let dir = tempdir("ctl-follow");
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     wait_socket(&c);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     let mut s = UnixStream::connect(dir.join("custos.sock")).expect("connect");
     s.write_all(b"{\"cmd\":\"events\",\"follow\":true,\"json\":true}\n")
@@ -178,7 +178,7 @@ fn oversized_garbage_and_slow_clients_change_nothing() {
     let dir = tempdir("ctl-hostile");
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     wait_socket(&c);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let sock = dir.join("custos.sock");
     let ask = |bytes: &[u8]| -> String {
         let mut s = UnixStream::connect(&sock).expect("connect");
@@ -231,7 +231,7 @@ fn the_record_survives_a_restart_of_custos_and_a_corrupt_one_is_replaced() {
     let dir = tempdir("ctl-record");
     let mut c = Custos::start(&dir, &testd_config(&dir, ""));
     wait_socket(&c);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     kill(pid, libc::SIGKILL);
     c.wait_log("testd: died:", 10);
@@ -330,7 +330,7 @@ fn control_group_membership_is_the_peers_at_connect_time() {
         1,
     );
     let c = Custos::start(&dir, &cfg);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     wait_socket(&c);
     let sock = dir.join("custos.sock");
     let status = r#"{"cmd":"status","json":false,"follow":false}"#;

@@ -120,12 +120,14 @@ fn node_exporter_reads_the_metrics_with_the_right_values_after_a_crash() {
         dir.display()
     );
     let mut c = Custos::start(&dir, &config);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     c.wait_log("watchdog: first keepalive", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     kill(pid, libc::SIGKILL);
     let new = wait_new_pid(&dir.join("testd.pid"), pid, 10);
-    c.wait_log(&format!("testd: running as pid {new}"), 10);
+    c.wait_service("testd", 10, |s| {
+        s["state"] == "running" && s["pid"] == i64::from(new)
+    });
 
     let ne = NodeExporter::start(&tf, &dir.join("node_exporter.log"));
     // node_exporter sorts the labels by name.
@@ -202,7 +204,7 @@ fn a_fifo_in_place_of_the_temporary_file_is_refused_not_waited_on() {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_tmp.as_ptr(), 0o600) }, 0);
     let mut c = Custos::start(&dir, &metrics_config(&dir, &prom));
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let log = c.wait_log("metrics: cannot write", 10);
     assert!(log.contains(&prom.display().to_string()), "{log}");
     // The loop goes on, and the FIFO (custos's own temporary name) gives way to the file.
@@ -320,11 +322,13 @@ on_healthy = ["/bin/true"]
         dir = dir.display()
     );
     let mut c = Custos::start(&dir, &config);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     kill(pid, libc::SIGKILL);
     let new = wait_new_pid(&dir.join("testd.pid"), pid, 10);
-    c.wait_log(&format!("testd: running as pid {new}"), 10);
+    c.wait_service("testd", 10, |s| {
+        s["state"] == "running" && s["pid"] == i64::from(new)
+    });
 
     let mut docs = Vec::new();
     for (schema, args) in [
@@ -364,7 +368,7 @@ fn a_reload_that_changes_the_metrics_says_it_takes_effect_at_the_next_start() {
     let tf = textfile_dir(&dir);
     let prom = tf.join("custos.prom");
     let mut c = Custos::start(&dir, &metrics_config(&dir, &prom));
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     c.wait_log("control: listening on", 10);
     fs::write(
         &c.config,
@@ -399,7 +403,7 @@ fn promtool_finds_nothing_to_lint_in_the_metrics() {
     let tf = textfile_dir(&dir);
     let prom = tf.join("custos.prom");
     let c = Custos::start(&dir, &metrics_config(&dir, &prom));
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     kill(pid, libc::SIGKILL);
     wait_new_pid(&dir.join("testd.pid"), pid, 10);

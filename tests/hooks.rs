@@ -49,7 +49,7 @@ fn a_sigkilled_service_runs_the_hook_for_died_and_restarting_with_env_and_json()
     let dir = tempdir("hook-died");
     let cfg = testd_config(&dir, "") + &recorder(&dir, r#""died", "restarting""#, "");
     let mut c = Custos::start(&dir, &cfg);
-    c.wait_log("testd: running as pid", 20);
+    c.wait_running("testd", 20);
     let pid = wait_pid(&dir.join("testd.pid"), 20);
     kill(pid, libc::SIGKILL);
     let ev = wait_lines(&dir.join("events"), 2, 20, |_| true);
@@ -148,7 +148,7 @@ timeout = "500ms"
     );
     let cfg = testd_config(&dir, "") + &hook;
     let mut c = Custos::start(&dir, &cfg);
-    c.wait_log("testd: running as pid", 20);
+    c.wait_running("testd", 20);
     let pid = wait_pid(&dir.join("testd.pid"), 20);
     kill(pid, libc::SIGKILL);
     c.wait_log(
@@ -191,7 +191,7 @@ run = ["{d}/no-such-program"]
     );
     let cfg = testd_config(&dir, "") + &hook;
     let mut c = Custos::start(&dir, &cfg);
-    c.wait_log("testd: running as pid", 20);
+    c.wait_running("testd", 20);
     let pid = wait_pid(&dir.join("testd.pid"), 20);
     kill(pid, libc::SIGKILL);
     c.wait_log("failed: exited with status 3; not retried", 20);

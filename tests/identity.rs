@@ -216,7 +216,7 @@ fn a_pidfile_rewritten_to_name_an_older_process_is_never_adopted() {
     // Its start time must be a tick or more before the daemon's.
     std::thread::sleep(Duration::from_millis(100));
     let c = Custos::start(&dir, &testd_config(&dir, ""));
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pf = dir.join("testd.pid");
     let daemon = wait_pid(&pf, 10);
     fs::write(dir.join("testd.pid.tmp"), format!("{opid}\n")).expect("write");
@@ -226,7 +226,8 @@ fn a_pidfile_rewritten_to_name_an_older_process_is_never_adopted() {
         &format!("pid {opid} started before pid {daemon}, the service's last pinned process"),
         10,
     );
-    c.wait_log_count("testd: running as pid", 2, 10);
+    let new = c.wait_running_other("testd", daemon, 10);
+    assert_ne!(new, opid, "adopted the older process");
     let log = c.log_text();
     assert!(!log.contains(&format!("running as pid {opid}")), "{log}");
     assert!(!log.contains(&format!("to pid {opid}")), "{log}");
@@ -343,7 +344,7 @@ stop_timeout = "1s"
         );
         let c = Custos::start(&host, &cfg);
         let pf = m.dir.join("testd.pid");
-        c.wait_log("testd: running as pid", 15);
+        c.wait_running("testd", 15);
         let mut pid = wait_pid(&pf, 10);
         for round in 2..=4 {
             // Within the same second as the previous write, now and then.

@@ -170,7 +170,7 @@ impl Drop for Leave {
 fn start_prefork(dir: &Path, port: u16, extra: &str) -> (Leave, Custos, i32, Vec<i32>) {
     fs::write(dir.join("port"), port.to_string()).expect("port");
     let c = Custos::start(dir, &prefork_config(dir, extra));
-    c.wait_log("prefork: running as pid", 15);
+    c.wait_running("prefork", 15);
     let master = wait_pid(&dir.join("prefork.pid"), 10);
     let w = workers(dir, 0);
     let mut leave = Leave(Vec::new(), Some(dir.to_path_buf()));
@@ -356,7 +356,7 @@ fn start_script_output_without_a_newline_is_a_line_of_its_own() {
         .collect::<Vec<_>>()
         .join("\n");
     let c = Custos::start(&dir, &config);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 10);
     kill(pid, libc::SIGKILL);
     let text = c.wait_log_count("testd: running as pid", 2, 15);
@@ -421,7 +421,7 @@ stable_after = "1s"
 "#
     );
     let c = Custos::start(&dir, &config);
-    c.wait_log("nginx: running as pid", 15);
+    c.wait_running("nginx", 15);
     let master = wait_pid(&dir.join("nginx.pid"), 10);
     let mut leave = Leave(Vec::new(), None);
     leave.add(master);

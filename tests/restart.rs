@@ -41,7 +41,7 @@ fn a_death_after_a_stable_run_is_started_at_once() {
     );
     assert!(config.contains("/start\","), "{config}");
     let c = Custos::start(&dir, &config);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 10);
     // Past stable_after, with a margin.
     std::thread::sleep(Duration::from_millis(1500));
