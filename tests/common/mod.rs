@@ -476,7 +476,7 @@ pub fn backdate(path: &Path, secs_ago: i64) {
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
     let mut t = now;
     // time_t is i32 on armv7 musl, i64 elsewhere.
-    #[allow(clippy::useless_conversion)]
+    #[allow(clippy::useless_conversion, deprecated)]
     let ago: libc::time_t = secs_ago.try_into().unwrap_or(0);
     t.tv_sec -= ago;
     t.tv_nsec = 0;
