@@ -45,15 +45,6 @@ fn wait_verdicts(dir: &Path, n: usize, secs: u64) -> Vec<String> {
     }
 }
 
-fn status(dir: &Path, json: bool) -> String {
-    let args: &[&str] = if json {
-        &["status", "--json"]
-    } else {
-        &["status"]
-    };
-    ctl_at(&dir.join("custos.sock"), args).out
-}
-
 const BOOT_A: &str = "00000000-0000-4000-8000-00000000000a";
 const BOOT_B: &str = "00000000-0000-4000-8000-00000000000b";
 
@@ -69,10 +60,11 @@ fn a_vital_service_up_runs_on_healthy_once_and_a_respawn_does_not_run_it_again()
     assert_eq!(wait_verdicts(&dir, 1, 10), ["healthy"]);
     c.wait_log("on_healthy (pid", 10);
     c.wait_log("exited with status 0", 10);
-    let text = status(&dir, false);
+    // The human form, as operators read it.
+    let text = c.ctl(&["status"]).out;
     assert!(text.contains("boot health: healthy"), "{text}");
-    let json = status(&dir, true);
-    assert!(json.contains("\"gate\":{\"verdict\":\"healthy\""), "{json}");
+    let gate = c.status()["boot"]["gate"].clone();
+    assert_eq!(gate["verdict"], "healthy", "{gate:?}");
     // custos respawned in the same boot: the verdict is known, nothing runs again.
     c.signal(libc::SIGKILL);
     let _ = c.child.wait();
@@ -100,11 +92,8 @@ fn a_crashing_vital_service_runs_on_unhealthy_after_the_deadline() {
     let c = Custos::start_in_boot(&dir, &cfg, BOOT_A, |_| {});
     c.wait_log("boot health: unhealthy", 20);
     assert_eq!(wait_verdicts(&dir, 1, 10), ["unhealthy"]);
-    let json = status(&dir, true);
-    assert!(
-        json.contains("\"gate\":{\"verdict\":\"unhealthy\""),
-        "{json}"
-    );
+    let gate = c.status()["boot"]["gate"].clone();
+    assert_eq!(gate["verdict"], "unhealthy", "{gate:?}");
     drop(c);
     let _ = fs::remove_dir_all(&dir);
 }
@@ -161,10 +150,14 @@ timeout = "1s"
         .parse()
         .expect("pid");
     assert!(!alive(pid), "the program's shell still runs");
-    let json = status(&dir, true);
-    assert!(json.contains("was killed after its timeout"), "{json}");
+    let status = c.status();
+    let outcome = &status["boot"]["gate"]["outcome"];
+    assert!(
+        outcome.contains("was killed after its timeout"),
+        "{status:?}"
+    );
     // The loop went on: the service is still supervised and status answers.
-    assert!(json.contains("\"testd\""), "{json}");
+    assert_eq!(status["services"][0]["name"], "testd", "{status:?}");
     assert!(verdicts(&dir).is_empty());
     drop(c);
     let _ = fs::remove_dir_all(&dir);
