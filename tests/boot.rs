@@ -165,7 +165,7 @@ fn the_guard_clears_after_good_boots_and_a_respawn_is_not_a_boot() {
     // Boots 1 and 2 end unexplained (killed within good_after): boot 3 trips (2 > 1).
     for n in 1..=2 {
         let mut c = boot(&dir, &cfg, n);
-        c.wait_running("testd", 20);
+        c.wait_log("testd: running as pid", 20);
         c.signal(libc::SIGKILL);
         let _ = c.child.wait();
     }

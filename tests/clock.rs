@@ -181,7 +181,7 @@ fn a_pidfile_dated_far_from_now_never_makes_a_second_copy() {
                 "testd: starting (attempt 1): not running: pidfile names pid",
                 10,
             );
-            c.wait_running("testd", 10);
+            c.wait_running_other("testd", pid, 10);
         }
         assert!(!c.log_text().contains(&format!("to pid {pid}")));
     }
@@ -230,6 +230,6 @@ fn a_respawned_custos_adopts_its_pins_again_whatever_the_dates() {
     }
     // And it is still supervised: a crash is seen and the service started again.
     kill(pid, libc::SIGKILL);
-    c.wait_running("testd", 10);
+    c.wait_running_other("testd", pid, 10);
     assert_eq!(starts(&dir).len(), 2);
 }
