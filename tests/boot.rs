@@ -60,25 +60,12 @@ fn has_sys_boot(pid: u32) -> bool {
 
 /// Starts custos as boot `n` (no CAP_SYS_BOOT) and checks that it cannot reboot.
 fn boot(dir: &Path, config: &str, n: u32) -> Custos {
-    let id = boot_id(n);
-    let c = Custos::start_with(dir, config, |cmd| {
-        cmd.env("CUSTOS_TEST_BOOT_ID", &id);
-        without_reboot(cmd);
-    });
-    c.wait_log("control: listening on", 20);
+    let c = Custos::start_in_boot(dir, config, &boot_id(n), without_reboot);
     assert!(
         !has_sys_boot(c.child.id()),
         "custos runs with CAP_SYS_BOOT: stopping before it could reboot this machine"
     );
     c
-}
-
-fn skip() -> bool {
-    if !cfg!(debug_assertions) {
-        eprintln!("SKIP: a release build ignores CUSTOS_TEST_BOOT_ID: boots cannot be simulated");
-        return true;
-    }
-    false
 }
 
 /// The sandbox check itself: a child started this way has no CAP_SYS_BOOT.
@@ -111,7 +98,7 @@ fn crash_loop_config(dir: &Path, boot: &str) -> String {
 /// from then on custos does not reboot.
 #[test]
 fn a_boot_loop_trips_the_guard_without_a_watchdog() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("boot-loop");
@@ -144,13 +131,8 @@ fn a_boot_loop_trips_the_guard_without_a_watchdog() {
                 "on_exhausted = \"reboot\": not rebooting: the boot-loop guard is on",
                 30,
             );
-            let status = custos_command()
-                .args(["status", "--socket"])
-                .arg(dir.join("custos.sock"))
-                .output()
-                .expect("status");
-            let out = String::from_utf8_lossy(&status.stdout);
-            assert!(out.contains("DEGRADED"), "status:\n{out}");
+            let status = c.status();
+            assert_eq!(status["degraded"], true, "{status:?}");
             let why = custos_command()
                 .args(["why", "testd", "--socket"])
                 .arg(dir.join("custos.sock"))
@@ -172,7 +154,7 @@ fn a_boot_loop_trips_the_guard_without_a_watchdog() {
 /// of running), and custos restarted within one boot (inittab's respawn) is not a new boot.
 #[test]
 fn the_guard_clears_after_good_boots_and_a_respawn_is_not_a_boot() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("boot-clear");
@@ -241,24 +223,29 @@ fn the_guard_clears_after_good_boots_and_a_respawn_is_not_a_boot() {
     assert!(!text.contains("DEGRADED"), "{text}");
 }
 
+/// Runs `custos shutdown` on `c`'s config as boot `n`.
+fn shutdown_command(c: &Custos, n: u32) -> std::process::Output {
+    custos_command()
+        .args(["shutdown", "-c"])
+        .arg(&c.config)
+        .env("CUSTOS_TEST_BOOT_ID", boot_id(n))
+        .output()
+        .expect("custos shutdown")
+}
+
 /// A shutdown that unmounts state_dir before init's SIGTERM reaches custos (busybox init runs
 /// `::shutdown:` lines first) records its orderly end with `custos shutdown`, run before the
 /// unmount: the end is on disk when the command returns, and custos goes on supervising.
 #[test]
 fn a_shutdown_command_records_an_orderly_end_before_the_disk_goes() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("boot-shutdown");
     let cfg = testd_config(&dir, "");
     let mut c = boot(&dir, &cfg, 1);
-    c.wait_log("testd: running as pid", 20);
-    let out = custos_command()
-        .args(["shutdown", "-c"])
-        .arg(&c.config)
-        .env("CUSTOS_TEST_BOOT_ID", boot_id(1))
-        .output()
-        .expect("custos shutdown");
+    c.wait_running("testd", 20);
+    let out = shutdown_command(&c, 1);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -292,20 +279,15 @@ fn a_shutdown_command_records_an_orderly_end_before_the_disk_goes() {
 /// it goes on running (and petting) until it is stopped.
 #[test]
 fn after_the_shutdown_command_a_death_is_logged_and_nothing_is_restarted() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("boot-shutdown-norestart");
     let cfg = testd_config(&dir, "");
     let mut c = boot(&dir, &cfg, 1);
-    c.wait_log("testd: running as pid", 20);
+    c.wait_running("testd", 20);
     let pid = wait_pid(&dir.join("testd.pid"), 10);
-    let out = custos_command()
-        .args(["shutdown", "-c"])
-        .arg(&c.config)
-        .env("CUSTOS_TEST_BOOT_ID", boot_id(1))
-        .output()
-        .expect("custos shutdown");
+    let out = shutdown_command(&c, 1);
     assert!(
         out.status.success(),
         "{}",

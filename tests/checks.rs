@@ -9,11 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// Waits (bounded) until the server answers on `port`.
 fn wait_listening(port: u16) {
     let end = Instant::now() + Duration::from_secs(10);
@@ -34,7 +29,7 @@ fn http_service(dir: &std::path::Path, check: &str) -> (Custos, u16) {
         ),
     );
     let c = Custos::start(dir, &cfg);
-    c.wait_log("testd: running as pid", 15);
+    c.wait_running("testd", 15);
     wait_listening(port);
     (c, port)
 }
@@ -70,16 +65,19 @@ fn every_bad_http_reply_fails_with_its_own_reason_and_log_action_does_nothing_el
         recovered += 1;
         c.wait_log_count("passed again after", recovered, 10);
     }
+    // What the log action says, as operators grep it.
     let text = c.log_text();
     assert!(
         text.contains("check action is \"log\": nothing else done"),
         "{text}"
     );
-    assert!(
-        !text.contains("restarting"),
-        "log action restarted:\n{text}"
-    );
-    assert_eq!(text.matches("testd: starting").count(), 1, "{text}");
+    let restarted = c.events_of("testd", "restarted");
+    assert!(restarted.is_empty(), "log action restarted: {restarted:?}");
+    assert_eq!(c.events_of("testd", "started").len(), 1);
+    let svc = c.service("testd");
+    assert_eq!(svc["restarts"], 0, "{svc:?}");
+    assert_eq!(svc["checks"][0]["failures"], 0, "{svc:?}");
+    assert_eq!(svc["checks"][0]["passed"], true, "{svc:?}");
 }
 
 #[test]
@@ -107,7 +105,11 @@ fn a_sigstopped_service_is_replaced() {
     kill(pid, libc::SIGSTOP);
     // timeout × failures + every + stop_timeout (1s) + start: bounded well within 15 s.
     c.wait_log("failed (1/1): timeout after 1s", 15);
-    c.wait_log("testd: restarting: check 1 failed 1 time(s) in a row", 5);
+    let restarted = c.wait_event("testd", "restarted", 5);
+    assert_eq!(
+        restarted["text"],
+        "restarting: check 1 failed 1 time(s) in a row"
+    );
     c.wait_log(
         &format!(
             "testd: pid {pid} is stopped: sending SIGCONT so that its stop script can stop it"
@@ -115,8 +117,9 @@ fn a_sigstopped_service_is_replaced() {
         5,
     );
     let new = wait_new_pid(&dir.join("testd.pid"), pid, 15);
-    let text = c.wait_log(&format!("testd: running as pid {new}"), 15);
+    assert_eq!(c.wait_running_other("testd", pid, 15), new);
     eprintln!("SIGSTOP -> replaced in {:?}", t0.elapsed());
+    let text = c.log_text();
     assert!(
         text.contains(&format!(
             "testd: sending SIGTERM to pid {pid}: still running after its stop script"
@@ -141,10 +144,18 @@ fn a_hang_soon_after_a_restart_is_found_without_waiting_out_the_grace() {
     fs::write(dir.join("hang-after"), "2").expect("write");
     let (c, _port) = http_service(&dir, "timeout = \"1s\"\nevery = \"300ms\"\ngrace = \"30s\"");
     // First instance: passes, hangs at 2 s, is replaced.
-    c.wait_log_count("testd: running as pid", 2, 20);
+    let first = c.wait_running("testd", 20);
+    c.wait_event("testd", "restarted", 20);
+    c.wait_running_other("testd", first, 20);
     let t_second = Instant::now();
     // Second instance: it passed once, so the 30 s grace is over; its hang is found at once.
-    c.wait_log_count("testd: restarting: check 1 failed", 2, 20);
+    let restarted = c.wait_events("testd", "restarted", 2, 20);
+    assert!(
+        restarted
+            .iter()
+            .all(|e| e["text"].starts_with("restarting: check 1 failed")),
+        "{restarted:?}"
+    );
     let took = t_second.elapsed();
     eprintln!("second instance replaced {took:?} after it started (grace 30s)");
     assert!(
@@ -162,8 +173,11 @@ fn a_flaky_server_failing_one_in_three_is_never_restarted_with_failures_2() {
     );
     fs::write(dir.join("mode"), "flaky").expect("mode");
     c.wait_log_count("failed (1/2): connection closed without a reply", 3, 15);
+    let restarted = c.events_of("testd", "restarted");
+    assert!(restarted.is_empty(), "{restarted:?}");
+    assert_eq!(c.service("testd")["restarts"], 0);
+    // Never two failures in a row: the log holds every check result, status only the last.
     let text = c.log_text();
-    assert!(!text.contains("restarting"), "{text}");
     assert!(!text.contains("failed (2/2)"), "{text}");
 }
 
@@ -189,8 +203,13 @@ fn a_traced_process_is_left_alone() {
     fs::write(dir.join("mode"), "500").expect("mode");
     c.wait_log(&format!("testd: pid {pid} is being traced by pid "), 10);
     std::thread::sleep(Duration::from_millis(1000));
+    let restarted = c.events_of("testd", "restarted");
+    assert!(
+        restarted.is_empty(),
+        "a traced process was restarted: {restarted:?}"
+    );
+    assert_eq!(c.service("testd")["pid"], i64::from(pid));
     let text = c.log_text();
-    assert!(!text.contains("restarting"), "{text}");
     assert_eq!(
         text.matches("is being traced").count(),
         1,
@@ -200,7 +219,11 @@ fn a_traced_process_is_left_alone() {
     let _ = tx.send(());
     let _ = tracer.join();
     // The debugger left: the failing check acts again.
-    c.wait_log("testd: restarting: check 1 failed", 10);
+    let restarted = c.wait_event("testd", "restarted", 10);
+    assert!(
+        restarted["text"].starts_with("restarting: check 1 failed"),
+        "{restarted:?}"
+    );
 }
 
 #[test]
@@ -213,12 +236,15 @@ fn a_stop_script_that_sigkills_is_named_and_a_program_check_drives_the_restart()
         dir.display()
     );
     let c = Custos::start(&dir, &testd_config(&dir, &check));
-    c.wait_log("testd: running as pid", 10);
-    let pid = wait_pid(&dir.join("testd.pid"), 5);
+    let pid = c.wait_running("testd", 10);
     std::thread::sleep(Duration::from_millis(500));
     fs::remove_file(dir.join("healthy")).expect("rm");
     c.wait_log("failed (1/1): program exited with status 1", 10);
-    c.wait_log("testd: restarting: check 1 failed 1 time(s) in a row", 5);
+    let restarted = c.wait_event("testd", "restarted", 5);
+    assert_eq!(
+        restarted["text"],
+        "restarting: check 1 failed 1 time(s) in a row"
+    );
     c.wait_log("testd: running stop script", 5);
     let text = c.wait_log(&format!("(pid {pid}, up "), 10);
     let line = text
@@ -233,7 +259,7 @@ fn a_stop_script_that_sigkills_is_named_and_a_program_check_drives_the_restart()
         assert!(line.contains("died: killed by SIGKILL"), "{line}");
     }
     fs::write(dir.join("healthy"), "").expect("write");
-    c.wait_log_count("testd: running as pid", 2, 10);
+    c.wait_running_other("testd", pid, 10);
     let text = c.log_text();
     assert!(
         !text.contains(&format!("sending SIGTERM to pid {pid}")),
@@ -251,9 +277,13 @@ fn a_stale_heartbeat_restarts_the_service() {
         hb.display()
     );
     let c = Custos::start(&dir, &testd_config(&dir, &check));
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     c.wait_log("unchanged for ", 10);
-    c.wait_log("testd: restarting: check 1 failed", 5);
+    let restarted = c.wait_event("testd", "restarted", 5);
+    assert!(
+        restarted["text"].starts_with("restarting: check 1 failed"),
+        "{restarted:?}"
+    );
     // Fresh again: the next instance passes.
     fs::write(&hb, "").expect("write");
 }
@@ -270,7 +300,13 @@ fn resource_checks_read_the_pinned_process() {
     );
     c.wait_log("testd: check fds <= 1 failed (1/1): ", 10);
     c.wait_log("open file descriptors, over 1", 10);
-    assert!(!c.log_text().contains("restarting"));
+    let svc = c.service("testd");
+    assert_eq!(svc["checks"].items().len(), 2, "{svc:?}");
+    for check in svc["checks"].items() {
+        assert!(check["failures"].int().is_some_and(|n| n >= 1), "{svc:?}");
+    }
+    assert!(c.events_of("testd", "restarted").is_empty());
+    assert_eq!(svc["restarts"], 0, "{svc:?}");
 }
 
 /// The spinning daemon must stay over the limit for the whole `over` window even when other
@@ -283,7 +319,7 @@ fn a_cpu_check_fails_only_after_the_usage_lasted() {
     let check = "[[service.check]]\nkind = \"cpu\"\nmax_percent = 10.0\nover = \"1s\"\nevery = \"250ms\"\ngrace = \"1ms\"\naction = \"log\"\n";
     let c = Custos::start(&dir, &testd_config(&dir, check));
     let t0 = Instant::now();
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let text = c.wait_log("over 10% for 1s", 10);
     assert!(t0.elapsed() >= Duration::from_secs(1), "{text}");
     let pid = wait_pid(&dir.join("testd.pid"), 5);
@@ -334,6 +370,8 @@ exit 0
         .trim()
         .parse()
         .expect("witness pid");
+    // The log, not status: custos is stopped by the check while the first instance runs, so a
+    // status query may first be answered once the second runs.
     c.wait_log_count("testd: running as pid", 2, 10);
     std::thread::sleep(Duration::from_millis(300));
     let ok = alive(witness);

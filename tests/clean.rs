@@ -72,11 +72,7 @@ fn probed_config(dir: &Path, shell: &[&str], extra: &str) -> String {
         format!("[{}]", v.join(", "))
     };
     format!(
-        r#"[supervisor]
-interval = "100ms"
-state_dir = "{dir}"
-control_socket = "{dir}/custos.sock"
-
+        r#"{sup}
 [[service]]
 name = "probed"
 pidfile = "{dir}/probed.pid"
@@ -86,6 +82,7 @@ start_timeout = "15s"
 stop_timeout = "3s"
 {extra}
 "#,
+        sup = supervisor_section(dir),
         dir = dir.display(),
         start = argv("start"),
         stop = argv("stop"),
@@ -204,7 +201,7 @@ fn children_begin_clean(test: &str, shell: &[&str], shell_ignores: u64) {
 
     let start = inspect_held(&dir, "start");
     let daemon_pid = wait_pid(&dir.join("probed.pid"), 10);
-    c.wait_log("probed: running as pid", 10);
+    c.wait_running("probed", 10);
     let daemon = inspect(daemon_pid, &probed());
     // Only the first check run is held: once it waits at its gate (and no other run starts
     // while one is in flight), later runs need not.
@@ -238,7 +235,7 @@ timeout = "20s"
         d = dir.display()
     );
     let mut c = start_dirty(&dir, &(testd_config(&dir, "") + &hook));
-    c.wait_log("testd: running as pid", 20);
+    c.wait_running("testd", 20);
     kill(wait_pid(&dir.join("testd.pid"), 10), libc::SIGKILL);
     let pid: i32 = wait_file(&dir.join("hook.self"), 15)
         .trim()
@@ -284,23 +281,6 @@ fn children_begin_clean_under_busybox_ash() {
     }
 }
 
-fn ctl(c: &Custos, args: &[&str]) -> (Option<i32>, String) {
-    let out = custos_command()
-        .arg("--socket")
-        .arg(c.dir.join("custos.sock"))
-        .args(args)
-        .output()
-        .expect("client");
-    (
-        out.status.code(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 fn a_restart_stops_a_daemon_with_sigterm_not_sigkill() {
     if !busybox() {
@@ -311,12 +291,15 @@ fn a_restart_stops_a_daemon_with_sigterm_not_sigkill() {
     fs::write(dir.join("shell"), format!("{BUSYBOX} sh")).expect("shell");
     let c = start_dirty(&dir, &probed_config(&dir, &[BUSYBOX, "sh"], ""));
     c.wait_log("control: listening on", 10);
-    c.wait_log("probed: running as pid", 10);
+    c.wait_running("probed", 10);
     let old = wait_pid(&dir.join("probed.pid"), 5);
-    let (code, out) = ctl(&c, &["restart", "probed"]);
+    let r = c.ctl(&["restart", "probed"]);
+    let (code, out) = (r.code, r.all());
     assert_eq!(code, Some(0), "{out}");
     let new = wait_new_pid(&dir.join("probed.pid"), old, 10);
-    c.wait_log(&format!("probed: running as pid {new}"), 10);
+    c.wait_service("probed", 10, |s| {
+        s["state"] == "running" && s["pid"] == i64::from(new)
+    });
     assert_eq!(
         fs::read_to_string(dir.join("term"))
             .unwrap_or_default()
@@ -341,7 +324,7 @@ fn a_start_script_that_waits_for_a_job_starts_its_service() {
     fs::write(dir.join("use-wait"), "").expect("switch");
     let c = start_dirty(&dir, &probed_config(&dir, &[BUSYBOX, "sh"], ""));
     c.wait_log("probed: waited for a background job", 10);
-    c.wait_log("probed: running as pid", 10);
+    c.wait_running("probed", 10);
     assert!(!c.log_text().contains("killing the start script"));
 }
 
@@ -373,7 +356,7 @@ fn chatty(test: &str) -> (std::path::PathBuf, String, Custos, i32) {
     fs::write(dir.join("chatty"), "").expect("switch");
     let config = probed_config(&dir, &["/bin/sh"], "");
     let c = Custos::start(&dir, &config);
-    c.wait_log("probed: running as pid", 10);
+    c.wait_running("probed", 10);
     let pid = wait_pid(&dir.join("probed.pid"), 5);
     // Its lines reach custos's log while custos lives.
     c.wait_log("probed: | probed: tick 3", 10);

@@ -6,19 +6,10 @@ use std::fs;
 
 use common::*;
 
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = custos_command().args(args).output().expect("run custos");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn check_explains_a_valid_config_in_plain_words() {
     let cfg = concat!(env!("CARGO_MANIFEST_DIR"), "/board/rootfs/etc/custos.toml");
-    let (code, out, _) = run(&["check", "-c", cfg]);
+    let (code, out, _) = run_custos(&["check", "-c", cfg]);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("valid: 1 service(s)"), "{out}");
     assert!(out.contains("web_server:"), "{out}");
@@ -40,7 +31,7 @@ fn check_names_file_line_and_key_and_exits_1() {
         "[[service]]\nname = \"x\"\npidfile = \"relative.pid\"\nstart = [\"/bin/true\"]\n",
     )
     .expect("write");
-    let (code, _, err) = run(&["check", "-c", p.to_str().expect("utf8")]);
+    let (code, _, err) = run_custos(&["check", "-c", p.to_str().expect("utf8")]);
     assert_eq!(code, Some(1));
     assert!(
         err.contains(&format!(
@@ -50,10 +41,10 @@ fn check_names_file_line_and_key_and_exits_1() {
         "{err}"
     );
     // `run` refuses it too, with the same words, before touching anything.
-    let (code, _, err) = run(&["run", "-c", p.to_str().expect("utf8")]);
+    let (code, _, err) = run_custos(&["run", "-c", p.to_str().expect("utf8")]);
     assert_eq!(code, Some(1));
     assert!(err.contains("invalid config: not starting"), "{err}");
-    let (code, _, err) = run(&["check", "-c", "/nonexistent/custos.toml"]);
+    let (code, _, err) = run_custos(&["check", "-c", "/nonexistent/custos.toml"]);
     assert_eq!(code, Some(1));
     assert!(
         err.contains("/nonexistent/custos.toml: cannot read"),
@@ -70,7 +61,7 @@ fn check_warns_about_reboot_without_a_watchdog_and_still_exits_0() {
         "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/true\"]\n[service.restart]\non_exhausted = \"reboot\"\n",
     )
     .expect("write");
-    let (code, out, err) = run(&["check", "-c", p.to_str().expect("utf8")]);
+    let (code, out, err) = run_custos(&["check", "-c", p.to_str().expect("utf8")]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert!(
         err.contains(&format!(
@@ -84,13 +75,13 @@ fn check_warns_about_reboot_without_a_watchdog_and_still_exits_0() {
 
 #[test]
 fn usage_errors_exit_2_and_help_and_version_exit_0() {
-    assert_eq!(run(&[]).0, Some(2));
-    assert_eq!(run(&["frobnicate"]).0, Some(2));
-    assert_eq!(run(&["check", "-c"]).0, Some(2));
-    let (code, out, _) = run(&["--help"]);
+    assert_eq!(run_custos(&[]).0, Some(2));
+    assert_eq!(run_custos(&["frobnicate"]).0, Some(2));
+    assert_eq!(run_custos(&["check", "-c"]).0, Some(2));
+    let (code, out, _) = run_custos(&["--help"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("custos run"));
-    let (code, out, _) = run(&["--version"]);
+    let (code, out, _) = run_custos(&["--version"]);
     assert_eq!(code, Some(0));
     assert!(out.starts_with("custos "));
 }
@@ -101,7 +92,7 @@ fn check_says_how_restarts_end_in_plain_words() {
     let base = "[[service]]\nname = \"x\"\npidfile = \"/run/x.pid\"\nstart = [\"/bin/true\"]\n";
     let p = dir.join("default.toml");
     fs::write(&p, base).expect("write");
-    let (code, out, _) = run(&["check", "-c", p.to_str().expect("utf-8")]);
+    let (code, out, _) = run_custos(&["check", "-c", p.to_str().expect("utf-8")]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains("a death after 10s of running is started again at once"),
@@ -118,7 +109,7 @@ fn check_says_how_restarts_end_in_plain_words() {
         format!("{base}[service.restart]\non_exhausted = \"reboot\"\n"),
     )
     .expect("write");
-    let (code, out, _) = run(&["check", "-c", p.to_str().expect("utf-8")]);
+    let (code, out, _) = run_custos(&["check", "-c", p.to_str().expect("utf-8")]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
         out.contains("after 10 restarts within 10m it gives up and reboots the board"),

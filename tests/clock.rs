@@ -54,13 +54,6 @@ stop_timeout = "1s"
     )
 }
 
-fn supervisor(dir: &Path) -> String {
-    format!(
-        "[supervisor]\ninterval = \"100ms\"\nstate_dir = \"{dir}\"\ncontrol_socket = \"{dir}/custos.sock\"\n",
-        dir = dir.display()
-    )
-}
-
 fn heartbeat_check(path: &Path) -> String {
     format!(
         "[[service.check]]\nkind = \"heartbeat\"\npath = \"{}\"\nmax_age = \"2s\"\nevery = \"200ms\"\ngrace = \"1ms\"\naction = \"log\"\n",
@@ -81,7 +74,7 @@ fn a_heartbeat_is_judged_by_when_it_changed_never_by_its_date() {
         ("behind1d", -DAY),
         ("behind1y", -YEAR),
     ];
-    let mut cfg = supervisor(&dir);
+    let mut cfg = supervisor_section(&dir);
     for (name, _) in offsets {
         for kind in ["still", "beat"] {
             let hb = dir.join(format!("{kind}-{name}.hb"));
@@ -141,40 +134,6 @@ fn a_heartbeat_is_judged_by_when_it_changed_never_by_its_date() {
     assert!(log.contains("unchanged for"), "{log}");
 }
 
-fn ctl(c: &Custos, args: &[&str]) -> (Option<i32>, String) {
-    let out = custos_command()
-        .arg("--socket")
-        .arg(c.dir.join("custos.sock"))
-        .args(args)
-        .output()
-        .expect("run client");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
-    )
-}
-
-fn starts(dir: &Path) -> Vec<i32> {
-    fs::read_to_string(dir.join("starts"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
-/// testd started by hand, before custos (as rcS would).
-fn testd_before_custos(dir: &Path) -> i32 {
-    let st = std::process::Command::new("/bin/sh")
-        .arg(format!("{FIXTURES}/testd"))
-        .arg("start")
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("testd start");
-    assert!(st.success());
-    wait_pid(&dir.join("testd.pid"), 10)
-}
-
 /// A running service whose pidfile is dated a day or a year away from the wall clock (what a
 /// clock step between writing and reading it looks like): custos cannot verify it, so it holds
 /// (neither a second copy nor a signal), says why, and the hold ends when the process exits or
@@ -189,7 +148,7 @@ fn a_pidfile_dated_far_from_now_never_makes_a_second_copy() {
         ("ahead1d", DAY),
     ] {
         let dir = tempdir(&format!("pf-{name}"));
-        let pid = testd_before_custos(&dir);
+        let pid = testd_by_hand(&dir);
         set_mtime(&dir.join("testd.pid"), wall_now() + off);
         let c = Custos::start(&dir, &testd_config(&dir, ""));
         c.wait_log(
@@ -204,14 +163,15 @@ fn a_pidfile_dated_far_from_now_never_makes_a_second_copy() {
             "{name}: a second copy:\n{}",
             c.log_text()
         );
-        let (_, out) = ctl(&c, &["status"]);
+        let out = c.ctl(&["status"]).all();
         assert!(
             out.contains("testd") && out.contains("held"),
             "{name}: {out}"
         );
         if off < 0 {
             // The operator says it is the service.
-            let (code, out) = ctl(&c, &["adopt", "testd"]);
+            let r = c.ctl(&["adopt", "testd"]);
+            let (code, out) = (r.code, r.all());
             assert_eq!(code, Some(0), "{out}");
             c.wait_log(&format!("testd: found running as pid {pid}"), 10);
         } else {
@@ -221,7 +181,7 @@ fn a_pidfile_dated_far_from_now_never_makes_a_second_copy() {
                 "testd: starting (attempt 1): not running: pidfile names pid",
                 10,
             );
-            c.wait_log("testd: running as pid", 10);
+            c.wait_running_other("testd", pid, 10);
         }
         assert!(!c.log_text().contains(&format!("to pid {pid}")));
     }
@@ -247,7 +207,7 @@ fn a_respawned_custos_adopts_its_pins_again_whatever_the_dates() {
     let dir = tempdir("respawn");
     let cfg = testd_config(&dir, "");
     let mut c = Custos::start(&dir, &cfg);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 10);
     for off in [-YEAR, YEAR, -DAY] {
         // The pins file is written by a writer thread after the pin: a custos killed before
@@ -270,6 +230,6 @@ fn a_respawned_custos_adopts_its_pins_again_whatever_the_dates() {
     }
     // And it is still supervised: a crash is seen and the service started again.
     kill(pid, libc::SIGKILL);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running_other("testd", pid, 10);
     assert_eq!(starts(&dir).len(), 2);
 }

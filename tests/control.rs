@@ -11,21 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn ctl(c: &Custos, args: &[&str]) -> (Option<i32>, String, String) {
-    let sock = c.dir.join("custos.sock");
-    let out = custos_command()
-        .arg("--socket")
-        .arg(&sock)
-        .args(args)
-        .output()
-        .expect("run client");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn wait_socket(c: &Custos) {
     c.wait_log("control: listening on", 10);
 }
@@ -35,50 +20,67 @@ fn status_stop_start_restart_events_and_why() {
     let dir = tempdir("ctl-e2e");
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     wait_socket(&c);
-    c.wait_log("testd: running as pid", 10);
-    let pid = wait_pid(&dir.join("testd.pid"), 5);
+    let pid = c.wait_running("testd", 10);
+    assert_eq!(pid, wait_pid(&dir.join("testd.pid"), 5));
 
-    let (code, out, err) = ctl(&c, &["status"]);
+    // The human form, as operators read it.
+    let Reply { code, out, err } = c.ctl(&["status"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
         out.contains("testd") && out.contains("running") && out.contains(&format!("pid {pid}")),
         "{out}"
     );
-    let (code, out, _) = ctl(&c, &["status", "--json"]);
+    let Reply { code, out, .. } = c.ctl(&["status", "--json"]);
     assert_eq!(code, Some(0));
-    assert!(
-        out.starts_with("{\"ok\":true,\"services\":[{\"name\":\"testd\",\"state\":\"running\""),
-        "{out}"
-    );
+    let status = Json::of(&out);
+    assert_eq!(status["ok"], true, "{out}");
+    assert_eq!(status["schema"], "custos.status/1", "{out}");
+    assert_eq!(status["services"].items().len(), 1, "{out}");
+    let svc = &status["services"][0];
+    assert_eq!(svc["name"], "testd", "{out}");
+    assert_eq!(svc["state"], "running", "{out}");
+    assert_eq!(svc["pid"], i64::from(pid), "{out}");
 
     // stop: graceful, then it stays stopped.
-    let (code, out, _) = ctl(&c, &["stop", "testd"]);
+    let Reply { code, out, .. } = c.ctl(&["stop", "testd"]);
     assert_eq!(code, Some(0), "{out}");
-    c.wait_log("testd: stopped; not monitored until `custos start`", 10);
+    c.wait_service("testd", 10, |s| s["state"] == "unmonitored");
+    let stopped = c.wait_events("testd", "stopped", 2, 5);
+    assert!(
+        stopped[0]["text"].starts_with("stopping: asked by the operator"),
+        "{stopped:?}"
+    );
+    assert!(
+        stopped[1]["text"].starts_with("stopped; not monitored until `custos start`"),
+        "{stopped:?}"
+    );
     assert!(!alive(pid));
     std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(
-        c.log_text().matches("testd: starting").count(),
-        1,
-        "restarted after stop"
-    );
-    let (_, out, _) = ctl(&c, &["status"]);
+    let started = c.events_of("testd", "started");
+    assert_eq!(started.len(), 1, "restarted after stop: {started:?}");
+    let svc = c.service("testd");
+    assert_eq!(svc["state"], "unmonitored", "{svc:?}");
+    assert!(svc["pid"].is_null(), "{svc:?}");
+    let Reply { out, .. } = c.ctl(&["status"]);
     assert!(out.contains("unmonitored"), "{out}");
 
     // start: monitored again and started.
-    let (code, _, _) = ctl(&c, &["start", "testd"]);
+    let Reply { code, .. } = c.ctl(&["start", "testd"]);
     assert_eq!(code, Some(0));
     let pid2 = wait_new_pid(&dir.join("testd.pid"), pid, 10);
-    c.wait_log(&format!("testd: running as pid {pid2}"), 10);
+    assert_eq!(c.wait_running_other("testd", pid, 10), pid2);
 
     // restart: stop script, SIGTERM, then a new process.
-    let (code, _, _) = ctl(&c, &["restart", "testd"]);
+    let Reply { code, .. } = c.ctl(&["restart", "testd"]);
     assert_eq!(code, Some(0));
-    c.wait_log("testd: restarting: asked by the operator", 10);
+    let restarted = c.wait_event("testd", "restarted", 10);
+    assert_eq!(restarted["text"], "restarting: asked by the operator");
     let pid3 = wait_new_pid(&dir.join("testd.pid"), pid2, 10);
     assert!(!alive(pid2));
 
-    let (code, out, _) = ctl(&c, &["events"]);
+    // The human form of the record.
+
+    let Reply { code, out, .. } = c.ctl(&["events"]);
     assert_eq!(code, Some(0));
     assert!(
         out.contains("custos-start: custos 0.1.0 started with 1 service(s)"),
@@ -92,7 +94,7 @@ fn status_stop_start_restart_events_and_why() {
         out.contains("testd restarted: restarting: asked by the operator"),
         "{out}"
     );
-    let (code, out, _) = ctl(&c, &["why", "testd"]);
+    let Reply { code, out, .. } = c.ctl(&["why", "testd"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("testd died: "), "{out}");
     assert!(
@@ -101,7 +103,7 @@ fn status_stop_start_restart_events_and_why() {
     );
     let _ = pid3;
 
-    let (code, _, err) = ctl(&c, &["stop", "nosuch"]);
+    let Reply { code, err, .. } = c.ctl(&["stop", "nosuch"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("no service named `nosuch`"), "{err}");
 }
@@ -111,7 +113,7 @@ fn events_follow_streams_new_events() {
     let dir = tempdir("ctl-follow");
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     wait_socket(&c);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     let mut s = UnixStream::connect(dir.join("custos.sock")).expect("connect");
     s.write_all(b"{\"cmd\":\"events\",\"follow\":true,\"json\":true}\n")
@@ -176,7 +178,7 @@ fn oversized_garbage_and_slow_clients_change_nothing() {
     let dir = tempdir("ctl-hostile");
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     wait_socket(&c);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let sock = dir.join("custos.sock");
     let ask = |bytes: &[u8]| -> String {
         let mut s = UnixStream::connect(&sock).expect("connect");
@@ -229,7 +231,7 @@ fn the_record_survives_a_restart_of_custos_and_a_corrupt_one_is_replaced() {
     let dir = tempdir("ctl-record");
     let mut c = Custos::start(&dir, &testd_config(&dir, ""));
     wait_socket(&c);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     kill(pid, libc::SIGKILL);
     c.wait_log("testd: died:", 10);
@@ -240,7 +242,7 @@ fn the_record_survives_a_restart_of_custos_and_a_corrupt_one_is_replaced() {
 
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     wait_socket(&c);
-    let (code, out, _) = ctl(&c, &["why", "testd"]);
+    let Reply { code, out, .. } = c.ctl(&["why", "testd"]);
     assert_eq!(code, Some(0));
     assert!(
         out.contains("testd died: ") && out.contains(&format!("(pid {pid}")),
@@ -256,7 +258,7 @@ fn the_record_survives_a_restart_of_custos_and_a_corrupt_one_is_replaced() {
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     c.wait_log("is corrupt", 10);
     c.wait_log("running as pid", 10);
-    let (code, out, _) = ctl(&c, &["events"]);
+    let Reply { code, out, .. } = c.ctl(&["events"]);
     assert_eq!(code, Some(0));
     assert!(out.contains("custos-start"), "{out}");
 }
@@ -328,7 +330,7 @@ fn control_group_membership_is_the_peers_at_connect_time() {
         1,
     );
     let c = Custos::start(&dir, &cfg);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     wait_socket(&c);
     let sock = dir.join("custos.sock");
     let status = r#"{"cmd":"status","json":false,"follow":false}"#;

@@ -23,19 +23,6 @@ fn metrics_config(dir: &Path, textfile: &Path) -> String {
     )
 }
 
-fn ctl(c: &Custos, args: &[&str]) -> (Option<i32>, String) {
-    let out = custos_command()
-        .arg("--socket")
-        .arg(c.dir.join("custos.sock"))
-        .args(args)
-        .output()
-        .expect("run client");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 /// node_exporter with only its textfile collector, on 127.0.0.1; killed (by its PID) on drop.
 struct NodeExporter {
     child: Child,
@@ -133,12 +120,14 @@ fn node_exporter_reads_the_metrics_with_the_right_values_after_a_crash() {
         dir.display()
     );
     let mut c = Custos::start(&dir, &config);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     c.wait_log("watchdog: first keepalive", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     kill(pid, libc::SIGKILL);
     let new = wait_new_pid(&dir.join("testd.pid"), pid, 10);
-    c.wait_log(&format!("testd: running as pid {new}"), 10);
+    c.wait_service("testd", 10, |s| {
+        s["state"] == "running" && s["pid"] == i64::from(new)
+    });
 
     let ne = NodeExporter::start(&tf, &dir.join("node_exporter.log"));
     // node_exporter sorts the labels by name.
@@ -187,7 +176,7 @@ fn node_exporter_reads_the_metrics_with_the_right_values_after_a_crash() {
     assert_eq!(names, [std::ffi::OsString::from("custos.prom")]);
 
     // The same text, once, through the control socket.
-    let (code, out) = ctl(&c, &["status", "--prometheus"]);
+    let Reply { code, out, .. } = c.ctl(&["status", "--prometheus"]);
     assert_eq!(code, Some(0), "{out}");
     // Apart from the watchdog's lines, which move with every pet.
     let steady = |t: &str| -> Vec<String> {
@@ -215,11 +204,11 @@ fn a_fifo_in_place_of_the_temporary_file_is_refused_not_waited_on() {
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_tmp.as_ptr(), 0o600) }, 0);
     let mut c = Custos::start(&dir, &metrics_config(&dir, &prom));
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let log = c.wait_log("metrics: cannot write", 10);
     assert!(log.contains(&prom.display().to_string()), "{log}");
     // The loop goes on, and the FIFO (custos's own temporary name) gives way to the file.
-    let (code, out) = ctl(&c, &["status"]);
+    let Reply { code, out, .. } = c.ctl(&["status"]);
     assert_eq!(code, Some(0), "{out}");
     c.wait_log("metrics: ", 10);
     c.wait_log(&format!("metrics: {} is written again", prom.display()), 10);
@@ -333,11 +322,13 @@ on_healthy = ["/bin/true"]
         dir = dir.display()
     );
     let mut c = Custos::start(&dir, &config);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     kill(pid, libc::SIGKILL);
     let new = wait_new_pid(&dir.join("testd.pid"), pid, 10);
-    c.wait_log(&format!("testd: running as pid {new}"), 10);
+    c.wait_service("testd", 10, |s| {
+        s["state"] == "running" && s["pid"] == i64::from(new)
+    });
 
     let mut docs = Vec::new();
     for (schema, args) in [
@@ -346,7 +337,7 @@ on_healthy = ["/bin/true"]
         ("events.schema.json", &["why", "testd", "--json"][..]),
         ("events.schema.json", &["why", "failing", "--json"][..]),
     ] {
-        let (code, out) = ctl(&c, args);
+        let Reply { code, out, .. } = c.ctl(args);
         assert_eq!(code, Some(0), "{args:?}: {out}");
         docs.push((schema, out));
     }
@@ -377,14 +368,14 @@ fn a_reload_that_changes_the_metrics_says_it_takes_effect_at_the_next_start() {
     let tf = textfile_dir(&dir);
     let prom = tf.join("custos.prom");
     let mut c = Custos::start(&dir, &metrics_config(&dir, &prom));
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     c.wait_log("control: listening on", 10);
     fs::write(
         &c.config,
         metrics_config(&dir, &prom).replace("every = \"1s\"", "every = \"1m\""),
     )
     .expect("config");
-    let (code, out) = ctl(&c, &["reload"]);
+    let Reply { code, out, .. } = c.ctl(&["reload"]);
     assert_eq!(code, Some(0), "{out}");
     c.wait_log(
         "metrics: [metrics] changed: the new settings take effect when custos is restarted",
@@ -412,7 +403,7 @@ fn promtool_finds_nothing_to_lint_in_the_metrics() {
     let tf = textfile_dir(&dir);
     let prom = tf.join("custos.prom");
     let c = Custos::start(&dir, &metrics_config(&dir, &prom));
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 5);
     kill(pid, libc::SIGKILL);
     wait_new_pid(&dir.join("testd.pid"), pid, 10);

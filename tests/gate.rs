@@ -10,22 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn skip() -> bool {
-    if !cfg!(debug_assertions) {
-        eprintln!("SKIP: a release build ignores CUSTOS_TEST_BOOT_ID: boots cannot be simulated");
-        return true;
-    }
-    false
-}
-
-fn boot(dir: &Path, config: &str, id: &str) -> Custos {
-    let c = Custos::start_with(dir, config, |cmd| {
-        cmd.env("CUSTOS_TEST_BOOT_ID", id);
-    });
-    c.wait_log("control: listening on", 20);
-    c
-}
-
 /// A testd config with a gate: each program appends its name and the boot to DIR/verdicts.
 fn gate_config(dir: &Path, healthy_after: &str, deadline: &str) -> String {
     let base = testd_config(dir, "vital = true\n");
@@ -61,45 +45,36 @@ fn wait_verdicts(dir: &Path, n: usize, secs: u64) -> Vec<String> {
     }
 }
 
-fn status(dir: &Path, json: bool) -> String {
-    let mut c = custos_command();
-    c.arg("--socket").arg(dir.join("custos.sock")).arg("status");
-    if json {
-        c.arg("--json");
-    }
-    let out = c.output().expect("custos status");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 const BOOT_A: &str = "00000000-0000-4000-8000-00000000000a";
 const BOOT_B: &str = "00000000-0000-4000-8000-00000000000b";
 
 #[test]
 fn a_vital_service_up_runs_on_healthy_once_and_a_respawn_does_not_run_it_again() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("gate-healthy");
     let cfg = gate_config(&dir, "2s", "60s");
-    let mut c = boot(&dir, &cfg, BOOT_A);
+    let mut c = Custos::start_in_boot(&dir, &cfg, BOOT_A, |_| {});
     c.wait_log("boot health: healthy", 20);
     assert_eq!(wait_verdicts(&dir, 1, 10), ["healthy"]);
     c.wait_log("on_healthy (pid", 10);
     c.wait_log("exited with status 0", 10);
-    let text = status(&dir, false);
+    // The human form, as operators read it.
+    let text = c.ctl(&["status"]).out;
     assert!(text.contains("boot health: healthy"), "{text}");
-    let json = status(&dir, true);
-    assert!(json.contains("\"gate\":{\"verdict\":\"healthy\""), "{json}");
+    let gate = c.status()["boot"]["gate"].clone();
+    assert_eq!(gate["verdict"], "healthy", "{gate:?}");
     // custos respawned in the same boot: the verdict is known, nothing runs again.
     c.signal(libc::SIGKILL);
     let _ = c.child.wait();
-    let c2 = boot(&dir, &cfg, BOOT_A);
+    let c2 = Custos::start_in_boot(&dir, &cfg, BOOT_A, |_| {});
     c2.wait_log("boot health: healthy already in this boot", 10);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(verdicts(&dir), ["healthy"], "run once per boot");
     drop(c2);
     // The next boot has its own verdict.
-    let c3 = boot(&dir, &cfg, BOOT_B);
+    let c3 = Custos::start_in_boot(&dir, &cfg, BOOT_B, |_| {});
     assert_eq!(wait_verdicts(&dir, 2, 20), ["healthy", "healthy"]);
     drop(c3);
     let _ = fs::remove_dir_all(&dir);
@@ -107,21 +82,18 @@ fn a_vital_service_up_runs_on_healthy_once_and_a_respawn_does_not_run_it_again()
 
 #[test]
 fn a_crashing_vital_service_runs_on_unhealthy_after_the_deadline() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("gate-unhealthy");
     // The daemon exits after 0.3 s: it never stays up for healthy_after.
     fs::write(dir.join("exit-code"), "1").expect("exit-code");
     let cfg = gate_config(&dir, "3s", "6s");
-    let c = boot(&dir, &cfg, BOOT_A);
+    let c = Custos::start_in_boot(&dir, &cfg, BOOT_A, |_| {});
     c.wait_log("boot health: unhealthy", 20);
     assert_eq!(wait_verdicts(&dir, 1, 10), ["unhealthy"]);
-    let json = status(&dir, true);
-    assert!(
-        json.contains("\"gate\":{\"verdict\":\"unhealthy\""),
-        "{json}"
-    );
+    let gate = c.status()["boot"]["gate"].clone();
+    assert_eq!(gate["verdict"], "unhealthy", "{gate:?}");
     drop(c);
     let _ = fs::remove_dir_all(&dir);
 }
@@ -154,7 +126,7 @@ fn healthy_after_without_a_vital_service_is_a_config_error() {
 
 #[test]
 fn a_program_that_outlives_its_timeout_is_killed_with_its_group_and_the_loop_goes_on() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("gate-timeout");
@@ -168,7 +140,7 @@ timeout = "1s"
 "#,
         d = dir.display()
     );
-    let c = boot(&dir, &cfg, BOOT_A);
+    let c = Custos::start_in_boot(&dir, &cfg, BOOT_A, |_| {});
     c.wait_log("boot health: running on_healthy (pid", 20);
     c.wait_log("still runs after timeout 1s: killing its process group", 10);
     c.wait_log("was killed after its timeout: killed by SIGKILL", 10);
@@ -178,10 +150,14 @@ timeout = "1s"
         .parse()
         .expect("pid");
     assert!(!alive(pid), "the program's shell still runs");
-    let json = status(&dir, true);
-    assert!(json.contains("was killed after its timeout"), "{json}");
+    let status = c.status();
+    let outcome = &status["boot"]["gate"]["outcome"];
+    assert!(
+        outcome.contains("was killed after its timeout"),
+        "{status:?}"
+    );
     // The loop went on: the service is still supervised and status answers.
-    assert!(json.contains("\"testd\""), "{json}");
+    assert_eq!(status["services"][0]["name"], "testd", "{status:?}");
     assert!(verdicts(&dir).is_empty());
     drop(c);
     let _ = fs::remove_dir_all(&dir);
@@ -193,7 +169,7 @@ timeout = "1s"
 /// the slot unmarked, and the verdict is not judged again in this boot).
 #[test]
 fn the_gate_program_and_its_children_outlive_custos_and_its_output_pipe() {
-    if skip() {
+    if !boots_simulated() {
         return;
     }
     let dir = tempdir("gate-outlives");
@@ -208,7 +184,7 @@ on_healthy = ["/bin/sh", "-c", "(sleep 1; echo late; echo late >> {d}/verdicts) 
 timeout = "10s"
 "#
     );
-    let c = boot(&dir, &cfg, BOOT_A);
+    let c = Custos::start_in_boot(&dir, &cfg, BOOT_A, |_| {});
     c.wait_log("boot health: running on_healthy", 20);
     c.signal(libc::SIGKILL);
     let mut c = c;

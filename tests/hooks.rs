@@ -49,7 +49,7 @@ fn a_sigkilled_service_runs_the_hook_for_died_and_restarting_with_env_and_json()
     let dir = tempdir("hook-died");
     let cfg = testd_config(&dir, "") + &recorder(&dir, r#""died", "restarting""#, "");
     let mut c = Custos::start(&dir, &cfg);
-    c.wait_log("testd: running as pid", 20);
+    c.wait_running("testd", 20);
     let pid = wait_pid(&dir.join("testd.pid"), 20);
     kill(pid, libc::SIGKILL);
     let ev = wait_lines(&dir.join("events"), 2, 20, |_| true);
@@ -79,17 +79,18 @@ fn a_sigkilled_service_runs_the_hook_for_died_and_restarting_with_env_and_json()
     assert!(log.contains("hook 1 (died testd): pid"), "{log}");
 }
 
+/// testd crash-looping (exit 3, restarted every 100 ms) with the recorder hook on died and
+/// flapping; `flap` sets the hook's flap_count and flap_within.
+fn crash_loop_recorded(dir: &Path, flap: &str) -> String {
+    fs::write(dir.join("exit-code"), "3").expect("exit-code");
+    let restart = "[service.restart]\nbackoff = \"100ms\"\nbackoff_max = \"100ms\"\nmax_restarts = 50\nwindow = \"1m\"\n";
+    testd_config(dir, restart) + &recorder(dir, r#""died", "flapping""#, flap)
+}
+
 #[test]
 fn a_crash_loop_becomes_one_flapping_event_and_further_events_are_suppressed() {
     let dir = tempdir("hook-flap");
-    fs::write(dir.join("exit-code"), "3").expect("exit-code");
-    let restart = "[service.restart]\nbackoff = \"100ms\"\nbackoff_max = \"100ms\"\nmax_restarts = 50\nwindow = \"1m\"\n";
-    let cfg = testd_config(&dir, restart)
-        + &recorder(
-            &dir,
-            r#""died", "flapping""#,
-            "flap_count = 2\nflap_within = \"30s\"\n",
-        );
+    let cfg = crash_loop_recorded(&dir, "flap_count = 2\nflap_within = \"30s\"\n");
     let mut c = Custos::start(&dir, &cfg);
     // Six deaths: two reach the hook, the third is the flapping event, the rest are suppressed.
     c.wait_log_count("testd: died", 6, 40);
@@ -115,14 +116,7 @@ fn a_crash_loop_becomes_one_flapping_event_and_further_events_are_suppressed() {
 #[test]
 fn a_service_quiet_for_flap_within_is_no_longer_flapping_and_its_events_pass_again() {
     let dir = tempdir("hook-quiet");
-    fs::write(dir.join("exit-code"), "3").expect("exit-code");
-    let restart = "[service.restart]\nbackoff = \"100ms\"\nbackoff_max = \"100ms\"\nmax_restarts = 50\nwindow = \"1m\"\n";
-    let cfg = testd_config(&dir, restart)
-        + &recorder(
-            &dir,
-            r#""died", "flapping""#,
-            "flap_count = 1\nflap_within = \"2s\"\n",
-        );
+    let cfg = crash_loop_recorded(&dir, "flap_count = 1\nflap_within = \"2s\"\n");
     let mut c = Custos::start(&dir, &cfg);
     let ev = wait_lines(&dir.join("events"), 1, 20, |l| l.starts_with("flapping|"));
     assert!(ev.iter().any(|l| l.starts_with("flapping|")), "{ev:?}");
@@ -154,7 +148,7 @@ timeout = "500ms"
     );
     let cfg = testd_config(&dir, "") + &hook;
     let mut c = Custos::start(&dir, &cfg);
-    c.wait_log("testd: running as pid", 20);
+    c.wait_running("testd", 20);
     let pid = wait_pid(&dir.join("testd.pid"), 20);
     kill(pid, libc::SIGKILL);
     c.wait_log(
@@ -197,7 +191,7 @@ run = ["{d}/no-such-program"]
     );
     let cfg = testd_config(&dir, "") + &hook;
     let mut c = Custos::start(&dir, &cfg);
-    c.wait_log("testd: running as pid", 20);
+    c.wait_running("testd", 20);
     let pid = wait_pid(&dir.join("testd.pid"), 20);
     kill(pid, libc::SIGKILL);
     c.wait_log("failed: exited with status 3; not retried", 20);

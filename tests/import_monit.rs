@@ -17,15 +17,6 @@ use common::*;
 
 const DEB_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/monit-deb/root");
 
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = custos_command().args(args).output().expect("run custos");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Converts `monitrc` into `out`, checks the result with `custos check`, and returns the
 /// converted config and the summary lines (`FILE:LINE: not converted: WHAT (WHY)`).
 fn convert(monitrc: &Path, out: &Path, root: Option<&Path>) -> (String, Vec<String>) {
@@ -38,9 +29,9 @@ fn convert(monitrc: &Path, out: &Path, root: Option<&Path>) -> (String, Vec<Stri
     if let Some(r) = root {
         args.extend(["--root", r.to_str().expect("utf8")]);
     }
-    let (code, _, err) = run(&args);
+    let (code, _, err) = run_custos(&args);
     assert_eq!(code, Some(0), "import-monit {}: {err}", monitrc.display());
-    let (code, described, cerr) = run(&["check", "-c", out.to_str().expect("utf8")]);
+    let (code, described, cerr) = run_custos(&["check", "-c", out.to_str().expect("utf8")]);
     assert_eq!(
         code,
         Some(0),
@@ -526,7 +517,7 @@ fn debians_monitrc_with_every_snippet_enabled_converts() {
         toml.contains("include /etc/monit/conf.d/* matched no file"),
         "{toml}"
     );
-    let (code, described, _) = run(&[
+    let (code, described, _) = run_custos(&[
         "check",
         "-c",
         dir.join("custos.toml").to_str().expect("utf8"),
@@ -579,7 +570,7 @@ fn bad_input_names_file_and_line_and_exits_1() {
         let p = dir.join(name);
         fs::write(&p, text).expect("write");
         let out = dir.join(format!("{name}.toml"));
-        let (code, stdout, err) = run(&[
+        let (code, stdout, err) = run_custos(&[
             "import-monit",
             p.to_str().expect("utf8"),
             "-o",
@@ -633,7 +624,7 @@ fn includes_are_relative_to_their_file_and_bounded() {
     );
     // A file that includes itself ends at the depth bound, with an error, not a hang.
     fs::write(dir.join("loop.rc"), "include loop.rc\n").expect("write");
-    let (code, _, err) = run(&["import-monit", dir.join("loop.rc").to_str().expect("utf8")]);
+    let (code, _, err) = run_custos(&["import-monit", dir.join("loop.rc").to_str().expect("utf8")]);
     assert_eq!(code, Some(1));
     assert!(err.contains("is nested more than 8 deep"), "{err}");
 }

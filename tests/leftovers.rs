@@ -11,7 +11,7 @@ mod common;
 
 use std::fs;
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,12 +23,6 @@ fn skip_emulated() -> bool {
         return true;
     }
     false
-}
-
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind :0");
-    l.local_addr().expect("addr").port()
 }
 
 /// What the server on `port` answers to a connection, if it answers within 300 ms.
@@ -52,23 +46,9 @@ fn http_get(port: u16) -> Option<String> {
     s.split_once("\r\n\r\n").map(|(_, b)| b.to_string())
 }
 
-fn ctl(c: &Custos, args: &[&str]) -> String {
-    let out = custos_command()
-        .arg("--socket")
-        .arg(c.dir.join("custos.sock"))
-        .args(args)
-        .output()
-        .expect("run client");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn prefork_config(dir: &Path, extra: &str) -> String {
     format!(
-        r#"[supervisor]
-interval = "100ms"
-state_dir = "{dir}"
-control_socket = "{dir}/custos.sock"
-
+        r#"{sup}
 [[service]]
 name = "prefork"
 pidfile = "{dir}/prefork.pid"
@@ -79,6 +59,7 @@ stop_timeout = "2s"
 [service.restart]
 stable_after = "1s"
 "#,
+        sup = supervisor_section(dir),
         dir = dir.display(),
         fx = FIXTURES
     )
@@ -189,7 +170,7 @@ impl Drop for Leave {
 fn start_prefork(dir: &Path, port: u16, extra: &str) -> (Leave, Custos, i32, Vec<i32>) {
     fs::write(dir.join("port"), port.to_string()).expect("port");
     let c = Custos::start(dir, &prefork_config(dir, extra));
-    c.wait_log("prefork: running as pid", 15);
+    c.wait_running("prefork", 15);
     let master = wait_pid(&dir.join("prefork.pid"), 10);
     let w = workers(dir, 0);
     let mut leave = Leave(Vec::new(), Some(dir.to_path_buf()));
@@ -308,7 +289,7 @@ fn a_restart_and_a_stop_by_custos_stop_the_leftovers_too() {
     let port = free_port();
     let (mut leave, c, master, w) = start_prefork(&dir, port, "");
     let t0 = Instant::now();
-    let reply = ctl(&c, &["restart", "prefork"]);
+    let reply = c.ctl(&["restart", "prefork"]).out;
     assert!(reply.contains("restart"), "{reply}");
     let (_, took) = wait_new_master(port, master, t0, 10, &c);
     eprintln!("custos restart: new instance after {took:?}");
@@ -339,7 +320,7 @@ fn a_restart_and_a_stop_by_custos_stop_the_leftovers_too() {
     leave.add(master2);
     let w2 = workers(&dir, 1);
     assert_eq!(w2.len(), 2, "{w2:?}");
-    let reply = ctl(&c, &["stop", "prefork"]);
+    let reply = c.ctl(&["stop", "prefork"]).out;
     assert!(reply.contains("stop"), "{reply}");
     let text = c.wait_log("prefork: stopped; not monitored", 10);
     assert!(wait_gone(&w2, 2), "workers {w2:?} alive:\n{text}");
@@ -375,7 +356,7 @@ fn start_script_output_without_a_newline_is_a_line_of_its_own() {
         .collect::<Vec<_>>()
         .join("\n");
     let c = Custos::start(&dir, &config);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 10);
     kill(pid, libc::SIGKILL);
     let text = c.wait_log_count("testd: running as pid", 2, 15);
@@ -440,7 +421,7 @@ stable_after = "1s"
 "#
     );
     let c = Custos::start(&dir, &config);
-    c.wait_log("nginx: running as pid", 15);
+    c.wait_running("nginx", 15);
     let master = wait_pid(&dir.join("nginx.pid"), 10);
     let mut leave = Leave(Vec::new(), None);
     leave.add(master);

@@ -10,16 +10,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-fn ctl(c: &Custos, args: &[&str]) -> String {
-    let out = custos_command()
-        .arg("--socket")
-        .arg(c.dir.join("custos.sock"))
-        .args(args)
-        .output()
-        .expect("run client");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Nanoseconds on CLOCK_REALTIME: the one clock this test and `date +%s%N` in a script share.
 fn realtime_ns() -> u128 {
     let mut t = libc::timespec {
@@ -51,7 +41,7 @@ fn a_death_after_a_stable_run_is_started_at_once() {
     );
     assert!(config.contains("/start\","), "{config}");
     let c = Custos::start(&dir, &config);
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running("testd", 10);
     let pid = wait_pid(&dir.join("testd.pid"), 10);
     // Past stable_after, with a margin.
     std::thread::sleep(Duration::from_millis(1500));
@@ -114,11 +104,14 @@ fn thirty_crashes_in_a_row_and_still_restarting() {
     assert!(!text.contains("given up"), "{text}");
     // Still restarting after the 30th death.
     let text = c.wait_log_count("testd: starting (attempt", 32, 20);
-    let status = ctl(&c, &["status"]);
+    let status = c.ctl(&["status"]).out;
     assert!(status.contains("crash-looping"), "{status}");
-    let json = ctl(&c, &["status", "--json"]);
-    assert!(json.contains("\"state\":\"crash-looping\""), "{json}");
-    let why = ctl(&c, &["why", "testd"]);
+    let svc = c.service("testd");
+    assert_eq!(svc["state"], "crash-looping", "{svc:?}");
+    assert_eq!(svc["crash_looping"], true, "{svc:?}");
+    assert!(svc["restarts"].int().is_some_and(|n| n >= 30), "{svc:?}");
+    assert!(c.events_of("testd", "gave-up").is_empty());
+    let why = c.ctl(&["why", "testd"]).out;
     assert!(why.contains("crash-looping"), "{why}");
     eprintln!(
         "status:\n{status}\nwhy (first line): {}",

@@ -15,7 +15,6 @@ use std::fs;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -40,30 +39,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// config) under test in `stall`.
 fn stand_config(dir: &Path, stall: &str) -> String {
     format!(
-        r#"[supervisor]
-interval = "100ms"
-state_dir = "{dir}"
-control_socket = "{dir}/custos.sock"
-
-[watchdog]
-device = "{dir}/wd"
-timeout = "3s"
-pet_every = "100ms"
-
-[[service]]
-name = "testd"
-pidfile = "{dir}/testd.pid"
-start = ["/bin/sh", "{fx}/testd", "start", "{dir}"]
-stop = ["/bin/sh", "{fx}/testd", "stop", "{dir}"]
-start_timeout = "5s"
-stop_timeout = "1s"
-[service.restart]
-backoff = "100ms"
-
-{stall}
-"#,
-        dir = dir.display(),
-        fx = FIXTURES
+        "{}\n{}\n{}[service.restart]\nbackoff = \"100ms\"\n\n{stall}\n",
+        supervisor_section(dir),
+        watchdog_stand(dir, "3s", "100ms"),
+        testd_service(dir, "5s")
     )
 }
 
@@ -79,69 +58,6 @@ start_timeout = "60s"
 "#,
         dir = dir.display()
     )
-}
-
-/// Samples the stand-in's length every 10 ms and keeps the time of each change (each pet).
-struct PetMonitor {
-    stop: Arc<AtomicBool>,
-    pets: Arc<Mutex<Vec<Instant>>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl PetMonitor {
-    fn start(dev: &Path) -> PetMonitor {
-        let stop = Arc::new(AtomicBool::new(false));
-        let pets = Arc::new(Mutex::new(Vec::new()));
-        let (s, p, dev) = (stop.clone(), pets.clone(), dev.to_path_buf());
-        let thread = std::thread::spawn(move || {
-            let mut last = fs::metadata(&dev).map(|m| m.len()).unwrap_or(0);
-            p.lock().expect("lock").push(Instant::now());
-            while !s.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10));
-                let len = fs::metadata(&dev).map(|m| m.len()).unwrap_or(0);
-                if len != last {
-                    last = len;
-                    p.lock().expect("lock").push(Instant::now());
-                }
-            }
-        });
-        PetMonitor {
-            stop,
-            pets,
-            thread: Some(thread),
-        }
-    }
-
-    /// The largest time without a pet that overlaps [from, to] (a pet that never comes counts
-    /// up to `to`).
-    fn max_gap(&self, from: Instant, to: Instant) -> Duration {
-        let pets = self.pets.lock().expect("lock").clone();
-        let mut worst = Duration::ZERO;
-        let mut prev: Option<Instant> = None;
-        for &t in pets.iter().chain(std::iter::once(&to)) {
-            let t = t.min(to);
-            if let Some(p) = prev {
-                if t > from {
-                    worst = worst.max(t.saturating_duration_since(p));
-                }
-            }
-            prev = Some(t);
-        }
-        worst
-    }
-
-    fn count(&self) -> usize {
-        self.pets.lock().expect("lock").len()
-    }
-}
-
-impl Drop for PetMonitor {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// SIGKILLs testd's daemon and measures how long custos takes to start it again (bounded:
@@ -198,13 +114,13 @@ fn run_stall(
     dir: &Path,
     stall: &str,
     trigger: impl FnOnce(&Custos),
-) -> (Custos, PetMonitor, Outcome) {
+) -> (Custos, PetSampler, Outcome) {
     let dev = dir.join("wd");
     fs::write(&dev, "").expect("stand-in");
     let c = Custos::start(dir, &stand_config(dir, stall));
     c.wait_log("watchdog: first keepalive", 10);
     c.wait_log("testd: running as pid", 10);
-    let mon = PetMonitor::start(&dev);
+    let mon = PetSampler::start(&dev);
     std::thread::sleep(Duration::from_millis(300));
     let from = Instant::now();
     trigger(&c);
@@ -217,7 +133,7 @@ fn run_stall(
     let out = Outcome {
         gap: mon.max_gap(from, to),
         answer,
-        pets: mon.count(),
+        pets: mon.pets(),
     };
     (c, mon, out)
 }
@@ -230,16 +146,6 @@ fn mkfifo(p: &Path) {
     // SAFETY: a valid NUL-terminated path.
     let rc = unsafe { libc::mkfifo(cstr(p).as_ptr(), 0o644) };
     assert_eq!(rc, 0, "mkfifo {}", p.display());
-}
-
-fn ctl(c: &Custos, args: &[&str]) -> String {
-    let out = custos_command()
-        .arg("--socket")
-        .arg(c.dir.join("custos.sock"))
-        .args(args)
-        .output()
-        .expect("run client");
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
 #[test]
@@ -255,7 +161,7 @@ fn a_fifo_pidfile_is_an_error_not_a_stall() {
         pidfile.display()
     );
     assert_eq!(text.matches(&err).count(), 1, "logged once:\n{text}");
-    let status = ctl(&c, &["status"]);
+    let status = c.ctl(&["status"]).all();
     assert!(status.contains("is a FIFO, not a regular file"), "{status}");
 }
 
@@ -471,7 +377,7 @@ fn an_accept_flood_is_served_in_bounded_bites() {
     // SAFETY: getuid has no failure mode.
     let root = unsafe { libc::getuid() } == 0;
     let mut procs = Vec::new();
-    let mon = PetMonitor::start(&dev);
+    let mon = PetSampler::start(&dev);
     std::thread::sleep(Duration::from_millis(300));
     let from = Instant::now();
     let end = from + flood;
@@ -496,7 +402,7 @@ fn an_accept_flood_is_served_in_bounded_bites() {
     let out = Outcome {
         gap: mon.max_gap(from, end),
         answer,
-        pets: mon.count(),
+        pets: mon.pets(),
     };
     eprintln!("accept flood: {connects} connections by the allowed clients");
     out.assert_ok(&c, "accept flood");

@@ -12,8 +12,7 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -110,57 +109,6 @@ impl Drop for SlowFs {
     }
 }
 
-/// What the pet sampler saw.
-struct Pets {
-    /// The largest time between two growths of the pet file, from the first pet seen (the
-    /// whole time when there was none).
-    gap: Duration,
-    count: u64,
-    /// The sampler's own longest sleep (asked: 10 ms): a measure of how loaded the machine is.
-    sampler_late: Duration,
-}
-
-/// Samples the length of the pet file every 10 ms until `stop`. The sampler runs SCHED_FIFO
-/// when it may (root), so that a busy machine delays custos, which is measured, rather than the
-/// measurement.
-fn sample_pets(dev: PathBuf, stop: Arc<AtomicBool>) -> Pets {
-    // SAFETY: an all-zero sched_param is valid (musl's has more fields than the priority);
-    // this sets the calling thread's policy; failure is harmless.
-    unsafe {
-        let mut param: libc::sched_param = std::mem::zeroed();
-        param.sched_priority = 1;
-        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param);
-    }
-    let start = Instant::now();
-    let mut last_len = 0;
-    let mut last_change: Option<Instant> = None;
-    let mut gap = Duration::ZERO;
-    let mut prev = start;
-    let mut sampler_late = Duration::ZERO;
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(10));
-        let len = fs::metadata(&dev).map(|m| m.len()).unwrap_or(0);
-        let now = Instant::now();
-        sampler_late = sampler_late.max(now - prev);
-        prev = now;
-        if let Some(t) = last_change {
-            gap = gap.max(now - t);
-        }
-        if len != last_len {
-            last_len = len;
-            last_change = Some(now);
-        }
-    }
-    if last_change.is_none() {
-        gap = start.elapsed();
-    }
-    Pets {
-        gap,
-        count: last_len,
-        sampler_late,
-    }
-}
-
 fn lines(path: &Path) -> usize {
     fs::read_to_string(path).map_or(0, |s| s.lines().count())
 }
@@ -172,19 +120,8 @@ interval = "100ms"
 state_dir = "{state}"
 control_socket = "{dir}/custos.sock"
 
-[watchdog]
-device = "{dir}/wd"
-timeout = "{WATCHDOG_TIMEOUT}"
-pet_every = "{pet}ms"
-
-[[service]]
-name = "testd"
-pidfile = "{dir}/testd.pid"
-start = ["/bin/sh", "{fx}/testd", "start", "{dir}"]
-stop = ["/bin/sh", "{fx}/testd", "stop", "{dir}"]
-start_timeout = "5s"
-stop_timeout = "1s"
-[service.restart]
+{watchdog}
+{testd}[service.restart]
 backoff = "100ms"
 
 [[service]]
@@ -200,7 +137,12 @@ window = "10m"
 "#,
         dir = dir.display(),
         state = state.display(),
-        pet = PET_EVERY.as_millis(),
+        watchdog = watchdog_stand(
+            dir,
+            WATCHDOG_TIMEOUT,
+            &format!("{}ms", PET_EVERY.as_millis())
+        ),
+        testd = testd_service(dir, "5s"),
         fx = FIXTURES
     )
 }
@@ -225,11 +167,7 @@ fn a_state_dir_whose_fsync_takes_seconds_costs_no_pet() {
 
     let mut c = Custos::start(&dir, &stall_config(&dir, &state));
     // Gaps count from the first pet on: start-up is not a pass of the loop.
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = {
-        let (dev, stop) = (dev.clone(), stop.clone());
-        std::thread::spawn(move || sample_pets(dev, stop))
-    };
+    let mut sampler = PetSampler::start_realtime(&dev);
     wait_pid(&dir.join("testd.pid"), 20);
     // Meanwhile, the other service is killed: custos starts it again within 1 s.
     std::thread::sleep(Duration::from_secs(3));
@@ -242,12 +180,12 @@ fn a_state_dir_whose_fsync_takes_seconds_costs_no_pet() {
     }
     let answered = killed.elapsed();
     std::thread::sleep(Duration::from_secs(5));
-    stop.store(true, Ordering::Relaxed);
-    let Pets {
-        gap,
-        count: pets,
-        sampler_late,
-    } = sampler.join().expect("sampler");
+    sampler.stop();
+    let (gap, pets, sampler_late) = (
+        sampler.max_gap_after_first_pet(),
+        sampler.len(),
+        sampler.late(),
+    );
 
     // The slow disk was really in the way: the record on it holds the crash loop.
     let record = slow_record(&dir.join("slow-root/record"), 20);

@@ -60,29 +60,10 @@ const CHATTY_SERVICES: usize = 3;
 /// `extra` goes into [supervisor].
 fn config(dir: &Path, extra: &str) -> String {
     let mut cfg = format!(
-        r#"[supervisor]
-interval = "100ms"
-state_dir = "{dir}"
-control_socket = "{dir}/custos.sock"
-{extra}
-
-[watchdog]
-device = "{dir}/wd"
-timeout = "3s"
-pet_every = "100ms"
-
-[[service]]
-name = "testd"
-pidfile = "{dir}/testd.pid"
-start = ["/bin/sh", "{fx}/testd", "start", "{dir}"]
-stop = ["/bin/sh", "{fx}/testd", "stop", "{dir}"]
-start_timeout = "5s"
-stop_timeout = "1s"
-[service.restart]
-backoff = "100ms"
-"#,
-        dir = dir.display(),
-        fx = FIXTURES
+        "{}{extra}\n\n{}\n{}[service.restart]\nbackoff = \"100ms\"\n",
+        supervisor_section(dir),
+        watchdog_stand(dir, "3s", "100ms"),
+        testd_service(dir, "5s")
     );
     for i in 0..CHATTY_SERVICES {
         cfg.push_str(&format!(
@@ -162,43 +143,6 @@ fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(Instant::now() < end, "{what}: not within {secs}s");
         std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Samples the pet count every 10 ms; `stop` returns the largest gap between two pets (or
-/// since the start of sampling, or until its end).
-struct PetMeter {
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<(Duration, u64)>,
-}
-
-impl PetMeter {
-    fn start(dir: &Path) -> PetMeter {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let dir = dir.to_path_buf();
-        let thread = std::thread::spawn(move || {
-            let mut last = pets(&dir);
-            let mut at = Instant::now();
-            let (mut gap, mut count) = (Duration::ZERO, 0);
-            while !flag.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(10));
-                let n = pets(&dir);
-                gap = gap.max(at.elapsed());
-                if n != last {
-                    count += n.saturating_sub(last);
-                    last = n;
-                    at = Instant::now();
-                }
-            }
-            (gap, count)
-        });
-        PetMeter { stop, thread }
-    }
-
-    fn stop(self) -> (Duration, u64) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("pet meter")
     }
 }
 
@@ -314,11 +258,12 @@ impl Drop for Drain {
 
 /// Measures pets and a restart while custos's sink is stalled.
 fn assert_loop_unaffected(dir: &Path, what: &str) {
-    let meter = PetMeter::start(dir);
+    let mut meter = PetSampler::start(&dir.join("wd"));
     std::thread::sleep(Duration::from_millis(1000));
     let restart = kill_testd_and_time_the_start(dir);
     std::thread::sleep(Duration::from_millis(1000));
-    let (gap, count) = meter.stop();
+    meter.stop();
+    let (gap, count) = (meter.max_gap(meter.started(), meter.ended()), meter.grown());
     eprintln!(
         "{what}: largest pet gap {gap:?} ({count} pets); testd started again after {restart:?}"
     );

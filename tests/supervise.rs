@@ -4,7 +4,7 @@
 mod common;
 
 use std::fs;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 
@@ -16,10 +16,17 @@ fn pidfile(c: &Custos) -> std::path::PathBuf {
 fn sigkill_is_detected_logged_with_its_cause_and_only_started_again() {
     let dir = tempdir("sigkill");
     let c = Custos::start(&dir, &testd_config(&dir, ""));
-    c.wait_log("testd: starting (attempt 1): not running: no pidfile", 10);
-    c.wait_log("testd: running as pid", 10);
-    let pid = wait_pid(&pidfile(&c), 10);
+    let first = c.wait_event("testd", "started", 10);
+    assert!(
+        first["text"]
+            .str()
+            .is_some_and(|t| t.ends_with("not running: no pidfile")),
+        "{first:?}"
+    );
+    let pid = c.wait_running("testd", 10);
+    assert_eq!(pid, wait_pid(&pidfile(&c), 10));
     kill(pid, libc::SIGKILL);
+    // The death as operators grep it in the log: with its cause, PID and uptime.
     if emulated() {
         eprintln!(
             "SKIP part: under qemu-user custos cannot be a subreaper, so the cause is unknown"
@@ -34,14 +41,36 @@ fn sigkill_is_detected_logged_with_its_cause_and_only_started_again() {
             10,
         );
     }
-    let text = c.wait_log(
-        "testd: starting (attempt 2, after 500ms backoff): died: ",
-        10,
-    );
     let new = wait_new_pid(&pidfile(&c), pid, 10);
     assert_ne!(new, pid);
-    c.wait_log(&format!("testd: running as pid {new}"), 10);
-    // Rule 2: a dead service is only started, never "stopped" first.
+    let svc = c.wait_service("testd", 10, |s| s["pid"] == i64::from(new));
+    assert_eq!(svc["state"], "running", "{svc:?}");
+    assert_eq!(svc["restarts"], 1, "{svc:?}");
+    if !emulated() {
+        assert_eq!(svc["last_death"], "killed by SIGKILL", "{svc:?}");
+    }
+    let kinds: Vec<Json> = c
+        .events()
+        .iter()
+        .filter(|e| e["service"] == "testd")
+        .map(|e| e["kind"].clone())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            Json::of(r#""started""#),
+            Json::of(r#""died""#),
+            Json::of(r#""started""#)
+        ],
+        "a dead service is only started, never stopped first"
+    );
+    let again = &c.events_of("testd", "started")[1];
+    assert!(
+        again["text"].starts_with("starting (attempt 2, after 500ms backoff): died: "),
+        "{again:?}"
+    );
+    // A dead service is only started, never "stopped" first.
+    let text = c.log_text();
     assert!(
         !dir.join("stops").exists(),
         "stop script ran for a dead service:\n{text}"
@@ -63,7 +92,13 @@ fn an_exit_status_is_logged() {
         &dir,
         &testd_config(&dir, "[service.restart]\nmax_restarts = 2\n"),
     );
-    c.wait_log("testd: died: exited with status 3 (pid ", 10);
+    let died = c.wait_event("testd", "died", 10);
+    assert!(
+        died["text"].starts_with("died: exited with status 3 (pid "),
+        "{died:?}"
+    );
+    let svc = c.wait_service("testd", 10, |s| !s["last_death"].is_null());
+    assert_eq!(svc["last_death"], "exited with status 3", "{svc:?}");
 }
 
 #[test]
@@ -76,11 +111,10 @@ fn a_look_alike_process_is_never_touched() {
         .expect("spawn");
     let lpid = look.id() as i32;
     let c = Custos::start(&dir, &testd_config(&dir, ""));
-    c.wait_log("testd: running as pid", 10);
-    let pid = wait_pid(&pidfile(&c), 10);
+    let pid = c.wait_running("testd", 10);
     kill(pid, libc::SIGKILL);
-    wait_new_pid(&pidfile(&c), pid, 10);
-    c.wait_log_count("testd: running as pid", 2, 10);
+    let new = c.wait_running_other("testd", pid, 10);
+    assert_ne!(new, lpid);
     assert!(alive(lpid), "look-alike was touched:\n{}", c.log_text());
     let _ = look.kill();
     let _ = look.wait();
@@ -89,28 +123,29 @@ fn a_look_alike_process_is_never_touched() {
 #[test]
 fn a_running_service_is_adopted_not_restarted() {
     let dir = tempdir("adopt");
-    let st = Command::new("/bin/sh")
-        .arg(format!("{FIXTURES}/testd"))
-        .args(["start"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .status()
-        .expect("testd start");
-    assert!(st.success());
-    let pid = wait_pid(&dir.join("testd.pid"), 10);
+    let pid = testd_by_hand(&dir);
     let c = Custos::start(&dir, &testd_config(&dir, ""));
+    // Adopted: found running, and the log says so with the pidfile it was found by.
     c.wait_log(&format!("testd: found running as pid {pid} (pidfile "), 10);
+    assert_eq!(c.wait_running("testd", 10), pid);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let text = c.log_text();
-    assert!(!text.contains("testd: starting"), "{text}");
+    let started = c.events_of("testd", "started");
+    assert!(
+        started.is_empty(),
+        "an adopted service was started: {started:?}"
+    );
+    let svc = c.service("testd");
+    assert_eq!(svc["pid"], i64::from(pid), "{svc:?}");
+    assert_eq!(svc["restarts"], 0, "{svc:?}");
     assert!(alive(pid));
     // Not our child (started before custos): its death has no known cause, but is seen.
     kill(pid, libc::SIGKILL);
-    c.wait_log(
-        &format!("testd: died: cause unknown (not our child) (pid {pid}"),
-        10,
+    let died = c.wait_event("testd", "died", 10);
+    assert!(
+        died["text"].starts_with(&format!("died: cause unknown (not our child) (pid {pid}")),
+        "{died:?}"
     );
-    c.wait_log("testd: running as pid", 10);
+    c.wait_running_other("testd", pid, 10);
 }
 
 #[test]
@@ -119,16 +154,20 @@ fn a_hung_start_script_is_killed_after_start_timeout_and_counted() {
     fs::write(dir.join("start-hangs"), "").expect("write");
     let c = Custos::start(&dir, &testd_config_timeout(&dir, "1s", ""));
     c.wait_log("testd: killing the start script's process group (pid ", 10);
-    c.wait_log(
-        "testd: start failed: start script still running after 1s; its process group was killed",
-        10,
+    let failed = c.wait_event("testd", "start-failed", 10);
+    assert_eq!(
+        failed["text"],
+        "start failed: start script still running after 1s; its process group was killed"
     );
     fs::remove_file(dir.join("start-hangs")).expect("rm");
-    let text = c.wait_log("testd: running as pid", 15);
+    c.wait_running("testd", 15);
+    let again = &c.events_of("testd", "started")[1];
     assert!(
-        text.contains("testd: starting (attempt 2, after 500ms backoff): previous attempt failed"),
-        "{text}"
+        again["text"]
+            .starts_with("starting (attempt 2, after 500ms backoff): previous attempt failed"),
+        "{again:?}"
     );
+    let text = c.log_text();
     // The killed script was reaped, not left behind.
     assert!(text.contains("killed script (pid "), "{text}");
 }
@@ -139,9 +178,13 @@ fn a_failing_start_script_counts_as_a_failed_attempt() {
     fs::write(dir.join("start-fails"), "").expect("write");
     let c = Custos::start(&dir, &testd_config(&dir, ""));
     c.wait_log("testd: | testd: start failure requested", 10);
-    c.wait_log("testd: start failed: start script exited with status 1", 10);
+    let failed = c.wait_event("testd", "start-failed", 10);
+    assert_eq!(
+        failed["text"],
+        "start failed: start script exited with status 1"
+    );
     fs::remove_file(dir.join("start-fails")).expect("rm");
-    c.wait_log("testd: running as pid", 15);
+    c.wait_running("testd", 15);
 }
 
 #[test]
@@ -150,7 +193,15 @@ fn a_crash_loop_backs_off_doubling_and_gives_up() {
     fs::write(dir.join("exit-code"), "3").expect("write");
     let extra = "[service.restart]\nbackoff = \"100ms\"\nbackoff_max = \"1s\"\nmax_restarts = 3\nwindow = \"1m\"\n";
     let c = Custos::start(&dir, &testd_config(&dir, extra));
-    let text = c.wait_log("testd: given up: 3 restarts within 1m (max_restarts)", 20);
+    let svc = c.wait_service("testd", 20, |s| s["state"] == "given-up");
+    assert_eq!(svc["restarts"], 3, "{svc:?}");
+    let gave_up = c.wait_event("testd", "gave-up", 5);
+    assert!(
+        gave_up["text"].starts_with("given up: 3 restarts within 1m (max_restarts)"),
+        "{gave_up:?}"
+    );
+    // The backoffs as operators read them in the log.
+    let text = c.log_text();
     let delays: Vec<&str> = text
         .lines()
         .filter_map(|l| l.split("testd: will start in ").nth(1))
@@ -206,23 +257,26 @@ fn a_stable_run_resets_the_backoff() {
 fn sighup_with_a_broken_config_keeps_the_running_one() {
     let dir = tempdir("reload");
     let mut c = Custos::start(&dir, &testd_config(&dir, ""));
-    c.wait_log("testd: running as pid", 10);
-    let pid = wait_pid(&pidfile(&c), 10);
+    let pid = c.wait_running("testd", 10);
     // A valid reload keeps the pin: nothing is started again.
     c.signal(libc::SIGHUP);
-    c.wait_log("reload done: 1 service(s)", 10);
+    let reload = c.wait_event("", "reload", 10);
+    assert_eq!(reload["text"], "reload done: 1 service(s)");
     fs::write(&c.config, "[[service]]\nname = \"testd\"\nbogus = 1\n").expect("write");
     c.signal(libc::SIGHUP);
+    // The rejection as operators grep it: the file, line and key at fault.
     let text = c.wait_log("reload rejected: the running config stays in force", 10);
     assert!(
         text.contains("custos.toml:3: ") && text.contains("bogus"),
         "{text}"
     );
-    assert_eq!(text.matches("testd: starting").count(), 1, "{text}");
+    let started = c.events_of("testd", "started");
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(c.service("testd")["pid"], i64::from(pid));
     // Still supervised under the old config.
     kill(pid, libc::SIGKILL);
     wait_new_pid(&pidfile(&c), pid, 10);
-    c.wait_log_count("testd: running as pid", 2, 10);
+    c.wait_running_other("testd", pid, 10);
     assert_eq!(c.stop(), Some(0));
 }
 
@@ -230,8 +284,8 @@ fn sighup_with_a_broken_config_keeps_the_running_one() {
 fn sigterm_exits_zero_and_leaves_services_running() {
     let dir = tempdir("sigterm");
     let mut c = Custos::start(&dir, &testd_config(&dir, ""));
-    c.wait_log("testd: running as pid", 10);
-    let pid = wait_pid(&pidfile(&c), 10);
+    let pid = c.wait_running("testd", 10);
+    assert_eq!(pid, wait_pid(&pidfile(&c), 10));
     assert_eq!(c.stop(), Some(0));
     assert!(c
         .log_text()
@@ -253,19 +307,26 @@ fn an_ambiguous_exe_match_touches_nothing_and_starts_nothing() {
     let mut a = Command::new(&exe).arg("100000").spawn().expect("a");
     let mut b = Command::new(&exe).arg("100000").spawn().expect("b");
     let cfg = format!(
-        "[supervisor]\ninterval = \"100ms\"\n[[service]]\nname = \"lookd\"\nexe = \"{}\"\nstart = [\"/bin/sh\", \"-c\", \"echo started >> {}/started\"]\n",
+        "{}[[service]]\nname = \"lookd\"\nexe = \"{}\"\nstart = [\"/bin/sh\", \"-c\", \"echo started >> {}/started\"]\n",
+        supervisor_section(&dir),
         exe.display(),
         dir.display()
     );
     let c = Custos::start(&dir, &cfg);
+    // The log line operators grep: why custos does nothing.
     c.wait_log("lookd: 2 processes match exe/args: identity is ambiguous, so custos starts nothing and signals none of them", 10);
+    c.wait_service("lookd", 10, |s| s["state"] == "ambiguous");
     std::thread::sleep(std::time::Duration::from_millis(500));
+    let svc = c.service("lookd");
+    assert_eq!(svc["state"], "ambiguous", "{svc:?}");
+    assert!(svc["pid"].is_null(), "{svc:?}");
+    assert!(c.events_of("lookd", "started").is_empty());
     assert!(!dir.join("started").exists());
     assert!(alive(a.id() as i32) && alive(b.id() as i32));
     // One goes away: the other is identified and adopted.
     let _ = b.kill();
     let _ = b.wait();
-    c.wait_log(&format!("lookd: found running as pid {} (exe ", a.id()), 10);
+    assert_eq!(c.wait_running("lookd", 10), a.id() as i32);
     let _ = a.kill();
     let _ = a.wait();
 }
@@ -277,14 +338,13 @@ fn exe_and_args_identify_the_one_matching_process() {
     let mut other = Command::new(&exe).arg("200000").spawn().expect("other");
     let mut mine = Command::new(&exe).arg("100000").spawn().expect("mine");
     let cfg = format!(
-        "[supervisor]\ninterval = \"100ms\"\n[[service]]\nname = \"argd\"\nexe = \"{}\"\nargs = \"100000\"\nstart = [\"/bin/true\"]\n",
+        "{}[[service]]\nname = \"argd\"\nexe = \"{}\"\nargs = \"100000\"\nstart = [\"/bin/true\"]\n",
+        supervisor_section(&dir),
         exe.display()
     );
     let c = Custos::start(&dir, &cfg);
-    c.wait_log(
-        &format!("argd: found running as pid {} (exe ", mine.id()),
-        10,
-    );
+    assert_eq!(c.wait_running("argd", 10), mine.id() as i32);
+    assert!(c.events_of("argd", "started").is_empty());
     for p in [&mut other, &mut mine] {
         let _ = p.kill();
         let _ = p.wait();

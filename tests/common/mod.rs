@@ -4,6 +4,12 @@
 //! fixtures it execs run natively.
 #![allow(dead_code)]
 
+pub mod json;
+pub mod pets;
+pub use json::Json;
+#[allow(unused_imports)]
+pub use pets::PetSampler;
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -45,23 +51,127 @@ pub fn testd_config(dir: &Path, extra: &str) -> String {
 /// Same, with the given start_timeout.
 pub fn testd_config_timeout(dir: &Path, start_timeout: &str, extra: &str) -> String {
     format!(
-        r#"[supervisor]
-interval = "100ms"
-state_dir = "{dir}"
-control_socket = "{dir}/custos.sock"
+        "{}\n{}{extra}\n",
+        supervisor_section(dir),
+        testd_service(dir, start_timeout)
+    )
+}
 
-[[service]]
+/// The [supervisor] table of every harness config: a 100 ms pass, the state and the control
+/// socket in `dir`.
+pub fn supervisor_section(dir: &Path) -> String {
+    format!(
+        "[supervisor]\ninterval = \"100ms\"\nstate_dir = \"{dir}\"\ncontrol_socket = \"{dir}/custos.sock\"\n",
+        dir = dir.display()
+    )
+}
+
+/// The testd fixture as a [[service]] (state, pidfile and `starts` in `dir`); keys of its own
+/// may follow.
+pub fn testd_service(dir: &Path, start_timeout: &str) -> String {
+    format!(
+        r#"[[service]]
 name = "testd"
 pidfile = "{dir}/testd.pid"
 start = ["/bin/sh", "{fx}/testd", "start", "{dir}"]
 stop = ["/bin/sh", "{fx}/testd", "stop", "{dir}"]
 start_timeout = "{start_timeout}"
 stop_timeout = "1s"
-{extra}
 "#,
         dir = dir.display(),
         fx = FIXTURES
     )
+}
+
+/// The watchdog stand-in: a plain file DIR/wd, to which each pet appends a byte.
+pub fn watchdog_stand(dir: &Path, timeout: &str, pet_every: &str) -> String {
+    format!(
+        "[watchdog]\ndevice = \"{dir}/wd\"\ntimeout = \"{timeout}\"\npet_every = \"{pet_every}\"\n",
+        dir = dir.display()
+    )
+}
+
+/// testd started by hand, before custos (as rcS would); its PID.
+pub fn testd_by_hand(dir: &Path) -> i32 {
+    let st = Command::new("/bin/sh")
+        .arg(format!("{FIXTURES}/testd"))
+        .arg("start")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("testd start");
+    assert!(st.success(), "testd start: {st}");
+    wait_pid(&dir.join("testd.pid"), 10)
+}
+
+/// The PIDs testd (or a sleeper) appended to DIR/starts, one per start.
+pub fn starts(dir: &Path) -> Vec<i32> {
+    fs::read_to_string(dir.join("starts"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// What one run of the client said.
+#[derive(Debug)]
+pub struct Reply {
+    pub code: Option<i32>,
+    pub out: String,
+    pub err: String,
+}
+
+impl Reply {
+    /// stdout, then stderr.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.out, self.err)
+    }
+}
+
+impl From<std::process::Output> for Reply {
+    fn from(out: std::process::Output) -> Reply {
+        Reply {
+            code: out.status.code(),
+            out: String::from_utf8_lossy(&out.stdout).into_owned(),
+            err: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `custos ARGS` to its end: exit code, stdout, stderr.
+pub fn run_custos(args: &[&str]) -> (Option<i32>, String, String) {
+    let r = Reply::from(custos_command().args(args).output().expect("run custos"));
+    (r.code, r.out, r.err)
+}
+
+/// Runs the client (`custos --socket SOCK ARGS`) to its end.
+pub fn ctl_at(sock: &Path, args: &[&str]) -> Reply {
+    Reply::from(
+        custos_command()
+            .arg("--socket")
+            .arg(sock)
+            .args(args)
+            .output()
+            .expect("run client"),
+    )
+}
+
+/// Boots are simulated through CUSTOS_TEST_BOOT_ID, which only a debug build reads; false (with
+/// the SKIP said) in a release build.
+pub fn boots_simulated() -> bool {
+    if !cfg!(debug_assertions) {
+        eprintln!("SKIP: a release build ignores CUSTOS_TEST_BOOT_ID: boots cannot be simulated");
+        return false;
+    }
+    true
 }
 
 pub struct Custos {
@@ -98,6 +208,31 @@ impl Custos {
             log,
             config: cfg,
         }
+    }
+
+    /// The control socket of the harness configs.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("custos.sock")
+    }
+
+    /// Runs the client against this custos.
+    pub fn ctl(&self, args: &[&str]) -> Reply {
+        ctl_at(&self.socket(), args)
+    }
+
+    /// Starts custos as if in the boot `boot_id` and waits until its control socket listens.
+    pub fn start_in_boot(
+        dir: &Path,
+        config: &str,
+        boot_id: &str,
+        adjust: impl FnOnce(&mut Command),
+    ) -> Custos {
+        let c = Custos::start_with(dir, config, |cmd| {
+            cmd.env("CUSTOS_TEST_BOOT_ID", boot_id);
+            adjust(cmd);
+        });
+        c.wait_log("control: listening on", 20);
+        c
     }
 
     pub fn log_text(&self) -> String {
@@ -141,6 +276,121 @@ impl Custos {
         }
         let _ = self.child.kill();
         None
+    }
+}
+
+/// The structured replies: `custos status --json` and `custos events --json`
+/// (schema/status.schema.json, schema/events.schema.json).
+impl Custos {
+    /// `custos status --json`, parsed; None while the client gets no answer (before the
+    /// socket listens).
+    pub fn try_status(&self) -> Option<Json> {
+        let r = self.ctl(&["status", "--json"]);
+        (r.code == Some(0)).then(|| Json::of(&r.out))
+    }
+
+    /// `custos status --json`, parsed.
+    pub fn status(&self) -> Json {
+        self.try_status()
+            .unwrap_or_else(|| panic!("status --json failed. Log:\n{}", self.log_text()))
+    }
+
+    fn service_in(status: &Json, name: &str) -> Json {
+        status["services"]
+            .items()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap_or(Json::Null)
+    }
+
+    /// The service `name` in `status --json`; null if it is not there.
+    pub fn service(&self, name: &str) -> Json {
+        Custos::service_in(&self.status(), name)
+    }
+
+    /// The recorded events (`events --json`), oldest first; None while the client gets no
+    /// answer.
+    pub fn try_events(&self) -> Option<Vec<Json>> {
+        let r = self.ctl(&["events", "--json"]);
+        (r.code == Some(0)).then(|| Json::of(&r.out)["events"].items().to_vec())
+    }
+
+    /// The recorded events (`events --json`), oldest first.
+    pub fn events(&self) -> Vec<Json> {
+        self.try_events()
+            .unwrap_or_else(|| panic!("events --json failed. Log:\n{}", self.log_text()))
+    }
+
+    /// The events of `service` (empty: custos-wide) of `kind`, oldest first.
+    pub fn events_of(&self, service: &str, kind: &str) -> Vec<Json> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["service"] == service && e["kind"] == kind)
+            .collect()
+    }
+
+    /// Waits up to `secs` until `service`'s status satisfies `done`; returns it. Panics with
+    /// the last status and the log if it never does.
+    pub fn wait_service(&self, name: &str, secs: u64, done: impl Fn(&Json) -> bool) -> Json {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let s = self
+                .try_status()
+                .map_or(Json::Null, |st| Custos::service_in(&st, name));
+            if done(&s) {
+                return s;
+            }
+            if Instant::now() > end {
+                panic!(
+                    "{name}: status not as awaited within {secs}s: {s:?}\nLog:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `name` runs (status `running`) as a PID other than `old`; returns the PID.
+    pub fn wait_running_other(&self, name: &str, old: i32, secs: u64) -> i32 {
+        let s = self.wait_service(name, secs, |s| {
+            s["state"] == "running" && s["pid"].int().is_some_and(|p| p != old as i64)
+        });
+        s["pid"].int().unwrap_or(0) as i32
+    }
+
+    /// Waits until `name` runs; returns its PID.
+    pub fn wait_running(&self, name: &str, secs: u64) -> i32 {
+        self.wait_running_other(name, 0, secs)
+    }
+
+    /// Waits until at least `n` events of `service` of `kind` are recorded; returns them all.
+    pub fn wait_events(&self, service: &str, kind: &str, n: usize, secs: u64) -> Vec<Json> {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let all = self.try_events().unwrap_or_default();
+            let got: Vec<Json> = all
+                .iter()
+                .filter(|e| e["service"] == service && e["kind"] == kind)
+                .cloned()
+                .collect();
+            if got.len() >= n {
+                return got;
+            }
+            if Instant::now() > end {
+                panic!(
+                    "no {n}x `{kind}` event of `{service}` within {secs}s. Events: {all:?}\nLog:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for one event of `service` of `kind`; returns the newest.
+    pub fn wait_event(&self, service: &str, kind: &str, secs: u64) -> Json {
+        let mut v = self.wait_events(service, kind, 1, secs);
+        v.pop().unwrap_or(Json::Null)
     }
 }
 
@@ -226,7 +476,7 @@ pub fn backdate(path: &Path, secs_ago: i64) {
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) };
     let mut t = now;
     // time_t is i32 on armv7 musl, i64 elsewhere.
-    #[allow(clippy::useless_conversion)]
+    #[allow(clippy::useless_conversion, deprecated)]
     let ago: libc::time_t = secs_ago.try_into().unwrap_or(0);
     t.tv_sec -= ago;
     t.tv_nsec = 0;
