@@ -15,13 +15,19 @@ impl ServiceState {
             (Some(pin), Event::Observed(Observation::Absent(_))) => Event::Died {
                 pid: pin.pid,
                 cause: Cause::NotOurChild,
+                reaped: true,
             },
             (_, e) => e,
         };
         let out_ = &mut out;
         match event {
             Event::Observed(o) => self.observed(policy, o, now, out_),
-            Event::Died { pid, cause } => self.process_died(policy, pid, cause, now, out_),
+            Event::Died { pid, cause, reaped } => {
+                if self.pin().is_some_and(|p| p.pid == pid) {
+                    self.unreaped = !reaped;
+                }
+                self.process_died(policy, pid, cause, now, out_)
+            }
             Event::Deadline => self.deadline_passed(policy, now, out_),
             Event::ScriptExited { script, cause } => {
                 self.script_exited(policy, script, cause, now, out_)
@@ -231,6 +237,20 @@ impl ServiceState {
                     self.next_stop_step(policy, pin, step, why, now, out);
                 }
             }
+            // Nothing left to kill: only the dead main process is not reaped yet.
+            Phase::Clearing {
+                pin,
+                step: ClearStep::Term,
+                then,
+                ..
+            } if self.leftovers == 0 => {
+                self.phase = Phase::Clearing {
+                    pin,
+                    step: ClearStep::Reap,
+                    deadline: now + LEFTOVERS_KILL_WAIT,
+                    then,
+                };
+            }
             Phase::Clearing {
                 pin,
                 step: ClearStep::Term,
@@ -245,6 +265,15 @@ impl ServiceState {
                 };
                 let signal = libc::SIGKILL;
                 push(out, Action::Sweep { pin, signal });
+            }
+            Phase::Clearing {
+                pin,
+                step: ClearStep::Reap,
+                then,
+                ..
+            } => {
+                push(out, Action::Log(Note::NotReaped { pin }));
+                self.then(policy, then, now, out);
             }
             Phase::Clearing {
                 pin,

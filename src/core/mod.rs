@@ -154,6 +154,9 @@ pub enum ClearStep {
     Term,
     /// SIGKILL was sent to those still there; a moment for them to go.
     Kill,
+    /// None left (or none to stop): only the dead main process is still a zombie, waiting
+    /// for its parent to reap it.
+    Reap,
 }
 
 /// What follows once a dead instance's leftovers are gone.
@@ -226,6 +229,10 @@ pub enum Event {
     Died {
         pid: i32,
         cause: Cause,
+        /// It is gone from the process table. `false`: a zombie another parent (init, after a
+        /// custos restart) has yet to reap; its PID still answers `kill -0`, so an init script
+        /// would take it for the daemon, and the next start waits until it is gone.
+        reaped: bool,
     },
     ScriptExited {
         script: Script,
@@ -329,6 +336,11 @@ pub const LEFTOVERS_GRACE: Duration = Duration::from_secs(1);
 /// How long custos waits for leftovers to go after SIGKILL before it starts anyway.
 pub const LEFTOVERS_KILL_WAIT: Duration = Duration::from_secs(1);
 
+/// How long a dead main process that another parent has not reaped yet may hold up the next
+/// start. BusyBox init sleeps 1 s after each child it reaps, so an orphan that dies in that
+/// second stays a zombie up to 1 s; a parent that never reaps does not hold the service down.
+pub const REAP_WAIT: Duration = Duration::from_secs(2);
+
 /// The per-service state the core keeps between events.
 #[derive(Debug, Clone)]
 pub struct ServiceState {
@@ -354,6 +366,9 @@ pub struct ServiceState {
     pub seen: Option<Observation>,
     /// While clearing: the leftovers the last sweep found still there.
     pub leftovers: u16,
+    /// The last death left a zombie that another parent has not reaped yet (see
+    /// `Event::Died`): the instance is cleared only once it is gone.
+    pub unreaped: bool,
     /// The system is shutting down (`custos shutdown`): the shutdown sequence stops the
     /// services, so nothing is started or restarted any more; deaths are still logged.
     pub ending: bool,
@@ -372,6 +387,7 @@ impl Default for ServiceState {
             stop_pending: false,
             seen: None,
             leftovers: 0,
+            unreaped: false,
             ending: false,
         }
     }

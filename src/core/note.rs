@@ -3,7 +3,7 @@
 use core::fmt;
 use std::time::Duration;
 
-use super::{Absent, Cause, Doubt, Pin, RestartWhy, StartFailure, StartWhy};
+use super::{Absent, Cause, Doubt, Pin, RestartWhy, StartFailure, StartWhy, REAP_WAIT};
 use crate::clock::Dur;
 
 /// Things worth a log line that are not actions.
@@ -28,6 +28,14 @@ pub enum Note {
         pin: Pin,
         count: u16,
         waited: Duration,
+    },
+    /// The dead main process is a zombie its parent has not reaped yet: what follows waits.
+    AwaitingReap {
+        pin: Pin,
+    },
+    /// It is still not reaped after REAP_WAIT: what follows goes on anyway.
+    NotReaped {
+        pin: Pin,
     },
     StartFailed(StartFailure),
     StopScriptExited(Cause),
@@ -123,6 +131,8 @@ impl fmt::Display for Note {
             Note::Died { .. }
             | Note::StoppedAsAsked { .. }
             | Note::LeftoversSurvive { .. }
+            | Note::AwaitingReap { .. }
+            | Note::NotReaped { .. }
             | Note::SurvivesKill { .. } => self.fmt_end(f),
             Note::GivenUp { .. }
             | Note::Backoff { .. }
@@ -205,6 +215,18 @@ impl Note {
                 "{count} leftover process(es) of pid {} still there {} after SIGKILL (uninterruptible sleep?): starting anyway",
                 pin.pid,
                 Dur(waited)
+            ),
+            Note::AwaitingReap { pin } => write!(
+                f,
+                "pid {} is dead but its parent has not reaped it yet: going on once it is gone (at most {}), so that the start script does not take it for the daemon",
+                pin.pid,
+                Dur(REAP_WAIT)
+            ),
+            Note::NotReaped { pin } => write!(
+                f,
+                "pid {} is dead but its parent has still not reaped it after {}: going on anyway (a start script's `kill -0` may take it for the daemon)",
+                pin.pid,
+                Dur(REAP_WAIT)
             ),
             Note::SurvivesKill { pin, waited } => write!(
                 f,

@@ -29,7 +29,10 @@ impl ServiceState {
     }
 
     /// The main process `pin` is gone: stop its instance's leftovers first when the policy
-    /// says so (`then` follows once they are gone), or go on with `then` at once.
+    /// says so (`then` follows once they are gone), or go on with `then` at once. Either way,
+    /// when `pin` is a zombie another parent has yet to reap, `then` waits (at most
+    /// REAP_WAIT) until it is gone: a start script's `kill -0 $(cat pidfile)` would take it for
+    /// the daemon and start nothing.
     pub(super) fn clear_then(
         &mut self,
         policy: &Policy,
@@ -38,11 +41,24 @@ impl ServiceState {
         now: Mono,
         out: &mut Actions,
     ) {
+        self.leftovers = 0;
         if !policy.stop_leftovers {
-            self.then(policy, then, now, out);
+            if !self.unreaped {
+                self.then(policy, then, now, out);
+                return;
+            }
+            self.phase = Phase::Clearing {
+                pin,
+                step: ClearStep::Reap,
+                deadline: now + REAP_WAIT,
+                then,
+            };
+            push(out, Action::Log(Note::AwaitingReap { pin }));
             return;
         }
-        self.leftovers = 0;
+        if self.unreaped {
+            push(out, Action::Log(Note::AwaitingReap { pin }));
+        }
         self.phase = Phase::Clearing {
             pin,
             step: ClearStep::Term,
@@ -61,6 +77,7 @@ impl ServiceState {
     /// What follows a dead instance (its leftovers gone, or not to be stopped).
     pub(super) fn then(&mut self, policy: &Policy, then: Then, now: Mono, out: &mut Actions) {
         self.leftovers = 0;
+        self.unreaped = false;
         match then {
             Then::Died { cause, uptime } => self.after_death(policy, cause, uptime, now, out),
             Then::Restart(why) => self.restart_start(policy, why, now, out),

@@ -65,7 +65,7 @@ fn all_phases() -> Vec<Phase> {
         },
         Phase::Unmonitored,
     ];
-    for step in [ClearStep::Term, ClearStep::Kill] {
+    for step in [ClearStep::Term, ClearStep::Kill, ClearStep::Reap] {
         for then in [
             Then::Died {
                 cause: Cause::Exited(1),
@@ -112,6 +112,7 @@ fn all_events() -> Vec<Event> {
         Event::Observed(Observation::Unverified(PIN, Doubt::Older)),
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause: Cause::Killed {
                 signal: 9,
                 core: false,
@@ -119,7 +120,14 @@ fn all_events() -> Vec<Event> {
         },
         Event::Died {
             pid: OTHER.pid,
+            reaped: true,
             cause: Cause::Exited(3),
+        },
+        // Dead, and a zombie another parent has not reaped yet.
+        Event::Died {
+            pid: PIN.pid,
+            cause: Cause::Exited(0),
+            reaped: false,
         },
         Event::ScriptExited {
             script: Script::Start,
@@ -212,6 +220,10 @@ fn every_state_and_event_keeps_the_rules() {
                             );
                         }
                         Action::Start { .. } => {
+                            assert!(
+                                !matches!(event, Event::Died { pid, reaped: false, .. } if before.is_some_and(|p| p.pid == pid)),
+                                "start while the dead process is not reaped: {ctx}"
+                            );
                             let died_now = actions.iter().any(|a| matches!(a, Action::Unpin));
                             assert!(
                                 before.is_none() || died_now,
@@ -308,6 +320,7 @@ fn a_death_waits_out_the_backoff_then_starts_with_its_cause() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause,
         },
         s(5),
@@ -377,6 +390,7 @@ fn crash_loop_backs_off_doubling_then_gives_up() {
             &p,
             Event::Died {
                 pid: PIN.pid,
+                reaped: true,
                 cause: Cause::Exited(3),
             },
             t,
@@ -419,6 +433,7 @@ fn on_exhausted_reboot_asks_for_a_reboot_when_giving_up() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause,
         },
         s(1),
@@ -437,6 +452,7 @@ fn on_exhausted_reboot_asks_for_a_reboot_when_giving_up() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause,
         },
         s(3),
@@ -470,6 +486,7 @@ fn operator_stop_is_graceful_and_leaves_it_unmonitored_until_start() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause,
         },
         s(2),
@@ -540,6 +557,7 @@ fn no_stale_stop_later(p: &Policy, mut st: ServiceState, ctx: &str) {
         p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause: Cause::Exited(1),
         },
         t,
@@ -736,6 +754,7 @@ fn unmonitor_leaves_the_process_alone_and_monitor_adopts_it() {
             &p,
             Event::Died {
                 pid: PIN.pid,
+                reaped: true,
                 cause: Cause::Exited(0)
             },
             s(2)
@@ -769,6 +788,7 @@ fn a_death_after_a_stable_run_is_started_at_once() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause,
         },
         s(61),
@@ -811,6 +831,7 @@ fn a_death_after_a_stable_run_is_started_at_once() {
             &p,
             Event::Died {
                 pid: pin.pid,
+                reaped: true,
                 cause,
             },
             t,
@@ -871,6 +892,7 @@ fn by_default_a_crash_loop_never_gives_up() {
             &p,
             Event::Died {
                 pid: pin.pid,
+                reaped: true,
                 cause: Cause::Exited(3),
             },
             t,
@@ -1053,6 +1075,7 @@ fn while_the_system_shuts_down_nothing_is_started_or_restarted() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause,
         },
         s(11),
@@ -1130,6 +1153,7 @@ fn restart_runs_stop_then_term_then_kill_then_start() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause,
         },
         s(16),
@@ -1167,6 +1191,7 @@ fn a_stop_script_that_kills_is_named_in_the_log() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause,
         },
         s(1),
@@ -1226,6 +1251,7 @@ fn a_stop_that_ends_as_asked_is_no_death_to_warn_about() {
             &p,
             Event::Died {
                 pid: PIN.pid,
+                reaped: true,
                 cause,
             },
             s(3),
@@ -1265,6 +1291,7 @@ fn leftovers_of_a_dead_instance_are_stopped_before_the_next_start() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause: kill,
         },
         s(100),
@@ -1306,6 +1333,7 @@ fn leftovers_of_a_dead_instance_are_stopped_before_the_next_start() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause: kill,
         },
         s(100),
@@ -1319,6 +1347,7 @@ fn leftovers_of_a_dead_instance_are_stopped_before_the_next_start() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause: kill,
         },
         s(100),
@@ -1335,6 +1364,7 @@ fn leftovers_of_a_dead_instance_are_stopped_before_the_next_start() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause: kill,
         },
         s(100),
@@ -1356,6 +1386,7 @@ fn leftovers_of_a_dead_instance_are_stopped_before_the_next_start() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause: kill,
         },
         s(1),
@@ -1505,6 +1536,7 @@ fn doubt_never_starts_a_second_copy() {
         &p,
         Event::Died {
             pid: PIN.pid,
+            reaped: true,
             cause: Cause::Exited(1),
         },
         s(1),
@@ -1611,4 +1643,87 @@ fn polling_that_finds_the_pin_gone_reports_an_unknown_cause() {
         .to_string(),
         "killed by SIGSEGV, core dumped"
     );
+}
+
+/// A daemon custos did not start (adopted after a custos restart: init's child) dies, and its
+/// parent has not reaped it yet: `kill -0 $(cat pidfile)` in the start script would still
+/// succeed, so the start waits until the zombie is gone, at most REAP_WAIT.
+#[test]
+fn a_dead_process_its_parent_has_not_reaped_holds_the_next_start() {
+    let died = Event::Died {
+        pid: PIN.pid,
+        cause: Cause::NotOurChild,
+        reaped: false,
+    };
+    for stop_leftovers in [false, true] {
+        let p = Policy {
+            stop_leftovers,
+            ..policy(true)
+        };
+        // Reaped a moment later: the start follows then, and only then.
+        let mut st = running();
+        let a = st.decide(&p, died, s(100));
+        assert!(
+            !a.iter().any(|a| matches!(a, Action::Start { .. })),
+            "leftovers={stop_leftovers}: started while not reaped: {a:?}"
+        );
+        assert!(
+            a.iter()
+                .any(|a| matches!(a, Action::Log(Note::AwaitingReap { pin }) if *pin == PIN)),
+            "leftovers={stop_leftovers}: the wait is not said: {a:?}"
+        );
+        assert!(matches!(st.phase, Phase::Clearing { .. }), "{:?}", st.phase);
+        let a = st.decide(&p, Event::Leftovers(0), s(100));
+        assert!(matches!(a[0], Action::Start { .. }), "{a:?}");
+        assert!(!st.unreaped);
+
+        // Never reaped: after at most REAP_WAIT the start goes on, said, with no SIGKILL
+        // sweep when there were no leftovers.
+        let mut st = running();
+        st.decide(&p, died, s(100));
+        let mut t = s(100);
+        let mut started = None;
+        for _ in 0..4 {
+            let Some(d) = st.deadline() else { break };
+            t = d;
+            let a = st.decide(&p, Event::Deadline, t);
+            assert!(
+                !a.iter().any(|a| matches!(
+                    a,
+                    Action::Sweep {
+                        signal: libc::SIGKILL,
+                        ..
+                    }
+                )),
+                "leftovers={stop_leftovers}: SIGKILL sweep with no leftovers: {a:?}"
+            );
+            if a.iter().any(|a| matches!(a, Action::Start { .. })) {
+                assert!(
+                    a.iter()
+                        .any(|a| matches!(a, Action::Log(Note::NotReaped { pin }) if *pin == PIN)),
+                    "{a:?}"
+                );
+                started = Some(t);
+                break;
+            }
+        }
+        let started = started.expect("the start never came");
+        assert!(
+            started - s(100) <= REAP_WAIT,
+            "waited {:?}",
+            started - s(100)
+        );
+    }
+    // Reaped at once (custos's own child, or gone): nothing waits.
+    let mut st = running();
+    let a = st.decide(
+        &policy(true),
+        Event::Died {
+            pid: PIN.pid,
+            cause: Cause::NotOurChild,
+            reaped: true,
+        },
+        s(100),
+    );
+    assert!(a.iter().any(|a| matches!(a, Action::Start { .. })), "{a:?}");
 }
