@@ -1109,6 +1109,36 @@ def t21_hostile_pidfiles_and_decoys(b):
     return {"services": len(HOSTILE), "decoys": len(pids)}
 
 
+
+@test()
+def t23_a_dead_daemon_init_has_not_reaped_yet_is_not_running(b):
+    """After custos is respawned, the daemon it adopts is init's child. BusyBox init sleeps 1 s
+    after each child it reaps, so a daemon that dies in that second stays a zombie that long, and
+    an init script's `kill -0 $(cat pidfile)` takes the zombie for a running daemon ("already
+    running"). custos must not run the start script until the dead process is gone, so the
+    restart starts exactly one daemon, at once, and no start attempt fails."""
+    booted(b)
+    b.cursor = (0, 0)
+    b.wait_console(re.compile(r"web_server: (found )?running as pid \d+"), 10)
+    b.shell()
+    _, _, out = b.run("echo web-pid=$(cat /var/run/web_server.pid)")
+    pid = re.search(r"^web-pid=(\d+)", out, re.M).group(1)
+    respawn_custos(b, pid)
+    mark = b.mark()
+    # An orphan that exits at once: init reaps it, then sleeps 1 s; the daemon dies in that
+    # second and stays an unreaped zombie of init past custos's 500 ms backoff.
+    # A second of quiet first, so that init is waiting (not sleeping) when the orphan exits.
+    b.run("P=$(cat /var/run/web_server.pid); sleep 1.5; sh -c 'sleep 0.2 & exit 0'; sleep 0.27; kill -9 $P")
+    b.wait_console(re.compile(rf"web_server: died: .*\(pid {pid}, up "), 10)
+    _, _, m = b.wait_console(re.compile(r"web_server: running as pid (\d+) \(pidfile"), 15)
+    check(m.group(1) != pid, "restarted with the old pid", b)
+    settle(b, 2)
+    text = b.console_since(mark)
+    for bad in ("already running", "no identified process", "starting (attempt 3"):
+        check(bad not in text, f"`{bad}` after a daemon died as init's unreaped child", b)
+    check(httpd_count(b) == 1, "not exactly one httpd", b)
+    return {}
+
 VARIANTS = {
     "t3b_custos_sigkill_once_resets": dict(inittab="once"),
     "t5a_magic_close_sigterm_no_reset": dict(inittab="once", config="magic-close"),

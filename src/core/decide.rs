@@ -40,6 +40,7 @@ impl ServiceState {
             Event::RestartRequested(why) => self.restart_requested(policy, why, now, out_),
             Event::Operator(op) => self.operator(policy, op, now, out_),
             Event::Leftovers(n) => self.leftovers_counted(policy, n, now, out_),
+            Event::Reaped => self.reaped(policy, now, out_),
         }
         // A stop asked during a start belongs to that start: whichever way the start ended,
         // it must never stop a later one.
@@ -275,6 +276,16 @@ impl ServiceState {
                 push(out, Action::Log(Note::NotReaped { pin }));
                 self.then(policy, then, now, out);
             }
+            // After SIGKILL, none left: only the reap was awaited.
+            Phase::Clearing {
+                pin,
+                step: ClearStep::Kill,
+                then,
+                ..
+            } if self.leftovers == 0 => {
+                push(out, Action::Log(Note::NotReaped { pin }));
+                self.then(policy, then, now, out);
+            }
             Phase::Clearing {
                 pin,
                 step: ClearStep::Kill,
@@ -458,9 +469,21 @@ impl ServiceState {
     /// While clearing: the leftovers the last sweep found still there.
     fn leftovers_counted(&mut self, policy: &Policy, n: u16, now: Mono, out: &mut Actions) {
         match self.phase {
-            Phase::Clearing { then, .. } if n == 0 => self.then(policy, then, now, out),
+            Phase::Clearing { then, .. } if n == 0 && !self.unreaped => {
+                self.then(policy, then, now, out)
+            }
             Phase::Clearing { .. } => self.leftovers = n,
             _ => {}
+        }
+    }
+
+    /// The dead main process has been reaped by its parent.
+    fn reaped(&mut self, policy: &Policy, now: Mono, out: &mut Actions) {
+        self.unreaped = false;
+        if let Phase::Clearing { then, .. } = self.phase {
+            if self.leftovers == 0 {
+                self.then(policy, then, now, out);
+            }
         }
     }
 

@@ -248,6 +248,9 @@ pub enum Event {
     /// While clearing: how many leftovers of the dead instance are still there after a sweep
     /// (0: none, or all gone since).
     Leftovers(u16),
+    /// While clearing: the dead main process, a zombie another parent held (`Died` with
+    /// `reaped: false`), is gone from the process table now.
+    Reaped,
 }
 
 /// What an operator can ask for a service.

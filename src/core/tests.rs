@@ -123,6 +123,7 @@ fn all_events() -> Vec<Event> {
             reaped: true,
             cause: Cause::Exited(3),
         },
+        Event::Reaped,
         // Dead, and a zombie another parent has not reaped yet.
         Event::Died {
             pid: PIN.pid,
@@ -1673,19 +1674,33 @@ fn a_dead_process_its_parent_has_not_reaped_holds_the_next_start() {
             "leftovers={stop_leftovers}: the wait is not said: {a:?}"
         );
         assert!(matches!(st.phase, Phase::Clearing { .. }), "{:?}", st.phase);
+        // No leftovers (or none left) is not enough while the zombie is there.
         let a = st.decide(&p, Event::Leftovers(0), s(100));
+        assert!(
+            !a.iter().any(|a| matches!(a, Action::Start { .. })),
+            "leftovers={stop_leftovers}: started before the reap: {a:?}"
+        );
+        let a = st.decide(&p, Event::Reaped, s(100));
         assert!(matches!(a[0], Action::Start { .. }), "{a:?}");
         assert!(!st.unreaped);
+
+        // Leftovers signalled, and the zombie: the start waits for both, in either order.
+        if stop_leftovers {
+            let mut st = running();
+            st.decide(&p, died, s(100));
+            st.decide(&p, Event::Leftovers(2), s(100));
+            assert!(st.decide(&p, Event::Reaped, s(100)).is_empty());
+            let a = st.decide(&p, Event::Leftovers(0), s(100));
+            assert!(matches!(a[0], Action::Start { .. }), "{a:?}");
+        }
 
         // Never reaped: after at most REAP_WAIT the start goes on, said, with no SIGKILL
         // sweep when there were no leftovers.
         let mut st = running();
         st.decide(&p, died, s(100));
-        let mut t = s(100);
         let mut started = None;
         for _ in 0..4 {
-            let Some(d) = st.deadline() else { break };
-            t = d;
+            let Some(t) = st.deadline() else { break };
             let a = st.decide(&p, Event::Deadline, t);
             assert!(
                 !a.iter().any(|a| matches!(

@@ -310,6 +310,7 @@ impl Supervisor {
             | Note::SurvivesKill { .. }
             | Note::StopDropped
             | Note::LeftoversSurvive { .. }
+            | Note::NotReaped { .. }
             | Note::LeftAlone(_)
             | Note::Held { .. }
             | Note::CrashLooping { .. } => {

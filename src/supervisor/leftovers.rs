@@ -12,6 +12,10 @@ use crate::procs::{self, PinState};
 use crate::record::Kind;
 use crate::sys::pidfd::PidFd;
 
+/// How often /proc is looked at while a dead main process waits for its parent to reap it (at
+/// most `core::REAP_WAIT`, 2 s: 40 looks).
+const REAP_LOOK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Signals a leftover of a dead instance, identified by PID and start time: through a pidfd
 /// opened and then checked against the start time (a PID reused since cannot be reached), or
 /// without pidfds by PID right after the check. `Ok(false)`: it is gone.
@@ -173,13 +177,39 @@ impl Supervisor {
             s.swept.clear();
             return;
         }
+        let had = !s.swept.is_empty();
         s.swept
             .retain(|p| matches!(procs::check_pin(*p), PinState::Alive | PinState::Unknown));
         if s.swept.is_empty() {
-            if let Phase::Clearing { pin, .. } = s.st.phase {
+            if let (true, Phase::Clearing { pin, .. }) = (had, s.st.phase) {
                 info!("{}: leftovers of pid {} gone", s.cfg.name, pin.pid);
             }
             self.feed(i, Event::Leftovers(0), now);
+        }
+        self.reap_awaited(i, now);
+    }
+
+    /// A service clearing a dead main process that another parent has not reaped yet: tells
+    /// the core once it is gone from /proc, and until then looks again every REAP_LOOK.
+    fn reap_awaited(&mut self, i: usize, now: Mono) {
+        let s = &mut self.svcs[i];
+        let Phase::Clearing { pin, .. } = s.st.phase else {
+            s.reap_look = None;
+            return;
+        };
+        if !s.st.unreaped {
+            s.reap_look = None;
+        } else if procs::check_pin(pin) == PinState::Zombie {
+            s.reap_look = Some(now + REAP_LOOK);
+        } else {
+            s.reap_look = None;
+            info!(
+                "{}: pid {} reaped by its parent after {}",
+                s.cfg.name,
+                pin.pid,
+                Dur(now.saturating_sub(s.died_by))
+            );
+            self.feed(i, Event::Reaped, now);
         }
     }
 }

@@ -163,6 +163,9 @@ impl Supervisor {
             if let Some(d) = s.st.deadline() {
                 deadline = deadline.min(d);
             }
+            if let Some(t) = s.reap_look {
+                deadline = deadline.min(t);
+            }
             if matches!(s.st.phase, Phase::Running { .. }) {
                 for c in &s.checks {
                     deadline = deadline.min(c.wake_at());

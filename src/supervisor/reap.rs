@@ -49,11 +49,17 @@ impl Supervisor {
     /// The pinned process seems to have exited: reap it, and tell the core how it died.
     pub(super) fn pin_exited(&mut self, i: usize, pin: Pin, now: Mono) {
         if let Some(cause) = self.reap_pin(i, pin) {
+            // Not custos's child: its parent may not have reaped it yet.
+            let reaped = procs::check_pin(pin) != PinState::Zombie;
+            if !reaped {
+                self.svcs[i].died_by = now;
+            }
             self.feed(
                 i,
                 Event::Died {
                     pid: pin.pid,
                     cause,
+                    reaped,
                 },
                 now,
             );
@@ -183,7 +189,10 @@ impl Supervisor {
                         .position(|s| s.st.pin().is_some_and(|p| p.pid == pid))
                 };
                 match pinned {
-                    Some(i) => self.feed(i, Event::Died { pid, cause }, now),
+                    Some(i) => {
+                        let reaped = true;
+                        self.feed(i, Event::Died { pid, cause, reaped }, now)
+                    }
                     None => {
                         let _ = others.push((pid, cause));
                     }

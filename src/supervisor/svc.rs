@@ -66,6 +66,9 @@ pub struct Svc {
     pub(super) swept: heapless::Vec<Pin, MAX_LEFTOVERS>,
     /// When custos saw the main process of the instance being cleared dead (boot clock).
     pub(super) died_by: Mono,
+    /// While the dead main process is a zombie another parent has yet to reap: when to look
+    /// at /proc again (nothing wakes the loop when that parent reaps it).
+    pub(super) reap_look: Option<Mono>,
     /// Deaths by cause, for the metrics: 0 exited, -1 cause unknown, else killed by that signal.
     pub(super) deaths: heapless::Vec<(i32, u32), MAX_DEATH_CAUSES>,
     /// When it last died, on the wall clock (for the metrics only, never for a decision).
@@ -128,6 +131,7 @@ impl Svc {
             instance: None,
             swept: heapless::Vec::new(),
             died_by: Duration::ZERO,
+            reap_look: None,
             deaths: heapless::Vec::new(),
             last_death_at: None,
         }
