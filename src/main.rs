@@ -428,47 +428,84 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
         custos::boot::describe(&cfg.boot, &cfg.supervisor.state_dir)
     );
     for s in &cfg.services {
-        let _ = writeln!(o, "\n{}:", s.name);
-        match &s.identify {
-            Identify::Pidfile(p) => {
-                let _ = writeln!(
+        describe_service(&mut o, s);
+    }
+    o
+}
+
+/// What custos will do for one service, for `custos check`.
+fn describe_service(o: &mut String, s: &config::ServiceConfig) {
+    use std::fmt::Write;
+    let _ = writeln!(o, "\n{}:", s.name);
+    describe_identity(o, s);
+    let _ = writeln!(
+        o,
+        "  when not running: run `{}` (no shell; must exit 0 and the process must appear within {}); never a stop first",
+        s.start,
+        Dur(s.start_timeout)
+    );
+    describe_stopping(o, s);
+    describe_restarts(o, &s.restart);
+    for c in &s.checks {
+        let act = match c.action {
+            CheckAction::Restart => {
+                "restart it (stop script, SIGTERM, SIGKILL to the pinned PID, then start)"
+            }
+            CheckAction::Log => "log only",
+        };
+        let _ = writeln!(
+            o,
+            "  check {c}: every {}, timeout {}; after {} failure(s) in a row: {act}; failures count once it has passed after a start, or after {}",
+            Dur(c.every),
+            Dur(c.timeout),
+            c.failures,
+            Dur(c.grace)
+        );
+    }
+}
+
+/// How a service's process is identified, for `custos check`.
+fn describe_identity(o: &mut String, s: &config::ServiceConfig) {
+    use std::fmt::Write;
+    match &s.identify {
+        Identify::Pidfile(p) => {
+            let _ = writeln!(
                     o,
                     "  identity: the PID in {} (decimal, one line), pinned with its start time. Verified without the wall clock when custos's start script started it or custos pinned it earlier in this boot; a pidfile met for the first time is judged by its mtime (2s slack for coarse timestamps), and a live process that cannot be verified is held (`custos start` / `custos adopt`), never started over; custos itself, init (PID 1) and kernel threads are never pinned",
                     p.display()
                 );
-            }
-            Identify::Exe { exe, args } => {
-                let _ = writeln!(
+        }
+        Identify::Exe { exe, args } => {
+            let _ = writeln!(
                     o,
                     "  identity: the one process running {}{}, pinned with its start time; if several match, none is touched and nothing is started; custos itself and init (PID 1) never match",
                     exe.display(),
                     args.as_deref().map(|a| format!(" with arguments `{a}`")).unwrap_or_default()
                 );
-            }
         }
-        let _ = writeln!(
-            o,
-            "  when not running: run `{}` (no shell; must exit 0 and the process must appear within {}); never a stop first",
-            s.start,
-            Dur(s.start_timeout)
-        );
-        match &s.stop {
-            Some(stop) => {
-                let _ = writeln!(
+    }
+}
+
+/// How a running service is stopped for a restart, and its leftovers, for `custos check`.
+fn describe_stopping(o: &mut String, s: &config::ServiceConfig) {
+    use std::fmt::Write;
+    match &s.stop {
+        Some(stop) => {
+            let _ = writeln!(
                     o,
                     "  to restart a running process: run `{stop}` (up to {t}), then SIGTERM, then SIGKILL after {t}, only to the pinned PID",
                     t = Dur(s.stop_timeout)
                 );
-            }
-            None => {
-                let _ = writeln!(
+        }
+        None => {
+            let _ = writeln!(
                     o,
                     "  to restart a running process: SIGTERM, then SIGKILL after {}, only to the pinned PID",
                     Dur(s.stop_timeout)
                 );
-            }
         }
-        let _ = match s.leftovers {
+    }
+    let _ = match s.leftovers {
             Leftovers::Stop => writeln!(
                 o,
                 "  leftovers: once its process is gone (a death, a restart, `custos stop`), what it leaves in its process group (custos's descendants, started after it) gets SIGTERM, then SIGKILL after {}, before the next start; a process that made a group or session of its own is left alone (leftovers = \"stop\", the default)",
@@ -479,8 +516,12 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
                 "  leftovers: what its process leaves behind when it is gone is left running (leftovers = \"keep\")"
             ),
         };
-        let r = &s.restart;
-        let end = match r.max_restarts {
+}
+
+/// What follows deaths and failures in a row, for `custos check`.
+fn describe_restarts(o: &mut String, r: &config::RestartPolicy) {
+    use std::fmt::Write;
+    let end = match r.max_restarts {
             None => format!(
                 "it never gives up: it keeps trying every {} and shows it as crash-looping (max_restarts = \"unlimited\", the default)",
                 Dur(r.backoff_max)
@@ -495,31 +536,13 @@ fn describe(path: &std::path::Path, cfg: &Config) -> String {
                 }
             ),
         };
-        let _ = writeln!(
+    let _ = writeln!(
             o,
             "  after a death: a death after {} of running is started again at once; failures in a row (shorter runs, failed starts) wait {}, doubling up to {}; {end}",
             Dur(r.stable_after),
             Dur(r.backoff),
             Dur(r.backoff_max),
         );
-        for c in &s.checks {
-            let act = match c.action {
-                CheckAction::Restart => {
-                    "restart it (stop script, SIGTERM, SIGKILL to the pinned PID, then start)"
-                }
-                CheckAction::Log => "log only",
-            };
-            let _ = writeln!(
-                o,
-                "  check {c}: every {}, timeout {}; after {} failure(s) in a row: {act}; failures count once it has passed after a start, or after {}",
-                Dur(c.every),
-                Dur(c.timeout),
-                c.failures,
-                Dur(c.grace)
-            );
-        }
-    }
-    o
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::{
     MAX_PENDING, MAX_REQUEST, REFUSAL_LOG_EVERY,
 };
 use crate::clock::Mono;
+use crate::sys;
 
 struct Client {
     stream: UnixStream,
@@ -58,26 +59,7 @@ pub enum Ready {
 }
 
 fn peer(stream: &UnixStream) -> io::Result<libc::ucred> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: SO_PEERCRED writes one ucred of `len` bytes.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            &mut cred as *mut _ as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(cred)
+    sys::unix::peer_cred(stream.as_fd())
 }
 
 /// Supplementary groups of a peer read through SO_PEERGROUPS; a peer in more is judged by
@@ -100,23 +82,14 @@ fn allowed(stream: &UnixStream, cred: &libc::ucred, access: Access) -> bool {
         return true;
     }
     let mut groups = [0 as libc::gid_t; MAX_PEER_GROUPS];
-    let mut len = std::mem::size_of_val(&groups) as libc::socklen_t;
-    // SAFETY: SO_PEERGROUPS writes at most `len` bytes of gid_t into `groups` and sets `len`.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERGROUPS,
-            groups.as_mut_ptr() as *mut libc::c_void,
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        let n = (len as usize / std::mem::size_of::<libc::gid_t>()).min(MAX_PEER_GROUPS);
-        return groups[..n].contains(&gid);
-    }
-    match io::Error::last_os_error().raw_os_error() {
-        Some(libc::ENOPROTOOPT) | Some(libc::ERANGE) => {
+    match sys::unix::peer_groups(stream.as_fd(), &mut groups) {
+        Ok(n) => groups[..n].contains(&gid),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOPROTOOPT) | Some(libc::ERANGE)
+            ) =>
+        {
             crate::procs::status_field(cred.pid, "Groups")
                 .is_some_and(|groups| groups.split_whitespace().any(|g| g.parse() == Ok(gid)))
         }
@@ -428,42 +401,15 @@ impl ControlServer {
 /// Whether something listens on the UNIX socket at `path`, found by a non-blocking connect: a
 /// blocking one would wait as long as the listener's backlog stays full.
 fn listening(path: &Path) -> io::Result<bool> {
-    let bytes = path.as_os_str().as_encoded_bytes();
-    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
-        *d = *s as libc::c_char;
-    }
-    // SAFETY: socket(2) returns a new fd or -1.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd; it is closed when `_sock` drops.
-    let _sock = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: a valid fd and a sockaddr_un of `len` bytes.
-    let rc = unsafe { libc::connect(fd, &addr as *const _ as *const libc::sockaddr, len) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        // A listener whose backlog is full.
-        Some(libc::EAGAIN) | Some(libc::EINPROGRESS) => Ok(true),
-        // A socket file nobody listens on (left by an earlier run), or gone meanwhile.
-        Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => Ok(false),
-        _ => Err(e),
+    match sys::unix::connect_nowait(path) {
+        Ok(()) => Ok(true),
+        Err(e) => match e.raw_os_error() {
+            // A listener whose backlog is full.
+            Some(libc::EAGAIN) | Some(libc::EINPROGRESS) => Ok(true),
+            // A socket file nobody listens on (left by an earlier run), or gone meanwhile.
+            Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => Ok(false),
+            _ => Err(e),
+        },
     }
 }
 

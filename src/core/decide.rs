@@ -238,68 +238,9 @@ impl ServiceState {
                     self.next_stop_step(policy, pin, step, why, now, out);
                 }
             }
-            // Nothing left to kill: only the dead main process is not reaped yet.
             Phase::Clearing {
-                pin,
-                step: ClearStep::Term,
-                then,
-                ..
-            } if self.leftovers == 0 => {
-                self.phase = Phase::Clearing {
-                    pin,
-                    step: ClearStep::Reap,
-                    deadline: now + LEFTOVERS_KILL_WAIT,
-                    then,
-                };
-            }
-            Phase::Clearing {
-                pin,
-                step: ClearStep::Term,
-                then,
-                ..
-            } => {
-                self.phase = Phase::Clearing {
-                    pin,
-                    step: ClearStep::Kill,
-                    deadline: now + LEFTOVERS_KILL_WAIT,
-                    then,
-                };
-                let signal = libc::SIGKILL;
-                push(out, Action::Sweep { pin, signal });
-            }
-            Phase::Clearing {
-                pin,
-                step: ClearStep::Reap,
-                then,
-                ..
-            } => {
-                push(out, Action::Log(Note::NotReaped { pin }));
-                self.then(policy, then, now, out);
-            }
-            // After SIGKILL, none left: only the reap was awaited.
-            Phase::Clearing {
-                pin,
-                step: ClearStep::Kill,
-                then,
-                ..
-            } if self.leftovers == 0 => {
-                push(out, Action::Log(Note::NotReaped { pin }));
-                self.then(policy, then, now, out);
-            }
-            Phase::Clearing {
-                pin,
-                step: ClearStep::Kill,
-                then,
-                ..
-            } => {
-                let count = self.leftovers;
-                let waited = LEFTOVERS_KILL_WAIT;
-                push(
-                    out,
-                    Action::Log(Note::LeftoversSurvive { pin, count, waited }),
-                );
-                self.then(policy, then, now, out);
-            }
+                pin, step, then, ..
+            } => self.clearing_deadline(policy, pin, step, then, now, out),
             _ => {}
         }
     }

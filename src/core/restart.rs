@@ -74,6 +74,55 @@ impl ServiceState {
         );
     }
 
+    /// A deadline of clearing a dead instance: SIGKILL for leftovers still there after
+    /// SIGTERM; after SIGKILL, or while only the reap of the dead main process was awaited,
+    /// what follows goes on, saying what is still there.
+    pub(super) fn clearing_deadline(
+        &mut self,
+        policy: &Policy,
+        pin: Pin,
+        step: ClearStep,
+        then: Then,
+        now: Mono,
+        out: &mut Actions,
+    ) {
+        match step {
+            // Nothing left to kill: only the dead main process is not reaped yet.
+            ClearStep::Term if self.leftovers == 0 => {
+                self.phase = Phase::Clearing {
+                    pin,
+                    step: ClearStep::Reap,
+                    deadline: now + LEFTOVERS_KILL_WAIT,
+                    then,
+                };
+            }
+            ClearStep::Term => {
+                self.phase = Phase::Clearing {
+                    pin,
+                    step: ClearStep::Kill,
+                    deadline: now + LEFTOVERS_KILL_WAIT,
+                    then,
+                };
+                let signal = libc::SIGKILL;
+                push(out, Action::Sweep { pin, signal });
+            }
+            // After SIGKILL none left, or no leftovers at all: only the reap was awaited.
+            ClearStep::Reap | ClearStep::Kill if self.leftovers == 0 => {
+                push(out, Action::Log(Note::NotReaped { pin }));
+                self.then(policy, then, now, out);
+            }
+            ClearStep::Reap | ClearStep::Kill => {
+                let count = self.leftovers;
+                let waited = LEFTOVERS_KILL_WAIT;
+                push(
+                    out,
+                    Action::Log(Note::LeftoversSurvive { pin, count, waited }),
+                );
+                self.then(policy, then, now, out);
+            }
+        }
+    }
+
     /// What follows a dead instance (its leftovers gone, or not to be stopped).
     pub(super) fn then(&mut self, policy: &Policy, then: Then, now: Mono, out: &mut Actions) {
         self.leftovers = 0;

@@ -12,6 +12,7 @@ pub mod proc;
 pub mod process;
 pub mod signal;
 pub mod time;
+pub mod unix;
 pub mod watchdog;
 
 /// A libc call's return value as a `Result`: -1 (or any negative value) means the reason is in
