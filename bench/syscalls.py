@@ -57,19 +57,20 @@ LINE = re.compile(r"^(\d+)\s+(\d+\.\d+)\s+(?:<\.\.\. (\w+) resumed>(.*)|(\w+)\((
 FD_ARG = re.compile(r"^(-?\d+)<([^>]*)>")
 RESULT = re.compile(r"\)\s+=\s+(-?\d+|\?)(?:<([^>]*)>)?(.*)$")
 
-# Why each syscall is on the idle path (read from src/supervisor.rs, src/procs.rs,
-# src/checks.rs; keys are (syscall, what it acts on)).
+# Why each syscall is on the idle path (read from src/supervisor/, src/procs/, src/checks/;
+# keys are (syscall, what it acts on)).
 REASONS = {
     ("poll", ""): "the loop's one blocking call: signalfd, wall-clock timerfd, control socket, "
                   "a pidfd and an output pipe per service, the check sockets in flight",
     ("wait4", ""): "Supervisor::pass reaps on every wake-up (waitpid(-1, WNOHANG)), SIGCHLD or not",
-    ("openat", "/proc/PID/stat"): "procs::stat_fields via std::fs::read: Svc::watch_instance "
+    ("openat", "/proc/PID/stat"): "procs::stat_fields (open, one read into a stack buffer, close): Svc::watch_instance "
                                   "(every tick, each running service: group and session) and "
                                   "procs::check_pin (every 10th tick: the pidfd pin's cross-check)",
-    ("statx", "/proc/PID/stat"): "std::fs::read sizes its buffer from the file (size 0 on /proc)",
-    ("read", "/proc/PID/stat"): "std::fs::read grows its buffer 32, 32, 64, 128, 256 bytes and "
-                                "reads until EOF: 6 reads for one ~300-byte line",
-    ("close", "/proc/PID/stat"): "end of std::fs::read",
+    ("statx", "/proc/PID/stat"): "std::fs::read sizes its buffer from the file (size 0 on /proc); "
+                                 "before custos read stat into a fixed buffer",
+    ("read", "/proc/PID/stat"): "procs::stat_fields: the whole line in one read (std::fs::read, "
+                                "before, made 6 for one ~300-byte line)",
+    ("close", "/proc/PID/stat"): "end of procs::stat_fields",
     ("socket", ""): "checks::NetProbe::start: a non-blocking TCP socket per HTTP check",
     ("connect", "socket"): "NetProbe::start: connect(127.0.0.1:PORT) = EINPROGRESS",
     ("getsockopt", "socket"): "NetProbe::ready: SO_ERROR once POLLOUT says the connect ended",
