@@ -36,6 +36,7 @@ pub enum Note {
     /// It is still not reaped after REAP_WAIT: what follows goes on anyway.
     NotReaped {
         pin: Pin,
+        waited: Duration,
     },
     StartFailed(StartFailure),
     StopScriptExited(Cause),
@@ -222,11 +223,11 @@ impl Note {
                 pin.pid,
                 Dur(REAP_WAIT)
             ),
-            Note::NotReaped { pin } => write!(
+            Note::NotReaped { pin, waited } => write!(
                 f,
                 "pid {} is dead but its parent has still not reaped it after {}: going on anyway (a start script's `kill -0` may take it for the daemon)",
                 pin.pid,
-                Dur(REAP_WAIT)
+                Dur(waited)
             ),
             Note::SurvivesKill { pin, waited } => write!(
                 f,

@@ -88,11 +88,14 @@ impl ServiceState {
     ) {
         match step {
             // Nothing left to kill: only the dead main process is not reaped yet.
+            // Nothing left to kill: only the dead main process is not reaped yet; the wait for
+            // it comes to REAP_WAIT in all.
             ClearStep::Term if self.leftovers == 0 => {
+                let grace = policy.stop_timeout.min(LEFTOVERS_GRACE);
                 self.phase = Phase::Clearing {
                     pin,
                     step: ClearStep::Reap,
-                    deadline: now + LEFTOVERS_KILL_WAIT,
+                    deadline: now + REAP_WAIT.saturating_sub(grace),
                     then,
                 };
             }
@@ -107,8 +110,14 @@ impl ServiceState {
                 push(out, Action::Sweep { pin, signal });
             }
             // After SIGKILL none left, or no leftovers at all: only the reap was awaited.
-            ClearStep::Reap | ClearStep::Kill if self.leftovers == 0 => {
-                push(out, Action::Log(Note::NotReaped { pin }));
+            ClearStep::Reap if self.leftovers == 0 => {
+                let waited = REAP_WAIT;
+                push(out, Action::Log(Note::NotReaped { pin, waited }));
+                self.then(policy, then, now, out);
+            }
+            ClearStep::Kill if self.leftovers == 0 => {
+                let waited = policy.stop_timeout.min(LEFTOVERS_GRACE) + LEFTOVERS_KILL_WAIT;
+                push(out, Action::Log(Note::NotReaped { pin, waited }));
                 self.then(policy, then, now, out);
             }
             ClearStep::Reap | ClearStep::Kill => {

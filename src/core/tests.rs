@@ -1714,8 +1714,9 @@ fn a_dead_process_its_parent_has_not_reaped_holds_the_next_start() {
             );
             if a.iter().any(|a| matches!(a, Action::Start { .. })) {
                 assert!(
-                    a.iter()
-                        .any(|a| matches!(a, Action::Log(Note::NotReaped { pin }) if *pin == PIN)),
+                    a.iter().any(
+                        |a| matches!(a, Action::Log(Note::NotReaped { pin, .. }) if *pin == PIN)
+                    ),
                     "{a:?}"
                 );
                 started = Some(t);

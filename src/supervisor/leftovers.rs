@@ -175,9 +175,10 @@ impl Supervisor {
         let s = &mut self.svcs[i];
         if !matches!(s.st.phase, Phase::Clearing { .. }) {
             s.swept.clear();
+            s.reap_look = None;
             return;
         }
-        let had = !s.swept.is_empty();
+        let had = !s.swept.is_empty() || !s.st.unreaped;
         s.swept
             .retain(|p| matches!(procs::check_pin(*p), PinState::Alive | PinState::Unknown));
         if s.swept.is_empty() {

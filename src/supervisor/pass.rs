@@ -163,7 +163,11 @@ impl Supervisor {
             if let Some(d) = s.st.deadline() {
                 deadline = deadline.min(d);
             }
-            if let Some(t) = s.reap_look {
+            // Only while the wait for a reap lasts: a look left over from a wait the core has
+            // ended (its deadline, a stop, a reload) must not make every poll return at once.
+            if let (Some(t), Phase::Clearing { .. }, true) =
+                (s.reap_look, s.st.phase, s.st.unreaped)
+            {
                 deadline = deadline.min(t);
             }
             if matches!(s.st.phase, Phase::Running { .. }) {
