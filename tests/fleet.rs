@@ -137,7 +137,9 @@ fn node_exporter_reads_the_metrics_with_the_right_values_after_a_crash() {
     } else {
         r#"custos_service_deaths_total{cause="killed",service="testd",signal="SIGKILL"} 1"#
     };
-    let page = ne.scrape_until(death, 15);
+    // The textfile is rewritten on change but at most every `every` (1 s): the page may show
+    // the death a moment before the restart that follows it.
+    let page = ne.scrape_until(r#"custos_service_restarts_total{service="testd"} 1"#, 15);
     for want in [
         death,
         r#"custos_service_restarts_total{service="testd"} 1"#,

@@ -19,6 +19,19 @@ pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures"
 
 /// True when custos runs under qemu-user (no subreaper there: causes of daemon deaths are
 /// unknown to it).
+/// How soon a SIGKILLed testd daemon must be started again. Under qemu-user custos is no
+/// subreaper: the daemon is not its child, its zombie belongs to this machine's init, and
+/// custos waits (at most 2 s, `core::REAP_WAIT`) until init has reaped it before it runs the
+/// start script, whose `kill -0` would take the zombie for the daemon.
+pub fn restart_bound() -> std::time::Duration {
+    let base = std::time::Duration::from_secs(1);
+    if emulated() {
+        base + custos::core::REAP_WAIT
+    } else {
+        base
+    }
+}
+
 pub fn emulated() -> bool {
     std::env::var_os("CUSTOS_TEST_EMULATED").is_some_and(|v| !v.is_empty())
 }
