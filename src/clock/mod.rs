@@ -3,7 +3,7 @@
 //! and record lines and to convert file timestamps; `step` notices when someone sets it.
 
 use core::fmt;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 pub mod step;
 
@@ -66,9 +66,8 @@ pub fn boottime() -> Duration {
     read(libc::CLOCK_BOOTTIME)
 }
 
-/// Now on the wall clock, in seconds since the epoch (0 if the clock is before 1970).
+/// Now on the wall clock, in seconds since the epoch (0 if the clock is before 1970). Only to
+/// date what custos writes (record and boot lines, metrics, hook events): no decision uses it.
 pub fn wall_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    read(libc::CLOCK_REALTIME).as_secs()
 }

@@ -1723,7 +1723,7 @@ fn a_dead_process_its_parent_has_not_reaped_holds_the_next_start() {
                 break;
             }
         }
-        let started = started.expect("the start never came");
+        let started = started.expect("the start never came"); // ok: a test (this file is test-only)
         assert!(
             started - s(100) <= REAP_WAIT,
             "waited {:?}",

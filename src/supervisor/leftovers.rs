@@ -178,11 +178,13 @@ impl Supervisor {
             s.reap_look = None;
             return;
         }
-        let had = !s.swept.is_empty() || !s.st.unreaped;
+        // Said once: when the last signalled leftover goes, or at once when none were and no
+        // reap is awaited (while one is, this runs every REAP_LOOK).
+        let say_gone = !s.swept.is_empty() || !s.st.unreaped;
         s.swept
             .retain(|p| matches!(procs::check_pin(*p), PinState::Alive | PinState::Unknown));
         if s.swept.is_empty() {
-            if let (true, Phase::Clearing { pin, .. }) = (had, s.st.phase) {
+            if let (true, Phase::Clearing { pin, .. }) = (say_gone, s.st.phase) {
                 info!("{}: leftovers of pid {} gone", s.cfg.name, pin.pid);
             }
             self.feed(i, Event::Leftovers(0), now);
