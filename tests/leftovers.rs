@@ -229,6 +229,53 @@ fn kill_9_of_the_master_stops_its_workers_and_a_new_instance_serves_within_2s() 
 }
 
 #[test]
+fn a_master_that_changes_its_group_after_its_pidfile_still_has_its_workers_stopped() {
+    if skip_emulated() {
+        return;
+    }
+    let dir = tempdir("left-late-setsid");
+    let port = free_port();
+    fs::write(dir.join("late-setsid"), "").expect("switch");
+    fs::write(dir.join("port"), port.to_string()).expect("port");
+    let c = Custos::start(&dir, &prefork_config(&dir, ""));
+    let master = wait_pid(&dir.join("prefork.pid"), 10);
+    let mut leave = Leave(Vec::new(), Some(dir.clone()));
+    leave.add(master);
+    // Pinned in the group it was started in; then setsid, then the workers.
+    let t = Instant::now();
+    let mut w = Vec::new();
+    while w.len() < 2 && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(50));
+        w = workers(&dir, 0);
+    }
+    for &p in &w {
+        leave.add(p);
+    }
+    assert_eq!(w.len(), 2, "{w:?}:\n{}", c.log_text());
+    assert_eq!(
+        pgrp_of(w[0]),
+        Some(master),
+        "the workers are in the master's new group"
+    );
+    // A tick or two after the change, then the master dies.
+    std::thread::sleep(Duration::from_millis(2500));
+    kill(master, libc::SIGKILL);
+    assert!(
+        wait_gone(&w, 3),
+        "workers {w:?} of the new group still alive. Log:\n{}",
+        c.log_text()
+    );
+    let text = c.log_text();
+    assert!(
+        text.contains(&format!(
+            "prefork: stopping 2 leftover process(es) of pid {master} "
+        )),
+        "{text}"
+    );
+    cleanup(&w);
+}
+
+#[test]
 fn a_helper_that_made_its_own_session_is_left_alone() {
     if skip_emulated() {
         return;

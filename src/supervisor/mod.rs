@@ -116,6 +116,8 @@ pub struct Supervisor {
     keeper_started: Mono,
     /// The running keeper (if any) does not hold every pipe: starting a new one failed.
     keeper_stale: bool,
+    /// A SIGCHLD came since the last reap (and at start, for children of an earlier life).
+    reap_due: bool,
     /// `custos shutdown` was run: the system is going down, nothing is started or restarted.
     ending: bool,
     /// This boot's id, for the pins file.
@@ -317,6 +319,7 @@ impl Supervisor {
             keeper: Keeper::new(),
             keeper_started: Duration::ZERO,
             keeper_stale: false,
+            reap_due: true,
             ending: false,
         };
         sup.load_pins();

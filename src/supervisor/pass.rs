@@ -7,7 +7,7 @@
 //! a reload during the pass makes resolve to nothing: their fds are polled again next pass.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use super::svc::Handle;
@@ -15,8 +15,10 @@ use super::{Exit, Supervisor};
 use crate::checks::InFlight;
 use crate::clock::{Dur, Mono};
 use crate::control::{self, Ready};
-use crate::core::{Event, Phase, SigName};
+use crate::core::{Event, Phase, Pin, SigName};
 use crate::limits::{MAX_CHECKS, MAX_SERVICES};
+use crate::procs::Instance;
+use crate::sys;
 
 /// Fds in one poll: the signalfd, plus a pidfd, an output pipe and the check sockets of each
 /// service, the control socket and its clients, stderr while log bytes wait for it, and the
@@ -118,8 +120,12 @@ impl Supervisor {
         let set_clock = set.ready(|s| matches!(s, Source::ClockStep))
             && self.step_watch.as_ref().is_some_and(|w| w.stepped());
         self.watch_wall_clock(set_clock, now);
-        // Reap on every pass: cheap, and a SIGCHLD coalesced with another is never lost.
-        self.reap(now);
+        // Reap when a SIGCHLD came: wait4 then collects every exited child, so a SIGCHLD
+        // coalesced with another loses nothing, and a child that exits after the signalfd was
+        // read leaves a SIGCHLD pending that wakes the next poll at once.
+        if std::mem::take(&mut self.reap_due) {
+            self.reap(now);
+        }
         self.dispatch(&set, now);
         self.services_due(now);
         self.tick(now);
@@ -217,7 +223,7 @@ impl Supervisor {
     fn signals_pending(&mut self, now: Mono) -> Option<Exit> {
         while let Some(sig) = self.signals.pending() {
             match sig {
-                libc::SIGCHLD => {}
+                libc::SIGCHLD => self.reap_due = true,
                 libc::SIGHUP => {
                     info!("SIGHUP received");
                     let _ = self.reload(now);
@@ -317,7 +323,7 @@ impl Supervisor {
             if (tick && (!watched || cross_check)) || starting {
                 self.probe(i, now);
             }
-            if tick {
+            if tick && self.svcs[i].pidfd.is_none() {
                 if let Phase::Running { pin } = self.svcs[i].st.phase {
                     self.svcs[i].watch_instance(pin);
                 }
@@ -329,11 +335,47 @@ impl Supervisor {
             }
         }
         if tick {
+            self.watch_instances();
             self.keeper.sweep();
             if (self.keeper.pid().is_none() || self.keeper_stale)
                 && now.saturating_sub(self.keeper_started) >= Duration::from_secs(1)
             {
                 self.renew_keeper(now);
+            }
+        }
+    }
+
+    /// The group and session of every running process watched through a pidfd, read by
+    /// getpgid(2) and getsid(2) (where /proc/PID/stat cost an open, a read of a formatted
+    /// line and a close each). A reading counts only if the pidfd says afterwards, in one poll
+    /// for all of them, that the process has not exited: until then its PID could not name
+    /// another process.
+    fn watch_instances(&mut self) {
+        const _: () = assert!(MAX_SERVICES <= 64, "one u64 of exit bits");
+        let mut read: heapless::Vec<(usize, Pin, i32, i32), MAX_SERVICES> = heapless::Vec::new();
+        for (i, s) in self.svcs.iter().enumerate() {
+            let (Phase::Running { pin }, Some(_)) = (s.st.phase, &s.pidfd) else {
+                continue;
+            };
+            if let Ok((pgrp, session)) = sys::proc::group_and_session(pin.pid) {
+                let _ = read.push((i, pin, pgrp, session));
+            }
+        }
+        if read.is_empty() {
+            return;
+        }
+        let exited = {
+            let mut fds: heapless::Vec<BorrowedFd<'_>, MAX_SERVICES> = heapless::Vec::new();
+            for &(i, ..) in &read {
+                if let Some(p) = &self.svcs[i].pidfd {
+                    let _ = fds.push(p.as_fd());
+                }
+            }
+            sys::pidfd::exited(&fds)
+        };
+        for (k, &(i, pin, pgrp, session)) in read.iter().enumerate() {
+            if exited & (1 << k) == 0 {
+                self.svcs[i].saw_instance(Instance { pin, pgrp, session });
             }
         }
     }

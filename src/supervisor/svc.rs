@@ -208,15 +208,21 @@ impl Svc {
 
     /// Records the group and session the live pinned process is in now. A daemon may change
     /// them after its pidfile names it (nginx writes its pidfile as it daemonizes), so this is
-    /// read again on every tick while it runs: once it is dead, /proc can no longer tell.
+    /// read again on every tick while it runs: once it is dead, /proc can no longer tell. This is
+    /// the /proc read, which checks the start time in the same line; a process watched through
+    /// a pidfd is read more cheaply on ticks (`Supervisor::watch_instances`).
     pub(super) fn watch_instance(&mut self, pin: Pin) {
-        let Some(x) = procs::instance_of(pin) else {
-            return;
-        };
+        if let Some(x) = procs::instance_of(pin) {
+            self.saw_instance(x);
+        }
+    }
+
+    /// Records a reading of the live pinned process's group and session.
+    pub(super) fn saw_instance(&mut self, x: procs::Instance) {
         if self.instance != Some(x) {
             debug!(
                 "{}: pid {} is in process group {} and session {}",
-                self.cfg.name, pin.pid, x.pgrp, x.session
+                self.cfg.name, x.pin.pid, x.pgrp, x.session
             );
             self.instance = Some(x);
         }

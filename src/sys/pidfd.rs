@@ -84,6 +84,30 @@ impl PidFd {
     }
 }
 
+/// Which of `fds` name a process that has exited (zombie or gone), in one poll(2) that never
+/// waits: bit k of the answer is `fds[k]`. At most 64 pidfds. When poll fails, every bit is set:
+/// nothing is vouched for.
+pub fn exited(fds: &[BorrowedFd<'_>]) -> u64 {
+    let mut set: heapless::Vec<libc::pollfd, 64> = heapless::Vec::new();
+    for fd in fds.iter().take(64) {
+        let _ = set.push(libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+    }
+    // SAFETY: set is a valid array of set.len() pollfds for the duration of the call; a zero
+    // timeout never waits.
+    let rc = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, 0) };
+    if rc < 0 {
+        return u64::MAX;
+    }
+    set.iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .fold(0, |bits, (k, _)| bits | 1 << k)
+}
+
 /// Whether this kernel has pidfd_open (probed on our own PID).
 pub fn supported() -> Result<(), io::Error> {
     PidFd::open(std::process::id() as i32).map(drop)
@@ -165,5 +189,55 @@ mod tests {
         // Collected: nothing is left to collect, and std's handle finds it gone.
         assert!(fd.try_wait().is_err());
         assert!(child.try_wait().is_err());
+    }
+
+    #[test]
+    fn exited_names_the_dead_of_several_pidfds_and_then_the_group_read_is_vouched_for() {
+        if supported().is_err() {
+            eprintln!("SKIP: pidfd_open is not available on this kernel");
+            return;
+        }
+        let spawn = |cmd: &str| {
+            Command::new("/bin/sh")
+                .args(["-c", cmd])
+                .spawn()
+                .expect("spawn sh")
+        };
+        // A live one, one that dies, and a live one in a session of its own.
+        let mut live = spawn("sleep 30");
+        let mut dead = spawn("sleep 30");
+        let mut own = Command::new("setsid")
+            .args(["sleep", "30"])
+            .spawn()
+            .expect("spawn setsid");
+        // setsid(1) calls setsid(2) just after it starts.
+        for _ in 0..200 {
+            if crate::sys::proc::group_and_session(own.id() as i32)
+                .map(|g| g.1)
+                .ok()
+                == Some(own.id() as i32)
+            {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let fds = [live.id(), dead.id(), own.id()].map(|p| PidFd::open(p as i32).expect("open"));
+        fds[1].send_signal(libc::SIGKILL).expect("signal");
+        assert!(readable(&fds[1], 5000), "readable after exit");
+        let borrowed = [fds[0].as_fd(), fds[1].as_fd(), fds[2].as_fd()];
+        assert_eq!(exited(&borrowed), 0b010, "only the second has exited");
+        // What /proc says of the live ones' group and session, and what the syscalls say.
+        for (child, own_session) in [(&live, false), (&own, true)] {
+            let pid = child.id() as i32;
+            let (pgrp, session) = crate::sys::proc::group_and_session(pid).expect("getpgid");
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+            let f: Vec<&str> = stat[stat.rfind(')').expect(")") + 2..].split(' ').collect();
+            assert_eq!((f[2], f[3]), (&*pgrp.to_string(), &*session.to_string()));
+            assert_eq!(session == pid, own_session, "setsid made its own session");
+        }
+        for c in [&mut live, &mut dead, &mut own] {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }

@@ -17,6 +17,17 @@ pub fn getpgrp() -> i32 {
     unsafe { libc::getpgrp() }
 }
 
+/// The process group and session of process `pid`: two syscalls, no /proc path, no text.
+/// The PID may name another process by the time the caller looks at the answer: a caller that
+/// needs it to be a given process checks that it still lives afterwards (a pidfd).
+pub fn group_and_session(pid: i32) -> io::Result<(i32, i32)> {
+    // SAFETY: getpgid(2) and getsid(2) take a PID and only return numbers.
+    let pgrp = crate::sys::cvt(unsafe { libc::getpgid(pid) })?;
+    // SAFETY: as above.
+    let session = crate::sys::cvt(unsafe { libc::getsid(pid) })?;
+    Ok((pgrp, session))
+}
+
 /// Starts `body` on a detached thread with a `stack`-byte stack, named `name` (at most 15
 /// bytes are kept). The thread inherits the caller's signal mask.
 pub fn spawn_detached<F: FnOnce() + Send + 'static>(
