@@ -79,12 +79,42 @@ impl NetProbe {
                 })
             }
         };
-        Ok(NetProbe {
+        let mut probe = NetProbe {
             sock,
             deadline,
             connected,
             http,
-        })
+        };
+        // On loopback, and often on a LAN, the handshake is over when connect() returns (with
+        // EINPROGRESS all the same): the request goes out at once, and the probe waits for the
+        // answer without a wake-up for POLLOUT and a getsockopt for the connect's outcome. If
+        // the handshake is still on, send() says EAGAIN and POLLOUT is waited for as before; a
+        // refused connect shows as send()'s ECONNREFUSED.
+        if probe.http.is_some() {
+            match probe.send_request() {
+                Some(Err(f)) => return Err(f),
+                Some(Ok(())) => probe.connected = true,
+                None => {}
+            }
+        }
+        Ok(probe)
+    }
+
+    /// Sends the HTTP request: `Some(Ok)` when it is sent, `None` when the socket cannot take
+    /// it yet (the connect goes on), `Some(Err)` when it failed.
+    fn send_request(&mut self) -> Option<Result<(), Failure>> {
+        let h = self.http.as_mut()?;
+        let n = match sys::net::send(self.sock.as_fd(), h.request.as_bytes()) {
+            Ok(n) => n,
+            Err(e) if matches!(errno(&e), libc::EAGAIN | libc::ENOTCONN) => return None,
+            Err(e) => return Some(Err(errno_failure(errno(&e)))),
+        };
+        if n != h.request.len() {
+            // A fresh socket takes a few hundred bytes at once; a short write means trouble.
+            return Some(Err(Failure::Reset));
+        }
+        h.sent = true;
+        Some(Ok(()))
     }
 
     /// The poll events this probe waits for now.
@@ -110,47 +140,40 @@ impl NetProbe {
             }
             self.connected = true;
         }
-        let Some(h) = &mut self.http else {
-            return Some(Ok(()));
-        };
-        if !h.sent {
-            let n = match sys::net::send(fd, h.request.as_bytes()) {
-                Ok(n) => n,
-                Err(e) if errno(&e) == libc::EAGAIN => return None,
-                Err(e) => return Some(Err(errno_failure(errno(&e)))),
-            };
-            if n != h.request.len() {
-                // A fresh socket takes a few hundred bytes at once; a short write means trouble.
-                return Some(Err(Failure::Reset));
+        match &self.http {
+            None => return Some(Ok(())),
+            Some(h) if !h.sent => {
+                return match self.send_request() {
+                    Some(Ok(())) | None => None,
+                    Some(Err(f)) => Some(Err(f)),
+                };
             }
-            h.sent = true;
-            return None;
+            Some(_) => {}
         }
-        let mut eof = false;
+        let h = self.http.as_mut()?;
+        // Reads until the reply decides (the verdict is given as soon as the bytes decide it:
+        // no read for the EOF once the status and the expected text are in), the peer closes,
+        // or nothing more is there yet.
         loop {
             let room = h.buf.capacity() - h.buf.len();
-            if room == 0 {
-                break;
-            }
             let mut chunk = [0u8; 1024];
             let want = room.min(chunk.len());
-            let n = match sys::net::read(fd, &mut chunk[..want]) {
-                Ok(n) => n,
-                Err(e) if errno(&e) == libc::EAGAIN => break,
+            let eof = match sys::net::read(fd, &mut chunk[..want]) {
+                Ok(0) => true,
+                Ok(n) => {
+                    let _ = h.buf.extend_from_slice(&chunk[..n]);
+                    false
+                }
+                Err(e) if errno(&e) == libc::EAGAIN => return None,
                 Err(e) if errno(&e) == libc::EINTR => continue,
                 Err(e) => return Some(Err(errno_failure(errno(&e)))),
             };
-            if n == 0 {
-                eof = true;
-                break;
+            let full = h.buf.len() == h.buf.capacity();
+            match evaluate_http(&h.buf, eof || full, h.want, h.expect.as_deref()) {
+                Http::NeedMore => {}
+                Http::Pass => return Some(Ok(())),
+                Http::Fail(f) => return Some(Err(f)),
             }
-            let _ = h.buf.extend_from_slice(&chunk[..n]);
-        }
-        let full = h.buf.len() == h.buf.capacity();
-        match evaluate_http(&h.buf, eof || full, h.want, h.expect.as_deref()) {
-            Http::NeedMore => None,
-            Http::Pass => Some(Ok(())),
-            Http::Fail(f) => Some(Err(f)),
         }
     }
 }
@@ -170,5 +193,54 @@ impl fmt::Display for HostHeader<'_> {
             SocketAddr::V4(a) => write!(f, "{}", a.ip()),
             SocketAddr::V6(a) => write!(f, "[{}]", a.ip()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::Duration;
+
+    fn wait_ready(p: &NetProbe, ms: i32) -> bool {
+        let mut fd = libc::pollfd {
+            fd: std::os::fd::AsRawFd::as_raw_fd(&p.as_fd()),
+            events: p.events(),
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        unsafe { libc::poll(&mut fd, 1, ms) == 1 }
+    }
+
+    #[test]
+    fn on_loopback_the_request_leaves_with_the_connect_and_the_reply_decides_at_once() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let far = Duration::from_secs(3600);
+        let mut p = NetProbe::start(&addr, Some(("/health", 200, Some("ok"))), far).expect("start");
+        // The handshake ended inside connect(): the request is out, the probe waits to read.
+        assert_eq!(p.events(), libc::POLLIN, "waits for POLLOUT first");
+        let (mut conn, _) = l.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut req = [0u8; 512];
+        let n = conn.read(&mut req).expect("request");
+        assert!(req[..n].starts_with(b"GET /health HTTP/1.0\r\n"));
+        // The whole answer, and the connection left open: the verdict needs no EOF.
+        conn.write_all(b"HTTP/1.0 200 OK\r\n\r\nall ok\n")
+            .expect("answer");
+        assert!(wait_ready(&p, 5000), "the answer is readable");
+        assert_eq!(p.ready(), Some(Ok(())));
+        // A closed port: refused, from start() or the first readiness.
+        drop(l);
+        let r = match NetProbe::start(&addr, Some(("/", 200, None)), far) {
+            Err(f) => Err(f),
+            Ok(mut p) => {
+                assert!(wait_ready(&p, 5000));
+                p.ready().expect("decided")
+            }
+        };
+        assert_eq!(r, Err(Failure::Refused));
     }
 }
