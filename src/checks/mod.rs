@@ -166,8 +166,18 @@ mod tests {
             .spawn()
             .expect("spawn");
         let pid = child.id() as i32;
-        let fds = fd_count(pid);
-        let listed = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64);
+        // The child's fds change while it starts (its loader and libc open and close files;
+        // seen once under load: 8 counted, 5 listed a moment later): the two are compared
+        // once they agree, within 1 s.
+        let listing = || std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count() as u64);
+        let (mut fds, mut listed) = (fd_count(pid), listing());
+        for _ in 0..100 {
+            if fds == listed.as_ref().ok().copied() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            (fds, listed) = (fd_count(pid), listing());
+        }
         let _ = child.kill();
         let _ = child.wait();
         assert!(fds.is_some_and(|n| n >= 3), "{fds:?}");
