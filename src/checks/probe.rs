@@ -101,12 +101,15 @@ impl NetProbe {
     }
 
     /// Sends the HTTP request: `Some(Ok)` when it is sent, `None` when the socket cannot take
-    /// it yet (the connect goes on), `Some(Err)` when it failed.
+    /// it yet (`EAGAIN`; right after connect() also `ENOTCONN`: the connect goes on),
+    /// `Some(Err)` when it failed.
     fn send_request(&mut self) -> Option<Result<(), Failure>> {
+        let connecting = !self.connected;
         let h = self.http.as_mut()?;
         let n = match sys::net::send(self.sock.as_fd(), h.request.as_bytes()) {
             Ok(n) => n,
-            Err(e) if matches!(errno(&e), libc::EAGAIN | libc::ENOTCONN) => return None,
+            Err(e) if errno(&e) == libc::EAGAIN => return None,
+            Err(e) if connecting && errno(&e) == libc::ENOTCONN => return None,
             Err(e) => return Some(Err(errno_failure(errno(&e)))),
         };
         if n != h.request.len() {
@@ -153,10 +156,12 @@ impl NetProbe {
         let h = self.http.as_mut()?;
         // Reads until the reply decides (the verdict is given as soon as the bytes decide it:
         // no read for the EOF once the status and the expected text are in), the peer closes,
-        // or nothing more is there yet.
+        // or nothing more is there yet. Each read asks for all the room left, so a reply that
+        // fits is taken whole: bytes left unread when the socket is closed would make the
+        // kernel reset the server's connection instead of closing it.
         loop {
             let room = h.buf.capacity() - h.buf.len();
-            let mut chunk = [0u8; 1024];
+            let mut chunk = [0u8; HTTP_BUF];
             let want = room.min(chunk.len());
             let eof = match sys::net::read(fd, &mut chunk[..want]) {
                 Ok(0) => true,
@@ -242,5 +247,27 @@ mod tests {
             }
         };
         assert_eq!(r, Err(Failure::Refused));
+    }
+
+    #[test]
+    fn a_reply_of_a_few_kib_is_taken_whole_so_the_server_sees_a_close_not_a_reset() {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let far = Duration::from_secs(3600);
+        let mut p = NetProbe::start(&addr, Some(("/", 200, None)), far).expect("start");
+        let (mut conn, _) = l.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut req = [0u8; 512];
+        let _ = conn.read(&mut req).expect("request");
+        let mut reply = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+        reply.resize(3000, b'x');
+        conn.write_all(&reply).expect("answer");
+        assert!(wait_ready(&p, 5000), "the answer is readable");
+        assert_eq!(p.ready(), Some(Ok(())), "the status decides");
+        drop(p);
+        // What the server reads next: the end of the stream, not ECONNRESET.
+        let got = conn.read(&mut req).map_err(|e| e.kind());
+        assert_eq!(got, Ok(0), "the server's connection was reset");
     }
 }
