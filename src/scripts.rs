@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use crate::config::{Argv, SCRIPT_PATH};
 use crate::limits::{MAX_LOG_LINE, MAX_LOG_LINES_PER_SEC};
+use crate::sys::epoll::{Epoll, Watch};
 
 /// Starts `argv` as a new process group leader and returns its PID. The child begins clean (see
 /// crate::child): empty signal mask, default dispositions, no fds but 0, 1 and 2.
@@ -80,6 +81,9 @@ const DRAIN_MAX: usize = 16 * 1024;
 /// writes to an inherited stdout gets neither SIGPIPE nor a blocked write, whether custos lives
 /// or not.
 pub struct OutputPipe {
+    /// Its read end's registration in the loop's epoll, if any: declared before the fd, so
+    /// that it is removed before the fd is closed (the output keeper holds a copy of the pipe).
+    watch: Option<Watch>,
     read: OwnedFd,
     write: OwnedFd,
     line: heapless::Vec<u8, MAX_LOG_LINE>,
@@ -101,6 +105,7 @@ impl OutputPipe {
         )
         .map_err(io::Error::from)?;
         Ok(OutputPipe {
+            watch: None,
             read,
             write,
             line: heapless::Vec::new(),
@@ -185,8 +190,23 @@ impl OutputPipe {
 
 impl OutputPipe {
     /// The read end, for the output keeper once the service is gone; the write end is closed.
-    pub fn into_read(self) -> OwnedFd {
+    pub fn into_read(mut self) -> OwnedFd {
+        // Unregistered first: custos no longer reads it, the keeper does.
+        self.watch = None;
         self.read
+    }
+
+    /// Registers the read end in `epoll` (once; again after a failure). Whether it is.
+    pub fn watch_in(&mut self, epoll: &Epoll) -> bool {
+        if self.watch.is_none() {
+            self.watch = epoll.watch(self.read.as_fd()).ok();
+        }
+        self.watch.is_some()
+    }
+
+    /// Its token in the loop's epoll, if it is registered there.
+    pub fn token(&self) -> Option<u64> {
+        self.watch.as_ref().map(Watch::token)
     }
 }
 

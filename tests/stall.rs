@@ -605,3 +605,56 @@ backoff = "100ms"
         tail(&text, 20)
     );
 }
+
+#[test]
+fn a_removed_service_whose_daemon_goes_on_writing_does_not_make_the_loop_spin() {
+    let _serial = serial();
+    let dir = tempdir("stall-chatty");
+    // The daemon keeps the output pipe its start script gave it and writes to it every 10 ms.
+    let chatty = format!(
+        r#"[[service]]
+name = "chatty"
+pidfile = "{dir}/chatty.pid"
+start = ["/bin/sh", "-c", "(while :; do echo chatter; sleep 0.01; done) & echo $! > {dir}/chatty.pid"]
+stop_timeout = "1s"
+"#,
+        dir = dir.display()
+    );
+    let c = Custos::start(&dir, &format!("{}\n{chatty}", supervisor_section(&dir)));
+    let pid = c.wait_running("chatty", 10);
+    c.wait_log("chatty: | chatter", 10);
+    // A reload drops the service: custos stops reading its pipe and the output keeper drains
+    // it, while the daemon (not stopped: a removed service is left running) goes on writing.
+    fs::write(&c.config, supervisor_section(&dir)).expect("config");
+    c.signal(libc::SIGHUP);
+    c.wait_log("reload", 10);
+    std::thread::sleep(Duration::from_millis(500));
+    let (t0, w0) = (cpu_ticks(c.child.id()), wakeups(c.child.id()));
+    std::thread::sleep(WINDOW);
+    let ticks = cpu_ticks(c.child.id()).saturating_sub(t0);
+    let woke = wakeups(c.child.id()).saturating_sub(w0);
+    kill(pid, libc::SIGKILL);
+    // SAFETY: sysconf has no failure mode that matters here.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let cpu = Duration::from_millis(ticks * 1000 / hz);
+    eprintln!(
+        "chatty removed service: custos used {cpu:?} of CPU and woke {woke} times over {WINDOW:?}"
+    );
+    // The harness's interval is 100 ms: 30 ticks in the window. A pipe custos no longer reads
+    // must not wake it each time the daemon writes (300 times).
+    assert!(
+        cpu < WINDOW / 4 && woke <= 60,
+        "custos spun: {cpu:?} of CPU, {woke} wake-ups in {WINDOW:?}. Log:\n{}",
+        tail(&c.log_text(), 20)
+    );
+}
+
+/// Voluntary context switches of the main thread of `pid`: one per wait in its poll.
+fn wakeups(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/task/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}

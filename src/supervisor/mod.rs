@@ -60,6 +60,7 @@ use crate::limits::MAX_SERVICES;
 use crate::record::{self, Kind, Record};
 use crate::scripts::OutputPipe;
 use crate::signals::Signals;
+use crate::sys::epoll::Epoll;
 use crate::watchdog::{BootStatus, Watchdog};
 
 use gate::Gate;
@@ -84,6 +85,10 @@ pub struct Supervisor {
     /// was copied through main's stack frame, 340 KB of resident stack (scripts/bench).
     pub svcs: Vec<Svc>,
     signals: Signals,
+    /// Where the services' pidfds and output pipes are registered once, instead of being
+    /// walked by every poll; `None` if it could not be made (they are then polled). After
+    /// `svcs`: its registrations are removed before it is closed.
+    epoll: Option<Epoll>,
     next_tick: Mono,
     facilities: Facilities,
     watchdog: Option<Watchdog>,
@@ -279,6 +284,15 @@ impl Supervisor {
             interval: config.supervisor.interval,
             svcs,
             signals,
+            epoll: match Epoll::new() {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    warn!(
+                        "cannot make an epoll instance ({e}): every fd is polled on every wake-up"
+                    );
+                    None
+                }
+            },
             next_tick: Duration::ZERO,
             facilities,
             boot: record::read_boot_id().to_string(),

@@ -31,7 +31,10 @@ pub(super) const MAX_POLL: usize =
 pub(super) enum Source {
     /// The signalfd (always first in the poll set).
     Signals,
-    /// The pidfd of a service's pinned process: readable when it exits.
+    /// The loop's epoll: readable while a registered pidfd or output pipe is ready.
+    Watched,
+    /// The pidfd of a service's pinned process: readable when it exits (polled here only when
+    /// it could not be registered in the epoll).
     Pidfd(Handle),
     /// A service's output pipe (its scripts' and daemon's stdout and stderr).
     Output(Handle),
@@ -107,6 +110,7 @@ impl Supervisor {
     pub fn pass(&mut self) -> Option<Exit> {
         let now = self.now();
         let timeout = self.deadline().saturating_sub(now);
+        self.register_watches();
         let mut set = self.poll_set(now);
         set.wait(timeout);
         let now = self.now();
@@ -201,12 +205,17 @@ impl Supervisor {
                 set.add(fd, ev, k.map_or(Source::Listener, Source::Client))
             });
         }
+        if let Some(e) = &self.epoll {
+            set.add(e.as_fd().as_raw_fd(), libc::POLLIN, Source::Watched);
+        }
         for (i, s) in self.svcs.iter().enumerate() {
             let h = self.handle(i);
-            if let Some(p) = &s.pidfd {
+            if let Some(p) = s.pidfd.as_ref().filter(|p| p.token().is_none()) {
                 set.add(p.as_fd().as_raw_fd(), libc::POLLIN, Source::Pidfd(h));
             }
-            set.add(s.out.as_fd().as_raw_fd(), libc::POLLIN, Source::Output(h));
+            if s.out.token().is_none() {
+                set.add(s.out.as_fd().as_raw_fd(), libc::POLLIN, Source::Output(h));
+            }
             for (j, c) in s.checks.iter().enumerate() {
                 if let InFlight::Net(p) = &c.inflight {
                     set.add(p.as_fd().as_raw_fd(), p.events(), Source::Check(h, j));
@@ -241,6 +250,40 @@ impl Supervisor {
         None
     }
 
+    /// Registers in the epoll each pidfd and output pipe not registered yet (new ones, and
+    /// any whose registration failed: those are polled meanwhile).
+    fn register_watches(&mut self) {
+        let Some(e) = &self.epoll else {
+            return;
+        };
+        for s in &mut self.svcs {
+            if let Some(p) = &mut s.pidfd {
+                p.watch_in(e);
+            }
+            s.out.watch_in(e);
+        }
+    }
+
+    /// The registered fds that are ready, by token: a pidfd says its process exited, an output
+    /// pipe has lines. A token is looked for in the table as it is now, so a service a reload
+    /// or an earlier death in this pass dropped is simply not found.
+    fn watched_ready(&mut self, now: Mono) {
+        let mut tokens = [0u64; 2 * MAX_SERVICES];
+        let n = match &self.epoll {
+            Some(e) => e.ready_now(&mut tokens),
+            None => 0,
+        };
+        for &t in &tokens[..n] {
+            let pidfd = |s: &super::svc::Svc| s.pidfd.as_ref().and_then(|p| p.token()) == Some(t);
+            if let Some(i) = self.svcs.iter().position(pidfd) {
+                self.pidfd_ready(i, now);
+            } else if let Some(s) = self.svcs.iter_mut().find(|s| s.out.token() == Some(t)) {
+                let name = &s.cfg.name;
+                s.out.drain(now, |line| info!("{name}: | {line}"));
+            }
+        }
+    }
+
     /// Handles every ready fd after the signalfd. A service's fd whose handle a reload in this
     /// pass made stale is skipped: level-triggered, it shows up again in the next poll.
     fn dispatch(&mut self, set: &PollSet, now: Mono) {
@@ -250,6 +293,7 @@ impl Supervisor {
             }
             match *source {
                 Source::Signals | Source::ClockStep => {}
+                Source::Watched => self.watched_ready(now),
                 Source::Pidfd(h) => {
                     if let Some(i) = self.resolve(h) {
                         self.pidfd_ready(i, now);
@@ -346,36 +390,48 @@ impl Supervisor {
     }
 
     /// The group and session of every running process watched through a pidfd, read by
-    /// getpgid(2) and getsid(2) (where /proc/PID/stat cost an open, a read of a formatted
-    /// line and a close each). A reading counts only if the pidfd says afterwards, in one poll
+    /// getpgid(2) and, unless the group shows it is unchanged, getsid(2) (where /proc/PID/stat
+    /// cost an open, a read of a formatted line and a close each); not read at all for a
+    /// session leader, which can change neither. A reading counts only if the pidfd says afterwards, in one poll
     /// for all of them, that the process has not exited: until then its PID could not name
     /// another process.
     fn watch_instances(&mut self) {
         const _: () = assert!(MAX_SERVICES <= 64, "one u64 of exit bits");
-        let mut read: heapless::Vec<(usize, Pin, i32, i32), MAX_SERVICES> = heapless::Vec::new();
-        for (i, s) in self.svcs.iter().enumerate() {
-            let (Phase::Running { pin }, Some(_)) = (s.st.phase, &s.pidfd) else {
-                continue;
-            };
-            if let Ok((pgrp, session)) = sys::proc::group_and_session(pin.pid) {
-                let _ = read.push((i, pin, pgrp, session));
-            }
-        }
-        if read.is_empty() {
-            return;
-        }
+        let mut read: heapless::Vec<(usize, Instance), MAX_SERVICES> = heapless::Vec::new();
+        // Services whose process the syscalls could not ask about (a security module may
+        // refuse them): read through /proc instead, start time and all.
+        let mut by_proc: heapless::Vec<usize, MAX_SERVICES> = heapless::Vec::new();
         let exited = {
+            // A reading and its pidfd are pushed together: bit k of the answer is reading k.
             let mut fds: heapless::Vec<BorrowedFd<'_>, MAX_SERVICES> = heapless::Vec::new();
-            for &(i, ..) in &read {
-                if let Some(p) = &self.svcs[i].pidfd {
-                    let _ = fds.push(p.as_fd());
+            for (i, s) in self.svcs.iter().enumerate() {
+                let (Phase::Running { pin }, Some(p)) = (s.st.phase, &s.pidfd) else {
+                    continue;
+                };
+                match read_instance(pin, s.instance.filter(|x| x.pin == pin)) {
+                    Ok(Some(x)) => {
+                        if read.push((i, x)).is_ok() {
+                            let _ = fds.push(p.as_fd());
+                        }
+                    }
+                    // Nothing can have changed; or it has exited, which its pidfd tells.
+                    Ok(None) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                    Err(_) => {
+                        let _ = by_proc.push(i);
+                    }
                 }
             }
             sys::pidfd::exited(&fds)
         };
-        for (k, &(i, pin, pgrp, session)) in read.iter().enumerate() {
+        for (k, &(i, x)) in read.iter().enumerate() {
             if exited & (1 << k) == 0 {
-                self.svcs[i].saw_instance(Instance { pin, pgrp, session });
+                self.svcs[i].saw_instance(x);
+            }
+        }
+        for &i in &by_proc {
+            if let Phase::Running { pin } = self.svcs[i].st.phase {
+                self.svcs[i].watch_instance(pin);
             }
         }
     }
@@ -418,6 +474,76 @@ impl Supervisor {
                     None => {}
                 }
             }
+        }
+    }
+}
+
+/// The group and session of the live pinned process `pin`, given what was read last time for
+/// the same process: `None` when they cannot have changed, so nothing is asked.
+fn read_instance(pin: Pin, last: Option<Instance>) -> io::Result<Option<Instance>> {
+    // A session leader can change neither its session (setsid(2) refuses a group leader) nor
+    // its group (setpgid(2) refuses a session leader).
+    if last.is_some_and(|x| x.session == pin.pid) {
+        return Ok(None);
+    }
+    let pgrp = sys::proc::process_group(pin.pid)?;
+    // A session changes only by setsid(2), which moves the caller to a new group whose number
+    // is its PID, and a group of the old session can never be joined again. So a process still
+    // in the group it was in last time, other than the one its own PID names, is in the same
+    // session. (Back in the group its PID names, it may have left that group and called setsid
+    // meanwhile: the session is asked for again.)
+    let session = match last {
+        Some(x) if x.pgrp == pgrp && pgrp != pin.pid => x.session,
+        _ => sys::proc::session(pin.pid)?,
+    };
+    Ok(Some(Instance { pin, pgrp, session }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::time::Duration;
+
+    fn pin_of(pid: u32) -> Pin {
+        let s = crate::procs::stat_fields(pid as i32)
+            .ok()
+            .flatten()
+            .expect("stat");
+        crate::procs::pin(pid as i32, s.start_ticks)
+    }
+
+    #[test]
+    fn a_session_leader_is_not_asked_again_and_a_moved_process_is() {
+        let mut leader = Command::new("setsid")
+            .args(["sleep", "30"])
+            .spawn()
+            .expect("setsid");
+        let mut plain = Command::new("sleep").arg("30").spawn().expect("sleep");
+        // setsid(1) calls setsid(2) just after it starts.
+        for _ in 0..200 {
+            if sys::proc::session(leader.id() as i32).ok() == Some(leader.id() as i32) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (lp, pp) = (pin_of(leader.id()), pin_of(plain.id()));
+        // First reading: asked for, and the leader leads its own session.
+        let first = read_instance(lp, None).expect("read").expect("asked");
+        assert_eq!((first.pgrp, first.session), (lp.pid, lp.pid));
+        // Then never again: a session leader can change neither.
+        assert_eq!(read_instance(lp, Some(first)).expect("read"), None);
+        // A process recorded in another group (as if it moved since): read again, whole.
+        let truth = read_instance(pp, None).expect("read").expect("asked");
+        let stale = Instance {
+            pgrp: truth.pgrp + 1,
+            session: truth.session + 1,
+            ..truth
+        };
+        assert_eq!(read_instance(pp, Some(stale)).expect("read"), Some(truth));
+        for c in [&mut leader, &mut plain] {
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }

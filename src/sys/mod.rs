@@ -4,6 +4,7 @@
 use std::io;
 
 pub mod child;
+pub mod epoll;
 pub mod fd;
 pub mod fs;
 pub mod net;

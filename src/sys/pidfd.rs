@@ -6,8 +6,15 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+use super::epoll::{Epoll, Watch};
+
 #[derive(Debug)]
-pub struct PidFd(OwnedFd);
+pub struct PidFd {
+    /// Its registration in the loop's epoll, if any: declared before the fd, so that it is
+    /// removed before the fd is closed.
+    watch: Option<Watch>,
+    fd: OwnedFd,
+}
 
 impl PidFd {
     /// Opens a pidfd for `pid` (close-on-exec, as pidfds always are).
@@ -18,7 +25,10 @@ impl PidFd {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: the kernel just returned this fd to us; nobody else owns it.
-        Ok(PidFd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+        Ok(PidFd {
+            watch: None,
+            fd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
+        })
     }
 
     /// Sends `signal` to exactly the process this pidfd names.
@@ -27,7 +37,7 @@ impl PidFd {
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
-                self.0.as_raw_fd(),
+                self.fd.as_raw_fd(),
                 signal,
                 std::ptr::null::<libc::siginfo_t>(),
                 0,
@@ -40,9 +50,24 @@ impl PidFd {
     }
 }
 
+impl PidFd {
+    /// Registers this pidfd in `epoll` (once; again after a failure). Whether it is registered.
+    pub fn watch_in(&mut self, epoll: &Epoll) -> bool {
+        if self.watch.is_none() {
+            self.watch = epoll.watch(self.fd.as_fd()).ok();
+        }
+        self.watch.is_some()
+    }
+
+    /// Its token in the loop's epoll, if it is registered there.
+    pub fn token(&self) -> Option<u64> {
+        self.watch.as_ref().map(Watch::token)
+    }
+}
+
 impl AsFd for PidFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
+        self.fd.as_fd()
     }
 }
 
@@ -68,7 +93,7 @@ impl PidFd {
         crate::sys::cvt(unsafe {
             libc::waitid(
                 libc::P_PIDFD,
-                self.0.as_raw_fd() as libc::id_t,
+                self.fd.as_raw_fd() as libc::id_t,
                 &mut info,
                 libc::WEXITED | libc::WNOHANG,
             )
@@ -88,6 +113,9 @@ impl PidFd {
 /// waits: bit k of the answer is `fds[k]`. At most 64 pidfds. When poll fails, every bit is set:
 /// nothing is vouched for.
 pub fn exited(fds: &[BorrowedFd<'_>]) -> u64 {
+    if fds.is_empty() {
+        return 0;
+    }
     let mut set: heapless::Vec<libc::pollfd, 64> = heapless::Vec::new();
     for fd in fds.iter().take(64) {
         let _ = set.push(libc::pollfd {

@@ -21,11 +21,19 @@ pub fn getpgrp() -> i32 {
 /// The PID may name another process by the time the caller looks at the answer: a caller that
 /// needs it to be a given process checks that it still lives afterwards (a pidfd).
 pub fn group_and_session(pid: i32) -> io::Result<(i32, i32)> {
-    // SAFETY: getpgid(2) and getsid(2) take a PID and only return numbers.
-    let pgrp = crate::sys::cvt(unsafe { libc::getpgid(pid) })?;
-    // SAFETY: as above.
-    let session = crate::sys::cvt(unsafe { libc::getsid(pid) })?;
-    Ok((pgrp, session))
+    Ok((process_group(pid)?, session(pid)?))
+}
+
+/// The process group of process `pid` (getpgid(2)); the same caveat as [`group_and_session`].
+pub fn process_group(pid: i32) -> io::Result<i32> {
+    // SAFETY: getpgid(2) takes a PID and only returns a number.
+    crate::sys::cvt(unsafe { libc::getpgid(pid) })
+}
+
+/// The session of process `pid` (getsid(2)); the same caveat as [`group_and_session`].
+pub fn session(pid: i32) -> io::Result<i32> {
+    // SAFETY: getsid(2) takes a PID and only returns a number.
+    crate::sys::cvt(unsafe { libc::getsid(pid) })
 }
 
 /// Starts `body` on a detached thread with a `stack`-byte stack, named `name` (at most 15
