@@ -61,21 +61,29 @@ RESULT = re.compile(r"\)\s+=\s+(-?\d+|\?)(?:<([^>]*)>)?(.*)$")
 # keys are (syscall, what it acts on)).
 REASONS = {
     ("poll", ""): "the loop's one blocking call: signalfd, wall-clock timerfd, control socket, "
-                  "a pidfd and an output pipe per service, the check sockets in flight",
-    ("wait4", ""): "Supervisor::pass reaps on every wake-up (waitpid(-1, WNOHANG)), SIGCHLD or not",
-    ("openat", "/proc/PID/stat"): "procs::stat_fields (open, one read into a stack buffer, close): Svc::watch_instance "
-                                  "(every tick, each running service: group and session) and "
-                                  "procs::check_pin (every 10th tick: the pidfd pin's cross-check)",
+                  "the epoll fd (every pidfd and output pipe, registered once), the check sockets in flight",
+    ("poll", "other"): "output_keeper sweep: a zero-timeout poll of a retired pipe for its hang-up, on a tick",
+    ("poll", "pidfds"): "Supervisor::watch_instances: one poll with a zero timeout of the pidfds whose "
+                        "process's group and session were just read: a reading counts only if it has not exited",
+    ("getpgid", ""): "Supervisor::watch_instances: the process group of each pidfd-watched running process "
+                     "that is not a session leader (a session leader can change neither), every tick",
+    ("getsid", ""): "Supervisor::watch_instances: its session, when its group is not the one it had",
+    ("epoll_wait", "eventpoll"): "Supervisor::watched_ready: which registered pidfds and output pipes are ready, "
+                                 "when the loop's poll says the epoll fd is",
+    ("wait4", ""): "Supervisor::pass reaps (waitpid(-1, WNOHANG)) in a pass whose signalfd read gave SIGCHLD",
+    ("openat", "/proc/PID/stat"): "procs::stat_fields (open, one read into a stack buffer, close): "
+                                  "procs::check_pin (every 10th tick: the pidfd pin's cross-check); "
+                                  "Svc::watch_instance for a pin without a pidfd",
     ("statx", "/proc/PID/stat"): "std::fs::read sizes its buffer from the file (size 0 on /proc); "
                                  "before custos read stat into a fixed buffer",
     ("read", "/proc/PID/stat"): "procs::stat_fields: the whole line in one read (std::fs::read, "
                                 "before, made 6 for one ~300-byte line)",
     ("close", "/proc/PID/stat"): "end of procs::stat_fields",
     ("socket", ""): "checks::NetProbe::start: a non-blocking TCP socket per HTTP check",
-    ("connect", "socket"): "NetProbe::start: connect(127.0.0.1:PORT) = EINPROGRESS",
-    ("getsockopt", "socket"): "NetProbe::ready: SO_ERROR once POLLOUT says the connect ended",
-    ("sendto", "socket"): "NetProbe::ready: the request (GET PATH HTTP/1.0), MSG_NOSIGNAL",
-    ("read", "socket"): "NetProbe::ready: the response, then the read that sees EOF",
+    ("connect", "socket"): "NetProbe::start: connect(127.0.0.1:PORT) = EINPROGRESS (the handshake is over all the same)",
+    ("getsockopt", "socket"): "NetProbe::ready: SO_ERROR once POLLOUT says the connect ended (only when send() said EAGAIN)",
+    ("sendto", "socket"): "NetProbe::start: the request (GET PATH HTTP/1.0), MSG_NOSIGNAL, right after connect()",
+    ("read", "socket"): "NetProbe::ready: the response; the verdict at the read that decides it (no read for the EOF)",
     ("close", "socket"): "the probe is dropped when the check is done",
     ("futex", ""): "writer threads (record, boots) waiting for work",
     ("accept4", "socket"): "the control socket: a client connected (not idle)",
@@ -123,9 +131,25 @@ def parse(path):
             t, name, args = float(m.group(2)), m.group(5), m.group(6)
             if args.endswith("<unfinished ...>"):
                 pending[tid] = len(calls)
-            calls.append((tid, t, name, classify(name, args)[1] if name != "poll" else "",
+            calls.append((tid, t, name, poll_kind(args) if name == "poll" else classify(name, args)[1],
                           result_of(args), args))
     return calls
+
+
+def poll_kind(args):
+    """"" for the loop's poll; "pidfds" for the zero-timeout poll of nothing but pidfds that
+    vouches for the groups and sessions just read (it never waits: no wake-up); "other" for
+    another zero-timeout poll of the main thread (the keeper's retired pipes, on a tick)."""
+    if not ZERO_TIMEOUT.search(args):
+        return ""
+    fds = POLL_FD.findall(args)
+    if fds and all("pidfd" in f for f in fds):
+        return "pidfds"
+    return "" if "signalfd" in args else "other"
+
+
+ZERO_TIMEOUT = re.compile(r"\], \d+, 0\)\s+=")
+POLL_FD = re.compile(r"\{fd=-?\d+<([^>]*)>")
 
 
 def result_of(args):
@@ -153,7 +177,7 @@ def count(calls, main_tid, services, ticks_wanted):
     of the one ticks_wanted ticks later. Other deadlines (a deferred write) also end a poll by
     its timeout: the number of ticks comes from the time between the two, not from timeouts."""
     main = [c for c in calls if c[0] == main_tid]
-    timeouts = [i for i, c in enumerate(main) if c[2] == "poll" and c[4].startswith("0")]
+    timeouts = [i for i, c in enumerate(main) if c[2:4] == ("poll", "") and c[4].startswith("0")]
     if len(timeouts) < 3:
         raise RuntimeError(f"only {len(timeouts)} poll timeouts traced: no whole ticks to count")
     # Ticks are aligned on the interval: their polls end at one phase of the second. A poll
@@ -178,7 +202,7 @@ def count(calls, main_tid, services, ticks_wanted):
         raise RuntimeError(f"no whole ticks: {t1 - t0:.3f} s between the window's poll timeouts")
     between = {id(main[i]) for i in timeouts if i not in set(tick_polls)}
     by_kind = collections.Counter((c[2], c[3]) for c in window)
-    polls = [c for c in window if c[2] == "poll"]
+    polls = [c for c in window if c[2:4] == ("poll", "")]
     woke_by = collections.Counter()
     ready_fds = 0
     for c in polls:
