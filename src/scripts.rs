@@ -84,6 +84,8 @@ pub struct OutputPipe {
     /// Its read end's registration in the loop's epoll, if any: declared before the fd, so
     /// that it is removed before the fd is closed (the output keeper holds a copy of the pipe).
     watch: Option<Watch>,
+    /// Registering it failed once: it is polled instead, and not tried again.
+    unwatchable: bool,
     read: OwnedFd,
     write: OwnedFd,
     line: heapless::Vec<u8, MAX_LOG_LINE>,
@@ -106,6 +108,7 @@ impl OutputPipe {
         .map_err(io::Error::from)?;
         Ok(OutputPipe {
             watch: None,
+            unwatchable: false,
             read,
             write,
             line: heapless::Vec::new(),
@@ -196,12 +199,20 @@ impl OutputPipe {
         self.read
     }
 
-    /// Registers the read end in `epoll` (once; again after a failure). Whether it is.
-    pub fn watch_in(&mut self, epoll: &Epoll) -> bool {
-        if self.watch.is_none() {
-            self.watch = epoll.watch(self.read.as_fd()).ok();
+    /// Registers the read end in `epoll`, once. The error, the one time registering fails:
+    /// it is then polled, and not tried again.
+    pub fn watch_in(&mut self, epoll: &Epoll) -> Option<io::Error> {
+        if self.watch.is_some() || self.unwatchable {
+            return None;
         }
-        self.watch.is_some()
+        match epoll.watch(self.read.as_fd()) {
+            Ok(w) => self.watch = Some(w),
+            Err(e) => {
+                self.unwatchable = true;
+                return Some(e);
+            }
+        }
+        None
     }
 
     /// Its token in the loop's epoll, if it is registered there.

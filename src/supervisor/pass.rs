@@ -20,11 +20,12 @@ use crate::limits::{MAX_CHECKS, MAX_SERVICES};
 use crate::procs::Instance;
 use crate::sys;
 
-/// Fds in one poll: the signalfd, plus a pidfd, an output pipe and the check sockets of each
-/// service, the control socket and its clients, stderr while log bytes wait for it, and the
-/// wall-clock step watch.
+/// Fds in one poll: the signalfd, the epoll fd, plus a pidfd, an output pipe (each polled here
+/// only if it could not be registered in the epoll) and the check sockets of each service, the
+/// control socket and its clients, stderr while log bytes wait for it, and the wall-clock step
+/// watch.
 pub(super) const MAX_POLL: usize =
-    1 + (2 + MAX_CHECKS) * MAX_SERVICES + 1 + control::MAX_CLIENTS + 1 + 1;
+    1 + 1 + (2 + MAX_CHECKS) * MAX_SERVICES + 1 + control::MAX_CLIENTS + 1 + 1;
 
 /// What a polled fd belongs to.
 #[derive(Clone, Copy)]
@@ -250,17 +251,25 @@ impl Supervisor {
         None
     }
 
-    /// Registers in the epoll each pidfd and output pipe not registered yet (new ones, and
-    /// any whose registration failed: those are polled meanwhile).
+    /// Registers in the epoll each new pidfd and output pipe. One that cannot be registered
+    /// (the kernel's limit on watches, memory) is said once and polled instead.
     fn register_watches(&mut self) {
         let Some(e) = &self.epoll else {
             return;
         };
         for s in &mut self.svcs {
-            if let Some(p) = &mut s.pidfd {
-                p.watch_in(e);
+            if let Some(err) = s.pidfd.as_mut().and_then(|p| p.watch_in(e)) {
+                warn!(
+                    "{}: cannot register its pidfd in the epoll ({err}): polled instead",
+                    s.cfg.name
+                );
             }
-            s.out.watch_in(e);
+            if let Some(err) = s.out.watch_in(e) {
+                warn!(
+                    "{}: cannot register its output pipe in the epoll ({err}): polled instead",
+                    s.cfg.name
+                );
+            }
         }
     }
 

@@ -13,6 +13,8 @@ pub struct PidFd {
     /// Its registration in the loop's epoll, if any: declared before the fd, so that it is
     /// removed before the fd is closed.
     watch: Option<Watch>,
+    /// Registering it failed once: it is polled instead, and not tried again.
+    unwatchable: bool,
     fd: OwnedFd,
 }
 
@@ -27,6 +29,7 @@ impl PidFd {
         // SAFETY: the kernel just returned this fd to us; nobody else owns it.
         Ok(PidFd {
             watch: None,
+            unwatchable: false,
             fd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
         })
     }
@@ -51,12 +54,20 @@ impl PidFd {
 }
 
 impl PidFd {
-    /// Registers this pidfd in `epoll` (once; again after a failure). Whether it is registered.
-    pub fn watch_in(&mut self, epoll: &Epoll) -> bool {
-        if self.watch.is_none() {
-            self.watch = epoll.watch(self.fd.as_fd()).ok();
+    /// Registers this pidfd in `epoll`, once. The error, the one time registering fails: it
+    /// is then polled, and not tried again.
+    pub fn watch_in(&mut self, epoll: &Epoll) -> Option<io::Error> {
+        if self.watch.is_some() || self.unwatchable {
+            return None;
         }
-        self.watch.is_some()
+        match epoll.watch(self.fd.as_fd()) {
+            Ok(w) => self.watch = Some(w),
+            Err(e) => {
+                self.unwatchable = true;
+                return Some(e);
+            }
+        }
+        None
     }
 
     /// Its token in the loop's epoll, if it is registered there.
