@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::config::{Argv, SCRIPT_PATH};
 use crate::limits::{MAX_LOG_LINE, MAX_LOG_LINES_PER_SEC};
-use crate::sys::epoll::{Epoll, Watch};
+use crate::sys::epoll::{Epoll, Registration};
 
 /// Starts `argv` as a new process group leader and returns its PID. The child begins clean (see
 /// crate::child): empty signal mask, default dispositions, no fds but 0, 1 and 2.
@@ -81,11 +81,9 @@ const DRAIN_MAX: usize = 16 * 1024;
 /// writes to an inherited stdout gets neither SIGPIPE nor a blocked write, whether custos lives
 /// or not.
 pub struct OutputPipe {
-    /// Its read end's registration in the loop's epoll, if any: declared before the fd, so
-    /// that it is removed before the fd is closed (the output keeper holds a copy of the pipe).
-    watch: Option<Watch>,
-    /// Registering it failed once: it is polled instead, and not tried again.
-    unwatchable: bool,
+    /// Its read end's registration in the loop's epoll: declared before the fd, so that it is
+    /// removed before the fd is closed (the output keeper holds a copy of the pipe).
+    watch: Registration,
     read: OwnedFd,
     write: OwnedFd,
     line: heapless::Vec<u8, MAX_LOG_LINE>,
@@ -107,8 +105,7 @@ impl OutputPipe {
         )
         .map_err(io::Error::from)?;
         Ok(OutputPipe {
-            watch: None,
-            unwatchable: false,
+            watch: Registration::default(),
             read,
             write,
             line: heapless::Vec::new(),
@@ -195,29 +192,19 @@ impl OutputPipe {
     /// The read end, for the output keeper once the service is gone; the write end is closed.
     pub fn into_read(mut self) -> OwnedFd {
         // Unregistered first: custos no longer reads it, the keeper does.
-        self.watch = None;
+        self.watch.clear();
         self.read
     }
 
     /// Registers the read end in `epoll`, once. The error, the one time registering fails:
     /// it is then polled, and not tried again.
     pub fn watch_in(&mut self, epoll: &Epoll) -> Option<io::Error> {
-        if self.watch.is_some() || self.unwatchable {
-            return None;
-        }
-        match epoll.watch(self.read.as_fd()) {
-            Ok(w) => self.watch = Some(w),
-            Err(e) => {
-                self.unwatchable = true;
-                return Some(e);
-            }
-        }
-        None
+        self.watch.ensure(epoll, self.read.as_fd())
     }
 
     /// Its token in the loop's epoll, if it is registered there.
     pub fn token(&self) -> Option<u64> {
-        self.watch.as_ref().map(Watch::token)
+        self.watch.token()
     }
 }
 

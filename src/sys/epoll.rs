@@ -107,6 +107,42 @@ impl Drop for Watch {
     }
 }
 
+/// The registration of one fd that may be watched: none yet, a [`Watch`], or a failure, after
+/// which the fd is polled and registering is not tried again. The owner keeps it in a field
+/// declared before the fd, so that the watch is removed before the fd is closed.
+#[derive(Debug, Default)]
+pub struct Registration {
+    watch: Option<Watch>,
+    failed: bool,
+}
+
+impl Registration {
+    /// Registers `fd` in `epoll`, once. The error, the one time registering fails.
+    pub fn ensure(&mut self, epoll: &Epoll, fd: BorrowedFd<'_>) -> Option<io::Error> {
+        if self.watch.is_some() || self.failed {
+            return None;
+        }
+        match epoll.watch(fd) {
+            Ok(w) => self.watch = Some(w),
+            Err(e) => {
+                self.failed = true;
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// The fd's token in the epoll, if it is registered there.
+    pub fn token(&self) -> Option<u64> {
+        self.watch.as_ref().map(Watch::token)
+    }
+
+    /// Removes the registration now (before the fd leaves its owner).
+    pub fn clear(&mut self) {
+        self.watch = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

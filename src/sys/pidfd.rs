@@ -6,15 +6,13 @@
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
-use super::epoll::{Epoll, Watch};
+use super::epoll::{Epoll, Registration};
 
 #[derive(Debug)]
 pub struct PidFd {
-    /// Its registration in the loop's epoll, if any: declared before the fd, so that it is
-    /// removed before the fd is closed.
-    watch: Option<Watch>,
-    /// Registering it failed once: it is polled instead, and not tried again.
-    unwatchable: bool,
+    /// Its registration in the loop's epoll: declared before the fd, so that it is removed
+    /// before the fd is closed.
+    watch: Registration,
     fd: OwnedFd,
 }
 
@@ -28,8 +26,7 @@ impl PidFd {
         }
         // SAFETY: the kernel just returned this fd to us; nobody else owns it.
         Ok(PidFd {
-            watch: None,
-            unwatchable: false,
+            watch: Registration::default(),
             fd: unsafe { OwnedFd::from_raw_fd(fd as RawFd) },
         })
     }
@@ -57,22 +54,12 @@ impl PidFd {
     /// Registers this pidfd in `epoll`, once. The error, the one time registering fails: it
     /// is then polled, and not tried again.
     pub fn watch_in(&mut self, epoll: &Epoll) -> Option<io::Error> {
-        if self.watch.is_some() || self.unwatchable {
-            return None;
-        }
-        match epoll.watch(self.fd.as_fd()) {
-            Ok(w) => self.watch = Some(w),
-            Err(e) => {
-                self.unwatchable = true;
-                return Some(e);
-            }
-        }
-        None
+        self.watch.ensure(epoll, self.fd.as_fd())
     }
 
     /// Its token in the loop's epoll, if it is registered there.
     pub fn token(&self) -> Option<u64> {
-        self.watch.as_ref().map(Watch::token)
+        self.watch.token()
     }
 }
 
